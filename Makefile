@@ -1,0 +1,64 @@
+# Thin wrapper over meson. `make demo` and `make test` each do all their own set-up on a fresh
+# Debian 12 machine (as root): missing packages are installed with apt-get, then meson
+# configures and builds.
+BUILD ?= build
+MESON_FLAGS ?= --werror
+# Build and test dependencies (Debian package names). python3, gcc, make and git are assumed.
+DEPS := meson ninja-build pkg-config libcmocka-dev libcurl4-openssl-dev libcjson-dev
+SAN_DEPS := clang libclang-rt-14-dev
+
+.PHONY: all deps san-deps build demo test test-tsan test-asan test-sanitizers bench clean
+
+all: build
+
+deps:
+	@missing=""; for p in $(DEPS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+san-deps: deps
+	@missing=""; for p in $(SAN_DEPS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+$(BUILD)/build.ninja:
+	$(MAKE) deps
+	meson setup $(BUILD) $(MESON_FLAGS)
+
+build: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+demo: build
+	./$(BUILD)/examples/demo
+
+test: build
+	meson test -C $(BUILD) --print-errorlogs
+
+# Every suite again under ThreadSanitizer and under AddressSanitizer+UBSan, built with clang.
+build-tsan/build.ninja:
+	CC=clang meson setup build-tsan $(MESON_FLAGS) -Db_sanitize=thread -Db_lundef=false \
+	    -Dbenchmarks=false
+
+build-asan/build.ninja:
+	CC=clang meson setup build-asan $(MESON_FLAGS) -Db_sanitize=address,undefined \
+	    -Db_lundef=false -Dbenchmarks=false
+
+test-tsan: san-deps build-tsan/build.ninja
+	ninja -C build-tsan
+	meson test -C build-tsan --setup tsan --print-errorlogs --no-suite headers
+
+test-asan: san-deps build-asan/build.ninja
+	ninja -C build-asan
+	meson test -C build-asan --setup asan --print-errorlogs --no-suite headers
+
+test-sanitizers: test-tsan test-asan
+
+bench: build
+	meson test -C $(BUILD) --benchmark --verbose
+
+clean:
+	rm -rf $(BUILD) build-tsan build-asan

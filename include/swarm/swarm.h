@@ -1,0 +1,10 @@
+/* SPDX-License-Identifier: MIT */
+/* libswarm umbrella header: the version macros and every module's public header. */
+#ifndef SWARM_SWARM_H
+#define SWARM_SWARM_H
+
+#include "swarm/version.h"
+#include "swarm/common.h"
+#include "swarm/chan.h"
+
+#endif /* SWARM_SWARM_H */

@@ -1,0 +1,232 @@
+/* SPDX-License-Identifier: MIT */
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "platform.h"
+
+#define SWARM_STR_(x) #x
+#define SWARM_STR(x) SWARM_STR_(x)
+
+const char *swarm_strerror(int err)
+{
+    if (err >= 0)
+        return "success";
+    switch (err) {
+#define XX(name, val, msg) \
+    case SWARM_##name:     \
+        return msg;
+        SWARM_ERR_MAP(XX)
+#undef XX
+    default:
+        return "unknown error";
+    }
+}
+
+const char *swarm_err_name(int err)
+{
+    if (err >= 0)
+        return "SWARM_OK";
+    switch (err) {
+#define XX(name, val, msg) \
+    case SWARM_##name:     \
+        return "SWARM_" #name;
+        SWARM_ERR_MAP(XX)
+#undef XX
+    default:
+        return "SWARM_EUNKNOWN";
+    }
+}
+
+uint32_t swarm_version(void)
+{
+    return SWARM_VERSION_HEX;
+}
+
+const char *swarm_version_string(void)
+{
+    return SWARM_STR(SWARM_VERSION_MAJOR) "." SWARM_STR(SWARM_VERSION_MINOR) "." SWARM_STR(
+        SWARM_VERSION_PATCH);
+}
+
+int64_t swarm_now_ns(void)
+{
+    return swarm__clock_ns();
+}
+
+int64_t swarm__deadline(int64_t timeout_ns)
+{
+    if (timeout_ns < 0)
+        return INT64_MAX;
+    int64_t now = swarm__clock_ns();
+    return timeout_ns > INT64_MAX - now ? INT64_MAX : now + timeout_ns;
+}
+
+/* ---- allocation ---------------------------------------------------------------------------- */
+
+static void *libc_alloc(void *ctx, size_t size, size_t align)
+{
+    (void)ctx;
+    void *p = NULL;
+    if (align < sizeof(void *))
+        align = sizeof(void *);
+    if (posix_memalign(&p, align, size) != 0)
+        return NULL;
+    return p;
+}
+
+static void libc_free(void *ctx, void *p, size_t size)
+{
+    (void)ctx;
+    (void)size;
+    free(p);
+}
+
+int swarm__alloc_init(swarm_allocator *dst, const swarm_allocator *src)
+{
+    if (src == NULL) {
+        dst->ctx = NULL;
+        dst->alloc = libc_alloc;
+        dst->free = libc_free;
+        return 0;
+    }
+    if (src->alloc == NULL || src->free == NULL)
+        return SWARM_EINVAL;
+    *dst = *src;
+    return 0;
+}
+
+void *swarm__alloc(const swarm_allocator *a, size_t size, size_t align)
+{
+    if (size == 0 || size > (SIZE_MAX >> 1))
+        return NULL;
+    void *p = a->alloc(a->ctx, size, align);
+    if (p != NULL)
+        memset(p, 0, size);
+    return p;
+}
+
+void swarm__free(const swarm_allocator *a, void *p, size_t size)
+{
+    if (p != NULL)
+        a->free(a->ctx, p, size);
+}
+
+int swarm__opts_copy(void *dst, size_t want, const void *src, size_t min_size)
+{
+    uint32_t given;
+    memcpy(&given, src, sizeof given);
+    if (given < min_size)
+        return SWARM_EINVAL;
+    memcpy(dst, src, given < want ? given : want);
+    memcpy(dst, &(uint32_t){(uint32_t)want}, sizeof(uint32_t));
+    return 0;
+}
+
+/* ---- cancellation token -------------------------------------------------------------------- */
+
+/*
+ * Lock order: the token's lock is a leaf. Watchers' wake() functions run under it and only bump
+ * futex words, so they take no other lock.
+ */
+struct swarm_cancel {
+    _Atomic uint32_t fired; /* 0 or 1; release on trigger, acquire on read */
+    pthread_mutex_t lock;   /* guards watchers */
+    swarm__cancel_watch *watchers;
+    swarm_allocator alloc;
+};
+
+int swarm_cancel_create(swarm_cancel **out, const swarm_allocator *alloc)
+{
+    swarm_allocator a;
+    if (out == NULL || swarm__alloc_init(&a, alloc) != 0)
+        return SWARM_EINVAL;
+    swarm_cancel *c = swarm__alloc(&a, sizeof *c, _Alignof(swarm_cancel));
+    if (c == NULL)
+        return SWARM_ENOMEM;
+    if (pthread_mutex_init(&c->lock, NULL) != 0) {
+        swarm__free(&a, c, sizeof *c);
+        return SWARM_ENOMEM;
+    }
+    atomic_init(&c->fired, 0);
+    c->watchers = NULL;
+    c->alloc = a;
+    *out = c;
+    return 0;
+}
+
+void swarm_cancel_destroy(swarm_cancel *c)
+{
+    if (c == NULL)
+        return;
+    pthread_mutex_destroy(&c->lock);
+    swarm_allocator a = c->alloc;
+    swarm__free(&a, c, sizeof *c);
+}
+
+int swarm_cancel_trigger(swarm_cancel *c)
+{
+    if (c == NULL)
+        return SWARM_EINVAL;
+    pthread_mutex_lock(&c->lock);
+    /* Pairs with the acquire load in swarm_cancel_is_canceled() and with the check made under
+     * the lock in swarm__cancel_watch_add(), so a watcher either sees the flag or is woken. */
+    atomic_store_explicit(&c->fired, 1, memory_order_release);
+    for (swarm__cancel_watch *w = c->watchers; w != NULL; w = w->next)
+        w->wake(w->ctx);
+    pthread_mutex_unlock(&c->lock);
+    return 0;
+}
+
+int swarm_cancel_is_canceled(const swarm_cancel *c)
+{
+    if (c == NULL)
+        return 0;
+    return (int)atomic_load_explicit(&((swarm_cancel *)c)->fired, memory_order_acquire);
+}
+
+int swarm_cancel_reset(swarm_cancel *c)
+{
+    if (c == NULL)
+        return SWARM_EINVAL;
+    int rc = 0;
+    pthread_mutex_lock(&c->lock);
+    if (c->watchers != NULL)
+        rc = SWARM_ESTATE;
+    else
+        atomic_store_explicit(&c->fired, 0, memory_order_relaxed);
+    pthread_mutex_unlock(&c->lock);
+    return rc;
+}
+
+int swarm__cancel_watch_add(swarm_cancel *c, swarm__cancel_watch *w)
+{
+    int rc = 0;
+    pthread_mutex_lock(&c->lock);
+    if (atomic_load_explicit(&c->fired, memory_order_relaxed)) {
+        rc = SWARM_ECANCELED;
+    } else {
+        w->prev = NULL;
+        w->next = c->watchers;
+        if (c->watchers != NULL)
+            c->watchers->prev = w;
+        c->watchers = w;
+    }
+    pthread_mutex_unlock(&c->lock);
+    return rc;
+}
+
+void swarm__cancel_watch_del(swarm_cancel *c, swarm__cancel_watch *w)
+{
+    pthread_mutex_lock(&c->lock);
+    if (w->prev != NULL)
+        w->prev->next = w->next;
+    else
+        c->watchers = w->next;
+    if (w->next != NULL)
+        w->next->prev = w->prev;
+    pthread_mutex_unlock(&c->lock);
+}

@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: MIT */
+/* Private helpers shared by every module: allocation through the hooks, cancel-token watchers. */
+#ifndef SWARM_INTERNAL_H
+#define SWARM_INTERNAL_H
+
+#include <stdbool.h>
+
+#include "swarm/common.h"
+
+#define SWARM_CACHELINE 64
+
+#if defined(__GNUC__)
+#  define SWARM_LIKELY(x) __builtin_expect(!!(x), 1)
+#  define SWARM_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#else
+#  define SWARM_LIKELY(x) (x)
+#  define SWARM_UNLIKELY(x) (x)
+#endif
+
+/* Validates and copies an allocator: NULL selects libc. Returns SWARM_EINVAL for a struct that
+ * lacks a hook. */
+int swarm__alloc_init(swarm_allocator *dst, const swarm_allocator *src);
+
+/* Zeroed, aligned allocation through the hooks (align: power of two, at most 4096). NULL on
+ * failure or on size overflow. */
+void *swarm__alloc(const swarm_allocator *a, size_t size, size_t align);
+void swarm__free(const swarm_allocator *a, void *p, size_t size);
+
+/* Reads an options struct that begins with uint32_t size: copies min(size, want) bytes over a
+ * defaulted copy. Returns SWARM_EINVAL if the caller's size cannot hold the first field set. */
+int swarm__opts_copy(void *dst, size_t want, const void *src, size_t min_size);
+
+/*
+ * A watcher registered on a cancel token. The node lives on the blocked caller's stack; wake()
+ * runs on the thread that fires the token, with the token's internal lock held, so it must only
+ * do library-internal, non-blocking work (bump a futex word and wake it).
+ */
+typedef struct swarm__cancel_watch {
+    struct swarm__cancel_watch *prev, *next;
+    void (*wake)(void *ctx);
+    void *ctx;
+} swarm__cancel_watch;
+
+/* Registers @w; returns SWARM_ECANCELED (and registers nothing) if the token already fired. */
+int swarm__cancel_watch_add(swarm_cancel *c, swarm__cancel_watch *w);
+/* Unregisters @w; after it returns, w->wake is not running and will not run. */
+void swarm__cancel_watch_del(swarm_cancel *c, swarm__cancel_watch *w);
+
+/* Converts a relative timeout (-1 forever, >= 0) into an absolute deadline on swarm_now_ns()'s
+ * clock; INT64_MAX means none. */
+int64_t swarm__deadline(int64_t timeout_ns);
+
+#endif /* SWARM_INTERNAL_H */

@@ -152,6 +152,8 @@ static void *sw_create(unsigned cap)
     swarm_chan_opts_init(&o);
     o.capacity = cap;
     o.elem_size = sizeof(uint64_t);
+    if (getenv("SWARM_BENCH_SPIN") != NULL)
+        o.spin = (uint32_t)strtoul(getenv("SWARM_BENCH_SPIN"), NULL, 10);
     swarm_chan *ch = NULL;
     return swarm_chan_create(&ch, &o) == 0 ? ch : NULL;
 }

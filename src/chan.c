@@ -105,6 +105,15 @@ static inline unsigned char *data_of(const swarm_chan *ch, uint64_t pos)
     return ch->slots + (size_t)(pos & (ch->mark_bit - 1)) * ch->stride + sizeof(uint64_t);
 }
 
+/* Copies one element; the 8-byte case (a pointer or an id) compiles to a single move. */
+static inline void copy_elem(void *dst, const void *src, size_t n)
+{
+    if (SWARM_LIKELY(n == sizeof(uint64_t)))
+        memcpy(dst, src, sizeof(uint64_t));
+    else
+        memcpy(dst, src, n);
+}
+
 static inline uint64_t next_pos(const swarm_chan *ch, uint64_t pos)
 {
     uint64_t index = pos & (ch->mark_bit - 1);
@@ -188,12 +197,20 @@ static int push_many(swarm_chan *ch, const unsigned char *src, size_t max)
             if (atomic_compare_exchange_weak_explicit(&ch->tail, &tail, end, memory_order_seq_cst,
                                                       memory_order_relaxed)) {
                 uint64_t pos = tail;
+                unsigned char *slot = (unsigned char *)stamp_of(ch, pos);
                 for (size_t i = 0; i < k; i++) {
-                    memcpy(data_of(ch, pos), src + i * ch->elem_size, ch->elem_size);
+                    copy_elem(slot + sizeof(uint64_t), src + i * ch->elem_size, ch->elem_size);
                     /* Publish the element before the stamp; pairs with the acquire loads of
                      * the stamp in pop_many(). */
-                    atomic_store_explicit(stamp_of(ch, pos), pos + 1, memory_order_release);
-                    pos = next_pos(ch, pos);
+                    atomic_store_explicit((_Atomic uint64_t *)(void *)slot, pos + 1,
+                                          memory_order_release);
+                    if (SWARM_LIKELY((pos & (ch->mark_bit - 1)) + 1 < ch->cap)) {
+                        pos++;
+                        slot += ch->stride;
+                    } else {
+                        pos = (pos & ~(ch->one_lap - 1)) + ch->one_lap;
+                        slot = ch->slots;
+                    }
                 }
                 if (SWARM_UNLIKELY((tail & HWM_SAMPLE_MASK) == 0))
                     hwm_update(ch);
@@ -238,28 +255,45 @@ static int pop_many(swarm_chan *ch, unsigned char *dst, size_t max, int reason)
     for (;;) {
         uint64_t stamp = atomic_load_explicit(stamp_of(ch, head), memory_order_acquire);
         if (stamp == head + 1) {
-            uint64_t end = next_pos(ch, head);
             size_t k = 1;
-            while (k < max &&
-                   atomic_load_explicit(stamp_of(ch, end), memory_order_acquire) == end + 1) {
-                end = next_pos(ch, end);
-                k++;
+            uint64_t end = next_pos(ch, head);
+            if (max > 1) {
+                /* Extend the claim over following ready slots (batch receives): contiguous
+                 * within this lap, so walk by pointer. */
+                uint64_t index = (head & (ch->mark_bit - 1)) + 1;
+                const unsigned char *slot = ch->slots + (size_t)index * ch->stride;
+                while (k < max && index < ch->cap &&
+                       atomic_load_explicit((_Atomic uint64_t *)(void *)slot,
+                                            memory_order_acquire) == end + 1) {
+                    k++;
+                    index++;
+                    slot += ch->stride;
+                    end = index < ch->cap ? end + 1 : (end & ~(ch->one_lap - 1)) + ch->one_lap;
+                }
             }
             if (atomic_compare_exchange_weak_explicit(&ch->head, &head, end, memory_order_seq_cst,
                                                       memory_order_relaxed)) {
+                /* Walk the claimed slots with a pointer; positions step by one within a lap. */
                 uint64_t pos = head;
+                unsigned char *slot = (unsigned char *)stamp_of(ch, pos);
                 for (size_t i = 0; i < k; i++) {
+                    _Atomic uint64_t *st = (_Atomic uint64_t *)(void *)slot;
                     if (ch->mode == SWARM_FULL_DROP_NEWEST)
                         await_unmarked(ch, pos);
                     if (dst != NULL)
-                        memcpy(dst + i * ch->elem_size, data_of(ch, pos), ch->elem_size);
+                        copy_elem(dst + i * ch->elem_size, slot + sizeof(uint64_t), ch->elem_size);
                     else if (ch->drop_fn != NULL)
-                        ch->drop_fn(ch->drop_ctx, data_of(ch, pos), reason);
+                        ch->drop_fn(ch->drop_ctx, slot + sizeof(uint64_t), reason);
                     /* Release the slot for the next lap's producer; pairs with the acquire
                      * stamp loads in push_many(). */
-                    atomic_store_explicit(stamp_of(ch, pos), pos + ch->one_lap,
-                                          memory_order_release);
-                    pos = next_pos(ch, pos);
+                    atomic_store_explicit(st, pos + ch->one_lap, memory_order_release);
+                    if (SWARM_LIKELY((pos & (ch->mark_bit - 1)) + 1 < ch->cap)) {
+                        pos++;
+                        slot += ch->stride;
+                    } else {
+                        pos = (pos & ~(ch->one_lap - 1)) + ch->one_lap;
+                        slot = ch->slots;
+                    }
                 }
                 return (int)k;
             }

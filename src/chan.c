@@ -334,8 +334,12 @@ static int evict_newest(swarm_chan *ch, const void *src)
     uint64_t head = atomic_load_explicit(&ch->head, memory_order_seq_cst);
     uint64_t tail2 = atomic_load_explicit(&ch->tail, memory_order_seq_cst);
     if (tail2 != tail || head + ch->one_lap != tail) {
-        /* Room appeared, or the newest moved: undo and let the caller push again. */
-        atomic_store_explicit(stamp, prev + 1, memory_order_release);
+        /* Room appeared, or the newest moved: undo and let the caller push again. A consumer
+         * that claimed prev without seeing our mark may already have released the slot (its
+         * store overwrote the mark; we wrote nothing), so undo only if the mark is still ours. */
+        uint64_t marked = (prev + 1) | EVICT_BIT;
+        atomic_compare_exchange_strong_explicit(stamp, &marked, prev + 1, memory_order_release,
+                                                memory_order_relaxed);
         return SWARM_EAGAIN;
     }
     if (ch->drop_fn != NULL)

@@ -1,0 +1,308 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Retry decorator: capped exponential backoff with full jitter (AWS), retryable codes only,
+ * retry-after hints, never after streamed output, never past the deadline, and a gRPC A6 retry
+ * budget (token bucket) so that retries cannot multiply load during an outage.
+ */
+#include <string.h>
+
+#include "engine_internal.h"
+
+typedef struct retry_engine {
+    swarm_engine *inner;
+    uint32_t max_attempts;
+    uint32_t honor_retry_after;
+    int64_t base_ns, cap_ns;
+    int64_t budget_max_milli; /* < 0: budget off */
+    int64_t budget_ratio_milli;
+    swarm_clock_fn clock;
+    swarm_sleep_fn sleep;
+    void *clock_ctx;
+    swarm_allocator alloc;
+    _Alignas(SWARM_CACHELINE) _Atomic uint64_t rng;
+    _Atomic int64_t budget_milli;
+    /* Statistics: relaxed counters, read individually. */
+    _Atomic uint64_t calls, attempts, retries, budget_denied, after_stream, deadline_denied;
+    _Atomic int64_t slept_ns;
+} retry_engine;
+
+int swarm_retry_opts_init(swarm_retry_opts *opts)
+{
+    if (opts == NULL)
+        return SWARM_EINVAL;
+    memset(opts, 0, sizeof *opts);
+    opts->size = (uint32_t)sizeof *opts;
+    opts->max_attempts = 3;
+    opts->base_ns = 100 * 1000000LL;
+    opts->cap_ns = 2000 * 1000000LL;
+    opts->budget_max_tokens = 10;
+    opts->budget_ratio_milli = 100;
+    opts->honor_retry_after = 1;
+    return 0;
+}
+
+#define RELAXED memory_order_relaxed
+
+/* Budget: a failure takes one token (floor 0), a success returns ratio (cap max); retries are
+ * allowed only above half. Relaxed CAS loops: the bucket is a heuristic shared counter and
+ * publishes no other data. */
+static void budget_add(retry_engine *r, int64_t delta)
+{
+    if (r->budget_max_milli < 0)
+        return;
+    int64_t cur = atomic_load_explicit(&r->budget_milli, RELAXED), next;
+    do {
+        next = cur + delta;
+        if (next < 0)
+            next = 0;
+        if (next > r->budget_max_milli)
+            next = r->budget_max_milli;
+        if (next == cur)
+            return;
+    } while (
+        !atomic_compare_exchange_weak_explicit(&r->budget_milli, &cur, next, RELAXED, RELAXED));
+}
+
+static bool budget_allows(retry_engine *r)
+{
+    return r->budget_max_milli < 0 ||
+           atomic_load_explicit(&r->budget_milli, RELAXED) * 2 > r->budget_max_milli;
+}
+
+/* Full jitter: uniform in [0, min(cap, base * 2^(n-1))] for retry n >= 1. */
+static int64_t backoff(retry_engine *r, uint32_t n)
+{
+    int64_t ceil = r->base_ns;
+    for (uint32_t i = 1; i < n && ceil < r->cap_ns; i++)
+        ceil = ceil > r->cap_ns / 2 ? r->cap_ns : ceil * 2;
+    if (ceil > r->cap_ns)
+        ceil = r->cap_ns;
+    if (ceil <= 0)
+        return 0;
+    return (int64_t)(swarm__rng_next(&r->rng) % ((uint64_t)ceil + 1));
+}
+
+static int retry_infer(void *self, const swarm_request *req, swarm_response *resp)
+{
+    retry_engine *r = self;
+    atomic_fetch_add_explicit(&r->calls, 1, RELAXED);
+    swarm__resp_mark mark = swarm__resp_mark_get(resp);
+    for (uint32_t attempt = 1;; attempt++) {
+        atomic_fetch_add_explicit(&r->attempts, 1, RELAXED);
+        int rc = swarm__engine_call(r->inner, req, resp);
+        if (rc == 0) {
+            budget_add(r, r->budget_ratio_milli);
+            return 0;
+        }
+        if (!swarm_engine_error_retryable(rc))
+            return rc;
+        budget_add(r, -1000);
+        if (attempt >= r->max_attempts)
+            return rc;
+        if (swarm__resp_streamed_since(resp, mark)) {
+            atomic_fetch_add_explicit(&r->after_stream, 1, RELAXED);
+            return rc;
+        }
+        if (!budget_allows(r)) {
+            atomic_fetch_add_explicit(&r->budget_denied, 1, RELAXED);
+            return rc;
+        }
+        int64_t delay = backoff(r, attempt);
+        if (r->honor_retry_after == 1 && resp->retry_after_ns > delay)
+            delay = resp->retry_after_ns;
+        if (swarm__has_deadline(req->deadline_ns) &&
+            r->clock(r->clock_ctx) + delay >= req->deadline_ns) {
+            atomic_fetch_add_explicit(&r->deadline_denied, 1, RELAXED);
+            return rc;
+        }
+        swarm__resp_rollback(resp, mark);
+        atomic_fetch_add_explicit(&r->retries, 1, RELAXED);
+        atomic_fetch_add_explicit(&r->slept_ns, delay, RELAXED);
+        if (delay > 0 && r->sleep(r->clock_ctx, delay, req->cancel) == SWARM_ECANCELED) {
+            swarm__resp_fail(resp, SWARM_ECANCELED, "canceled during retry backoff", 0);
+            return SWARM_ECANCELED;
+        }
+    }
+}
+
+#define BATCH_CHUNK 256
+
+/*
+ * Batches: the whole batch runs once, then only the requests that failed with a retryable code
+ * (and pass every check of the single-request path) run again as a smaller batch, after one
+ * backoff that is the largest of theirs. The backoff watches no token (the requests may carry
+ * different ones); a request whose token fired meanwhile is completed with SWARM_ECANCELED
+ * instead of being retried.
+ */
+static int retry_infer_batch(void *self, const swarm_request *const *reqs,
+                             swarm_response *const *resps, size_t n)
+{
+    retry_engine *r = self;
+    swarm__resp_mark marks[BATCH_CHUNK];
+    const swarm_request *rq[BATCH_CHUNK];
+    swarm_response *rs[BATCH_CHUNK];
+    uint16_t idx[BATCH_CHUNK];
+    for (size_t base = 0; base < n; base += BATCH_CHUNK) {
+        size_t m = n - base < BATCH_CHUNK ? n - base : BATCH_CHUNK, k = m;
+        atomic_fetch_add_explicit(&r->calls, m, RELAXED);
+        for (size_t i = 0; i < m; i++) {
+            marks[i] = swarm__resp_mark_get(resps[base + i]);
+            rq[i] = reqs[base + i];
+            rs[i] = resps[base + i];
+            idx[i] = (uint16_t)i;
+        }
+        for (uint32_t attempt = 1; k > 0; attempt++) {
+            atomic_fetch_add_explicit(&r->attempts, k, RELAXED);
+            swarm__engine_call_batch(r->inner, rq, rs, k);
+            size_t again = 0;
+            int64_t delay = 0, now = r->clock(r->clock_ctx);
+            for (size_t j = 0; j < k; j++) {
+                swarm_response *resp = rs[j];
+                const swarm_request *req = rq[j];
+                int rc = resp->err_code;
+                if (rc == 0) {
+                    budget_add(r, r->budget_ratio_milli);
+                    continue;
+                }
+                if (!swarm_engine_error_retryable(rc))
+                    continue;
+                budget_add(r, -1000);
+                if (attempt >= r->max_attempts)
+                    continue;
+                if (swarm__resp_streamed_since(resp, marks[idx[j]])) {
+                    atomic_fetch_add_explicit(&r->after_stream, 1, RELAXED);
+                    continue;
+                }
+                if (!budget_allows(r)) {
+                    atomic_fetch_add_explicit(&r->budget_denied, 1, RELAXED);
+                    continue;
+                }
+                int64_t d = backoff(r, attempt);
+                if (r->honor_retry_after == 1 && resp->retry_after_ns > d)
+                    d = resp->retry_after_ns;
+                if (swarm__has_deadline(req->deadline_ns) && now + d >= req->deadline_ns) {
+                    atomic_fetch_add_explicit(&r->deadline_denied, 1, RELAXED);
+                    continue;
+                }
+                delay = d > delay ? d : delay;
+                rq[again] = req;
+                rs[again] = resp;
+                idx[again] = idx[j];
+                again++;
+            }
+            k = again;
+            if (k == 0)
+                break;
+            atomic_fetch_add_explicit(&r->retries, k, RELAXED);
+            atomic_fetch_add_explicit(&r->slept_ns, delay, RELAXED);
+            if (delay > 0)
+                r->sleep(r->clock_ctx, delay, NULL);
+            size_t live = 0;
+            for (size_t j = 0; j < k; j++) {
+                swarm__resp_rollback(rs[j], marks[idx[j]]);
+                if (rq[j]->cancel != NULL && swarm_cancel_is_canceled(rq[j]->cancel)) {
+                    swarm__resp_fail(rs[j], SWARM_ECANCELED, "canceled during retry backoff", 0);
+                    continue;
+                }
+                rq[live] = rq[j];
+                rs[live] = rs[j];
+                idx[live] = idx[j];
+                live++;
+            }
+            k = live;
+        }
+    }
+    return 0;
+}
+
+static int retry_cancel(void *self, uint64_t id)
+{
+    return swarm_engine_cancel(((retry_engine *)self)->inner, id);
+}
+
+static int retry_health(void *self)
+{
+    return swarm_engine_health(((retry_engine *)self)->inner);
+}
+
+static void retry_destroy(void *self)
+{
+    retry_engine *r = self;
+    swarm_engine_destroy(r->inner);
+    swarm_allocator a = r->alloc;
+    swarm__free(&a, r, sizeof *r);
+}
+
+static const swarm_engine_ops retry_ops = {
+    .version = SWARM_ENGINE_OPS_VERSION,
+    .infer = retry_infer,
+    .infer_batch = retry_infer_batch,
+    .cancel = retry_cancel,
+    .health = retry_health,
+    .destroy = retry_destroy,
+};
+
+int swarm_engine_retry_create(swarm_engine **out, swarm_engine *inner, const swarm_retry_opts *opts)
+{
+    swarm_retry_opts o;
+    swarm_retry_opts_init(&o);
+    if (out == NULL || inner == NULL)
+        return SWARM_EINVAL;
+    if (opts != NULL &&
+        swarm__opts_copy(&o, sizeof o, opts, offsetof(swarm_retry_opts, clock)) != 0)
+        return SWARM_EINVAL;
+    if (o.max_attempts == 0 || o.max_attempts > 100 || o.base_ns < 0 || o.cap_ns < 0 ||
+        o.base_ns > o.cap_ns || o.honor_retry_after > 2)
+        return SWARM_EINVAL;
+    swarm_allocator a;
+    if (swarm__alloc_init(&a, o.alloc) != 0)
+        return SWARM_EINVAL;
+    retry_engine *r = swarm__alloc(&a, sizeof *r, _Alignof(retry_engine));
+    if (r == NULL)
+        return SWARM_ENOMEM;
+    r->inner = inner;
+    r->max_attempts = o.max_attempts;
+    r->honor_retry_after = o.honor_retry_after == 0 ? 1 : o.honor_retry_after;
+    r->base_ns = o.base_ns;
+    r->cap_ns = o.cap_ns;
+    if (o.budget_max_tokens == UINT32_MAX) {
+        r->budget_max_milli = -1;
+    } else {
+        r->budget_max_milli = (int64_t)(o.budget_max_tokens ? o.budget_max_tokens : 10) * 1000;
+    }
+    r->budget_ratio_milli = o.budget_ratio_milli;
+    r->clock = o.clock != NULL ? o.clock : swarm__engine_clock;
+    r->sleep = o.sleep != NULL ? o.sleep : swarm__engine_sleep;
+    r->clock_ctx = o.clock_ctx;
+    r->alloc = a;
+    atomic_init(&r->rng, o.seed ? o.seed : SWARM__DEFAULT_SEED);
+    atomic_init(&r->budget_milli, r->budget_max_milli < 0 ? 0 : r->budget_max_milli);
+    char name[SWARM__NAME_MAX];
+    swarm__engine_name2(name, "retry", inner, NULL);
+    int rc = swarm__engine_wrap(out, &retry_ops, r, SWARM__ENGINE_RETRY, o.alloc, name);
+    if (rc != 0)
+        swarm__free(&a, r, sizeof *r);
+    return rc;
+}
+
+int swarm_engine_retry_get_stats(swarm_engine *e, swarm_retry_stats *stats)
+{
+    if (e == NULL || e->kind != SWARM__ENGINE_RETRY || stats == NULL ||
+        stats->size < offsetof(swarm_retry_stats, calls))
+        return SWARM_EINVAL;
+    retry_engine *r = e->self;
+    swarm_retry_stats s;
+    memset(&s, 0, sizeof s);
+    s.size = stats->size < sizeof s ? stats->size : (uint32_t)sizeof s;
+    int64_t b = atomic_load_explicit(&r->budget_milli, RELAXED);
+    s.budget_milli = (uint32_t)(r->budget_max_milli < 0 ? UINT32_MAX : b);
+    s.calls = atomic_load_explicit(&r->calls, RELAXED);
+    s.attempts = atomic_load_explicit(&r->attempts, RELAXED);
+    s.retries = atomic_load_explicit(&r->retries, RELAXED);
+    s.budget_denied = atomic_load_explicit(&r->budget_denied, RELAXED);
+    s.after_stream = atomic_load_explicit(&r->after_stream, RELAXED);
+    s.deadline_denied = atomic_load_explicit(&r->deadline_denied, RELAXED);
+    s.slept_ns = atomic_load_explicit(&r->slept_ns, RELAXED);
+    memcpy(stats, &s, s.size);
+    return 0;
+}

@@ -6,5 +6,9 @@
 #include "swarm/version.h"
 #include "swarm/common.h"
 #include "swarm/chan.h"
+#include "swarm/engine.h"
+#include "swarm/policy.h"
+#include "swarm/reconcile.h"
+#include "swarm/pool.h"
 
 #endif /* SWARM_SWARM_H */

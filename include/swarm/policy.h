@@ -1,0 +1,368 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libswarm scaling policy: a pure, deterministic function from (policy state, now, observation)
+ * to a replica count, with KEDA, Kubernetes HPA v2 and Knative KPA semantics and their upstream
+ * defaults, plus fixes for what their users complain about. Every decision carries its
+ * explanation (the raw recommendation per metric and each rule that changed it, in order), and
+ * the whole state can be exported and imported so that a restarted host resumes the same
+ * decisions.
+ *
+ * No clock reads, threads, I/O or allocation after swarm_policy_create(): the host passes the
+ * time in and owns every buffer.
+ */
+#ifndef SWARM_POLICY_H
+#define SWARM_POLICY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "swarm/common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Most metrics one observation can carry. */
+#define SWARM_POLICY_MAX_METRICS 8
+/** Most rate policies per HPA direction. */
+#define SWARM_POLICY_MAX_RATES 4
+/** Most explanation steps one decision records (later ones are counted, not stored). */
+#define SWARM_POLICY_MAX_STEPS 24
+/** Size of the decision's one-line explanation buffer, NUL included. */
+#define SWARM_POLICY_TEXT_LEN 320
+/** Version of the exported state format (swarm_policy_export_state()). */
+#define SWARM_POLICY_STATE_VERSION 1u
+
+/** Which upstream the policy follows. */
+typedef enum swarm_policy_mode {
+    SWARM_POLICY_KEDA = 1, /**< KEDA ScaledObject: activation and 0<->1 by KEDA, 1<->N by its HPA */
+    SWARM_POLICY_HPA = 2,  /**< Kubernetes HPA autoscaling/v2 */
+    SWARM_POLICY_KPA = 3   /**< Knative Pod Autoscaler (stable/panic windows) */
+} swarm_policy_mode;
+
+/** What a metric sample's value means. */
+typedef enum swarm_policy_metric_kind {
+    /** Total backlog: queued (value) plus in-flight (in_flight). Wants ceil(total / target).
+     *  KEDA/HPA "AverageValue" on an external metric; KPA total concurrency. */
+    SWARM_METRIC_TOTAL = 1,
+    /** Average per ready replica. Wants ceil(ready * value / target) (HPA Pods AverageValue). */
+    SWARM_METRIC_AVERAGE = 2,
+    /** A value such as latency. Wants ceil(ready * value / target); from zero ceil(value/target)
+     *  (HPA/KEDA "Value"). */
+    SWARM_METRIC_VALUE = 3
+} swarm_policy_metric_kind;
+
+/** Fallback replica choice after repeated metric failures (KEDA fallback.behavior). */
+typedef enum swarm_policy_fallback {
+    SWARM_FALLBACK_STATIC = 0,          /**< fallback_replicas */
+    SWARM_FALLBACK_CURRENT = 1,         /**< current replicas */
+    SWARM_FALLBACK_CURRENT_IF_HIGHER = 2, /**< max(current, fallback_replicas) */
+    SWARM_FALLBACK_CURRENT_IF_LOWER = 3 /**< min(current, fallback_replicas) */
+} swarm_policy_fallback;
+
+/** HPA selectPolicy. */
+typedef enum swarm_policy_select {
+    SWARM_POLICY_SELECT_DEFAULT = 0, /**< Max */
+    SWARM_POLICY_SELECT_MAX = 1,     /**< the policy allowing the largest change */
+    SWARM_POLICY_SELECT_MIN = 2,     /**< the policy allowing the smallest change */
+    SWARM_POLICY_SELECT_DISABLED = 3 /**< no scaling in this direction */
+} swarm_policy_select;
+
+/** HPA rate policy type. */
+typedef enum swarm_policy_rate_type {
+    SWARM_RATE_PODS = 1,    /**< at most value replicas per period */
+    SWARM_RATE_PERCENT = 2  /**< at most value percent of the period's start count per period */
+} swarm_policy_rate_type;
+
+/** One HPA scaling policy (HPAScalingPolicy). */
+typedef struct swarm_policy_rate {
+    uint32_t type;      /**< swarm_policy_rate_type */
+    int32_t value;      /**< > 0 */
+    int64_t period_ns;  /**< 1 s .. 1800 s */
+} swarm_policy_rate;
+
+/** One HPA direction (HPAScalingRules). All zero means "unset": the upstream defaults apply. */
+typedef struct swarm_policy_hpa_rules {
+    /** Stabilization window, ns, at most 3600 s. 0: default (up 0 s, down 300 s);
+     *  negative: explicitly no window. */
+    int64_t window_ns;
+    uint32_t select;     /**< swarm_policy_select; 0: Max */
+    uint32_t n_policies; /**< 0: defaults (up: Pods 4 and Percent 100 per 15 s; down: Percent
+                              100 per 15 s) */
+    swarm_policy_rate policies[SWARM_POLICY_MAX_RATES];
+    /** Tolerance for this direction; 0: opts.tolerance; negative: explicitly none. */
+    double tolerance;
+} swarm_policy_hpa_rules;
+
+/** Bits of swarm_policy_opts.disable: libswarm's extensions over upstream, all on by default. */
+enum {
+    /** From zero, jump straight to the needed count (bounded by max), not to max(min, 1). */
+    SWARM_POLICY_NO_COLD_START_JUMP = 1u << 0,
+    /** Count replicas still starting as capacity (KPA panic ratio and rate bases). */
+    SWARM_POLICY_NO_PENDING_CAPACITY = 1u << 1,
+    /** Fallback also wakes a target at zero (KEDA's only works through the HPA, at >= 1). */
+    SWARM_POLICY_NO_FALLBACK_AT_ZERO = 1u << 2,
+    /** Exactly upstream: every extension above off. */
+    SWARM_POLICY_STRICT_UPSTREAM = 0xffffu
+};
+
+/** Pause bits for swarm_policy_opts.pause (KEDA annotations; honoured in every mode). */
+enum {
+    SWARM_POLICY_PAUSED = 1u << 0,           /**< hold the current count (or paused_replicas) */
+    SWARM_POLICY_PAUSED_SCALE_IN = 1u << 1,  /**< never decrease */
+    SWARM_POLICY_PAUSED_SCALE_OUT = 1u << 2, /**< never increase */
+    SWARM_POLICY_FORCE_ACTIVATION = 1u << 3  /**< KEDA: treat triggers as active */
+};
+
+/** HPA normalization path. */
+enum {
+    SWARM_POLICY_HPA_AUTO = 0,     /**< behavior path iff scale_up or scale_down has a field set */
+    SWARM_POLICY_HPA_BEHAVIOR = 1, /**< behavior path, defaults for unset fields */
+    SWARM_POLICY_HPA_LEGACY = 2    /**< no behavior: 5 min max-stabilization, x2/+4 limit */
+};
+
+/**
+ * Policy configuration. Fill with swarm_policy_opts_init(); a zero field means the documented
+ * (upstream) default. Fixed-width fields only, so ctypes can mirror it.
+ */
+typedef struct swarm_policy_opts {
+    uint32_t size;           /**< set by swarm_policy_opts_init() */
+    uint32_t mode;           /**< swarm_policy_mode; required */
+    int32_t min_replicas;    /**< KEDA/KPA 0; HPA: 0 means 1 */
+    int32_t max_replicas;    /**< 0: 100 (KEDA/HPA), unlimited (KPA) */
+    uint32_t history_cap;    /**< entries per history ring (recommendations, events); 0: 256 */
+    uint32_t disable;        /**< SWARM_POLICY_NO_* bits; 0: every extension on */
+    uint32_t pause;          /**< SWARM_POLICY_PAUSED* bits */
+    int32_t paused_replicas; /**< with SWARM_POLICY_PAUSED: > 0 pins this count; 0 holds current */
+    const swarm_allocator *alloc; /**< NULL: libc */
+    double tolerance;        /**< HPA/KEDA ratio tolerance; 0: 0.1; negative: none */
+
+    /* KEDA */
+    int64_t cooldown_ns;         /**< before N -> 0 (or idle); 0: 300 s; negative: none */
+    int64_t initial_cooldown_ns; /**< after the first decision, before any scale-in; 0: 0 s */
+    int32_t idle_replicas;       /**< idleReplicaCount; used only with use_idle */
+    uint32_t use_idle;           /**< nonzero: idle_replicas is set (must be < min) */
+    uint32_t fallback_failures;  /**< fallback after more than this many consecutive failures
+                                      of a metric; 0: no fallback */
+    uint32_t fallback_behavior;  /**< swarm_policy_fallback */
+    int32_t fallback_replicas;   /**< for STATIC / IF_HIGHER / IF_LOWER */
+    int32_t pad0_;
+
+    /* HPA (also KEDA's 1<->N phase) */
+    uint32_t hpa_path;           /**< SWARM_POLICY_HPA_AUTO / _BEHAVIOR / _LEGACY */
+    uint32_t pad1_;
+    swarm_policy_hpa_rules scale_up;
+    swarm_policy_hpa_rules scale_down;
+    int64_t legacy_window_ns;    /**< legacy downscale stabilization; 0: 300 s */
+    double legacy_factor;        /**< legacy scale-up limit factor; 0: 2.0 */
+    double legacy_minimum;       /**< legacy scale-up limit minimum; 0: 4 */
+
+    /* KPA */
+    int64_t stable_window_ns;    /**< 0: 60 s; 6 s .. 3600 s */
+    double panic_window_pct;     /**< 0: 10 (% of the stable window; at least 1 s) */
+    double panic_threshold_pct;  /**< 0: 200 (% of ready capacity) */
+    double max_scale_up_rate;    /**< 0: 1000 (> 1) */
+    double max_scale_down_rate;  /**< 0: 2 (> 1) */
+    int64_t scale_down_delay_ns; /**< 0: none; at most 3600 s */
+    int32_t activation_scale;    /**< 0/1: none; else the least non-zero scale */
+    uint32_t unreachable;        /**< KPA "reachable" inverted: 1 drops the scale-down floor */
+    double target_burst_capacity;/**< for the EBC output; 0: 211; negative: unlimited (-1) */
+    double total_value;          /**< per-replica capacity for EBC; 0: target / 0.7 */
+    int64_t zero_grace_ns;       /**< desired must be 0 this long before 1 -> 0; 0: 30 s */
+} swarm_policy_opts;
+
+/** One metric sample. */
+typedef struct swarm_policy_metric {
+    uint32_t kind;      /**< swarm_policy_metric_kind */
+    uint32_t failed;    /**< nonzero: the read failed, value ignored (counts toward fallback) */
+    double value;       /**< TOTAL: queued; AVERAGE: per ready replica; VALUE: the value. NaN or
+                             infinite counts as a failed read; negative clamps to 0 */
+    double in_flight;   /**< TOTAL only: work being processed, added to value (>= 0) */
+    double target;      /**< per-replica target, > 0 and finite */
+    double activation;  /**< KEDA: the metric is active iff value (+ in_flight) > activation */
+} swarm_policy_metric;
+
+/**
+ * What the host observed at one instant. KEDA and HPA modes use every metric (the largest
+ * proposal wins, HPA-style); KPA mode scales on metrics[0] (total concurrency or backlog, kind
+ * SWARM_METRIC_TOTAL semantics) and ignores the others.
+ */
+typedef struct swarm_policy_obs {
+    uint32_t size;               /**< sizeof(swarm_policy_obs) */
+    int32_t current_replicas;    /**< replicas asked for (spec), >= 0 */
+    int32_t ready_replicas;      /**< replicas serving, 0..current */
+    int32_t starting_replicas;   /**< replicas started but not ready yet (slow model loads) */
+    uint32_t n_metrics;          /**< 1..SWARM_POLICY_MAX_METRICS */
+    uint32_t pad_;
+    swarm_policy_metric metrics[SWARM_POLICY_MAX_METRICS];
+} swarm_policy_obs;
+
+/** Rule codes of the explanation, in the order they can apply. */
+typedef enum swarm_policy_rule {
+    SWARM_RULE_RAW = 1,          /**< a metric's raw recommendation (metric = index) */
+    SWARM_RULE_METRIC_FAILED,    /**< a metric failed to read (value = consecutive failures) */
+    SWARM_RULE_TOLERANCE,        /**< ratio within tolerance: the metric keeps current */
+    SWARM_RULE_PARTIAL_METRICS,  /**< some metrics failed: no scale-down */
+    SWARM_RULE_NO_METRICS,       /**< every metric failed: hold */
+    SWARM_RULE_FALLBACK,         /**< fallback replicas replaced a failing metric */
+    SWARM_RULE_ACTIVATION,       /**< KEDA: inactive (no metric above activation) */
+    SWARM_RULE_COLD_START,       /**< from zero: jump to the needed count */
+    SWARM_RULE_COOLDOWN,         /**< scale to zero/idle waits for the cooldown */
+    SWARM_RULE_IDLE,             /**< inactive: scaled to zero/idle */
+    SWARM_RULE_STABILIZATION,    /**< HPA stabilization window held the value */
+    SWARM_RULE_RATE_LIMIT,       /**< HPA policies / KPA max up/down rates / legacy x2+4 */
+    SWARM_RULE_MIN,              /**< raised to min */
+    SWARM_RULE_MAX,              /**< lowered to max */
+    SWARM_RULE_PANIC,            /**< KPA panic mode (value: 1 enter, 2 in, 3 exit) */
+    SWARM_RULE_SCALE_DOWN_DELAY, /**< KPA scale-down delay window */
+    SWARM_RULE_ACTIVATION_SCALE, /**< KPA activation scale */
+    SWARM_RULE_PENDING_CAPACITY, /**< starting replicas counted as capacity */
+    SWARM_RULE_PAUSE,            /**< paused (or paused in this direction) */
+    SWARM_RULE_CLOCK_CLAMPED,    /**< now went backwards: the last time was used */
+    SWARM_RULE_HPA_DISABLED,     /**< HPA at zero with min > 0: scaling disabled (upstream) */
+    SWARM_RULE_NO_DATA           /**< KPA: no samples yet; hold */
+} swarm_policy_rule;
+
+/** One explanation step. */
+typedef struct swarm_policy_step {
+    uint32_t rule;   /**< swarm_policy_rule */
+    int32_t metric;  /**< metric index, or -1 */
+    int32_t before;  /**< replica count before the rule */
+    int32_t after;   /**< and after it */
+    int64_t value;   /**< rule-specific detail (e.g. failure count, panic phase) */
+} swarm_policy_step;
+
+/** Decision flags. */
+enum {
+    SWARM_DECISION_ACTIVE = 1u << 0,   /**< some metric above activation (KEDA) */
+    SWARM_DECISION_PANIC = 1u << 1,    /**< KPA in panic mode */
+    SWARM_DECISION_FALLBACK = 1u << 2, /**< fallback replicas in use */
+    SWARM_DECISION_PAUSED = 1u << 3,
+    SWARM_DECISION_HOLD = 1u << 4      /**< no valid signal: replicas = current */
+};
+
+/** The output of swarm_policy_decide(). The caller provides it and sets size. */
+typedef struct swarm_policy_decision {
+    uint32_t size;            /**< sizeof(swarm_policy_decision), set by the caller */
+    uint32_t flags;           /**< SWARM_DECISION_* */
+    int32_t replicas;         /**< the desired replica count */
+    int32_t current;          /**< current replicas, as observed */
+    int32_t raw;              /**< max of the metrics' raw recommendations (-1: none valid) */
+    int32_t retire;           /**< drain hint: replicas to retire (current - replicas, or 0) */
+    int32_t retire_starting;  /**< of those, how many to take from starting replicas first */
+    uint32_t prefer_idle;     /**< drain hint: retire idle replicas before busy ones (1) */
+    int32_t excess_burst_capacity; /**< KPA EBC (0 in other modes) */
+    uint32_t n_steps;         /**< steps recorded (<= SWARM_POLICY_MAX_STEPS) */
+    int32_t metric_raw[SWARM_POLICY_MAX_METRICS]; /**< per metric raw recommendation, -1 failed */
+    swarm_policy_step steps[SWARM_POLICY_MAX_STEPS];
+    char text[SWARM_POLICY_TEXT_LEN]; /**< one line for logs, NUL-terminated, maybe truncated */
+} swarm_policy_decision;
+
+/** A policy: configuration plus all state. Opaque. */
+typedef struct swarm_policy swarm_policy;
+
+/**
+ * Fill @p opts with defaults (every field zero) and set its size.
+ *
+ * @return 0; SWARM_EINVAL if @p opts is NULL.
+ * Thread safety: any thread. Blocking: no.
+ */
+SWARM_API int swarm_policy_opts_init(swarm_policy_opts *opts);
+
+/**
+ * Create a policy. All history rings are allocated here, once; nothing allocates later.
+ *
+ * @param out   receives the policy; untouched on error.
+ * @param opts  configuration (copied); mode is required.
+ * @return 0; SWARM_EINVAL for NULL arguments, an unknown mode, min > max, negative counts,
+ *         windows or periods out of range (HPA windows 0..3600 s, periods 1..1800 s, KPA stable
+ *         window 6..3600 s, scale-down delay <= 3600 s, rates <= 1), idle >= min, history_cap >
+ *         65536 or a tolerance that is NaN; SWARM_ENOMEM.
+ * Ownership: the caller owns the policy; release it with swarm_policy_destroy().
+ * Thread safety: any thread. Blocking: no.
+ */
+SWARM_API int swarm_policy_create(swarm_policy **out, const swarm_policy_opts *opts);
+
+/** Destroy a policy; NULL is a no-op. Thread safety: not concurrently with other calls on @p p. */
+SWARM_API void swarm_policy_destroy(swarm_policy *p);
+
+/**
+ * Change the configuration while keeping all state (e.g. pause, bounds, tolerances, HPA rules,
+ * KPA rates). The ring sizes cannot change: mode, history_cap and, in KPA mode, the stable window
+ * and the scale-down delay (rounded to their bucket counts) must match the ones given at create.
+ * The allocator is not changed.
+ *
+ * @return 0; SWARM_EINVAL as in swarm_policy_create() or if a ring size would change (then the
+ *         policy is unchanged).
+ * Thread safety: not concurrently with other calls on @p p. Blocking: no.
+ */
+SWARM_API int swarm_policy_update(swarm_policy *p, const swarm_policy_opts *opts);
+
+/**
+ * Decide the replica count at @p now_ns for @p obs, update the state, and explain.
+ *
+ * Deterministic: the same policy state, now and observation always give the same decision.
+ * If @p now_ns is earlier than the previous call's, the previous time is used instead (step
+ * SWARM_RULE_CLOCK_CLAMPED), so windows never run backwards.
+ *
+ * The result is within [min, max], except: KEDA (and KPA with min 0) may return 0 or the idle
+ * count; SWARM_POLICY_PAUSED returns current (or paused_replicas); a hold (no valid metric)
+ * returns current.
+ *
+ * @return 0; SWARM_EINVAL if an argument is NULL, obs->size or out->size is too small, counts
+ *         are negative or ready/starting exceed current, n_metrics is 0 or too large, a kind is
+ *         unknown, or a target is not finite and > 0. On error neither the state nor @p out
+ *         change.
+ * Ownership: nothing is kept from @p obs. Thread safety: not concurrently with other calls on
+ * @p p (distinct policies are independent). Blocking: no; no allocation, I/O or clock read.
+ */
+SWARM_API int swarm_policy_decide(swarm_policy *p, int64_t now_ns, const swarm_policy_obs *obs,
+                                  swarm_policy_decision *out);
+
+/**
+ * Bytes swarm_policy_export_state() writes for @p p (constant for a given policy).
+ * @return the size, or 0 if @p p is NULL. Thread safety: any thread. Blocking: no.
+ */
+SWARM_API size_t swarm_policy_state_size(const swarm_policy *p);
+
+/**
+ * Export all state (histories, events, panic state, KEDA last-active time, failure counters,
+ * last time) in a versioned, fixed-layout little-endian form: "SWPS", u32 version
+ * (SWARM_POLICY_STATE_VERSION), u32 mode, u32 history_cap, then the fields (see src/policy.c).
+ *
+ * @param buf   destination, at least swarm_policy_state_size() bytes.
+ * @param len   size of @p buf.
+ * @param written receives the byte count; may be NULL.
+ * @return 0; SWARM_EINVAL for NULL @p p / @p buf; SWARM_ERANGE if @p len is too small.
+ * Thread safety: not concurrently with swarm_policy_decide() on @p p. Blocking: no.
+ */
+SWARM_API int swarm_policy_export_state(const swarm_policy *p, void *buf, size_t len,
+                                        size_t *written);
+
+/**
+ * Replace the state with an export from a policy of the same mode and history_cap.
+ *
+ * @return 0; SWARM_EINVAL for NULL arguments, a bad magic, a truncated buffer or counts that do
+ *         not fit; SWARM_ENOTSUP for another format version; SWARM_ESTATE for another mode or
+ *         history_cap. On error the state is unchanged.
+ * Thread safety: not concurrently with other calls on @p p. Blocking: no.
+ */
+SWARM_API int swarm_policy_import_state(swarm_policy *p, const void *buf, size_t len);
+
+/**
+ * Forget all state, as if just created (configuration kept).
+ * @return 0; SWARM_EINVAL if @p p is NULL. Thread safety: not concurrent with other calls.
+ */
+SWARM_API int swarm_policy_reset(swarm_policy *p);
+
+/**
+ * Name a rule code: "tolerance", "stabilization", ... A static string, never NULL ("unknown"
+ * for unknown codes). Thread safety: any thread. Blocking: no.
+ */
+SWARM_API const char *swarm_policy_rule_name(uint32_t rule);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SWARM_POLICY_H */

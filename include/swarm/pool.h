@@ -1,0 +1,235 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * swarm_pool: an elastic pool of agent workers, the in-process actuator of the scaling loop.
+ *
+ * N worker threads take tasks (swarm_task, carried by value) from a host-owned channel, one at a
+ * time or as dynamic batches through swarm_chan_recv_batch(), run them through an engine, and
+ * deliver each result with its correlation id to a callback or a result channel.
+ *
+ *   producers --swarm_chan_send(swarm_task)--> [input channel] --> workers --> engine
+ *                                                                     |
+ *                                   result callback / result channel <+
+ *
+ * swarm_pool_resize() may be called at any time from any thread. Scale-up starts workers;
+ * scale-down retires workers that are starting or idle first, and busy workers only after they
+ * finish their current task. A worker leaves only between tasks, so a task taken from the channel
+ * is always run and delivered: across resize and stop, every task sent is either delivered once
+ * (callback or result channel) or handed back by swarm_pool_stop(), never lost and never run twice.
+ *
+ * Workers that are running the host's warm-up hook (e.g. a model load) are "starting": they take
+ * no work and are reported separately, so that a scaling policy can count them as pending
+ * capacity rather than as ready replicas.
+ *
+ * Lock order (src/pool.c): the control mutex (resize, stop), then the state mutex. No callback
+ * runs while either is held. Allocation happens in create and in resize (the first time a worker
+ * slot is used), never per task.
+ */
+#ifndef SWARM_POOL_H
+#define SWARM_POOL_H
+
+#include "swarm/common.h"
+#include "swarm/chan.h"
+#include "swarm/engine.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/**
+ * One unit of work, carried by value through the input channel, whose elem_size must be
+ * sizeof(swarm_task). The pool never dereferences payload or user; it passes them to the engine
+ * (as the request's payload and user) and back with the result, so the host frees them there.
+ */
+typedef struct swarm_task {
+    uint64_t id;           /**< correlation id; becomes the request id */
+    const void *payload;   /**< input bytes, owned by the host until the result is delivered */
+    uint64_t payload_len;  /**< bytes at payload */
+    void *user;            /**< the host's, passed through untouched */
+    int64_t enqueued_ns;   /**< swarm_now_ns() when sent; 0: unknown (queue wait not recorded) */
+    int64_t deadline_ns;   /**< absolute deadline for the engine; 0: none */
+    int32_t priority;      /**< copied to the request (advisory) */
+    uint32_t reserved_;    /**< keep 0 */
+} swarm_task;
+
+/**
+ * The outcome of one task. Delivered to the result callback (valid only during the call) or sent
+ * by value to the result channel (elem_size sizeof(swarm_pool_result)).
+ */
+typedef struct swarm_pool_result {
+    uint32_t size;           /**< sizeof(swarm_pool_result) */
+    int32_t status;          /**< 0, or the engine's negative swarm_err (SWARM_ECANCELED when a
+                                  stop deadline interrupted it) */
+    uint32_t worker;         /**< index of the worker slot that ran it */
+    uint32_t batch;          /**< size of the batch it ran in (1: single) */
+    swarm_task task;         /**< the task as received (payload and user still the host's) */
+    int64_t start_ns;        /**< engine call started */
+    int64_t end_ns;          /**< engine call returned */
+    uint64_t output_len;     /**< bytes of output */
+    /** The worker's response: read output with swarm_response_data(). Callback only: valid during
+     *  the call, NULL in the result channel (copy the output in the callback if you need it). */
+    swarm_response *response;
+} swarm_pool_result;
+
+/**
+ * Receives each result, on the worker thread that ran the task, no library lock held. It may call
+ * any pool function except swarm_pool_stop() and swarm_pool_destroy() of the same pool (it may
+ * call swarm_pool_resize()). @p res and its response are valid only during the call.
+ */
+typedef void (*swarm_pool_result_fn)(void *ctx, const swarm_pool_result *res);
+
+/**
+ * Warm-up hook: runs on a new worker's thread before it takes any task (load a model, open a
+ * connection). The worker counts as starting meanwhile. @p cancel fires if the worker is retired
+ * (scale-down) or the pool stops during warm-up; long hooks should watch it (e.g. pass it to
+ * swarm_chan_recv_ex() or poll swarm_cancel_is_canceled()). Return 0 to become ready, or a
+ * negative swarm_err: the worker then exits without taking work (counted in start_failures) and
+ * the next swarm_pool_resize() to a larger target than live workers starts a replacement.
+ * No library lock is held.
+ */
+typedef int (*swarm_pool_warmup_fn)(void *ctx, uint32_t worker, swarm_cancel *cancel);
+
+/** Creation options. Fill with swarm_pool_opts_init(), then set at least input and engine. */
+typedef struct swarm_pool_opts {
+    uint32_t size;            /**< sizeof(swarm_pool_opts), set by swarm_pool_opts_init() */
+    uint32_t workers;         /**< workers started by create; default 1 (0 is allowed: idle pool) */
+    uint32_t max_workers;     /**< upper bound for resize, 1..4096; default 64 */
+    uint32_t batch_max;       /**< 0 or 1: one task per engine call (default); > 1: dynamic
+                                   batches of up to this many through infer_batch, <= 4096 */
+    uint32_t batch_min;       /**< batch: tasks to wait for before the linger ends early;
+                                   0: 1 */
+    uint32_t reserved_;       /**< keep 0 */
+    int64_t batch_linger_ns;  /**< batch: time to wait for more after the first task; default 0
+                                   (take what is queued) */
+    swarm_chan *input;        /**< required, borrowed: elem_size == sizeof(swarm_task) */
+    swarm_engine *engine;     /**< required, borrowed: must outlive the pool */
+    swarm_pool_result_fn on_result; /**< optional: called for each result */
+    void *result_ctx;         /**< passed to on_result */
+    swarm_chan *results;      /**< optional, borrowed: elem_size == sizeof(swarm_pool_result);
+                                   used when on_result is NULL. Sends block while it is full */
+    swarm_pool_warmup_fn warmup; /**< optional: see swarm_pool_warmup_fn */
+    void *warmup_ctx;         /**< passed to warmup */
+    uint64_t response_capacity; /**< initial output bytes per response; 0: 4096 */
+    const swarm_allocator *alloc; /**< NULL: libc. Copied at create */
+} swarm_pool_opts;
+
+/** A snapshot of the pool. Counts of workers are read one after another while workers move. */
+typedef struct swarm_pool_stats {
+    uint32_t size;            /**< set by the caller to sizeof(swarm_pool_stats) */
+    uint32_t target;          /**< workers asked for by the last resize (or create) */
+    uint32_t live;            /**< worker threads running (starting + idle + busy, retiring
+                                   included) */
+    uint32_t starting;        /**< running the warm-up hook: pending capacity */
+    uint32_t ready;           /**< live minus starting */
+    uint32_t busy;            /**< running tasks */
+    uint32_t idle;            /**< ready and waiting for work */
+    uint32_t retiring;        /**< asked to leave, finishing their current task */
+    uint32_t stopped;         /**< 1 once swarm_pool_stop() began */
+    uint32_t reserved_;       /**< 0 */
+    uint64_t in_flight;       /**< tasks taken from the channel and not yet delivered */
+    uint64_t queued;          /**< tasks waiting in the input channel */
+    uint64_t taken;           /**< tasks taken from the channel */
+    uint64_t completed;       /**< results delivered with status 0 */
+    uint64_t failed;          /**< results delivered with a negative status */
+    uint64_t undelivered;     /**< results the result channel refused (closed); counted in
+                                   completed/failed too */
+    uint64_t batches;         /**< engine calls (a single task is a batch of 1) */
+    uint64_t started;         /**< workers started, ever */
+    uint64_t retired;         /**< workers that left (scale-down, stop, closed channel) */
+    uint64_t start_failures;  /**< warm-up hooks that failed (or response allocation) */
+    int64_t wait_p50_ns;      /**< queue wait (enqueued_ns to taken) percentiles, ns; 0 if */
+    int64_t wait_p90_ns;      /**<   no sample yet. From a fixed log-linear histogram with */
+    int64_t wait_p99_ns;      /**<   about 3 % relative error */
+    int64_t service_p50_ns;   /**< engine call time percentiles, ns */
+    int64_t service_p90_ns;   /**< */
+    int64_t service_p99_ns;   /**< */
+    int64_t wait_max_ns;      /**< largest queue wait seen */
+    int64_t service_max_ns;   /**< largest engine call time seen */
+} swarm_pool_stats;
+
+typedef struct swarm_pool swarm_pool;
+
+/**
+ * Fill @p opts with defaults (1 worker, at most 64, single tasks) and set its size.
+ * @return 0; SWARM_EINVAL if @p opts is NULL.
+ * Thread safety: any thread. Blocking: no.
+ */
+SWARM_API int swarm_pool_opts_init(swarm_pool_opts *opts);
+
+/**
+ * Create a pool and start opts->workers workers.
+ *
+ * @param out   receives the pool; untouched on error.
+ * @param opts  options; input and engine are required. Only opts->size bytes are read.
+ * @return 0; SWARM_EINVAL for a NULL argument, no input or engine, an input (or result) channel
+ *         of the wrong element size, workers > max_workers, max_workers 0 or > 4096,
+ *         batch_max > 4096, batch_min > batch_max, a negative linger, an allocator without
+ *         hooks; SWARM_ENOMEM; SWARM_EINTERNAL if a thread could not be started (nothing is
+ *         left running or allocated on error).
+ * Ownership: the caller owns the pool (release with swarm_pool_destroy()); the channels and
+ *            the engine stay the caller's and must outlive the pool.
+ * Thread safety: any thread. Blocking: no (workers run their warm-up on their own threads).
+ */
+SWARM_API int swarm_pool_create(swarm_pool **out, const swarm_pool_opts *opts);
+
+/**
+ * Set the number of workers to @p n. Scale-up starts workers (first taking back workers that were
+ * asked to retire and have not left yet). Scale-down asks the surplus to leave: starting workers
+ * first (their warm-up is canceled), then idle ones, then busy ones, which finish their current
+ * task (or batch) first. Workers that have left are joined here. Returns without waiting for
+ * retiring workers.
+ *
+ * @return 0; SWARM_EINVAL if @p p is NULL; SWARM_ERANGE if @p n > max_workers (nothing
+ *         changes); SWARM_ESTATE after swarm_pool_stop() began; SWARM_ENOMEM or SWARM_EINTERNAL
+ *         if a new worker could not be allocated or started (the target is still @p n, the
+ *         workers started so far keep running, a later resize retries).
+ * Thread safety: any thread, concurrently with everything but destroy (resize calls serialize).
+ * Blocking: briefly (thread creation, joining workers that have already left).
+ */
+SWARM_API int swarm_pool_resize(swarm_pool *p, uint32_t n);
+
+/**
+ * Stop the pool: close the input channel (later sends by producers fail with SWARM_ECLOSED), let
+ * workers take and run what is queued until @p timeout_ns passes, then retire every worker and
+ * join them all. If the target is 0 while tasks are queued, one worker is started to drain.
+ *
+ * With @p timeout_ns = SWARM_WAIT_FOREVER (-1) everything queued is run (drain). With a timeout
+ * (0 stops at once), at the deadline the tasks still in flight are asked to stop through their
+ * request's cancel token (the engine sees SWARM_ECANCELED; their results are still delivered),
+ * and the tasks still queued are not run: up to @p left_cap of them are moved to @p left (may be
+ * NULL when left_cap is 0); any beyond that stay in the (closed) channel for the host to receive.
+ *
+ * @param n_left  receives the number of tasks not run (moved to @p left plus still queued); may
+ *                be NULL.
+ * @return the number of tasks moved to @p left (>= 0); SWARM_EINVAL if @p p is NULL, timeout is
+ *         below -1, or @p left is NULL with left_cap > 0; SWARM_ESTATE if the pool was already
+ *         stopped.
+ * Ownership: tasks moved to @p left are the caller's again (payload and user included).
+ * Thread safety: any thread except a pool callback's; once per pool.
+ * Blocking: until every worker has left (in-flight engine calls must return).
+ */
+SWARM_API int swarm_pool_stop(swarm_pool *p, int64_t timeout_ns, swarm_task *left,
+                              size_t left_cap, uint64_t *n_left);
+
+/**
+ * Destroy the pool: stops it first if needed (as swarm_pool_stop(p, 0, NULL, 0, NULL), leaving
+ * queued tasks in the channel), then frees everything. NULL is a no-op.
+ * Thread safety: no other call on @p p may be running or follow. Blocking: as swarm_pool_stop().
+ */
+SWARM_API void swarm_pool_destroy(swarm_pool *p);
+
+/**
+ * Copy a snapshot into @p stats (set stats->size = sizeof(*stats) first; only that many bytes
+ * are written).
+ * @return 0; SWARM_EINVAL for NULL arguments or a size too small for the first fields.
+ * Thread safety: any thread, concurrently with traffic. Blocking: briefly (the state mutex).
+ */
+SWARM_API int swarm_pool_get_stats(swarm_pool *p, swarm_pool_stats *stats);
+
+/** @return the current target worker count (0 for NULL). Lock-free. */
+SWARM_API uint32_t swarm_pool_target(const swarm_pool *p);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SWARM_POOL_H */

@@ -1,0 +1,155 @@
+# SPDX-License-Identifier: MIT
+"""The base class of every Python object that owns a C handle.
+
+A handle counts the foreign calls in flight on it. ``close()`` (``destroy()`` for channels,
+whose ``close()`` is the C close) first wakes whatever blocks on the object (subclass hook
+:meth:`_Handle._wake`), then waits until no call is in flight, and only then calls the C destroy
+function, so a Python thread can never pass a dangling pointer to C. After that every method
+raises :class:`~swarm.errors.HandleClosed`.
+
+A ``weakref.finalize`` destroys a handle that is garbage-collected (or still alive at interpreter
+exit) without an explicit close. Finalizers cannot race in-flight calls: a call holds a
+reference to its object.
+"""
+from __future__ import annotations
+
+import atexit
+import itertools
+import threading
+import time
+import weakref
+from typing import Any, Callable, Optional
+
+from .errors import HandleClosed
+
+__all__ = ["_Handle", "to_ns", "shutdown"]
+
+# Every live handle, so that interpreter exit can release them in a safe order (newest first:
+# pools and loops before the engines, channels and policies they use), *before* weakref's own
+# atexit finalizers run. Releasing waits for calls in flight and wakes blocked ones, so C worker
+# threads never call into a finalizing interpreter and no C object is freed under a caller.
+_live: "weakref.WeakValueDictionary[int, _Handle]" = weakref.WeakValueDictionary()
+_seq = itertools.count(1)
+_exit_registered = False
+_exit_lock = threading.Lock()
+
+
+def shutdown() -> None:
+    """Release every live libswarm handle, newest first: stops pools and reconcile loops (joining
+    their C threads), closes channels (waking blocked threads), then frees everything.
+    Registered with atexit on first use; safe to call more than once. Blocking: until C worker
+    threads have left."""
+    while True:
+        items = sorted(_live.items(), reverse=True)
+        if not items:
+            return
+        for _k, h in items:
+            try:
+                h._release()
+            except Exception:  # pragma: no cover - exit path must go on
+                pass
+            _live.pop(_k, None)
+
+
+def _register_exit() -> None:
+    global _exit_registered
+    with _exit_lock:
+        if not _exit_registered:
+            # Registered after weakref.finalize's own atexit hook (created by the first handle's
+            # finalizer just before this), so atexit's LIFO order runs it first.
+            atexit.register(shutdown)
+            _exit_registered = True
+
+
+def to_ns(timeout: Optional[float]) -> int:
+    """Seconds (None = forever, 0 = never wait) to the C convention (-1 / 0 / ns)."""
+    if timeout is None:
+        return -1
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError("timeout must be a number of seconds or None, not "
+                        f"{type(timeout).__name__}")
+    if timeout < 0:
+        from .errors import InvalidArgument
+        raise InvalidArgument(f"negative timeout {timeout!r}")
+    return int(timeout * 1e9)
+
+
+class _Handle:
+    """Owns one C pointer; see the module docstring. Not meant to be instantiated directly."""
+
+    _kind = "handle"
+
+    def __init__(self, ptr: int, destroy: Callable[..., Any], *keepalive: Any) -> None:
+        self._ptr: Optional[int] = ptr
+        self._lock = threading.Lock()      # serializes _release callers only
+        # Calls in flight: one entry per call. list.append/pop are atomic under the GIL, so the
+        # hot path takes no lock. Ordering (sequentially consistent under the GIL): a caller
+        # appends, then reads _closing; _release sets _closing, then waits for the list to
+        # empty; so either the caller sees _closing and backs out, or _release sees its entry.
+        self._inflight: list = []
+        self._closing = False
+        # The finalizer holds what C may still call back into (trampolines, tables) until the
+        # C object is gone.
+        self._finalizer = weakref.finalize(self, destroy, ptr, *keepalive)
+        _live[next(_seq)] = self
+        if not _exit_registered:
+            _register_exit()
+
+    # -- in-flight accounting ------------------------------------------------------------------
+    def _enter(self) -> int:
+        inflight = self._inflight
+        inflight.append(None)
+        p = self._ptr
+        if p is None or self._closing:
+            inflight.pop()
+            raise HandleClosed(f"{self._kind} is closed")
+        return p
+
+    def _leave(self) -> None:
+        self._inflight.pop()
+
+    def _ptr_or_raise(self) -> int:
+        """The pointer, or HandleClosed; for checks that do not call C."""
+        p = self._ptr
+        if p is None or self._closing:
+            raise HandleClosed(f"{self._kind} is closed")
+        return p
+
+    def _wake(self, ptr: int) -> None:
+        """Hook: make blocked calls on ``ptr`` return (e.g. swarm_chan_close)."""
+
+    def _release(self) -> bool:
+        """Wake, wait for in-flight calls, then run the finalizer. Idempotent; returns whether
+        this call did the work. Blocking: until every in-flight call on the handle returned
+        (blocked ones are woken again every 50 ms)."""
+        with self._lock:   # a second caller waits here until the first has finished
+            if self._ptr is None:
+                return False
+            self._closing = True
+            ptr = self._ptr
+            self._wake(ptr)
+            waited = 0.0
+            while self._inflight:
+                time.sleep(0.0005 if waited < 0.01 else 0.005)
+                waited += 0.0005 if waited < 0.01 else 0.005
+                if waited >= 0.05:
+                    self._wake(ptr)
+                    waited = 0.01
+            self._finalizer()  # runs the C destroy exactly once
+            self._ptr = None
+        return True
+
+    @property
+    def _alive(self) -> bool:
+        return self._ptr is not None and not self._closing
+
+    def __enter__(self):
+        self._ptr_or_raise()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._release()
+
+    def __repr__(self) -> str:
+        state = "open" if self._alive else "closed"
+        return f"<swarm.{type(self).__name__} {state}>"

@@ -1,0 +1,129 @@
+# SPDX-License-Identifier: MIT
+"""Locating and loading libswarm, and the helper that declares each C function.
+
+Search order (first hit wins):
+
+1. ``$SWARM_LIBRARY``: a full path to ``libswarm.so.0`` (or any file name ctypes can load).
+2. The build tree: ``<repo>/build*/libswarm.so.<major>`` next to this package (newest first).
+3. The system: ``ctypes.util.find_library("swarm")``.
+
+The library is loaded with :class:`ctypes.CDLL`, so every foreign call releases the GIL for its
+duration: a thread blocked in ``swarm_chan_recv`` does not stop other Python threads.
+
+At import the library's major version (``swarm_version() >> 16``) must equal
+:data:`EXPECTED_MAJOR`; otherwise :class:`ImportError` is raised (liburing's rule: the soname
+major is the ABI).
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import glob
+import os
+from typing import Any, Callable, Sequence
+
+__all__ = ["EXPECTED_MAJOR", "lib", "lib_path", "cfunc", "has_symbol", "find_library"]
+
+#: The ABI major version this binding was written against (include/swarm/version.h).
+EXPECTED_MAJOR = 0
+
+_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def find_library() -> str:
+    """Return the path (or name) of the libswarm shared library to load.
+
+    Raises ImportError when nothing is found. Does not load anything.
+    """
+    env = os.environ.get("SWARM_LIBRARY")
+    if env:
+        if os.sep in env and not os.path.exists(env):
+            raise ImportError(f"SWARM_LIBRARY={env!r} does not exist")
+        return env
+    soname = f"libswarm.so.{EXPECTED_MAJOR}"
+    cands = glob.glob(os.path.join(_REPO_ROOT, "build*", soname))
+    cands = [c for c in cands if os.path.isfile(c)]
+    if cands:
+        cands.sort(key=os.path.getmtime, reverse=True)
+        return cands[0]
+    found = ctypes.util.find_library("swarm")
+    if found:
+        return found
+    raise ImportError(
+        "libswarm shared library not found: set SWARM_LIBRARY, build the tree with meson "
+        "(build*/" + soname + "), or install it system-wide")
+
+
+def _load() -> tuple[ctypes.CDLL, str]:
+    path = find_library()
+    try:
+        dll = ctypes.CDLL(path)
+    except OSError as exc:
+        raise ImportError(f"cannot load libswarm from {path!r}: {exc}") from exc
+    try:
+        ver = dll.swarm_version
+    except AttributeError as exc:
+        raise ImportError(f"{path!r} is not libswarm (no swarm_version)") from exc
+    ver.argtypes = []
+    ver.restype = ctypes.c_uint32
+    major = ver() >> 16
+    if major != EXPECTED_MAJOR:
+        raise ImportError(
+            f"libswarm at {path!r} has ABI major {major}, this binding needs {EXPECTED_MAJOR}")
+    return dll, path
+
+
+lib, lib_path = _load()
+#: The same library through PyDLL: calls keep the GIL. Used only for calls that never block
+#: (try_send/try_recv fast paths), where dropping and retaking the GIL would cost more than the
+#: call itself and thrash the GIL between threads.
+pylib = ctypes.PyDLL(lib_path)
+
+
+def has_symbol(name: str) -> bool:
+    """Whether the loaded library exports ``name`` (modules land over time)."""
+    try:
+        getattr(lib, name)
+        return True
+    except AttributeError:
+        return False
+
+
+#: Every C function name the binding declares (tests compare it with src/libswarm.map).
+declared: set = set()
+
+
+class _Missing:
+    """Stands in for a C function the loaded library does not export."""
+
+    def __init__(self, name: str) -> None:
+        self.__name__ = name
+
+    def __call__(self, *args: Any) -> Any:
+        from .errors import NotSupported
+        raise NotSupported(f"{self.__name__} is not exported by {lib_path}")
+
+
+def cfunc(name: str, argtypes: Sequence[Any], restype: Any, *,
+          keep_gil: bool = False) -> Callable[[Callable[..., Any]], Any]:
+    """Declare C function ``name`` next to its typed Python stub.
+
+    The decorated stub only documents the signature; the returned object is the ctypes foreign
+    function with ``argtypes`` and ``restype`` set (or a stub raising NotSupported when the loaded
+    library lacks the symbol). ``keep_gil=True`` binds through PyDLL (the GIL stays held): only
+    for functions that never block.
+    """
+
+    def deco(stub: Callable[..., Any]) -> Any:
+        declared.add(name)
+        try:
+            f = getattr(pylib if keep_gil else lib, name)
+        except AttributeError:
+            return _Missing(name)
+        f.argtypes = list(argtypes)
+        f.restype = restype
+        return f
+
+    return deco
+
+

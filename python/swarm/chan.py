@@ -1,0 +1,709 @@
+# SPDX-License-Identifier: MIT
+"""Channels (include/swarm/chan.h): a bounded MPMC queue with backpressure.
+
+Two Python faces over one C channel type:
+
+* :class:`Channel` carries bytes. Elements have the fixed size given at creation and are copied
+  in and out. With ``framed=True`` each element carries a 4-byte length, so messages of any
+  length up to ``elem_size - 4`` travel intact.
+* :class:`ObjectChannel` carries arbitrary Python objects. The object stays in a per-channel
+  handle table (``dict[int, object]``) and only its integer handle (an 8-byte element) goes
+  through C; receiving (or dropping, or destroying the channel) removes it from the table, so
+  nothing leaks and no PyObject pointer ever crosses into C.
+
+Blocking and threading: every blocking call (``send``, ``recv``, the timed and batch variants)
+runs in C with the GIL released (the library is loaded with ``ctypes.CDLL``), so other Python
+threads keep running while one waits. Any number of threads may send and receive concurrently.
+Timeouts are in seconds: ``None`` waits forever, ``0`` never waits.
+
+``close()`` is the C close (idempotent): later sends raise :class:`~swarm.Closed`, receivers
+drain what is queued and then get :class:`~swarm.Closed`, iteration ends, and every blocked
+thread wakes. ``destroy()`` (also the context-manager exit and the finalizer) closes, waits for
+calls in flight to return, then frees the channel; after it every method raises
+:class:`~swarm.HandleClosed`.
+"""
+from __future__ import annotations
+
+import ctypes
+import enum
+import itertools
+import logging
+import struct
+from ctypes import (CFUNCTYPE, POINTER, Structure, byref, c_int, c_int64, c_size_t, c_uint32,
+                    c_uint64, c_void_p)
+from typing import Any, Callable, Dict, Generic, Iterable, Iterator, List, Optional, TypeVar
+
+from . import errors
+from ._handle import _Handle, to_ns
+from ._lib import cfunc
+from .common import Allocator, CancelToken, alloc_arg, swarm_allocator
+
+__all__ = ["Channel", "ObjectChannel", "FullMode", "DropReason", "swarm_chan_opts",
+           "swarm_chan_stats"]
+
+log = logging.getLogger("swarm")
+
+
+class FullMode(enum.IntEnum):
+    """What a send does when the channel is full (``swarm_full_mode``)."""
+    WAIT = 0
+    DROP_OLDEST = 1
+    DROP_NEWEST = 2
+    DROP_WRITE = 3
+
+
+class DropReason(enum.IntEnum):
+    """Why an element was dropped (``swarm_drop_reason``)."""
+    EVICTED_OLDEST = 1
+    EVICTED_NEWEST = 2
+    WRITE = 3
+    DESTROY = 4
+
+
+DROP_FN = CFUNCTYPE(None, c_void_p, c_void_p, c_int)
+
+
+class swarm_chan_opts(Structure):
+    """Mirror of ``swarm_chan_opts`` (field order and types exactly as in chan.h)."""
+    _fields_ = [
+        ("size", c_uint32),
+        ("full_mode", c_uint32),
+        ("capacity", c_uint64),
+        ("elem_size", c_uint64),
+        ("drop_fn", DROP_FN),
+        ("drop_ctx", c_void_p),
+        ("alloc", POINTER(swarm_allocator)),
+        ("spin", c_uint32),
+        ("reserved_", c_uint32),
+    ]
+
+
+class swarm_chan_stats(Structure):
+    """Mirror of ``swarm_chan_stats``."""
+    _fields_ = [
+        ("size", c_uint32),
+        ("blocked_senders", c_uint32),
+        ("blocked_receivers", c_uint32),
+        ("closed", c_uint32),
+        ("capacity", c_uint64),
+        ("elem_size", c_uint64),
+        ("length", c_uint64),
+        ("sent", c_uint64),
+        ("received", c_uint64),
+        ("dropped", c_uint64),
+        ("high_watermark", c_uint64),
+        ("send_blocked_ns", c_int64),
+        ("recv_blocked_ns", c_int64),
+    ]
+
+
+# ---- C declarations -------------------------------------------------------------------------
+
+@cfunc("swarm_chan_opts_init", [POINTER(swarm_chan_opts)], c_int)
+def _swarm_chan_opts_init(opts) -> int:
+    """Fill defaults and size. Non-blocking."""
+
+
+@cfunc("swarm_chan_create", [POINTER(c_void_p), POINTER(swarm_chan_opts)], c_int)
+def _swarm_chan_create(out, opts) -> int:
+    """Create; EINVAL / ENOMEM. Non-blocking."""
+
+
+@cfunc("swarm_chan_destroy", [c_void_p], None)
+def _swarm_chan_destroy(ch) -> None:
+    """Free; queued elements go to the drop callback (DESTROY)."""
+
+
+@cfunc("swarm_chan_close", [c_void_p], c_int)
+def _swarm_chan_close(ch) -> int:
+    """Idempotent close; wakes every waiter. Non-blocking."""
+
+
+@cfunc("swarm_chan_send", [c_void_p, c_void_p], c_int)
+def _swarm_chan_send(ch, elem) -> int:
+    """Blocking send (GIL released)."""
+
+
+@cfunc("swarm_chan_try_send", [c_void_p, c_void_p], c_int)
+def _swarm_chan_try_send(ch, elem) -> int:
+    """Non-blocking send; EAGAIN when full."""
+
+
+@cfunc("swarm_chan_send_timeout", [c_void_p, c_void_p, c_int64], c_int)
+def _swarm_chan_send_timeout(ch, elem, timeout_ns) -> int:
+    """Timed send; ETIMEDOUT."""
+
+
+@cfunc("swarm_chan_send_ex", [c_void_p, c_void_p, c_int64, c_void_p], c_int)
+def _swarm_chan_send_ex(ch, elem, timeout_ns, cancel) -> int:
+    """Timed, cancelable send; ECANCELED."""
+
+
+@cfunc("swarm_chan_recv", [c_void_p, c_void_p], c_int)
+def _swarm_chan_recv(ch, out) -> int:
+    """Blocking receive (GIL released)."""
+
+
+@cfunc("swarm_chan_try_recv", [c_void_p, c_void_p], c_int)
+def _swarm_chan_try_recv(ch, out) -> int:
+    """Non-blocking receive; EAGAIN when empty."""
+
+
+@cfunc("swarm_chan_try_send", [c_void_p, c_void_p], c_int, keep_gil=True)
+def _swarm_chan_try_send_fast(ch, elem) -> int:
+    """swarm_chan_try_send through PyDLL: never blocks, so the GIL stays held (fast path)."""
+
+
+@cfunc("swarm_chan_try_recv", [c_void_p, c_void_p], c_int, keep_gil=True)
+def _swarm_chan_try_recv_fast(ch, out) -> int:
+    """swarm_chan_try_recv through PyDLL: never blocks, so the GIL stays held (fast path)."""
+
+
+@cfunc("swarm_chan_recv_timeout", [c_void_p, c_void_p, c_int64], c_int)
+def _swarm_chan_recv_timeout(ch, out, timeout_ns) -> int:
+    """Timed receive; ETIMEDOUT."""
+
+
+@cfunc("swarm_chan_recv_ex", [c_void_p, c_void_p, c_int64, c_void_p], c_int)
+def _swarm_chan_recv_ex(ch, out, timeout_ns, cancel) -> int:
+    """Timed, cancelable receive."""
+
+
+@cfunc("swarm_chan_send_batch", [c_void_p, c_void_p, c_size_t, c_int64, c_void_p], c_int)
+def _swarm_chan_send_batch(ch, elems, n, timeout_ns, cancel) -> int:
+    """Send up to n; returns the count or a code."""
+
+
+@cfunc("swarm_chan_recv_batch",
+       [c_void_p, c_void_p, c_size_t, c_size_t, c_int64, c_int64, c_void_p], c_int)
+def _swarm_chan_recv_batch(ch, out, max_, min_, linger_ns, timeout_ns, cancel) -> int:
+    """Dynamic-batching receive; returns the count or a code."""
+
+
+@cfunc("swarm_chan_get_stats", [c_void_p, POINTER(swarm_chan_stats)], c_int)
+def _swarm_chan_get_stats(ch, stats) -> int:
+    """Snapshot of counters. Lock-free."""
+
+
+@cfunc("swarm_chan_len", [c_void_p], c_uint64)
+def _swarm_chan_len(ch) -> int:
+    """Queued now."""
+
+
+@cfunc("swarm_chan_capacity", [c_void_p], c_uint64)
+def _swarm_chan_capacity(ch) -> int:
+    """Capacity in elements."""
+
+
+@cfunc("swarm_chan_elem_size", [c_void_p], c_uint64)
+def _swarm_chan_elem_size(ch) -> int:
+    """Element size in bytes."""
+
+
+@cfunc("swarm_chan_is_closed", [c_void_p], c_int)
+def _swarm_chan_is_closed(ch) -> int:
+    """1 once closed."""
+
+
+# ---- drop callbacks: one module-level trampoline, user data is an integer key ----------------
+
+_drop_handlers: Dict[int, Callable[[int, int], None]] = {}
+_drop_keys = itertools.count(1)
+
+
+def _drop_tramp(ctx: Optional[int], elem: Optional[int], reason: int) -> None:
+    try:
+        h = _drop_handlers.get(ctx or 0)
+        if h is not None and elem:
+            h(elem, reason)
+    except BaseException:  # never propagate into C
+        log.exception("swarm channel drop callback raised")
+
+
+_DROP_TRAMP = DROP_FN(_drop_tramp)
+
+
+def _destroy_chan(ptr: int, key: int, *_keep: Any) -> None:
+    _swarm_chan_destroy(ptr)  # runs the drop handler for queued elements (DESTROY)
+    _drop_handlers.pop(key, None)
+
+
+def stats_dict(s: Structure) -> Dict[str, Any]:
+    """A ctypes stats struct as a dict (without the ``size`` field)."""
+    return {name: getattr(s, name) for name, _t in s._fields_
+            if name != "size" and not name.endswith("_")}
+
+
+_LEN = struct.Struct("<I")
+_EAGAIN = errors.WouldBlock.code
+
+
+def _check_cancel(cancel: Any) -> None:
+    if not isinstance(cancel, CancelToken):
+        raise TypeError(f"cancel must be a swarm.CancelToken, not {type(cancel).__name__}")
+    cancel._ptr_or_raise()
+
+
+class _ChanBase(_Handle):
+    _kind = "channel"
+
+    def __init__(self, *, capacity: int, elem_size: int, full_mode: int, spin: int,
+                 allocator: Optional[Allocator],
+                 drop_handler: Optional[Callable[[int, int], None]]) -> None:
+        for nm, v in (("capacity", capacity), ("elem_size", elem_size), ("spin", spin)):
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise TypeError(f"{nm} must be an int, not {type(v).__name__}")
+            if v < 0:
+                raise errors.InvalidArgument(f"{nm} must be >= 0, got {v}")
+        opts = swarm_chan_opts()
+        errors.check(_swarm_chan_opts_init(byref(opts)))
+        opts.size = ctypes.sizeof(swarm_chan_opts)
+        opts.full_mode = int(FullMode(full_mode)) if full_mode in FullMode._value2member_map_ \
+            else int(full_mode)
+        opts.capacity = capacity
+        opts.elem_size = elem_size
+        opts.spin = spin
+        opts.alloc = alloc_arg(allocator)
+        key = 0
+        if drop_handler is not None:
+            key = next(_drop_keys)
+            _drop_handlers[key] = drop_handler
+            opts.drop_fn = _DROP_TRAMP
+            opts.drop_ctx = key
+        out = c_void_p()
+        rc = _swarm_chan_create(byref(out), byref(opts))
+        if rc < 0:
+            _drop_handlers.pop(key, None)
+            errors.raise_for(rc, "swarm_chan_create")
+        super().__init__(out.value, _destroy_chan, key, allocator, drop_handler)
+        self._esize = elem_size
+
+    # -- raw calls on ctypes buffers ---------------------------------------------------------
+    def _cancel_enter(self, cancel: Optional[CancelToken]) -> Optional[int]:
+        if cancel is None:
+            return None
+        if not isinstance(cancel, CancelToken):
+            raise TypeError(f"cancel must be a swarm.CancelToken, not {type(cancel).__name__}")
+        return cancel._enter()
+
+    # Blocking calls first try without waiting, keeping the GIL (PyDLL): when that succeeds
+    # (or fails for good) no GIL hand-off happens at all. Only a call that must wait goes
+    # through CDLL, which releases the GIL while C blocks. The C semantics are unchanged: a
+    # fired token or a zero timeout still lets an element through that needs no waiting.
+    def _raw_send(self, elem: Any, timeout: Optional[float], cancel: Optional[CancelToken]) -> int:
+        tns = -1 if timeout is None else to_ns(timeout)
+        if cancel is not None:
+            _check_cancel(cancel)
+        p = self._enter()
+        try:
+            rc = _swarm_chan_try_send_fast(p, elem)
+            if rc != _EAGAIN or tns == 0:
+                return rc
+            if cancel is None:
+                if tns < 0:
+                    return _swarm_chan_send(p, elem)
+                return _swarm_chan_send_timeout(p, elem, tns)
+            cp = self._cancel_enter(cancel)
+            try:
+                return _swarm_chan_send_ex(p, elem, tns, cp)
+            finally:
+                cancel._leave()
+        finally:
+            self._leave()
+
+    def _raw_recv(self, out: Any, timeout: Optional[float], cancel: Optional[CancelToken]) -> int:
+        tns = -1 if timeout is None else to_ns(timeout)
+        if cancel is not None:
+            _check_cancel(cancel)
+        p = self._enter()
+        try:
+            rc = _swarm_chan_try_recv_fast(p, out)
+            if rc != _EAGAIN or tns == 0:
+                return rc
+            if cancel is None:
+                if tns < 0:
+                    return _swarm_chan_recv(p, out)
+                return _swarm_chan_recv_timeout(p, out, tns)
+            cp = self._cancel_enter(cancel)
+            try:
+                return _swarm_chan_recv_ex(p, out, tns, cp)
+            finally:
+                cancel._leave()
+        finally:
+            self._leave()
+
+    def _raw_try_send(self, elem: Any) -> int:
+        p = self._enter()
+        try:
+            return _swarm_chan_try_send_fast(p, elem)
+        finally:
+            self._leave()
+
+    def _raw_try_recv(self, out: Any) -> int:
+        p = self._enter()
+        try:
+            return _swarm_chan_try_recv_fast(p, out)
+        finally:
+            self._leave()
+
+    def _raw_send_batch(self, elems: Any, n: int, timeout: Optional[float],
+                        cancel: Optional[CancelToken]) -> int:
+        tns = to_ns(timeout)
+        p = self._enter()
+        try:
+            cp = self._cancel_enter(cancel)
+            try:
+                return _swarm_chan_send_batch(p, elems, n, tns, cp)
+            finally:
+                if cancel is not None:
+                    cancel._leave()
+        finally:
+            self._leave()
+
+    def _raw_recv_batch(self, out: Any, max_items: int, min_items: int, linger: float,
+                        timeout: Optional[float], cancel: Optional[CancelToken]) -> int:
+        if isinstance(max_items, bool) or not isinstance(max_items, int) or \
+                isinstance(min_items, bool) or not isinstance(min_items, int):
+            raise TypeError("max_items and min_items must be ints")
+        if max_items <= 0 or min_items < 0:
+            raise errors.InvalidArgument(f"bad batch bounds max={max_items} min={min_items}")
+        lns = to_ns(linger if linger is not None else 0)
+        tns = to_ns(timeout)
+        p = self._enter()
+        try:
+            cp = self._cancel_enter(cancel)
+            try:
+                return _swarm_chan_recv_batch(p, out, max_items, min_items, lns, tns, cp)
+            finally:
+                if cancel is not None:
+                    cancel._leave()
+        finally:
+            self._leave()
+
+    # -- lifecycle and introspection ---------------------------------------------------------
+    def _wake(self, ptr: int) -> None:
+        _swarm_chan_close(ptr)
+
+    def close(self) -> None:
+        """Close the channel (``swarm_chan_close``): sends fail with Closed, receivers drain
+        then get Closed, every blocked thread wakes. Idempotent; a no-op after destroy.
+        Non-blocking."""
+        p = self._ptr
+        if p is None or self._closing:
+            return
+        p = self._enter()
+        try:
+            errors.check(_swarm_chan_close(p))
+        finally:
+            self._leave()
+
+    def destroy(self) -> None:
+        """Close, wait until every call in flight has returned, then free the channel
+        (``swarm_chan_destroy``); queued elements go to the drop callback with reason DESTROY.
+        Idempotent. Blocking: until in-flight calls return (they wake promptly on close)."""
+        self._release()
+
+    @property
+    def closed(self) -> bool:
+        """True once the channel is closed (``swarm_chan_is_closed``) or destroyed."""
+        p = self._ptr
+        if p is None or self._closing:
+            return True
+        p = self._enter()
+        try:
+            return bool(_swarm_chan_is_closed(p))
+        finally:
+            self._leave()
+
+    @property
+    def destroyed(self) -> bool:
+        """True once :meth:`destroy` has run."""
+        return not self._alive
+
+    def _u64(self, fn: Callable[[int], int]) -> int:
+        p = self._enter()
+        try:
+            return int(fn(p))
+        finally:
+            self._leave()
+
+    def __len__(self) -> int:
+        """Elements queued now (``swarm_chan_len``); approximate under traffic."""
+        return self._u64(_swarm_chan_len)
+
+    @property
+    def capacity(self) -> int:
+        """Capacity in elements (``swarm_chan_capacity``)."""
+        return self._u64(_swarm_chan_capacity)
+
+    @property
+    def elem_size(self) -> int:
+        """Bytes per C element (``swarm_chan_elem_size``)."""
+        return self._u64(_swarm_chan_elem_size)
+
+    def stats(self) -> Dict[str, Any]:
+        """A snapshot of the counters (``swarm_chan_get_stats``) as a dict: capacity, elem_size,
+        length, sent, received, dropped, high_watermark, blocked_senders, blocked_receivers,
+        closed, send_blocked_ns, recv_blocked_ns. Lock-free, any thread."""
+        s = swarm_chan_stats()
+        s.size = ctypes.sizeof(swarm_chan_stats)
+        p = self._enter()
+        try:
+            errors.check(_swarm_chan_get_stats(p, byref(s)), "swarm_chan_get_stats")
+        finally:
+            self._leave()
+        return stats_dict(s)
+
+
+class Channel(_ChanBase):
+    """A channel of bytes (copied in and out).
+
+    Args:
+        capacity: elements the channel holds (C default 1024).
+        elem_size: bytes per element (1 .. 1 MiB). Without ``framed`` every message must be
+            exactly this long; with ``framed`` up to ``elem_size - 4`` bytes.
+        full_mode: a :class:`FullMode`; the drop modes never block a sender.
+        on_drop: ``on_drop(data: bytes, reason: DropReason)``, called on the thread of the send
+            (or destroy) that dropped an element; exceptions are logged, never propagated.
+        framed: carry variable-length messages with a 4-byte length prefix.
+        spin: busy-wait rounds before parking (0: library default).
+        allocator: optional :class:`~swarm.Allocator`.
+
+    Raises InvalidArgument (SWARM_EINVAL) for bad options, OutOfMemory (SWARM_ENOMEM).
+    """
+
+    def __init__(self, capacity: int = 1024, elem_size: int = 8, *,
+                 full_mode: FullMode = FullMode.WAIT,
+                 on_drop: Optional[Callable[[bytes, DropReason], None]] = None,
+                 framed: bool = False, spin: int = 0,
+                 allocator: Optional[Allocator] = None) -> None:
+        self._framed = bool(framed)
+        if self._framed and isinstance(elem_size, int) and elem_size < 5:
+            raise errors.InvalidArgument("framed channels need elem_size >= 5")
+        handler = None
+        if on_drop is not None:
+            if not callable(on_drop):
+                raise TypeError("on_drop must be callable")
+            es, framed_ = elem_size, self._framed
+
+            def handler(elem: int, reason: int) -> None:
+                data = ctypes.string_at(elem, es)
+                if framed_:
+                    (n,) = _LEN.unpack_from(data)
+                    data = data[4:4 + n]
+                on_drop(data, DropReason(reason))
+        super().__init__(capacity=capacity, elem_size=elem_size, full_mode=full_mode, spin=spin,
+                         allocator=allocator, drop_handler=handler)
+        self._maxmsg = elem_size - 4 if self._framed else elem_size
+
+    @property
+    def max_message(self) -> int:
+        """The longest message :meth:`send` accepts."""
+        return self._maxmsg
+
+    def _encode(self, data: Any) -> bytes:
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"Channel carries bytes-like data, not {type(data).__name__}; "
+                            "use ObjectChannel for Python objects")
+        b = bytes(data)
+        if self._framed:
+            if len(b) > self._maxmsg:
+                raise errors.InvalidArgument(
+                    f"message of {len(b)} bytes exceeds {self._maxmsg}")
+            return _LEN.pack(len(b)) + b + bytes(self._maxmsg - len(b))
+        if len(b) != self._esize:
+            raise errors.InvalidArgument(
+                f"message must be exactly elem_size={self._esize} bytes, got {len(b)}")
+        return b
+
+    def _decode(self, raw: bytes) -> bytes:
+        if self._framed:
+            (n,) = _LEN.unpack_from(raw)
+            return raw[4:4 + n]
+        return raw
+
+    def send(self, data: bytes, timeout: Optional[float] = None,
+             cancel: Optional[CancelToken] = None) -> None:
+        """Send one message (copied), waiting while the channel is full (wait mode).
+
+        ``swarm_chan_send`` / ``_send_timeout`` / ``_send_ex`` depending on the arguments.
+        Raises Closed, TimedOut (WouldBlock for timeout 0), Canceled. Blocking: yes, with the
+        GIL released; thread-safe.
+        """
+        errors.check(self._raw_send(self._encode(data), timeout, cancel))
+
+    def try_send(self, data: bytes) -> None:
+        """Send without waiting (``swarm_chan_try_send``); raises WouldBlock when full."""
+        errors.check(self._raw_try_send(self._encode(data)))
+
+    def recv(self, timeout: Optional[float] = None,
+             cancel: Optional[CancelToken] = None) -> bytes:
+        """Receive one message, waiting while empty (``swarm_chan_recv`` / ``_recv_timeout`` /
+        ``_recv_ex``). Raises Closed once closed and drained, TimedOut, Canceled. Blocking: yes,
+        with the GIL released; thread-safe."""
+        buf = ctypes.create_string_buffer(self._esize)
+        errors.check(self._raw_recv(buf, timeout, cancel))
+        return self._decode(buf.raw)
+
+    def try_recv(self) -> bytes:
+        """Receive without waiting (``swarm_chan_try_recv``); raises WouldBlock when empty and
+        open, Closed when closed and drained."""
+        buf = ctypes.create_string_buffer(self._esize)
+        errors.check(self._raw_try_recv(buf))
+        return self._decode(buf.raw)
+
+    def send_batch(self, items: Iterable[bytes], timeout: Optional[float] = None,
+                   cancel: Optional[CancelToken] = None) -> int:
+        """Send messages in order (``swarm_chan_send_batch``), waiting for room for at most
+        ``timeout`` overall. Returns how many were sent (the rest were not); raises the stopping
+        error only when none was sent. Blocking: yes, GIL released."""
+        enc = [self._encode(d) for d in items]
+        if not enc:
+            return 0
+        buf = b"".join(enc)
+        return errors.check(self._raw_send_batch(buf, len(enc), timeout, cancel))
+
+    def recv_batch(self, max_items: int, min_items: int = 1, linger: float = 0.0,
+                   timeout: Optional[float] = None,
+                   cancel: Optional[CancelToken] = None) -> List[bytes]:
+        """Receive up to ``max_items`` (``swarm_chan_recv_batch``): returns once ``max_items``
+        are taken, or ``min_items`` are and ``linger`` seconds passed since the first, or on
+        timeout/close/cancel with whatever was taken. Raises (TimedOut, WouldBlock, Closed,
+        Canceled) only when nothing was taken. Blocking: yes, GIL released."""
+        if isinstance(max_items, int) and not isinstance(max_items, bool) and max_items > 0:
+            buf = ctypes.create_string_buffer(self._esize * max_items)
+        else:
+            buf = ctypes.create_string_buffer(1)
+        n = errors.check(self._raw_recv_batch(buf, max_items, min_items, linger, timeout, cancel))
+        raw, es = buf.raw, self._esize
+        return [self._decode(raw[i * es:(i + 1) * es]) for i in range(n)]
+
+    def __iter__(self) -> Iterator[bytes]:
+        """Receive until the channel is closed and drained. Blocking, GIL released."""
+        while True:
+            try:
+                yield self.recv()
+            except errors.Closed:
+                return
+
+
+T = TypeVar("T")
+
+
+class ObjectChannel(_ChanBase, Generic[T]):
+    """A channel of arbitrary Python objects, through an integer handle table.
+
+    The object itself never enters C: ``send`` stores it under a fresh integer handle and sends
+    the 8-byte handle; ``recv`` pops it. Drops (drop modes) and ``destroy`` on a non-empty
+    channel release the dropped handles (and call ``on_drop(obj, reason)`` if given), so the
+    table never leaks. :attr:`pending` is the table size.
+
+    Blocking, threading and errors as :class:`Channel`.
+    """
+
+    def __init__(self, capacity: int = 1024, *, full_mode: FullMode = FullMode.WAIT,
+                 on_drop: Optional[Callable[[Any, DropReason], None]] = None, spin: int = 0,
+                 allocator: Optional[Allocator] = None) -> None:
+        if on_drop is not None and not callable(on_drop):
+            raise TypeError("on_drop must be callable")
+        table: Dict[int, Any] = {}
+        self._table = table
+        self._keys = itertools.count(1)
+
+        def handler(elem: int, reason: int) -> None:
+            h = c_uint64.from_address(elem).value
+            obj = table.pop(h, None)
+            if on_drop is not None:
+                on_drop(obj, DropReason(reason))
+        super().__init__(capacity=capacity, elem_size=8, full_mode=full_mode, spin=spin,
+                         allocator=allocator, drop_handler=handler)
+
+    @property
+    def pending(self) -> int:
+        """Objects held by the handle table (queued, or in flight in a send)."""
+        return len(self._table)
+
+    def _release(self) -> bool:
+        done = super()._release()
+        self._table.clear()  # the destroy's drop callbacks emptied it; belt and braces
+        return done
+
+    def send(self, obj: T, timeout: Optional[float] = None,
+             cancel: Optional[CancelToken] = None) -> None:
+        """Send a reference to ``obj`` (not a copy). Errors and blocking as
+        :meth:`Channel.send`."""
+        h = next(self._keys)
+        self._table[h] = obj
+        rc = -99
+        try:
+            rc = self._raw_send(byref(c_uint64(h)), timeout, cancel)
+        finally:
+            if rc < 0:
+                self._table.pop(h, None)
+        errors.check(rc)
+
+    def try_send(self, obj: T) -> None:
+        """Send without waiting; raises WouldBlock when full."""
+        h = next(self._keys)
+        self._table[h] = obj
+        rc = -99
+        try:
+            rc = self._raw_try_send(byref(c_uint64(h)))
+        finally:
+            if rc < 0:
+                self._table.pop(h, None)
+        errors.check(rc)
+
+    def _take(self, h: int) -> T:
+        try:
+            return self._table.pop(h)
+        except KeyError:
+            raise errors.InternalError(f"handle {h} not in the table") from None
+
+    def recv(self, timeout: Optional[float] = None, cancel: Optional[CancelToken] = None) -> T:
+        """Receive the next object. Errors and blocking as :meth:`Channel.recv`."""
+        out = c_uint64()
+        errors.check(self._raw_recv(byref(out), timeout, cancel))
+        return self._take(out.value)
+
+    def try_recv(self) -> T:
+        """Receive without waiting; raises WouldBlock when empty, Closed when drained."""
+        out = c_uint64()
+        errors.check(self._raw_try_recv(byref(out)))
+        return self._take(out.value)
+
+    def send_batch(self, items: Iterable[T], timeout: Optional[float] = None,
+                   cancel: Optional[CancelToken] = None) -> int:
+        """Send objects in order; returns how many were sent. As :meth:`Channel.send_batch`."""
+        objs = list(items)
+        if not objs:
+            return 0
+        hs = [next(self._keys) for _ in objs]
+        for h, o in zip(hs, objs):
+            self._table[h] = o
+        arr = (c_uint64 * len(hs))(*hs)
+        rc = -99
+        try:
+            rc = self._raw_send_batch(arr, len(hs), timeout, cancel)
+        finally:
+            for h in hs[max(rc, 0):]:
+                self._table.pop(h, None)
+        return errors.check(rc)
+
+    def recv_batch(self, max_items: int, min_items: int = 1, linger: float = 0.0,
+                   timeout: Optional[float] = None,
+                   cancel: Optional[CancelToken] = None) -> List[T]:
+        """Receive up to ``max_items`` objects; as :meth:`Channel.recv_batch`."""
+        n_alloc = max_items if isinstance(max_items, int) and not isinstance(max_items, bool) \
+            and max_items > 0 else 1
+        arr = (c_uint64 * n_alloc)()
+        n = errors.check(self._raw_recv_batch(arr, max_items, min_items, linger, timeout, cancel))
+        return [self._take(arr[i]) for i in range(n)]
+
+    def __iter__(self) -> Iterator[T]:
+        """Receive until the channel is closed and drained. Blocking, GIL released."""
+        while True:
+            try:
+                yield self.recv()
+            except errors.Closed:
+                return

@@ -1,0 +1,708 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * swarm_pool: elastic worker threads between a channel of swarm_task and an engine.
+ *
+ * Each worker runs in a slot. Slots are allocated the first time they are needed (in create or
+ * resize) and kept until destroy, with their response(s), request and task arrays, histograms and
+ * a wake token, so that neither tasks nor worker restarts allocate.
+ *
+ * Retirement never loses a task because a worker leaves only at the top of its loop, between
+ * tasks: resize marks a slot `retire` and fires the slot's wake token, which makes a receive that
+ * is parked return SWARM_ECANCELED. The channel guarantees that a receive returning
+ * SWARM_ECANCELED took nothing and that one returning a task (or a batch) took it exactly once,
+ * so a worker either has a task, which it runs and delivers before looking at `retire` again, or
+ * has none and may leave.
+ *
+ * Locks. `ctl` serializes resize and stop (thread creation, joins). `mu` guards the worker
+ * accounting (live, retiring, slot hand-over between FREE/STARTING/EXITED, the retire flags'
+ * writes and the wake tokens' resets) and the stats scratch array. Lock order: ctl, then mu.
+ * No result or warm-up callback runs under either; the allocator hooks may (in resize).
+ *
+ * Hot path per task: one receive, relaxed single-writer counter stores into the worker's own
+ * cache lines, the engine call (which stamps start and end times), the delivery. No lock, no
+ * clock read of our own, no shared read-modify-write.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <string.h>
+#include <time.h>
+
+#include "internal.h"
+#include "pool_hist.h"
+#include "swarm/pool.h"
+
+enum {
+    SLOT_FREE = 0,     /* no thread; may be (re)used by resize */
+    SLOT_STARTING = 1, /* thread running the warm-up hook */
+    SLOT_IDLE = 2,     /* waiting for a task */
+    SLOT_BUSY = 3,     /* running a task or a batch */
+    SLOT_EXITED = 4    /* thread has left its loop; resize or stop joins it */
+};
+
+#define POOL_MAX_WORKERS 4096u
+#define POOL_MAX_BATCH 4096u
+
+typedef struct pool_slot {
+    /* Written by the worker, read by stats: the worker's own line. */
+    _Alignas(SWARM_CACHELINE) _Atomic uint32_t state;
+    _Atomic uint32_t in_flight;
+    _Atomic uint64_t taken;
+    _Atomic uint64_t completed;
+    _Atomic uint64_t failed;
+    _Atomic uint64_t undelivered;
+    _Atomic uint64_t batches;
+
+    /* Set by resize/stop under mu with release; the worker's acquire load at the top of its
+     * loop pairs with it, and the worker re-checks under mu before it acts. */
+    _Alignas(SWARM_CACHELINE) _Atomic uint32_t retire;
+    uint32_t index;
+    bool joinable; /* written under ctl and mu, read under either: a thread to join */
+    pthread_t thread;
+    struct swarm_pool *pool;
+    swarm_cancel *wake; /* wakes this worker's receive or warm-up; reset under mu */
+
+    swarm_task *tasks;            /* [batch] */
+    swarm_request *reqs;          /* [batch] */
+    const swarm_request **req_ptrs; /* [batch] */
+    swarm_response **resps;       /* [batch] */
+    swarm__hist wait_hist;
+    swarm__hist service_hist;
+} pool_slot;
+
+struct swarm_pool {
+    swarm_allocator alloc;
+    swarm_pool_opts opts;
+    uint32_t batch; /* tasks per engine call, >= 1 */
+
+    pthread_mutex_t ctl;
+    pthread_mutex_t mu;
+    pthread_cond_t exited_cv; /* a worker left (signalled under mu) */
+
+    _Atomic uint32_t target;
+    _Atomic uint32_t stopping;
+    uint32_t live;     /* under mu: threads between spawn and EXITED */
+    uint32_t retiring; /* under mu: live slots with retire set */
+    uint64_t started, retired, start_failures; /* under mu */
+
+    swarm_cancel *abort; /* every request's cancel token; fired at a stop deadline */
+
+    pool_slot **slots; /* [opts.max_workers]; entries set under mu, kept until destroy */
+    uint32_t n_slots;  /* under mu: slots allocated */
+    uint64_t *scratch; /* under mu: SWARM__HIST_BUCKETS, for percentiles */
+};
+
+/* ---- small helpers ------------------------------------------------------------------------- */
+
+static int64_t abs_deadline_to_timespec(int64_t deadline_ns, struct timespec *ts)
+{
+    ts->tv_sec = (time_t)(deadline_ns / 1000000000);
+    ts->tv_nsec = (long)(deadline_ns % 1000000000);
+    return deadline_ns;
+}
+
+static void slot_free(swarm_pool *p, pool_slot *s)
+{
+    if (!s)
+        return;
+    size_t b = p->batch;
+    if (s->resps) {
+        for (size_t i = 0; i < b; i++)
+            swarm_response_destroy(s->resps[i]);
+        swarm__free(&p->alloc, s->resps, b * sizeof *s->resps);
+    }
+    swarm__free(&p->alloc, s->tasks, b * sizeof *s->tasks);
+    swarm__free(&p->alloc, s->reqs, b * sizeof *s->reqs);
+    swarm__free(&p->alloc, (void *)s->req_ptrs, b * sizeof *s->req_ptrs);
+    swarm_cancel_destroy(s->wake);
+    swarm__free(&p->alloc, s, sizeof *s);
+}
+
+static pool_slot *slot_alloc(swarm_pool *p, uint32_t index)
+{
+    pool_slot *s = swarm__alloc(&p->alloc, sizeof *s, SWARM_CACHELINE);
+    if (!s)
+        return NULL;
+    size_t b = p->batch;
+    s->index = index;
+    s->pool = p;
+    s->tasks = swarm__alloc(&p->alloc, b * sizeof *s->tasks, 16);
+    s->reqs = swarm__alloc(&p->alloc, b * sizeof *s->reqs, 16);
+    s->req_ptrs = swarm__alloc(&p->alloc, b * sizeof *s->req_ptrs, 16);
+    s->resps = swarm__alloc(&p->alloc, b * sizeof *s->resps, 16);
+    if (!s->tasks || !s->reqs || !s->req_ptrs || !s->resps ||
+        swarm_cancel_create(&s->wake, &p->alloc) != 0)
+        goto fail;
+    swarm_response_opts ro;
+    swarm_response_opts_init(&ro);
+    if (p->opts.response_capacity)
+        ro.initial_capacity = p->opts.response_capacity;
+    ro.alloc = &p->alloc;
+    for (size_t i = 0; i < b; i++) {
+        if (swarm_response_create(&s->resps[i], &ro) != 0)
+            goto fail;
+        swarm_request_init(&s->reqs[i]);
+        s->req_ptrs[i] = &s->reqs[i];
+    }
+    return s;
+fail:
+    slot_free(p, s);
+    return NULL;
+}
+
+/* ---- the worker ---------------------------------------------------------------------------- */
+
+/* Leaves the loop: called by the worker with mu held. */
+static void worker_leave_locked(swarm_pool *p, pool_slot *s, bool start_failed)
+{
+    bool retiring = atomic_load_explicit(&s->retire, memory_order_relaxed) != 0;
+    if (retiring)
+        p->retiring--;
+    /* A warm-up that failed because resize canceled it is a retirement, not a failure. */
+    if (start_failed && !retiring)
+        p->start_failures++;
+    else
+        p->retired++;
+    p->live--;
+    atomic_store_explicit(&s->in_flight, 0, memory_order_relaxed);
+    atomic_store_explicit(&s->state, SLOT_EXITED, memory_order_relaxed);
+    pthread_cond_broadcast(&p->exited_cv);
+}
+
+static void deliver(swarm_pool *p, pool_slot *s, const swarm_task *t, swarm_response *resp,
+                    int status, uint32_t n, int64_t start_ns, int64_t end_ns, uint64_t out_len)
+{
+    swarm_pool_result r;
+    r.size = sizeof r;
+    r.status = status;
+    r.worker = s->index;
+    r.batch = n;
+    r.task = *t;
+    r.start_ns = start_ns;
+    r.end_ns = end_ns;
+    r.output_len = out_len;
+    if (status == 0)
+        atomic_store_explicit(&s->completed,
+                              atomic_load_explicit(&s->completed, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
+    else
+        atomic_store_explicit(&s->failed,
+                              atomic_load_explicit(&s->failed, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
+    if (p->opts.on_result) {
+        r.response = resp;
+        p->opts.on_result(p->opts.result_ctx, &r);
+    } else if (p->opts.results) {
+        r.response = NULL;
+        if (swarm_chan_send(p->opts.results, &r) != 0)
+            atomic_store_explicit(&s->undelivered,
+                                  atomic_load_explicit(&s->undelivered, memory_order_relaxed) + 1,
+                                  memory_order_relaxed);
+    }
+}
+
+/*
+ * Runs one task or one batch. The times come from the responses, which the engine layer stamps
+ * when the call enters and completes: the pool reads no clock of its own per task (a clock read
+ * costs as much as the rest of the pool's per-task work on some virtual machines). Queue wait is
+ * enqueued_ns to the engine call's start.
+ */
+static void run_tasks(swarm_pool *p, pool_slot *s, uint32_t n)
+{
+    atomic_store_explicit(&s->in_flight, n, memory_order_relaxed);
+    atomic_store_explicit(&s->state, SLOT_BUSY, memory_order_relaxed);
+    atomic_store_explicit(&s->taken, atomic_load_explicit(&s->taken, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+    for (uint32_t i = 0; i < n; i++) {
+        const swarm_task *t = &s->tasks[i];
+        swarm_request *rq = &s->reqs[i];
+        rq->id = t->id;
+        rq->payload = t->payload;
+        rq->payload_len = t->payload_len;
+        rq->deadline_ns = t->deadline_ns;
+        rq->priority = t->priority;
+        rq->user = t->user;
+        rq->cancel = p->abort;
+        (void)swarm_response_reset(s->resps[i]);
+    }
+    int rc;
+    if (n == 1)
+        rc = swarm_engine_infer(p->opts.engine, &s->reqs[0], s->resps[0]);
+    else
+        rc = swarm_engine_infer_batch(p->opts.engine, s->req_ptrs, s->resps, n);
+    atomic_store_explicit(&s->batches,
+                          atomic_load_explicit(&s->batches, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    for (uint32_t i = 0; i < n; i++) {
+        swarm_response_info info;
+        info.size = sizeof info;
+        int st;
+        if (swarm_response_get_info(s->resps[i], &info) == 0 && info.complete) {
+            st = n == 1 ? rc : info.status;
+        } else {
+            /* The engine layer refused the call without touching the response. */
+            memset(&info, 0, sizeof info);
+            st = rc < 0 ? rc : SWARM_EINTERNAL;
+        }
+        if (info.start_ns > 0) {
+            if (s->tasks[i].enqueued_ns > 0)
+                swarm__hist_add(&s->wait_hist, info.start_ns - s->tasks[i].enqueued_ns);
+            if (info.end_ns >= info.start_ns)
+                swarm__hist_add(&s->service_hist, info.end_ns - info.start_ns);
+        }
+        deliver(p, s, &s->tasks[i], s->resps[i], st, n, info.start_ns, info.end_ns,
+                info.output_bytes);
+    }
+    atomic_store_explicit(&s->in_flight, 0, memory_order_relaxed);
+}
+
+static void *worker_main(void *arg)
+{
+    pool_slot *s = arg;
+    swarm_pool *p = s->pool;
+
+    if (p->opts.warmup) {
+        int rc = p->opts.warmup(p->opts.warmup_ctx, s->index, s->wake);
+        if (rc != 0) {
+            pthread_mutex_lock(&p->mu);
+            worker_leave_locked(p, s, true);
+            pthread_mutex_unlock(&p->mu);
+            return NULL;
+        }
+    }
+
+    for (;;) {
+        /* Pairs with the release store in resize/stop; the re-check under mu decides, because
+         * a later resize may take the retirement back. */
+        if (atomic_load_explicit(&s->retire, memory_order_acquire)) {
+            pthread_mutex_lock(&p->mu);
+            if (atomic_load_explicit(&s->retire, memory_order_relaxed)) {
+                worker_leave_locked(p, s, false);
+                pthread_mutex_unlock(&p->mu);
+                return NULL;
+            }
+            pthread_mutex_unlock(&p->mu);
+        }
+        atomic_store_explicit(&s->state, SLOT_IDLE, memory_order_relaxed);
+        int n;
+        if (p->batch == 1) {
+            n = swarm_chan_recv_ex(p->opts.input, &s->tasks[0], SWARM_WAIT_FOREVER, s->wake);
+            if (n == 0)
+                n = 1;
+        } else {
+            n = swarm_chan_recv_batch(p->opts.input, s->tasks, p->batch, p->opts.batch_min,
+                                      p->opts.batch_linger_ns, SWARM_WAIT_FOREVER, s->wake);
+        }
+        if (n > 0) {
+            run_tasks(p, s, (uint32_t)n);
+            continue;
+        }
+        if (n == SWARM_ECANCELED) {
+            /* Woken for retirement, or by a retirement that resize has taken back since: only
+             * then re-arm the token. Resize fires it only after setting retire under mu, so
+             * with retire clear under mu nobody fires it concurrently and the reset is safe. */
+            pthread_mutex_lock(&p->mu);
+            if (!atomic_load_explicit(&s->retire, memory_order_relaxed))
+                (void)swarm_cancel_reset(s->wake);
+            pthread_mutex_unlock(&p->mu);
+            continue;
+        }
+        /* SWARM_ECLOSED: the channel is closed and drained; nothing else is expected. */
+        pthread_mutex_lock(&p->mu);
+        worker_leave_locked(p, s, false);
+        pthread_mutex_unlock(&p->mu);
+        return NULL;
+    }
+}
+
+/* ---- worker management (ctl and mu held) -------------------------------------------------- */
+
+/* Joins slots whose thread has left. Their last action under mu marked them EXITED, so the
+ * join only waits for the thread's return. */
+static void reap_locked(swarm_pool *p)
+{
+    for (uint32_t i = 0; i < p->n_slots; i++) {
+        pool_slot *s = p->slots[i];
+        if (s->joinable && atomic_load_explicit(&s->state, memory_order_relaxed) == SLOT_EXITED) {
+            pthread_join(s->thread, NULL);
+            s->joinable = false;
+            atomic_store_explicit(&s->state, SLOT_FREE, memory_order_relaxed);
+        }
+    }
+}
+
+static int spawn_locked(swarm_pool *p)
+{
+    pool_slot *s = NULL;
+    for (uint32_t i = 0; i < p->n_slots; i++) {
+        if (atomic_load_explicit(&p->slots[i]->state, memory_order_relaxed) == SLOT_FREE &&
+            !p->slots[i]->joinable) {
+            s = p->slots[i];
+            break;
+        }
+    }
+    if (!s) {
+        if (p->n_slots >= p->opts.max_workers)
+            return SWARM_EINTERNAL; /* cannot happen: live <= max_workers */
+        s = slot_alloc(p, p->n_slots);
+        if (!s)
+            return SWARM_ENOMEM;
+        p->slots[p->n_slots++] = s;
+    }
+    /* The slot's previous thread (if any) was joined, so nobody watches the token. */
+    (void)swarm_cancel_reset(s->wake);
+    atomic_store_explicit(&s->retire, 0, memory_order_relaxed);
+    atomic_store_explicit(&s->state, SLOT_STARTING, memory_order_relaxed);
+    if (pthread_create(&s->thread, NULL, worker_main, s) != 0) {
+        atomic_store_explicit(&s->state, SLOT_FREE, memory_order_relaxed);
+        return SWARM_EINTERNAL;
+    }
+    s->joinable = true;
+    p->live++;
+    p->started++;
+    return 0;
+}
+
+static void retire_slot_locked(swarm_pool *p, pool_slot *s)
+{
+    /* Release pairs with the worker's acquire load at the top of its loop. */
+    atomic_store_explicit(&s->retire, 1, memory_order_release);
+    p->retiring++;
+    (void)swarm_cancel_trigger(s->wake);
+}
+
+static bool slot_live(const pool_slot *s)
+{
+    uint32_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
+    return s->joinable && st != SLOT_EXITED && st != SLOT_FREE;
+}
+
+/* Makes the number of workers not retiring equal @n. */
+static int apply_target_locked(swarm_pool *p, uint32_t n)
+{
+    uint32_t effective = p->live - p->retiring;
+    int err = 0;
+    if (n > effective) {
+        uint32_t need = n - effective;
+        /* Take back retirements first: a worker still running or idle keeps going (its token
+         * may have fired; it re-arms it). Starting workers had their warm-up canceled, so they
+         * are left to go and replaced. */
+        for (uint32_t i = 0; i < p->n_slots && need > 0; i++) {
+            pool_slot *s = p->slots[i];
+            uint32_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
+            if (slot_live(s) && atomic_load_explicit(&s->retire, memory_order_relaxed) &&
+                (st == SLOT_IDLE || st == SLOT_BUSY)) {
+                atomic_store_explicit(&s->retire, 0, memory_order_relaxed);
+                p->retiring--;
+                need--;
+            }
+        }
+        /* A closed, drained channel would make new workers leave at once. */
+        if (need > 0 && swarm_chan_is_closed(p->opts.input) && swarm_chan_len(p->opts.input) == 0)
+            return 0;
+        while (need > 0) {
+            if (p->live >= p->opts.max_workers) {
+                /* Only workers that are leaving hold the slots; a later resize retries. */
+                break;
+            }
+            int rc = spawn_locked(p);
+            if (rc != 0) {
+                err = rc;
+                break;
+            }
+            need--;
+        }
+    } else if (n < effective) {
+        uint32_t k = effective - n;
+        /* Starting first, then idle, then busy; newest slots first within each class. */
+        static const uint32_t order[] = {SLOT_STARTING, SLOT_IDLE, SLOT_BUSY};
+        for (size_t o = 0; o < 3 && k > 0; o++) {
+            for (uint32_t i = p->n_slots; i-- > 0 && k > 0;) {
+                pool_slot *s = p->slots[i];
+                if (!slot_live(s) || atomic_load_explicit(&s->retire, memory_order_relaxed) ||
+                    atomic_load_explicit(&s->state, memory_order_relaxed) != order[o])
+                    continue;
+                retire_slot_locked(p, s);
+                k--;
+            }
+        }
+        /* A worker may have changed state between the passes: sweep whatever is left. */
+        for (uint32_t i = p->n_slots; i-- > 0 && k > 0;) {
+            pool_slot *s = p->slots[i];
+            if (slot_live(s) && !atomic_load_explicit(&s->retire, memory_order_relaxed)) {
+                retire_slot_locked(p, s);
+                k--;
+            }
+        }
+    }
+    return err;
+}
+
+/* ---- public API ---------------------------------------------------------------------------- */
+
+int swarm_pool_opts_init(swarm_pool_opts *opts)
+{
+    if (!opts)
+        return SWARM_EINVAL;
+    memset(opts, 0, sizeof *opts);
+    opts->size = sizeof *opts;
+    opts->workers = 1;
+    opts->max_workers = 64;
+    return 0;
+}
+
+static void pool_free(swarm_pool *p)
+{
+    if (p->slots) {
+        for (uint32_t i = 0; i < p->n_slots; i++)
+            slot_free(p, p->slots[i]);
+        swarm__free(&p->alloc, p->slots, p->opts.max_workers * sizeof *p->slots);
+    }
+    swarm__free(&p->alloc, p->scratch, SWARM__HIST_BUCKETS * sizeof *p->scratch);
+    swarm_cancel_destroy(p->abort);
+    swarm_allocator a = p->alloc;
+    swarm__free(&a, p, sizeof *p);
+}
+
+int swarm_pool_create(swarm_pool **out, const swarm_pool_opts *opts)
+{
+    if (!out || !opts)
+        return SWARM_EINVAL;
+    swarm_pool_opts o;
+    swarm_pool_opts_init(&o);
+    int rc = swarm__opts_copy(&o, sizeof o, opts, offsetof(swarm_pool_opts, engine) +
+                                                      sizeof(swarm_engine *));
+    if (rc != 0)
+        return rc;
+    if (!o.input || !o.engine || o.max_workers == 0 || o.max_workers > POOL_MAX_WORKERS ||
+        o.workers > o.max_workers || o.batch_max > POOL_MAX_BATCH ||
+        o.batch_min > (o.batch_max > 1 ? o.batch_max : 1) || o.batch_linger_ns < 0)
+        return SWARM_EINVAL;
+    if (swarm_chan_elem_size(o.input) != sizeof(swarm_task))
+        return SWARM_EINVAL;
+    if (o.results && swarm_chan_elem_size(o.results) != sizeof(swarm_pool_result))
+        return SWARM_EINVAL;
+    swarm_allocator a;
+    if ((rc = swarm__alloc_init(&a, o.alloc)) != 0)
+        return rc;
+
+    swarm_pool *p = swarm__alloc(&a, sizeof *p, SWARM_CACHELINE);
+    if (!p)
+        return SWARM_ENOMEM;
+    p->alloc = a;
+    p->opts = o;
+    p->opts.alloc = NULL; /* the copy in p->alloc is what counts */
+    p->batch = o.batch_max > 1 ? o.batch_max : 1;
+    p->slots = swarm__alloc(&a, o.max_workers * sizeof *p->slots, 16);
+    p->scratch = swarm__alloc(&a, SWARM__HIST_BUCKETS * sizeof *p->scratch, 16);
+    if (!p->slots || !p->scratch || swarm_cancel_create(&p->abort, &a) != 0) {
+        pool_free(p);
+        return SWARM_ENOMEM;
+    }
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&p->exited_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_mutex_init(&p->ctl, NULL);
+    atomic_store_explicit(&p->target, o.workers, memory_order_relaxed);
+
+    pthread_mutex_lock(&p->ctl);
+    pthread_mutex_lock(&p->mu);
+    rc = apply_target_locked(p, o.workers);
+    if (rc != 0) {
+        /* Undo: retire and join what started. */
+        apply_target_locked(p, 0);
+        while (p->live > 0)
+            pthread_cond_wait(&p->exited_cv, &p->mu);
+        reap_locked(p);
+    }
+    pthread_mutex_unlock(&p->mu);
+    pthread_mutex_unlock(&p->ctl);
+    if (rc != 0) {
+        pthread_cond_destroy(&p->exited_cv);
+        pthread_mutex_destroy(&p->mu);
+        pthread_mutex_destroy(&p->ctl);
+        pool_free(p);
+        return rc;
+    }
+    *out = p;
+    return 0;
+}
+
+int swarm_pool_resize(swarm_pool *p, uint32_t n)
+{
+    if (!p)
+        return SWARM_EINVAL;
+    pthread_mutex_lock(&p->ctl);
+    int rc;
+    if (atomic_load_explicit(&p->stopping, memory_order_relaxed)) {
+        rc = SWARM_ESTATE;
+    } else if (n > p->opts.max_workers) {
+        rc = SWARM_ERANGE;
+    } else {
+        pthread_mutex_lock(&p->mu);
+        reap_locked(p);
+        atomic_store_explicit(&p->target, n, memory_order_relaxed);
+        rc = apply_target_locked(p, n);
+        pthread_mutex_unlock(&p->mu);
+    }
+    pthread_mutex_unlock(&p->ctl);
+    return rc;
+}
+
+uint32_t swarm_pool_target(const swarm_pool *p)
+{
+    return p ? atomic_load_explicit(&p->target, memory_order_relaxed) : 0;
+}
+
+static int pool_stop(swarm_pool *p, int64_t timeout_ns, swarm_task *left, size_t left_cap,
+                     uint64_t *n_left)
+{
+    pthread_mutex_lock(&p->ctl);
+    if (atomic_load_explicit(&p->stopping, memory_order_relaxed)) {
+        pthread_mutex_unlock(&p->ctl);
+        return SWARM_ESTATE;
+    }
+    /* From here on resize fails with SWARM_ESTATE, so the waits below can run without ctl: a
+     * result callback that calls resize must not block on it while stop waits for its worker. */
+    atomic_store_explicit(&p->stopping, 1, memory_order_relaxed);
+    int64_t deadline = swarm__deadline(timeout_ns);
+    (void)swarm_chan_close(p->opts.input);
+    pthread_mutex_lock(&p->mu);
+    reap_locked(p);
+    /* Draining needs a worker: if every live worker is leaving and work is queued, start one. */
+    if (timeout_ns != 0 && p->live == p->retiring && swarm_chan_len(p->opts.input) > 0)
+        (void)spawn_locked(p);
+    pthread_mutex_unlock(&p->mu);
+    pthread_mutex_unlock(&p->ctl);
+
+    /* Workers leave by themselves once the closed channel is drained. */
+    pthread_mutex_lock(&p->mu);
+    if (deadline != INT64_MAX) {
+        struct timespec ts;
+        abs_deadline_to_timespec(deadline, &ts);
+        while (p->live > 0) {
+            if (pthread_cond_timedwait(&p->exited_cv, &p->mu, &ts) == ETIMEDOUT)
+                break;
+        }
+    } else {
+        while (p->live > 0)
+            pthread_cond_wait(&p->exited_cv, &p->mu);
+    }
+    if (p->live > 0) {
+        /* Deadline: everyone leaves after the current task, which is asked to stop. The slot
+         * table only changes under ctl and mu, and nothing adds slots once stopping is set. */
+        for (uint32_t i = 0; i < p->n_slots; i++) {
+            pool_slot *s = p->slots[i];
+            if (slot_live(s) && !atomic_load_explicit(&s->retire, memory_order_relaxed))
+                retire_slot_locked(p, s);
+        }
+        (void)swarm_cancel_trigger(p->abort);
+        while (p->live > 0)
+            pthread_cond_wait(&p->exited_cv, &p->mu);
+    }
+    pthread_mutex_unlock(&p->mu);
+
+    pthread_mutex_lock(&p->ctl);
+    pthread_mutex_lock(&p->mu);
+    reap_locked(p);
+    atomic_store_explicit(&p->target, 0, memory_order_relaxed);
+    pthread_mutex_unlock(&p->mu);
+    pthread_mutex_unlock(&p->ctl);
+
+    /* No worker is left: whatever the channel still holds was never taken. */
+    size_t moved = 0;
+    while (moved < left_cap && swarm_chan_try_recv(p->opts.input, &left[moved]) == 0)
+        moved++;
+    if (n_left)
+        *n_left = moved + swarm_chan_len(p->opts.input);
+    return (int)(moved > INT32_MAX ? INT32_MAX : moved);
+}
+
+int swarm_pool_stop(swarm_pool *p, int64_t timeout_ns, swarm_task *left, size_t left_cap,
+                    uint64_t *n_left)
+{
+    if (!p || timeout_ns < -1 || (!left && left_cap > 0) || left_cap > INT32_MAX)
+        return SWARM_EINVAL;
+    return pool_stop(p, timeout_ns, left, left_cap, n_left);
+}
+
+void swarm_pool_destroy(swarm_pool *p)
+{
+    if (!p)
+        return;
+    if (!atomic_load_explicit(&p->stopping, memory_order_relaxed))
+        (void)pool_stop(p, 0, NULL, 0, NULL);
+    pthread_cond_destroy(&p->exited_cv);
+    pthread_mutex_destroy(&p->mu);
+    pthread_mutex_destroy(&p->ctl);
+    pool_free(p);
+}
+
+int swarm_pool_get_stats(swarm_pool *p, swarm_pool_stats *stats)
+{
+    if (!p || !stats || stats->size < offsetof(swarm_pool_stats, in_flight))
+        return SWARM_EINVAL;
+    swarm_pool_stats st;
+    memset(&st, 0, sizeof st);
+    st.size = sizeof st;
+    pthread_mutex_lock(&p->mu);
+    st.target = atomic_load_explicit(&p->target, memory_order_relaxed);
+    st.live = p->live;
+    st.retiring = p->retiring;
+    st.stopped = atomic_load_explicit(&p->stopping, memory_order_relaxed);
+    st.started = p->started;
+    st.retired = p->retired;
+    st.start_failures = p->start_failures;
+    int64_t wmax = 0, smax = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        memset(p->scratch, 0, SWARM__HIST_BUCKETS * sizeof *p->scratch);
+        for (uint32_t i = 0; i < p->n_slots; i++) {
+            pool_slot *s = p->slots[i];
+            int64_t m = swarm__hist_merge(p->scratch, pass ? &s->service_hist : &s->wait_hist);
+            if (pass == 0) {
+                if (m > wmax)
+                    wmax = m;
+                uint32_t state = atomic_load_explicit(&s->state, memory_order_relaxed);
+                if (slot_live(s)) {
+                    if (state == SLOT_STARTING)
+                        st.starting++;
+                    else if (state == SLOT_BUSY)
+                        st.busy++;
+                    else if (state == SLOT_IDLE)
+                        st.idle++;
+                }
+                st.in_flight += atomic_load_explicit(&s->in_flight, memory_order_relaxed);
+                st.taken += atomic_load_explicit(&s->taken, memory_order_relaxed);
+                st.completed += atomic_load_explicit(&s->completed, memory_order_relaxed);
+                st.failed += atomic_load_explicit(&s->failed, memory_order_relaxed);
+                st.undelivered += atomic_load_explicit(&s->undelivered, memory_order_relaxed);
+                st.batches += atomic_load_explicit(&s->batches, memory_order_relaxed);
+            } else if (m > smax) {
+                smax = m;
+            }
+        }
+        if (pass == 0) {
+            st.wait_p50_ns = swarm__hist_quantile(p->scratch, 0.50);
+            st.wait_p90_ns = swarm__hist_quantile(p->scratch, 0.90);
+            st.wait_p99_ns = swarm__hist_quantile(p->scratch, 0.99);
+        } else {
+            st.service_p50_ns = swarm__hist_quantile(p->scratch, 0.50);
+            st.service_p90_ns = swarm__hist_quantile(p->scratch, 0.90);
+            st.service_p99_ns = swarm__hist_quantile(p->scratch, 0.99);
+        }
+    }
+    pthread_mutex_unlock(&p->mu);
+    st.wait_max_ns = wmax;
+    st.service_max_ns = smax;
+    if (st.starting > st.live)
+        st.starting = st.live;
+    st.ready = st.live - st.starting;
+    st.queued = swarm_chan_len(p->opts.input);
+    uint32_t want = stats->size < sizeof st ? stats->size : (uint32_t)sizeof st;
+    memcpy(stats, &st, want);
+    stats->size = want;
+    return 0;
+}

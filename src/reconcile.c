@@ -1,0 +1,419 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * swarm_reconcile: observe -> decide -> actuate, stepped by the host or by a thread of its own.
+ *
+ * One step at a time: `in_step` (an atomic flag) excludes overlapping steps without holding a
+ * lock across the host's callbacks. The policy, the last good observation and the PRNG belong to
+ * whoever holds `in_step`. `mu` guards the schedule (next_tick, in_backoff), the stop request,
+ * the counters and the copy of the last decision, and is never held while a callback runs; the
+ * thread sleeps on `cv` (CLOCK_MONOTONIC) until the next tick, a kick or a stop.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <string.h>
+#include <time.h>
+
+#include "internal.h"
+#include "swarm/reconcile.h"
+
+struct swarm_reconcile {
+    swarm_allocator alloc;
+    swarm_reconcile_opts opts;
+
+    _Atomic uint32_t in_step; /* 1 while a step runs; acq_rel exchange pairs with the release
+                               * store that ends the previous step, so each step sees the last
+                               * one's writes to the step-owned fields below */
+    /* Step-owned. */
+    uint64_t rng;
+    uint32_t obs_failures; /* consecutive observe failures */
+    bool have_good;
+    int32_t spec_since_good;    /* count actuated after the last good observation; -1: none */
+    swarm_policy_obs good;      /* last good observation */
+    swarm_policy_decision work; /* the decision being made */
+
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool running, stop_req, joining;
+    pthread_t thread;
+    int64_t next_tick;  /* under mu; 0: due now */
+    bool in_backoff;    /* under mu: next_tick is a backoff deadline, kicks do not advance it */
+    bool have_decision; /* under mu */
+    swarm_reconcile_stats st;         /* under mu */
+    swarm_policy_decision last;       /* under mu */
+};
+
+/* xorshift64*: small, fast and good enough for jitter. */
+static double rng_unit(swarm_reconcile *r)
+{
+    uint64_t x = r->rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    r->rng = x;
+    return (double)((x * UINT64_C(2685821657736338717)) >> 11) * (1.0 / 9007199254740992.0);
+}
+
+static int64_t scale_ns(int64_t d, double f)
+{
+    double v = (double)d * f;
+    return v >= 9.2e18 ? INT64_MAX : (int64_t)v;
+}
+
+static int64_t add_sat(int64_t a, int64_t b)
+{
+    return (b > 0 && a > INT64_MAX - b) ? INT64_MAX : a + b;
+}
+
+int swarm_reconcile_opts_init(swarm_reconcile_opts *opts)
+{
+    if (!opts)
+        return SWARM_EINVAL;
+    memset(opts, 0, sizeof *opts);
+    opts->size = sizeof *opts;
+    opts->interval_ns = INT64_C(1000000000);
+    opts->backoff_base_ns = INT64_C(5000000);
+    opts->backoff_factor = 2.0;
+    opts->backoff_cap_ns = INT64_C(30000000000);
+    opts->backoff_jitter = 0.1;
+    return 0;
+}
+
+int swarm_reconcile_create(swarm_reconcile **out, const swarm_reconcile_opts *opts)
+{
+    if (!out || !opts)
+        return SWARM_EINVAL;
+    swarm_reconcile_opts o;
+    swarm_reconcile_opts_init(&o);
+    int rc = swarm__opts_copy(&o, sizeof o, opts, offsetof(swarm_reconcile_opts, user));
+    if (rc != 0)
+        return rc;
+    if (o.backoff_factor == 0)
+        o.backoff_factor = 2.0;
+    if (o.backoff_jitter == 0)
+        o.backoff_jitter = 0.1;
+    else if (o.backoff_jitter < 0)
+        o.backoff_jitter = 0;
+    if (o.fail_after == 0)
+        o.fail_after = 1;
+    if (!o.policy || !o.observe || !o.actuate || o.interval_ns <= 0 || !(o.jitter >= 0) ||
+        o.jitter > 10 || o.backoff_base_ns < 0 || o.backoff_cap_ns < o.backoff_base_ns ||
+        !(o.backoff_factor >= 1) || !(o.backoff_jitter <= 10) || o.sliding > 1)
+        return SWARM_EINVAL;
+    swarm_allocator a;
+    if ((rc = swarm__alloc_init(&a, o.alloc)) != 0)
+        return rc;
+    swarm_reconcile *r = swarm__alloc(&a, sizeof *r, SWARM_CACHELINE);
+    if (!r)
+        return SWARM_ENOMEM;
+    r->alloc = a;
+    r->opts = o;
+    r->opts.alloc = NULL;
+    r->rng = o.seed ? o.seed : UINT64_C(0x9e3779b97f4a7c15);
+    r->spec_since_good = -1;
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&r->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    r->st.size = sizeof r->st;
+    r->st.last_desired = -1;
+    r->st.last_actuated = -1;
+    *out = r;
+    return 0;
+}
+
+void swarm_reconcile_destroy(swarm_reconcile *r)
+{
+    if (!r)
+        return;
+    (void)swarm_reconcile_stop(r);
+    pthread_cond_destroy(&r->cv);
+    pthread_mutex_destroy(&r->mu);
+    swarm_allocator a = r->alloc;
+    swarm__free(&a, r, sizeof *r);
+}
+
+/* The step proper; the caller holds in_step. @end_clock: read the clock after the callbacks
+ * (threaded mode) for the sliding period and the step duration. */
+static int do_step(swarm_reconcile *r, int64_t now, bool end_clock, int64_t *next_out)
+{
+    const swarm_reconcile_opts *o = &r->opts;
+
+    pthread_mutex_lock(&r->mu);
+    int64_t planned = r->next_tick;
+    uint64_t kicks0 = r->st.kicks;
+    pthread_mutex_unlock(&r->mu);
+
+    /* Observe. */
+    int err = 0;
+    bool obs_failed = false, actuated = false, decided = false;
+    int obs_rc = 0, dec_rc = 0, act_rc = 0;
+    swarm_policy_obs obs;
+    memset(&obs, 0, sizeof obs);
+    obs.size = sizeof obs;
+    obs_rc = o->observe(o->user, &obs);
+    const swarm_policy_obs *use = NULL;
+    if (obs_rc == 0) {
+        r->good = obs;
+        r->have_good = true;
+        r->spec_since_good = -1;
+        r->obs_failures = 0;
+        use = &r->good;
+    } else {
+        obs_failed = true;
+        err = obs_rc < 0 ? obs_rc : SWARM_EINTERNAL;
+        if (r->obs_failures < UINT32_MAX)
+            r->obs_failures++;
+        /* Level-triggered fallback: the policy sees the last known shape with every metric
+         * failed, so its consecutive-failure counters advance. */
+        if (r->have_good && r->obs_failures >= o->fail_after) {
+            obs = r->good;
+            for (uint32_t i = 0; i < obs.n_metrics && i < SWARM_POLICY_MAX_METRICS; i++)
+                obs.metrics[i].failed = 1;
+            /* What we actuated since is the spec now; the counts we cannot see stay within it. */
+            if (r->spec_since_good >= 0) {
+                obs.current_replicas = r->spec_since_good;
+                if (obs.ready_replicas > obs.current_replicas)
+                    obs.ready_replicas = obs.current_replicas;
+                if (obs.starting_replicas > obs.current_replicas - obs.ready_replicas)
+                    obs.starting_replicas = obs.current_replicas - obs.ready_replicas;
+            }
+            use = &obs;
+        }
+    }
+
+    /* Decide, and actuate when the desired count differs from the actual one. */
+    if (use) {
+        memset(&r->work, 0, sizeof r->work);
+        r->work.size = sizeof r->work;
+        dec_rc = swarm_policy_decide(o->policy, now, use, &r->work);
+        if (dec_rc != 0) {
+            if (!err)
+                err = dec_rc;
+        } else {
+            decided = true;
+            if (o->actuate_always || r->work.replicas != use->current_replicas) {
+                act_rc = o->actuate(o->user, r->work.replicas, &r->work);
+                if (act_rc != 0) {
+                    if (!err)
+                        err = act_rc < 0 ? act_rc : SWARM_EINTERNAL;
+                } else {
+                    actuated = true;
+                    r->spec_since_good = r->work.replicas;
+                }
+            }
+        }
+    }
+
+    int64_t end = end_clock ? swarm_now_ns() : now;
+
+    /* Schedule. */
+    pthread_mutex_lock(&r->mu);
+    swarm_reconcile_stats *st = &r->st;
+    st->ticks++;
+    st->last_tick_ns = now;
+    st->last_step_ns = end - now;
+    if (planned > 0) {
+        int64_t lag = now - planned;
+        if (lag < 0)
+            lag = 0;
+        st->last_lag_ns = lag;
+        if (lag > st->max_lag_ns)
+            st->max_lag_ns = lag;
+    }
+    if (obs_failed)
+        st->observe_errors++;
+    if (dec_rc != 0)
+        st->decide_errors++;
+    if (act_rc != 0)
+        st->actuate_errors++;
+    if (decided) {
+        st->decisions++;
+        st->last_desired = r->work.replicas;
+        r->last = r->work;
+        r->have_decision = true;
+    }
+    if (actuated) {
+        st->actuations++;
+        st->last_actuated = r->work.replicas;
+    }
+    int64_t next;
+    if (err) {
+        st->errors++;
+        st->last_error = err;
+        if (st->consecutive_errors < UINT32_MAX)
+            st->consecutive_errors++;
+        /* base * factor^(n-1), capped, then jittered. */
+        double d = (double)o->backoff_base_ns;
+        for (uint32_t i = 1; i < st->consecutive_errors && d < (double)o->backoff_cap_ns; i++)
+            d *= o->backoff_factor;
+        int64_t delay = d >= (double)o->backoff_cap_ns ? o->backoff_cap_ns : (int64_t)d;
+        if (o->backoff_jitter > 0)
+            delay = add_sat(delay, scale_ns(delay, rng_unit(r) * o->backoff_jitter));
+        st->backoff_ns = delay;
+        next = add_sat(end, delay);
+        r->in_backoff = true;
+    } else {
+        st->consecutive_errors = 0;
+        st->backoff_ns = 0;
+        int64_t period = o->interval_ns;
+        if (o->jitter > 0)
+            period = add_sat(period, scale_ns(period, rng_unit(r) * o->jitter));
+        next = add_sat(o->sliding ? end : now, period);
+        r->in_backoff = false;
+    }
+    /* A kick that arrived during the step keeps the next tick due at once. */
+    if (st->kicks != kicks0 && !err)
+        next = 0;
+    r->next_tick = next;
+    st->next_tick_ns = next;
+    pthread_mutex_unlock(&r->mu);
+
+    if (next_out)
+        *next_out = next == 0 ? end : next;
+    return err;
+}
+
+int swarm_reconcile_step(swarm_reconcile *r, int64_t now_ns, int64_t *next_ns)
+{
+    if (!r)
+        return SWARM_EINVAL;
+    pthread_mutex_lock(&r->mu);
+    bool running = r->running;
+    pthread_mutex_unlock(&r->mu);
+    if (running)
+        return SWARM_ESTATE;
+    /* Pairs with the release store below (the previous step's end). */
+    if (atomic_exchange_explicit(&r->in_step, 1, memory_order_acq_rel))
+        return SWARM_ESTATE;
+    int rc = do_step(r, now_ns, false, next_ns);
+    atomic_store_explicit(&r->in_step, 0, memory_order_release);
+    return rc;
+}
+
+static void *loop_main(void *arg)
+{
+    swarm_reconcile *r = arg;
+    pthread_mutex_lock(&r->mu);
+    for (;;) {
+        if (r->stop_req)
+            break;
+        int64_t now = swarm_now_ns();
+        if (now < r->next_tick) {
+            struct timespec ts = {(time_t)(r->next_tick / 1000000000),
+                                  (long)(r->next_tick % 1000000000)};
+            pthread_cond_timedwait(&r->cv, &r->mu, &ts);
+            continue;
+        }
+        pthread_mutex_unlock(&r->mu);
+        (void)do_step(r, now, true, NULL);
+        pthread_mutex_lock(&r->mu);
+    }
+    pthread_mutex_unlock(&r->mu);
+    return NULL;
+}
+
+int swarm_reconcile_start(swarm_reconcile *r)
+{
+    if (!r)
+        return SWARM_EINVAL;
+    /* Owning in_step for the thread's whole life keeps step() out. */
+    if (atomic_exchange_explicit(&r->in_step, 1, memory_order_acq_rel))
+        return SWARM_ESTATE;
+    pthread_mutex_lock(&r->mu);
+    if (r->running) {
+        pthread_mutex_unlock(&r->mu);
+        atomic_store_explicit(&r->in_step, 0, memory_order_release);
+        return SWARM_ESTATE;
+    }
+    r->stop_req = false;
+    r->running = true;
+    r->st.running = 1;
+    if (pthread_create(&r->thread, NULL, loop_main, r) != 0) {
+        r->running = false;
+        r->st.running = 0;
+        pthread_mutex_unlock(&r->mu);
+        atomic_store_explicit(&r->in_step, 0, memory_order_release);
+        return SWARM_EINTERNAL;
+    }
+    pthread_mutex_unlock(&r->mu);
+    return 0;
+}
+
+int swarm_reconcile_stop(swarm_reconcile *r)
+{
+    if (!r)
+        return SWARM_EINVAL;
+    pthread_mutex_lock(&r->mu);
+    if (!r->running) {
+        pthread_mutex_unlock(&r->mu);
+        return 0;
+    }
+    if (pthread_equal(pthread_self(), r->thread)) {
+        pthread_mutex_unlock(&r->mu);
+        return SWARM_ESTATE;
+    }
+    if (r->joining) {
+        /* Another stop() is joining the thread: wait for it to finish. */
+        while (r->running)
+            pthread_cond_wait(&r->cv, &r->mu);
+        pthread_mutex_unlock(&r->mu);
+        return 0;
+    }
+    r->joining = true;
+    r->stop_req = true;
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    pthread_join(r->thread, NULL);
+    /* Release the step slot before announcing the stop, so a step() that sees running == false
+     * can take it. */
+    atomic_store_explicit(&r->in_step, 0, memory_order_release);
+    pthread_mutex_lock(&r->mu);
+    r->running = false;
+    r->joining = false;
+    r->st.running = 0;
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    return 0;
+}
+
+int swarm_reconcile_kick(swarm_reconcile *r)
+{
+    if (!r)
+        return SWARM_EINVAL;
+    pthread_mutex_lock(&r->mu);
+    r->st.kicks++;
+    if (!r->in_backoff) {
+        r->next_tick = 0;
+        r->st.next_tick_ns = 0;
+        pthread_cond_broadcast(&r->cv);
+    }
+    pthread_mutex_unlock(&r->mu);
+    return 0;
+}
+
+int swarm_reconcile_get_stats(swarm_reconcile *r, swarm_reconcile_stats *stats)
+{
+    if (!r || !stats || stats->size < offsetof(swarm_reconcile_stats, ticks))
+        return SWARM_EINVAL;
+    uint32_t want = stats->size < sizeof r->st ? stats->size : (uint32_t)sizeof r->st;
+    pthread_mutex_lock(&r->mu);
+    memcpy(stats, &r->st, want);
+    pthread_mutex_unlock(&r->mu);
+    stats->size = want;
+    return 0;
+}
+
+int swarm_reconcile_last_decision(swarm_reconcile *r, swarm_policy_decision *out)
+{
+    if (!r || !out || out->size < sizeof *out)
+        return SWARM_EINVAL;
+    pthread_mutex_lock(&r->mu);
+    int rc = r->have_decision ? 0 : SWARM_EAGAIN;
+    if (rc == 0)
+        *out = r->last;
+    pthread_mutex_unlock(&r->mu);
+    return rc;
+}

@@ -1,0 +1,981 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit tests for the scaling policy: one group per mode and per rule, the documented examples,
+ * export/import round trips, explanations and bad input. No sleeps, no timing. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <swarm/swarm.h>
+
+#define S INT64_C(1000000000)
+
+/* ---- helpers ----------------------------------------------------------------------------- */
+
+static swarm_policy_opts opts_for(uint32_t mode)
+{
+    swarm_policy_opts o;
+    swarm_policy_opts_init(&o);
+    o.mode = mode;
+    return o;
+}
+
+static swarm_policy *make(const swarm_policy_opts *o)
+{
+    swarm_policy *p = NULL;
+    assert_int_equal(swarm_policy_create(&p, o), 0);
+    assert_non_null(p);
+    return p;
+}
+
+static swarm_policy_obs obs1(int32_t cur, uint32_t kind, double value, double target)
+{
+    swarm_policy_obs ob;
+    memset(&ob, 0, sizeof ob);
+    ob.size = sizeof ob;
+    ob.current_replicas = cur;
+    ob.ready_replicas = cur;
+    ob.n_metrics = 1;
+    ob.metrics[0].kind = kind;
+    ob.metrics[0].value = value;
+    ob.metrics[0].target = target;
+    return ob;
+}
+
+static swarm_policy_decision dec(swarm_policy *p, int64_t now, const swarm_policy_obs *ob)
+{
+    swarm_policy_decision d;
+    memset(&d, 0, sizeof d);
+    d.size = sizeof d;
+    assert_int_equal(swarm_policy_decide(p, now, ob, &d), 0);
+    return d;
+}
+
+static int has_rule(const swarm_policy_decision *d, uint32_t rule)
+{
+    for (uint32_t i = 0; i < d->n_steps; i++)
+        if (d->steps[i].rule == rule)
+            return 1;
+    return 0;
+}
+
+static int32_t decide_total(swarm_policy *p, int64_t now, int32_t cur, double q, double t)
+{
+    swarm_policy_obs ob = obs1(cur, SWARM_METRIC_TOTAL, q, t);
+    return dec(p, now, &ob).replicas;
+}
+
+/* ---- lifecycle and validation -------------------------------------------------------------- */
+
+static void test_policy_create_validates_opts(void **state)
+{
+    (void)state;
+    swarm_policy *p = NULL;
+    swarm_policy_opts o = opts_for(0);
+    assert_int_equal(swarm_policy_opts_init(NULL), SWARM_EINVAL);
+    assert_int_equal(swarm_policy_create(NULL, &o), SWARM_EINVAL);
+    assert_int_equal(swarm_policy_create(&p, NULL), SWARM_EINVAL);
+    assert_int_equal(swarm_policy_create(&p, &o), SWARM_EINVAL); /* no mode */
+    o = opts_for(SWARM_POLICY_KEDA);
+    o.min_replicas = 5;
+    o.max_replicas = 3;
+    assert_int_equal(swarm_policy_create(&p, &o), SWARM_EINVAL); /* min > max */
+    o = opts_for(SWARM_POLICY_HPA);
+    o.scale_down.window_ns = 7200 * S;
+    assert_int_equal(swarm_policy_create(&p, &o), SWARM_EINVAL); /* absurd window */
+    o = opts_for(SWARM_POLICY_HPA);
+    o.scale_up.n_policies = 1;
+    o.scale_up.policies[0] = (swarm_policy_rate){SWARM_RATE_PODS, 0, 15 * S};
+    assert_int_equal(swarm_policy_create(&p, &o), SWARM_EINVAL); /* value 0 */
+    o = opts_for(SWARM_POLICY_HPA);
+    o.tolerance = NAN;
+    assert_int_equal(swarm_policy_create(&p, &o), SWARM_EINVAL);
+    o = opts_for(SWARM_POLICY_KPA);
+    o.stable_window_ns = 2 * S;
+    assert_int_equal(swarm_policy_create(&p, &o), SWARM_EINVAL); /* < 6 s */
+    o = opts_for(SWARM_POLICY_KPA);
+    o.max_scale_down_rate = 1.0;
+    assert_int_equal(swarm_policy_create(&p, &o), SWARM_EINVAL);
+    o = opts_for(SWARM_POLICY_KEDA);
+    o.min_replicas = 2;
+    o.use_idle = 1;
+    o.idle_replicas = 2;
+    assert_int_equal(swarm_policy_create(&p, &o), SWARM_EINVAL); /* idle >= min */
+    o.size = 2;
+    assert_int_equal(swarm_policy_create(&p, &o), SWARM_EINVAL); /* size too small */
+    assert_null(p);
+    swarm_policy_destroy(NULL);
+}
+
+static void *fail_alloc(void *ctx, size_t size, size_t align)
+{
+    (void)ctx;
+    (void)size;
+    (void)align;
+    return NULL;
+}
+static void never_free(void *ctx, void *ptr, size_t size)
+{
+    (void)ctx;
+    (void)ptr;
+    (void)size;
+}
+
+static int live_blocks;
+static void *count_alloc(void *ctx, size_t size, size_t align)
+{
+    (void)ctx;
+    void *ptr = NULL;
+    if (posix_memalign(&ptr, align < sizeof(void *) ? sizeof(void *) : align, size) != 0)
+        return NULL;
+    live_blocks++;
+    return ptr;
+}
+static void count_free(void *ctx, void *ptr, size_t size)
+{
+    (void)ctx;
+    (void)size;
+    live_blocks--;
+    free(ptr);
+}
+
+static void test_policy_create_enomem_and_allocator(void **state)
+{
+    (void)state;
+    swarm_allocator bad = {NULL, fail_alloc, never_free};
+    swarm_policy_opts o = opts_for(SWARM_POLICY_KPA);
+    o.alloc = &bad;
+    swarm_policy *p = NULL;
+    assert_int_equal(swarm_policy_create(&p, &o), SWARM_ENOMEM);
+    assert_null(p);
+    swarm_allocator good = {NULL, count_alloc, count_free};
+    o.alloc = &good;
+    p = make(&o);
+    assert_int_equal(live_blocks, 1); /* one block, allocated once */
+    swarm_policy_obs ob = obs1(3, SWARM_METRIC_TOTAL, 30, 10);
+    for (int i = 0; i < 100; i++)
+        dec(p, i * S, &ob);
+    assert_int_equal(live_blocks, 1); /* decide() never allocates */
+    swarm_policy_destroy(p);
+    assert_int_equal(live_blocks, 0);
+}
+
+static void test_policy_decide_rejects_bad_observations(void **state)
+{
+    (void)state;
+    swarm_policy_opts o = opts_for(SWARM_POLICY_HPA);
+    swarm_policy *p = make(&o);
+    swarm_policy_decision d;
+    memset(&d, 0, sizeof d);
+    d.size = sizeof d;
+    swarm_policy_obs ob = obs1(3, SWARM_METRIC_TOTAL, 30, 0); /* zero target */
+    assert_int_equal(swarm_policy_decide(p, 0, &ob, &d), SWARM_EINVAL);
+    ob.metrics[0].target = INFINITY;
+    assert_int_equal(swarm_policy_decide(p, 0, &ob, &d), SWARM_EINVAL);
+    ob = obs1(-1, SWARM_METRIC_TOTAL, 30, 10);
+    assert_int_equal(swarm_policy_decide(p, 0, &ob, &d), SWARM_EINVAL);
+    ob = obs1(3, SWARM_METRIC_TOTAL, 30, 10);
+    ob.ready_replicas = 4; /* more ready than current */
+    assert_int_equal(swarm_policy_decide(p, 0, &ob, &d), SWARM_EINVAL);
+    ob = obs1(3, 99, 30, 10);
+    assert_int_equal(swarm_policy_decide(p, 0, &ob, &d), SWARM_EINVAL);
+    ob = obs1(3, SWARM_METRIC_TOTAL, 30, 10);
+    ob.n_metrics = 0;
+    assert_int_equal(swarm_policy_decide(p, 0, &ob, &d), SWARM_EINVAL);
+    ob.n_metrics = SWARM_POLICY_MAX_METRICS + 1;
+    assert_int_equal(swarm_policy_decide(p, 0, &ob, &d), SWARM_EINVAL);
+    ob = obs1(3, SWARM_METRIC_TOTAL, 30, 10);
+    d.size = 8;
+    assert_int_equal(swarm_policy_decide(p, 0, &ob, &d), SWARM_EINVAL);
+    assert_int_equal(swarm_policy_decide(NULL, 0, &ob, &d), SWARM_EINVAL);
+    swarm_policy_destroy(p);
+}
+
+static void test_policy_nan_inf_negative_metrics(void **state)
+{
+    (void)state;
+    swarm_policy_opts o = opts_for(SWARM_POLICY_HPA);
+    swarm_policy *p = make(&o);
+    swarm_policy_obs ob = obs1(3, SWARM_METRIC_TOTAL, NAN, 10);
+    swarm_policy_decision d = dec(p, 0, &ob);
+    assert_int_equal(d.replicas, 3); /* NaN = failed read: hold */
+    assert_true(d.flags & SWARM_DECISION_HOLD);
+    assert_true(has_rule(&d, SWARM_RULE_METRIC_FAILED));
+    ob.metrics[0].value = INFINITY;
+    d = dec(p, S, &ob);
+    assert_int_equal(d.replicas, 3);
+    ob.metrics[0].value = -50; /* clamps to 0 */
+    d = dec(p, 2 * S, &ob);
+    assert_int_equal(d.raw, 0);
+    assert_int_equal(d.replicas, 1); /* holds stored no recommendation: 0, raised to min 1 */
+    swarm_policy_destroy(p);
+}
+
+static void test_policy_time_backwards_is_clamped(void **state)
+{
+    (void)state;
+    swarm_policy_opts o = opts_for(SWARM_POLICY_HPA);
+    swarm_policy *p = make(&o);
+    swarm_policy_obs ob = obs1(3, SWARM_METRIC_TOTAL, 30, 10);
+    dec(p, 100 * S, &ob);
+    swarm_policy_decision d = dec(p, 50 * S, &ob);
+    assert_true(has_rule(&d, SWARM_RULE_CLOCK_CLAMPED));
+    assert_int_equal(d.replicas, 3);
+    assert_non_null(strstr(d.text, "clock_clamped"));
+    swarm_policy_destroy(p);
+}
+
+/* ---- KEDA ---------------------------------------------------------------------------------- */
+
+static void test_policy_keda_queue_20_target_5_gives_4(void **state)
+{
+    (void)state;
+    swarm_policy_opts o = opts_for(SWARM_POLICY_KEDA);
+    swarm_policy *p = make(&o);
+    swarm_policy_obs ob = obs1(1, SWARM_METRIC_TOTAL, 20, 5);
+    swarm_policy_decision d = dec(p, 0, &ob);
+    assert_int_equal(d.replicas, 4);
+    assert_int_equal(d.metric_raw[0], 4);
+    assert_true(d.flags & SWARM_DECISION_ACTIVE);
+    /* Whatever the current count (10 % tolerance aside). */
+    ob = obs1(9, SWARM_METRIC_TOTAL, 20, 5);
+    d = dec(p, S, &ob);
+    assert_int_equal(d.raw, 4);
+    swarm_policy_destroy(p);
+}
+
+static void test_policy_keda_in_flight_counts_as_backlog(void **state)
+{
+    (void)state;
+    swarm_policy_opts o = opts_for(SWARM_POLICY_KEDA);
+    swarm_policy *p = make(&o);
+    swarm_policy_obs ob = obs1(2, SWARM_METRIC_TOTAL, 2, 5);
+    ob.metrics[0].in_flight = 18; /* queued 2 + in flight 18 = 20 */
+    swarm_policy_decision d = dec(p, 0, &ob);
+    assert_int_equal(d.raw, 4);
+    assert_int_equal(d.replicas, 4);
+    swarm_policy_destroy(p);
+}
+
+static void test_policy_keda_activation_scales_to_zero(void **state)
+{
+    (void)state;
+    /* threshold 10, activationThreshold 50, 40 messages: HPA would want 4, KEDA goes to 0. */
+    swarm_policy_opts o = opts_for(SWARM_POLICY_KEDA);
+    swarm_policy *p = make(&o);
+    swarm_policy_obs ob = obs1(4, SWARM_METRIC_TOTAL, 40, 10);
+    ob.metrics[0].activation = 50;
+    swarm_policy_decision d = dec(p, 0, &ob);
+    assert_int_equal(d.raw, 4);
+    assert_int_equal(d.replicas, 0);
+    assert_false(d.flags & SWARM_DECISION_ACTIVE);
+    assert_true(has_rule(&d, SWARM_RULE_ACTIVATION));
+    assert_true(has_rule(&d, SWARM_RULE_IDLE));
+    assert_int_equal(d.retire, 4);
+    /* Strictly greater: exactly 50 is still inactive; 51 wakes it from zero. */
+    ob = obs1(0, SWARM_METRIC_TOTAL, 50, 10);
+    ob.metrics[0].activation = 50;
+    assert_int_equal(dec(p, S, &ob).replicas, 0);
+    ob.metrics[0].value = 51;
+    assert_int_equal(dec(p, 2 * S, &ob).replicas, 6); /* cold start: ceil(51/10) */
+    swarm_policy_destroy(p);
+}
+
+static void test_policy_keda_cooldown_before_zero(void **state)
+{
+    (void)state;
+    swarm_policy_opts o = opts_for(SWARM_POLICY_KEDA);
+    swarm_policy *p = make(&o);
+    assert_int_equal(decide_total(p, 0, 2, 10, 5), 2); /* active: lastActiveTime = 0 */
+    swarm_policy_obs ob = obs1(2, SWARM_METRIC_TOTAL, 0, 5);
+    swarm_policy_decision d = dec(p, 100 * S, &ob);
+    assert_int_equal(d.replicas, 2); /* HPA keeps >= 1; stabilization holds 2 */
+    assert_true(has_rule(&d, SWARM_RULE_COOLDOWN));
+    d = dec(p, 299 * S, &ob);
+    assert_true(d.replicas >= 1);
+    d = dec(p, 300 * S, &ob); /* lastActive + 300 s reached */
+    assert_int_equal(d.replicas, 0);
+    swarm_policy_destroy(p);
+}
+
+static void test_policy_keda_from_zero_jumps_or_goes_to_one(void **state)
+{
+    (void)state;
+    swarm_policy_opts o = opts_for(SWARM_POLICY_KEDA);
+    o.max_replicas = 30;
+    swarm_policy *p = make(&o);
+    swarm_policy_obs ob = obs1(0, SWARM_METRIC_TOTAL, 200, 5);
+    swarm_policy_decision d = dec(p, 0, &ob);
+    assert_int_equal(d.replicas, 30); /* ceil(200/5) = 40, bounded by max */
+    assert_true(has_rule(&d, SWARM_RULE_COLD_START));
+    swarm_policy_destroy(p);
+
+    o.disable = SWARM_POLICY_STRICT_UPSTREAM;
+    p = make(&o);
+    assert_int_equal(dec(p, 0, &ob).replicas, 1); /* KEDA: 0 -> max(min, 1) */
+    swarm_policy_destroy(p);
+}
+
+static void test_policy_keda_idle_replicas(void **state)
+{
+    (void)state;
+    swarm_policy_opts o = opts_for(SWARM_POLICY_KEDA);
+    o.min_replicas = 3;
+    o.use_idle = 1;
+    o.idle_replicas = 0;
+    o.cooldown_ns = 10 * S;
+    o.disable = SWARM_POLICY_STRICT_UPSTREAM;
+    swarm_policy *p = make(&o);
+    assert_int_equal(decide_total(p, 0, 3, 10, 5), 3);
+    swarm_policy_obs ob = obs1(3, SWARM_METRIC_TOTAL, 0, 5);
+    assert_int_equal(dec(p, 5 * S, &ob).replicas, 3); /* cooling down */
+    swarm_policy_decision d = dec(p, 10 * S, &ob);
+    assert_int_equal(d.replicas, 0); /* idle */
+    ob = obs1(0, SWARM_METRIC_TOTAL, 1, 5);
+    assert_int_equal(dec(p, 11 * S, &ob).replicas, 3); /* active: jump to min */
+    swarm_policy_destroy(p);
+}
+
+static void test_policy_keda_fallback_after_failures(void **state)
+{
+    (void)state;
+    swarm_policy_opts o = opts_for(SWARM_POLICY_KEDA);
+    o.fallback_failures = 3;
+    o.fallback_replicas = 6;
+    swarm_policy *p = make(&o);
+    swarm_policy_obs ob = obs1(5, SWARM_METRIC_TOTAL, 0, 5);
+    ob.metrics[0].failed = 1;
+    for (int i = 1; i <= 3; i++) {
+        swarm_policy_decision d = dec(p, i * S, &ob);
+        assert_int_equal(d.replicas, 5);
+        assert_false(d.flags & SWARM_DECISION_FALLBACK);
+    }
+    swarm_policy_decision d = dec(p, 4 * S, &ob); /* more than 3 consecutive failures */
+    assert_int_equal(d.replicas, 6);
+    assert_true(d.flags & SWARM_DECISION_FALLBACK);
+    assert_true(has_rule(&d, SWARM_RULE_FALLBACK));
+    /* One success resets the counter. */
+    ob.metrics[0].failed = 0;
+    ob.metrics[0].value = 10;
+    ob.current_replicas = ob.ready_replicas = 6;
+    dec(p, 5 * S, &ob);
+    ob.metrics[0].failed = 1;
+    d = dec(p, 6 * S, &ob);
+    assert_false(d.flags & SWARM_DECISION_FALLBACK);
+    swarm_policy_destroy(p);
+}
+
+static void test_policy_keda_fallback_behaviors_and_zero(void **state)
+{
+    (void)state;
+    static const struct {
+        uint32_t behavior;
+        int32_t cur, want;
+    } cases[] = {
+        {SWARM_FALLBACK_STATIC, 8, 5},
+        {SWARM_FALLBACK_CURRENT, 8, 8},
+        {SWARM_FALLBACK_CURRENT_IF_HIGHER, 8, 8},
+        {SWARM_FALLBACK_CURRENT_IF_HIGHER, 3, 5},
+        {SWARM_FALLBACK_CURRENT_IF_LOWER, 8, 5},
+        {SWARM_FALLBACK_CURRENT_IF_LOWER, 3, 3},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        swarm_policy_opts o = opts_for(SWARM_POLICY_KEDA);
+        o.fallback_failures = 1;
+        o.fallback_replicas = 5;
+        o.fallback_behavior = cases[i].behavior;
+        o.hpa_path = SWARM_POLICY_HPA_BEHAVIOR;
+        o.scale_down.window_ns = -1;
+        swarm_policy *p = make(&o);
+        swarm_policy_obs ob = obs1(cases[i].cur, SWARM_METRIC_TOTAL, 0, 5);
+        ob.metrics[0].failed = 1;
+        dec(p, 0, &ob);
+        assert_int_equal(dec(p, S, &ob).replicas, cases[i].want);
+        swarm_policy_destroy(p);
+    }
+    /* At zero: libswarm's fallback wakes the target; KEDA's cannot. */
+    swarm_policy_opts o = opts_for(SWARM_POLICY_KEDA);
+    o.fallback_failures = 1;
+    o.fallback_replicas = 5;
+    swarm_policy *p = make(&o);
+    swarm_policy_obs ob = obs1(0, SWARM_METRIC_TOTAL, 0, 5);
+    ob.metrics[0].failed = 1;
+    dec(p, 0, &ob);
+    assert_int_equal(dec(p, S, &ob).replicas, 5);
+    swarm_policy_destroy(p);
+    o.disable = SWARM_POLICY_STRICT_UPSTREAM;
+    p = make(&o);
+    dec(p, 0, &ob);
+    assert_int_equal(dec(p, S, &ob).replicas, 0);
+    swarm_policy_destroy(p);
+}
+
+static void test_policy_pause_rules(void **state)
+{
+    (void)state;
+    swarm_policy_opts o = opts_for(SWARM_POLICY_KEDA);
+    o.pause = SWARM_POLICY_PAUSED;
+    o.paused_replicas = 3;
+    swarm_policy *p = make(&o);
+    swarm_policy_decision d;
+    swarm_policy_obs ob = obs1(7, SWARM_METRIC_TOTAL, 500, 5);
+    d = dec(p, 0, &ob);
+    assert_int_equal(d.replicas, 3);
+    assert_true(d.flags & SWARM_DECISION_PAUSED);
+    assert_true(has_rule(&d, SWARM_RULE_PAUSE));
+    o.pause = SWARM_POLICY_PAUSED_SCALE_IN;
+    o.paused_replicas = 0;
+    assert_int_equal(swarm_policy_update(p, &o), 0);
+    ob = obs1(7, SWARM_METRIC_TOTAL, 0, 5);
+    assert_int_equal(dec(p, S, &ob).replicas, 7); /* would go to 0 */
+    o.pause = SWARM_POLICY_PAUSED_SCALE_OUT;
+    assert_int_equal(swarm_policy_update(p, &o), 0);
+    ob = obs1(7, SWARM_METRIC_TOTAL, 500, 5);
+    assert_int_equal(dec(p, 2 * S, &ob).replicas, 7);
+    o.mode = SWARM_POLICY_HPA;
+    assert_int_equal(swarm_policy_update(p, &o), SWARM_EINVAL);
+    swarm_policy_destroy(p);
+}
+
+/* ---- HPA ----------------------------------------------------------------------------------- */
+
+static void test_policy_hpa_default_scale_up_4_or_100_percent_per_15s(void **state)
+{
+    (void)state;
+    swarm_policy_opts o = opts_for(SWARM_POLICY_HPA);
+    o.hpa_path = SWARM_POLICY_HPA_BEHAVIOR;
+    o.max_replicas = 1000;
+    swarm_policy *p = make(&o);
+    swarm_policy_obs ob = obs1(2, SWARM_METRIC_TOTAL, 1000, 1); /* wants 1000 */
+    swarm_policy_decision d = dec(p, 0, &ob);
+    assert_int_equal(d.replicas, 6); /* max(2 + 4, 2 * 2) */
+    assert_true(has_rule(&d, SWARM_RULE_RATE_LIMIT));
+    assert_non_null(strstr(d.text, "ScaleUpLimit"));
+    ob = obs1(6, SWARM_METRIC_TOTAL, 1000, 1);
+    assert_int_equal(dec(p, 5 * S, &ob).replicas, 6); /* the period still holds +4 */
+    assert_int_equal(dec(p, 15 * S, &ob).replicas, 12); /* t=0 event left: max(10, 12) */
+    ob = obs1(12, SWARM_METRIC_TOTAL, 1000, 1);
+    assert_int_equal(dec(p, 30 * S, &ob).replicas, 24);
+    ob = obs1(10, SWARM_METRIC_TOTAL, 1000, 1);
+    swarm_policy_reset(p);
+    assert_int_equal(dec(p, 0, &ob).replicas, 20); /* 100 % beats +4 */
+    swarm_policy_destroy(p);
+}
+
+static void test_policy_hpa_300s_scale_down_stabilization(void **state)
+{
+    (void)state;
+    swarm_policy_opts o = opts_for(SWARM_POLICY_HPA);
+    o.hpa_path = SWARM_POLICY_HPA_BEHAVIOR;
+    swarm_policy *p = make(&o);
+    assert_int_equal(decide_total(p, 0, 10, 100, 10), 10);
+    swarm_policy_obs ob = obs1(10, SWARM_METRIC_TOTAL, 20, 10); /* wants 2 */
+    swarm_policy_decision d = dec(p, 60 * S, &ob);
+    assert_int_equal(d.replicas, 10);
+    assert_true(has_rule(&d, SWARM_RULE_STABILIZATION));
+    assert_int_equal(dec(p, 299 * S, &ob).replicas, 10); /* t=0's 10 still inside */
+    assert_int_equal(dec(p, 300 * S, &ob).replicas, 2);  /* boundary is outside */
+    swarm_policy_destroy(p);
+}
+
+static void test_policy_hpa_tolerance(void **state)
+{
+    (void)state;
+    swarm_policy_opts o = opts_for(SWARM_POLICY_HPA);
+    swarm_policy *p = make(&o);
+    swarm_policy_obs ob = obs1(10, SWARM_METRIC_AVERAGE, 10.5, 10); /* ratio 1.05 */
+    swarm_policy_decision d = dec(p, 0, &ob);
+    assert_int_equal(d.replicas, 10);
+    assert_true(has_rule(&d, SWARM_RULE_TOLERANCE));
+    ob.metrics[0].value = 11.5; /* 1.15: outside, ceil(1.15 * 10) = 12 */
+    assert_int_equal(dec(p, S, &ob).replicas, 12);
+    swarm_policy_destroy(p);
+    /* Per-direction tolerance. */
+    o.hpa_path = SWARM_POLICY_HPA_BEHAVIOR;
+    o.scale_up.tolerance = 0.2;
+    p = make(&o);
+    ob.metrics[0].value = 11.5;
+    assert_int_equal(dec(p, 0, &ob).replicas, 10);
+    swarm_policy_destroy(p);
+}
+
+static void test_policy_hpa_max_of_metrics_and_partial_failure(void **state)
+{
+    (void)state;
+    swarm_policy_opts o = opts_for(SWARM_POLICY_HPA);
+    o.hpa_path = SWARM_POLICY_HPA_BEHAVIOR;
+    o.scale_down.window_ns = -1; /* no stabilization */
+    swarm_policy *p = make(&o);
+    swarm_policy_obs ob = obs1(4, SWARM_METRIC_TOTAL, 20, 10);
+    ob.n_metrics = 2;
+    ob.metrics[1] = (swarm_policy_metric){SWARM_METRIC_VALUE, 0, 30, 0, 10, 0};
+    swarm_policy_decision d = dec(p, 0, &ob); /* 2 and ceil(3 * 4) = 12 */
+    assert_int_equal(d.metric_raw[0], 2);
+    assert_int_equal(d.metric_raw[1], 12);
+    assert_int_equal(d.replicas, 8); /* rate limit: max(4+4, 8) */
+    /* Partial failure: no scale-down. */
+    ob = obs1(8, SWARM_METRIC_TOTAL, 10, 10);
+    ob.n_metrics = 2;
+    ob.metrics[1] = (swarm_policy_metric){SWARM_METRIC_VALUE, 1, 0, 0, 10, 0};
+    d = dec(p, 100 * S, &ob);
+    assert_int_equal(d.replicas, 8);
+    assert_true(has_rule(&d, SWARM_RULE_PARTIAL_METRICS));
+    /* All failed: hold. */
+    ob.metrics[0].failed = 1;
+    d = dec(p, 101 * S, &ob);
+    assert_int_equal(d.replicas, 8);
+    assert_true(d.flags & SWARM_DECISION_HOLD);
+    swarm_policy_destroy(p);
+}
+
+static void test_policy_hpa_policies_select_min_and_disabled(void **state)
+{
+    (void)state;
+    swarm_policy_opts o = opts_for(SWARM_POLICY_HPA);
+    o.max_replicas = 1000;
+    o.scale_up.select = SWARM_POLICY_SELECT_MIN;
+    o.scale_down.select = SWARM_POLICY_SELECT_DISABLED;
+    o.scale_down.window_ns = -1;
+    swarm_policy *p = make(&o);
+    /* Min of (Pods 4, Percent 100) from 10: 14. */
+    assert_int_equal(decide_total(p, 0, 10, 1000, 1), 14);
+    assert_int_equal(decide_total(p, 100 * S, 14, 1, 1), 14); /* scale-down disabled */
+    swarm_policy_destroy(p);
+    o = opts_for(SWARM_POLICY_HPA);
+    o.scale_down.window_ns = -1;
+    o.scale_down.n_policies = 1;
+    o.scale_down.policies[0] = (swarm_policy_rate){SWARM_RATE_PODS, 2, 60 * S};
+    p = make(&o);
+    assert_int_equal(decide_total(p, 0, 10, 1, 1), 8);
+    assert_int_equal(decide_total(p, 30 * S, 8, 1, 1), 8); /* 2 per 60 s used */
+    assert_int_equal(decide_total(p, 61 * S, 8, 1, 1), 6);
+    swarm_policy_destroy(p);
+}
+
+static void test_policy_hpa_legacy_path(void **state)
+{
+    (void)state;
+    swarm_policy_opts o = opts_for(SWARM_POLICY_HPA);
+    o.max_replicas = 1000;
+    swarm_policy *p = make(&o); /* no behavior set: legacy */
+    assert_int_equal(decide_total(p, 0, 3, 1000, 1), 6);  /* max(2 * 3, 4) */
+    assert_int_equal(decide_total(p, S, 6, 1000, 1), 12); /* no period: again x2 */
+    /* 5 min max-stabilization: the earlier 1000 still counts, so even a desire of 1 keeps
+     * scaling up (x2) until it leaves the window. */
+    assert_int_equal(decide_total(p, 2 * S, 12, 1, 1), 24);
+    assert_int_equal(decide_total(p, 302 * S, 24, 1, 1), 1);
+    swarm_policy_destroy(p);
+}
+
+static void test_policy_hpa_zero_disabled_or_cold_start(void **state)
+{
+    (void)state;
+    swarm_policy_opts o = opts_for(SWARM_POLICY_HPA);
+    o.disable = SWARM_POLICY_STRICT_UPSTREAM;
+    swarm_policy *p = make(&o);
+    swarm_policy_decision d;
+    swarm_policy_obs ob = obs1(0, SWARM_METRIC_TOTAL, 50, 5);
+    d = dec(p, 0, &ob);
+    assert_int_equal(d.replicas, 0);
+    assert_true(has_rule(&d, SWARM_RULE_HPA_DISABLED));
+    swarm_policy_destroy(p);
+    o.disable = 0;
+    p = make(&o);
+    d = dec(p, 0, &ob);
+    assert_int_equal(d.replicas, 10);
+    assert_true(has_rule(&d, SWARM_RULE_COLD_START));
+    swarm_policy_destroy(p);
+}
+
+static void test_policy_bounds_min_max(void **state)
+{
+    (void)state;
+    swarm_policy_opts o = opts_for(SWARM_POLICY_HPA);
+    o.min_replicas = 2;
+    o.max_replicas = 5;
+    swarm_policy *p = make(&o);
+    swarm_policy_decision d;
+    swarm_policy_obs ob = obs1(9, SWARM_METRIC_TOTAL, 1, 5);
+    d = dec(p, 0, &ob);
+    assert_int_equal(d.replicas, 5);
+    assert_true(has_rule(&d, SWARM_RULE_MAX));
+    ob = obs1(1, SWARM_METRIC_TOTAL, 1, 5);
+    d = dec(p, S, &ob);
+    assert_int_equal(d.replicas, 2);
+    assert_true(has_rule(&d, SWARM_RULE_MIN));
+    swarm_policy_destroy(p);
+}
+
+static void test_policy_drain_hint(void **state)
+{
+    (void)state;
+    swarm_policy_opts o = opts_for(SWARM_POLICY_HPA);
+    o.hpa_path = SWARM_POLICY_HPA_BEHAVIOR;
+    o.scale_down.window_ns = -1;
+    swarm_policy *p = make(&o);
+    swarm_policy_obs ob = obs1(10, SWARM_METRIC_TOTAL, 60, 10);
+    ob.ready_replicas = 8;
+    ob.starting_replicas = 2;
+    swarm_policy_decision d = dec(p, 0, &ob);
+    assert_int_equal(d.replicas, 6);
+    assert_int_equal(d.retire, 4);
+    assert_int_equal(d.retire_starting, 2);
+    assert_int_equal(d.prefer_idle, 1);
+    assert_non_null(strstr(d.text, "retire 4"));
+    swarm_policy_destroy(p);
+}
+
+/* ---- KPA ----------------------------------------------------------------------------------- */
+
+static void test_policy_kpa_stable_window(void **state)
+{
+    (void)state;
+    swarm_policy_opts o = opts_for(SWARM_POLICY_KPA);
+    swarm_policy *p = make(&o);
+    swarm_policy_decision d;
+    int32_t cur = 1;
+    int32_t at59 = 0;
+    for (int t = 0; t < 125; t++) {
+        /* 50 in flight for a minute, then 10; the host actuates every decision. */
+        swarm_policy_obs ob = obs1(cur, SWARM_METRIC_TOTAL, t < 60 ? 50 : 10, 10);
+        d = dec(p, t * S, &ob);
+        cur = d.replicas;
+        if (t == 59)
+            at59 = cur;
+        if (t == 61) /* the 60 s average falls slowly: (58 * 50 + 2 * 10) / 60 -> 5 */
+            assert_int_equal(d.raw, 5);
+    }
+    assert_int_equal(at59, 5);
+    assert_int_equal(cur, 1);
+    swarm_policy_destroy(p);
+}
+
+static void test_policy_kpa_panic_and_ratchet(void **state)
+{
+    (void)state;
+    swarm_policy_opts o = opts_for(SWARM_POLICY_KPA);
+    swarm_policy *p = make(&o);
+    swarm_policy_obs ob = obs1(2, SWARM_METRIC_TOTAL, 20, 10);
+    swarm_policy_decision d;
+    d = dec(p, 0, &ob);
+    assert_true(d.flags & SWARM_DECISION_PANIC); /* a new autoscaler with 2 ready panics */
+    for (int t = 1; t < 70; t++)
+        d = dec(p, t * S, &ob);
+    assert_int_equal(d.replicas, 2);
+    assert_false(d.flags & SWARM_DECISION_PANIC); /* left after a quiet stable window */
+    /* Burst: the 6 s panic window sees (5 * 20 + 200) / 6 = 50, 5 pods for 2 ready: 250 %. */
+    ob = obs1(2, SWARM_METRIC_TOTAL, 200, 10);
+    d = dec(p, 70 * S, &ob);
+    assert_true(d.flags & SWARM_DECISION_PANIC);
+    assert_true(has_rule(&d, SWARM_RULE_PANIC));
+    int32_t peak = d.replicas;
+    assert_true(peak > 2);
+    /* Load vanishes: the ratchet holds the peak for a stable window. */
+    ob = obs1(peak, SWARM_METRIC_TOTAL, 0, 10);
+    d = dec(p, 100 * S, &ob);
+    assert_int_equal(d.replicas, peak);
+    d = dec(p, 131 * S, &ob); /* panic time 70 + 60 < 131: out of panic */
+    assert_false(d.flags & SWARM_DECISION_PANIC);
+    assert_true(d.replicas < peak);
+    swarm_policy_destroy(p);
+}
+
+static void test_policy_kpa_restart_starts_in_panic(void **state)
+{
+    (void)state;
+    swarm_policy_opts o = opts_for(SWARM_POLICY_KPA);
+    swarm_policy *p = make(&o);
+    swarm_policy_obs ob = obs1(8, SWARM_METRIC_TOTAL, 5, 10); /* lost history, low load */
+    swarm_policy_decision d = dec(p, 0, &ob);
+    assert_int_equal(d.replicas, 8); /* no scale-down from lost history */
+    assert_true(d.flags & SWARM_DECISION_PANIC);
+    swarm_policy_destroy(p);
+}
+
+static void test_policy_kpa_pending_capacity(void **state)
+{
+    (void)state;
+    /* 1 ready, 9 starting (slow model load), demand for 10: no panic ratchet beyond that. */
+    swarm_policy_opts o = opts_for(SWARM_POLICY_KPA);
+    swarm_policy *p = make(&o);
+    swarm_policy_obs ob = obs1(10, SWARM_METRIC_TOTAL, 100, 10);
+    ob.ready_replicas = 1;
+    ob.starting_replicas = 9;
+    swarm_policy_decision d = dec(p, 0, &ob);
+    assert_int_equal(d.replicas, 10);
+    assert_false(d.flags & SWARM_DECISION_PANIC);
+    assert_true(has_rule(&d, SWARM_RULE_PENDING_CAPACITY));
+    swarm_policy_destroy(p);
+    o.disable = SWARM_POLICY_STRICT_UPSTREAM;
+    p = make(&o);
+    d = dec(p, 0, &ob);
+    assert_true(d.flags & SWARM_DECISION_PANIC); /* upstream panics on 1 ready pod */
+    swarm_policy_destroy(p);
+}
+
+static void test_policy_kpa_rates_delay_activation_scale(void **state)
+{
+    (void)state;
+    swarm_policy_opts o = opts_for(SWARM_POLICY_KPA);
+    o.scale_down_delay_ns = 30 * S;
+    o.activation_scale = 3;
+    swarm_policy *p = make(&o);
+    swarm_policy_obs ob = obs1(0, SWARM_METRIC_TOTAL, 1, 10);
+    swarm_policy_decision d = dec(p, 0, &ob);
+    assert_int_equal(d.replicas, 3); /* activation scale */
+    assert_true(has_rule(&d, SWARM_RULE_ACTIVATION_SCALE));
+    swarm_policy_destroy(p);
+
+    o = opts_for(SWARM_POLICY_KPA);
+    o.scale_down_delay_ns = 30 * S;
+    o.max_scale_down_rate = 2;
+    p = make(&o);
+    ob = obs1(1, SWARM_METRIC_TOTAL, 100, 10);
+    for (int t = 0; t < 60; t++)
+        d = dec(p, t * S, &ob);
+    assert_int_equal(d.replicas, 10);
+    ob = obs1(10, SWARM_METRIC_TOTAL, 0, 10);
+    for (int t = 60; t < 130; t++)
+        d = dec(p, t * S, &ob);
+    /* Silence for a full window: stable 0, but max-scale-down rate halves per step; the delay
+     * window keeps the max of the last 30 s. */
+    assert_true(d.replicas >= 1);
+    swarm_policy_destroy(p);
+}
+
+static void test_policy_kpa_scale_to_zero_grace(void **state)
+{
+    (void)state;
+    swarm_policy_opts o = opts_for(SWARM_POLICY_KPA);
+    o.stable_window_ns = 6 * S;
+    swarm_policy *p = make(&o);
+    swarm_policy_obs ob = obs1(1, SWARM_METRIC_TOTAL, 5, 10);
+    dec(p, 0, &ob);
+    ob.metrics[0].value = 0;
+    swarm_policy_decision d;
+    d = dec(p, 10 * S, &ob); /* window empty, desired 0, but grace 30 s from t=0 */
+    assert_int_equal(d.replicas, 1);
+    assert_true(has_rule(&d, SWARM_RULE_COOLDOWN));
+    d = dec(p, 30 * S, &ob);
+    assert_int_equal(d.replicas, 0);
+    swarm_policy_destroy(p);
+}
+
+static void test_policy_kpa_metric_failure_holds(void **state)
+{
+    (void)state;
+    swarm_policy_opts o = opts_for(SWARM_POLICY_KPA);
+    swarm_policy *p = make(&o);
+    swarm_policy_obs ob = obs1(4, SWARM_METRIC_TOTAL, 5, 10);
+    ob.metrics[0].failed = 1;
+    swarm_policy_decision d = dec(p, 0, &ob);
+    assert_int_equal(d.replicas, 4);
+    assert_true(d.flags & SWARM_DECISION_HOLD);
+    swarm_policy_destroy(p);
+}
+
+/* ---- state export / import ---------------------------------------------------------------- */
+
+static swarm_policy_obs scripted_obs(uint32_t mode, int i, int32_t cur)
+{
+    double q = (i % 17) * 13.0 + (i % 5 == 0 ? 200 : 0);
+    swarm_policy_obs ob = obs1(cur, SWARM_METRIC_TOTAL, q, 10);
+    ob.ready_replicas = cur > 0 ? cur - (i % 3 == 0 && cur > 1) : 0;
+    ob.starting_replicas = cur - ob.ready_replicas;
+    ob.metrics[0].failed = (i % 11 == 0);
+    ob.metrics[0].activation = mode == SWARM_POLICY_KEDA ? 15 : 0;
+    return ob;
+}
+
+static void round_trip(swarm_policy_opts o)
+{
+    o.fallback_failures = 2;
+    o.fallback_replicas = 4;
+    swarm_policy *a = make(&o), *b = make(&o);
+    int32_t cur = 1;
+    int64_t now = 0;
+    for (int i = 0; i < 200; i++) {
+        swarm_policy_obs ob = scripted_obs(o.mode, i, cur);
+        cur = dec(a, now, &ob).replicas;
+        now += 7 * S + (i % 4) * S;
+    }
+    size_t n = swarm_policy_state_size(a);
+    assert_true(n > 0);
+    unsigned char *buf = malloc(n);
+    size_t written = 0;
+    assert_int_equal(swarm_policy_export_state(a, buf, n - 1, &written), SWARM_ERANGE);
+    assert_int_equal(swarm_policy_export_state(a, buf, n, &written), 0);
+    assert_int_equal(written, n);
+    assert_int_equal(swarm_policy_import_state(b, buf, n), 0);
+    /* Same later decisions, field for field. */
+    int32_t cur_b = cur;
+    for (int i = 200; i < 400; i++) {
+        swarm_policy_obs oa = scripted_obs(o.mode, i, cur), obb = scripted_obs(o.mode, i, cur_b);
+        swarm_policy_decision da = dec(a, now, &oa), db = dec(b, now, &obb);
+        assert_memory_equal(&da, &db, sizeof da);
+        cur = da.replicas;
+        cur_b = db.replicas;
+        now += 3 * S + (i % 9) * S;
+    }
+    /* Export of both is byte-identical. */
+    unsigned char *buf2 = malloc(n);
+    assert_int_equal(swarm_policy_export_state(a, buf, n, NULL), 0);
+    assert_int_equal(swarm_policy_export_state(b, buf2, n, NULL), 0);
+    assert_memory_equal(buf, buf2, n);
+    free(buf2);
+    free(buf);
+    swarm_policy_destroy(a);
+    swarm_policy_destroy(b);
+}
+
+static void test_policy_export_import_round_trip_keda(void **state)
+{
+    (void)state;
+    round_trip(opts_for(SWARM_POLICY_KEDA));
+}
+
+static void test_policy_export_import_round_trip_hpa(void **state)
+{
+    (void)state;
+    swarm_policy_opts o = opts_for(SWARM_POLICY_HPA);
+    round_trip(o);
+    o.hpa_path = SWARM_POLICY_HPA_BEHAVIOR;
+    o.scale_up.window_ns = 30 * S;
+    round_trip(o);
+}
+
+static void test_policy_export_import_round_trip_kpa(void **state)
+{
+    (void)state;
+    swarm_policy_opts o = opts_for(SWARM_POLICY_KPA);
+    o.scale_down_delay_ns = 60 * S;
+    round_trip(o);
+}
+
+static void test_policy_import_rejects_bad_state(void **state)
+{
+    (void)state;
+    swarm_policy_opts o = opts_for(SWARM_POLICY_HPA);
+    swarm_policy *p = make(&o);
+    size_t n = swarm_policy_state_size(p);
+    unsigned char *buf = malloc(n);
+    assert_int_equal(swarm_policy_export_state(p, buf, n, NULL), 0);
+    assert_int_equal(swarm_policy_import_state(p, buf, n - 1), SWARM_EINVAL);
+    assert_int_equal(swarm_policy_import_state(p, NULL, n), SWARM_EINVAL);
+    buf[4] = 99; /* version */
+    assert_int_equal(swarm_policy_import_state(p, buf, n), SWARM_ENOTSUP);
+    buf[4] = 1;
+    buf[0] = 'X';
+    assert_int_equal(swarm_policy_import_state(p, buf, n), SWARM_EINVAL);
+    buf[0] = 'S';
+    swarm_policy_opts k = opts_for(SWARM_POLICY_KEDA);
+    swarm_policy *q = make(&k);
+    assert_int_equal(swarm_policy_import_state(q, buf, n), SWARM_ESTATE);
+    swarm_policy_destroy(q);
+    k = opts_for(SWARM_POLICY_HPA);
+    k.history_cap = 16;
+    q = make(&k);
+    assert_int_equal(swarm_policy_import_state(q, buf, n), SWARM_ESTATE);
+    swarm_policy_destroy(q);
+    free(buf);
+    swarm_policy_destroy(p);
+}
+
+/* ---- explanations and determinism -------------------------------------------------------- */
+
+static void test_policy_explanation_string(void **state)
+{
+    (void)state;
+    swarm_policy_opts o = opts_for(SWARM_POLICY_HPA);
+    o.hpa_path = SWARM_POLICY_HPA_BEHAVIOR;
+    o.max_replicas = 1000;
+    swarm_policy *p = make(&o);
+    swarm_policy_obs ob = obs1(2, SWARM_METRIC_TOTAL, 1000, 1);
+    swarm_policy_decision d = dec(p, 0, &ob);
+    assert_string_equal(d.text, "hpa 2->6 raw m0=1000 | rate_limit 1000->6 (ScaleUpLimit)");
+    assert_int_equal(d.steps[0].rule, SWARM_RULE_RAW);
+    assert_int_equal(d.steps[0].after, 1000);
+    assert_int_equal(d.steps[d.n_steps - 1].rule, SWARM_RULE_RATE_LIMIT);
+    ob = obs1(6, SWARM_METRIC_TOTAL, 1, 1);
+    d = dec(p, 20 * S, &ob);
+    assert_string_equal(d.text, "hpa 6->6 raw m0=1 | stabilization 1->6");
+    swarm_policy_destroy(p);
+
+    o = opts_for(SWARM_POLICY_KEDA);
+    p = make(&o);
+    ob = obs1(4, SWARM_METRIC_TOTAL, 40, 10);
+    ob.metrics[0].activation = 50;
+    d = dec(p, 0, &ob);
+    assert_string_equal(d.text,
+                        "keda 4->0 raw m0=4 | activation 4->4; idle 4->0 | retire 4 (starting 0, "
+                        "idle first)");
+    swarm_policy_destroy(p);
+    for (uint32_t r = SWARM_RULE_RAW; r <= SWARM_RULE_NO_DATA; r++)
+        assert_string_not_equal(swarm_policy_rule_name(r), "unknown");
+    assert_string_equal(swarm_policy_rule_name(0), "unknown");
+}
+
+static void test_policy_deterministic(void **state)
+{
+    (void)state;
+    for (uint32_t mode = SWARM_POLICY_KEDA; mode <= SWARM_POLICY_KPA; mode++) {
+        swarm_policy_opts o = opts_for(mode);
+        swarm_policy *a = make(&o), *b = make(&o);
+        int32_t cur = 1;
+        for (int i = 0; i < 300; i++) {
+            swarm_policy_obs ob = scripted_obs(mode, i, cur);
+            swarm_policy_decision da = dec(a, i * 2 * S, &ob), db = dec(b, i * 2 * S, &ob);
+            assert_memory_equal(&da, &db, sizeof da);
+            cur = da.replicas;
+        }
+        swarm_policy_destroy(a);
+        swarm_policy_destroy(b);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_policy_create_validates_opts),
+        cmocka_unit_test(test_policy_create_enomem_and_allocator),
+        cmocka_unit_test(test_policy_decide_rejects_bad_observations),
+        cmocka_unit_test(test_policy_nan_inf_negative_metrics),
+        cmocka_unit_test(test_policy_time_backwards_is_clamped),
+        cmocka_unit_test(test_policy_keda_queue_20_target_5_gives_4),
+        cmocka_unit_test(test_policy_keda_in_flight_counts_as_backlog),
+        cmocka_unit_test(test_policy_keda_activation_scales_to_zero),
+        cmocka_unit_test(test_policy_keda_cooldown_before_zero),
+        cmocka_unit_test(test_policy_keda_from_zero_jumps_or_goes_to_one),
+        cmocka_unit_test(test_policy_keda_idle_replicas),
+        cmocka_unit_test(test_policy_keda_fallback_after_failures),
+        cmocka_unit_test(test_policy_keda_fallback_behaviors_and_zero),
+        cmocka_unit_test(test_policy_pause_rules),
+        cmocka_unit_test(test_policy_hpa_default_scale_up_4_or_100_percent_per_15s),
+        cmocka_unit_test(test_policy_hpa_300s_scale_down_stabilization),
+        cmocka_unit_test(test_policy_hpa_tolerance),
+        cmocka_unit_test(test_policy_hpa_max_of_metrics_and_partial_failure),
+        cmocka_unit_test(test_policy_hpa_policies_select_min_and_disabled),
+        cmocka_unit_test(test_policy_hpa_legacy_path),
+        cmocka_unit_test(test_policy_hpa_zero_disabled_or_cold_start),
+        cmocka_unit_test(test_policy_bounds_min_max),
+        cmocka_unit_test(test_policy_drain_hint),
+        cmocka_unit_test(test_policy_kpa_stable_window),
+        cmocka_unit_test(test_policy_kpa_panic_and_ratchet),
+        cmocka_unit_test(test_policy_kpa_restart_starts_in_panic),
+        cmocka_unit_test(test_policy_kpa_pending_capacity),
+        cmocka_unit_test(test_policy_kpa_rates_delay_activation_scale),
+        cmocka_unit_test(test_policy_kpa_scale_to_zero_grace),
+        cmocka_unit_test(test_policy_kpa_metric_failure_holds),
+        cmocka_unit_test(test_policy_export_import_round_trip_keda),
+        cmocka_unit_test(test_policy_export_import_round_trip_hpa),
+        cmocka_unit_test(test_policy_export_import_round_trip_kpa),
+        cmocka_unit_test(test_policy_import_rejects_bad_state),
+        cmocka_unit_test(test_policy_explanation_string),
+        cmocka_unit_test(test_policy_deterministic),
+    };
+    return cmocka_run_group_tests_name("policy", tests, NULL, NULL);
+}

@@ -1,0 +1,888 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Unit tests for swarm_pool: delivery, resize up and down under load, resize to zero and back,
+ * rapid alternating resizes, stop with drain and with a deadline, warm-up reported as starting,
+ * batching, result channel, statistics. Every load test keeps an exactly-once ledger of task ids:
+ * each id is delivered once, or handed back by stop, never both and never twice. Timing is only
+ * used for generous waits, never asserted.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <swarm/swarm.h>
+
+#define US 1000LL
+#define MS 1000000LL
+#define SEC 1000000000LL
+
+/* ---- a test engine: optional sleep (cancel-aware), echoes the payload -------------------- */
+
+typedef struct test_engine {
+    _Atomic int64_t sleep_ns;
+    _Atomic uint64_t calls;
+    _Atomic uint64_t batch_calls;
+    _Atomic uint32_t fail_every; /* every n-th call fails with SWARM_EUNAVAILABLE; 0 never */
+} test_engine;
+
+static void sleep_ns(int64_t ns)
+{
+    struct timespec ts = {(time_t)(ns / SEC), (long)(ns % SEC)};
+    nanosleep(&ts, NULL);
+}
+
+static int te_infer(void *self, const swarm_request *req, swarm_response *resp)
+{
+    test_engine *te = self;
+    uint64_t n = atomic_fetch_add(&te->calls, 1) + 1;
+    int64_t d = atomic_load(&te->sleep_ns);
+    if (d > 0) {
+        int64_t end = swarm_now_ns() + d;
+        while (swarm_now_ns() < end) {
+            int rc = swarm_request_should_stop(req);
+            if (rc != 0)
+                return rc;
+            int64_t left = end - swarm_now_ns();
+            sleep_ns(left < MS ? (left > 0 ? left : 1) : MS);
+        }
+    }
+    uint32_t fe = atomic_load(&te->fail_every);
+    if (fe && n % fe == 0)
+        return SWARM_EUNAVAILABLE;
+    return swarm_response_write(resp, req->payload, (size_t)req->payload_len);
+}
+
+static int te_infer_batch(void *self, const swarm_request *const *reqs,
+                          swarm_response *const *resps, size_t n)
+{
+    test_engine *te = self;
+    atomic_fetch_add(&te->batch_calls, 1);
+    for (size_t i = 0; i < n; i++) {
+        int rc = te_infer(self, reqs[i], resps[i]);
+        if (rc != 0)
+            swarm_response_set_error(resps[i], rc, NULL, 0);
+    }
+    return 0;
+}
+
+static swarm_engine *make_engine(test_engine *te, int batch)
+{
+    memset(te, 0, sizeof *te);
+    swarm_engine_ops ops;
+    memset(&ops, 0, sizeof ops);
+    ops.version = SWARM_ENGINE_OPS_VERSION;
+    ops.name = "test";
+    ops.infer = te_infer;
+    if (batch)
+        ops.infer_batch = te_infer_batch;
+    swarm_engine *e = NULL;
+    assert_int_equal(swarm_engine_create(&e, &ops, te, NULL), 0);
+    return e;
+}
+
+/* ---- ledger ------------------------------------------------------------------------------ */
+
+typedef struct ledger {
+    size_t n;
+    _Atomic uint32_t *seen; /* deliveries per id */
+    _Atomic uint64_t ok, failed, bad_output;
+} ledger;
+
+static void ledger_init(ledger *l, size_t n)
+{
+    memset(l, 0, sizeof *l);
+    l->n = n;
+    l->seen = calloc(n, sizeof *l->seen);
+    assert_non_null(l->seen);
+}
+
+static void ledger_free(ledger *l)
+{
+    free((void *)l->seen);
+}
+
+static void on_result(void *ctx, const swarm_pool_result *res)
+{
+    ledger *l = ctx;
+    if (res->task.id < l->n)
+        atomic_fetch_add(&l->seen[res->task.id], 1);
+    if (res->status == 0) {
+        atomic_fetch_add(&l->ok, 1);
+        size_t len = 0;
+        const void *out = swarm_response_data(res->response, &len);
+        if (len != res->task.payload_len || memcmp(out, res->task.payload, len) != 0)
+            atomic_fetch_add(&l->bad_output, 1);
+    } else {
+        atomic_fetch_add(&l->failed, 1);
+    }
+}
+
+/* Asserts every id in [0, n) was delivered once or returned once (returned[] marks). */
+static void ledger_check(ledger *l, const uint8_t *returned)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        uint32_t d = atomic_load(&l->seen[i]);
+        uint32_t r = returned ? returned[i] : 0;
+        if (d + r != 1)
+            fail_msg("task %zu: delivered %u times, returned %u times", i, d, r);
+    }
+    assert_int_equal(atomic_load(&l->bad_output), 0);
+}
+
+static swarm_chan *make_chan(uint64_t cap)
+{
+    swarm_chan_opts co;
+    swarm_chan_opts_init(&co);
+    co.capacity = cap;
+    co.elem_size = sizeof(swarm_task);
+    swarm_chan *ch = NULL;
+    assert_int_equal(swarm_chan_create(&ch, &co), 0);
+    return ch;
+}
+
+static const char payload[] = "hello, agent";
+
+static swarm_task task_of(uint64_t id)
+{
+    swarm_task t;
+    memset(&t, 0, sizeof t);
+    t.id = id;
+    t.payload = payload;
+    t.payload_len = sizeof payload - 1;
+    t.enqueued_ns = swarm_now_ns();
+    return t;
+}
+
+static swarm_pool *make_pool(swarm_chan *ch, swarm_engine *e, ledger *l, uint32_t workers,
+                             uint32_t batch)
+{
+    swarm_pool_opts po;
+    swarm_pool_opts_init(&po);
+    po.input = ch;
+    po.engine = e;
+    po.workers = workers;
+    po.max_workers = 32;
+    po.batch_max = batch;
+    po.on_result = on_result;
+    po.result_ctx = l;
+    swarm_pool *p = NULL;
+    assert_int_equal(swarm_pool_create(&p, &po), 0);
+    return p;
+}
+
+static swarm_pool_stats stats_of(swarm_pool *p)
+{
+    swarm_pool_stats st;
+    memset(&st, 0, sizeof st);
+    st.size = sizeof st;
+    assert_int_equal(swarm_pool_get_stats(p, &st), 0);
+    return st;
+}
+
+/* Waits (generously) until pred(stats) holds. */
+typedef int (*stats_pred)(const swarm_pool_stats *st, uint64_t arg);
+static int wait_for(swarm_pool *p, stats_pred pred, uint64_t arg)
+{
+    int64_t end = swarm_now_ns() + 10 * SEC;
+    while (swarm_now_ns() < end) {
+        swarm_pool_stats st = stats_of(p);
+        if (pred(&st, arg))
+            return 1;
+        sleep_ns(MS);
+    }
+    return 0;
+}
+static int pred_live(const swarm_pool_stats *st, uint64_t n) { return st->live == n; }
+static int pred_ready_idle(const swarm_pool_stats *st, uint64_t n)
+{
+    return st->ready == n && st->idle == n;
+}
+static int pred_done(const swarm_pool_stats *st, uint64_t n)
+{
+    return st->completed + st->failed >= n;
+}
+
+/* ---- tests ------------------------------------------------------------------------------- */
+
+static void test_pool_create_invalid_args(void **state)
+{
+    (void)state;
+    test_engine te;
+    swarm_engine *e = make_engine(&te, 0);
+    swarm_chan *ch = make_chan(16);
+    swarm_chan_opts co;
+    swarm_chan_opts_init(&co); /* elem_size 8: wrong */
+    swarm_chan *bad = NULL;
+    assert_int_equal(swarm_chan_create(&bad, &co), 0);
+
+    swarm_pool *p = NULL;
+    swarm_pool_opts po;
+    swarm_pool_opts_init(&po);
+    assert_int_equal(swarm_pool_create(NULL, &po), SWARM_EINVAL);
+    assert_int_equal(swarm_pool_create(&p, NULL), SWARM_EINVAL);
+    assert_int_equal(swarm_pool_create(&p, &po), SWARM_EINVAL); /* no input/engine */
+    po.engine = e;
+    po.input = bad;
+    assert_int_equal(swarm_pool_create(&p, &po), SWARM_EINVAL);
+    po.input = ch;
+    po.workers = 100;
+    po.max_workers = 10;
+    assert_int_equal(swarm_pool_create(&p, &po), SWARM_EINVAL);
+    po.workers = 1;
+    po.batch_max = 4;
+    po.batch_min = 5;
+    assert_int_equal(swarm_pool_create(&p, &po), SWARM_EINVAL);
+    po.batch_min = 0;
+    po.batch_linger_ns = -1;
+    assert_int_equal(swarm_pool_create(&p, &po), SWARM_EINVAL);
+    po.batch_linger_ns = 0;
+    po.results = ch; /* wrong element size for results */
+    assert_int_equal(swarm_pool_create(&p, &po), SWARM_EINVAL);
+    assert_null(p);
+
+    assert_int_equal(swarm_pool_resize(NULL, 1), SWARM_EINVAL);
+    assert_int_equal(swarm_pool_stop(NULL, 0, NULL, 0, NULL), SWARM_EINVAL);
+    assert_int_equal(swarm_pool_get_stats(NULL, NULL), SWARM_EINVAL);
+    assert_int_equal(swarm_pool_target(NULL), 0);
+    swarm_pool_destroy(NULL);
+
+    swarm_chan_destroy(bad);
+    swarm_chan_destroy(ch);
+    swarm_engine_destroy(e);
+}
+
+static void test_pool_delivers_each_task_once(void **state)
+{
+    (void)state;
+    enum { N = 5000 };
+    test_engine te;
+    swarm_engine *e = make_engine(&te, 0);
+    swarm_chan *ch = make_chan(64);
+    ledger l;
+    ledger_init(&l, N);
+    swarm_pool *p = make_pool(ch, e, &l, 4, 0);
+    for (uint64_t i = 0; i < N; i++) {
+        swarm_task t = task_of(i);
+        assert_int_equal(swarm_chan_send(ch, &t), 0);
+    }
+    uint64_t left = 99;
+    assert_int_equal(swarm_pool_stop(p, SWARM_WAIT_FOREVER, NULL, 0, &left), 0);
+    assert_int_equal(left, 0);
+    ledger_check(&l, NULL);
+    swarm_pool_stats st = stats_of(p);
+    assert_int_equal(st.completed, N);
+    assert_int_equal(st.failed, 0);
+    assert_int_equal(st.taken, N);
+    assert_int_equal(st.live, 0);
+    assert_int_equal(st.stopped, 1);
+    assert_true(st.service_p99_ns >= st.service_p50_ns);
+    assert_true(st.wait_p99_ns >= st.wait_p50_ns);
+    assert_true(st.wait_max_ns > 0);
+    /* The input channel is closed by stop. */
+    swarm_task t = task_of(0);
+    assert_int_equal(swarm_chan_send(ch, &t), SWARM_ECLOSED);
+    assert_int_equal(swarm_pool_resize(p, 2), SWARM_ESTATE);
+    assert_int_equal(swarm_pool_stop(p, 0, NULL, 0, NULL), SWARM_ESTATE);
+    swarm_pool_destroy(p);
+    swarm_chan_destroy(ch);
+    swarm_engine_destroy(e);
+    ledger_free(&l);
+}
+
+static void test_pool_failed_results_are_counted(void **state)
+{
+    (void)state;
+    enum { N = 300 };
+    test_engine te;
+    swarm_engine *e = make_engine(&te, 0);
+    atomic_store(&te.fail_every, 3);
+    swarm_chan *ch = make_chan(16);
+    ledger l;
+    ledger_init(&l, N);
+    swarm_pool *p = make_pool(ch, e, &l, 2, 0);
+    for (uint64_t i = 0; i < N; i++) {
+        swarm_task t = task_of(i);
+        assert_int_equal(swarm_chan_send(ch, &t), 0);
+    }
+    assert_int_equal(swarm_pool_stop(p, SWARM_WAIT_FOREVER, NULL, 0, NULL), 0);
+    ledger_check(&l, NULL);
+    swarm_pool_stats st = stats_of(p);
+    assert_int_equal(st.completed + st.failed, N);
+    assert_int_equal(st.failed, N / 3);
+    assert_int_equal(atomic_load(&l.failed), N / 3);
+    swarm_pool_destroy(p);
+    swarm_chan_destroy(ch);
+    swarm_engine_destroy(e);
+    ledger_free(&l);
+}
+
+typedef struct producer_arg {
+    swarm_chan *ch;
+    uint64_t first, count;
+    int64_t pause_every_ns;
+} producer_arg;
+
+static void *producer(void *arg)
+{
+    producer_arg *a = arg;
+    for (uint64_t i = 0; i < a->count; i++) {
+        swarm_task t = task_of(a->first + i);
+        if (swarm_chan_send(a->ch, &t) != 0)
+            break;
+        if (a->pause_every_ns && i % 64 == 0)
+            sleep_ns(a->pause_every_ns);
+    }
+    return NULL;
+}
+
+static void test_pool_resize_up_and_down_under_load(void **state)
+{
+    (void)state;
+    enum { N = 4000 };
+    test_engine te;
+    swarm_engine *e = make_engine(&te, 0);
+    atomic_store(&te.sleep_ns, 50 * US);
+    swarm_chan *ch = make_chan(128);
+    ledger l;
+    ledger_init(&l, N);
+    swarm_pool *p = make_pool(ch, e, &l, 1, 0);
+    producer_arg pa = {ch, 0, N, 20 * US};
+    pthread_t th;
+    pthread_create(&th, NULL, producer, &pa);
+
+    static const uint32_t seq[] = {8, 2, 16, 0, 0, 4, 1, 12, 3};
+    for (size_t i = 0; i < sizeof seq / sizeof seq[0]; i++) {
+        assert_int_equal(swarm_pool_resize(p, seq[i]), 0);
+        assert_int_equal(swarm_pool_target(p), seq[i]);
+        sleep_ns(5 * MS);
+    }
+    /* Scale-down leaves the right number running once the retirees have gone. */
+    assert_int_equal(swarm_pool_resize(p, 3), 0);
+    assert_true(wait_for(p, pred_live, 3));
+    assert_int_equal(swarm_pool_resize(p, 33), SWARM_ERANGE);
+    assert_int_equal(swarm_pool_target(p), 3);
+    pthread_join(th, NULL);
+    assert_int_equal(swarm_pool_stop(p, SWARM_WAIT_FOREVER, NULL, 0, NULL), 0);
+    ledger_check(&l, NULL);
+    swarm_pool_stats st = stats_of(p);
+    assert_int_equal(st.completed, N);
+    assert_true(st.started >= 16);
+    assert_int_equal(st.started, st.retired + st.start_failures);
+    swarm_pool_destroy(p);
+    swarm_chan_destroy(ch);
+    swarm_engine_destroy(e);
+    ledger_free(&l);
+}
+
+static void test_pool_resize_to_zero_holds_work_and_back(void **state)
+{
+    (void)state;
+    enum { N = 200 };
+    test_engine te;
+    swarm_engine *e = make_engine(&te, 0);
+    swarm_chan *ch = make_chan(256);
+    ledger l;
+    ledger_init(&l, N);
+    swarm_pool *p = make_pool(ch, e, &l, 2, 0);
+    assert_int_equal(swarm_pool_resize(p, 0), 0);
+    assert_true(wait_for(p, pred_live, 0));
+    for (uint64_t i = 0; i < N; i++) {
+        swarm_task t = task_of(i);
+        assert_int_equal(swarm_chan_send(ch, &t), 0);
+    }
+    sleep_ns(10 * MS);
+    swarm_pool_stats st = stats_of(p);
+    assert_int_equal(st.taken, 0); /* nobody runs work at zero */
+    assert_int_equal(st.queued, N);
+    assert_int_equal(swarm_pool_resize(p, 3), 0);
+    assert_true(wait_for(p, pred_done, N));
+    assert_int_equal(swarm_pool_resize(p, 0), 0);
+    assert_true(wait_for(p, pred_live, 0));
+    assert_int_equal(swarm_pool_stop(p, SWARM_WAIT_FOREVER, NULL, 0, NULL), 0);
+    ledger_check(&l, NULL);
+    swarm_pool_destroy(p);
+    swarm_chan_destroy(ch);
+    swarm_engine_destroy(e);
+    ledger_free(&l);
+}
+
+static void test_pool_rapid_alternating_resizes(void **state)
+{
+    (void)state;
+    enum { N = 20000 };
+    test_engine te;
+    swarm_engine *e = make_engine(&te, 0);
+    swarm_chan *ch = make_chan(64);
+    ledger l;
+    ledger_init(&l, N);
+    swarm_pool *p = make_pool(ch, e, &l, 2, 0);
+    producer_arg pa[2] = {{ch, 0, N / 2, 0}, {ch, N / 2, N / 2, 0}};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        pthread_create(&th[i], NULL, producer, &pa[i]);
+    unsigned seed = 12345;
+    for (int i = 0; i < 2000; i++) {
+        uint32_t n = (i & 1) ? 0 : (uint32_t)(rand_r(&seed) % 9);
+        assert_int_equal(swarm_pool_resize(p, n), 0);
+        if (i % 50 == 0)
+            sleep_ns(100 * US);
+    }
+    assert_int_equal(swarm_pool_resize(p, 4), 0);
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    assert_int_equal(swarm_pool_stop(p, SWARM_WAIT_FOREVER, NULL, 0, NULL), 0);
+    ledger_check(&l, NULL);
+    swarm_pool_stats st = stats_of(p);
+    assert_int_equal(st.completed, N);
+    assert_int_equal(st.live, 0);
+    swarm_pool_destroy(p);
+    swarm_chan_destroy(ch);
+    swarm_engine_destroy(e);
+    ledger_free(&l);
+}
+
+static void test_pool_stop_drain_with_target_zero(void **state)
+{
+    (void)state;
+    enum { N = 100 };
+    test_engine te;
+    swarm_engine *e = make_engine(&te, 0);
+    swarm_chan *ch = make_chan(128);
+    ledger l;
+    ledger_init(&l, N);
+    swarm_pool *p = make_pool(ch, e, &l, 0, 0);
+    for (uint64_t i = 0; i < N; i++) {
+        swarm_task t = task_of(i);
+        assert_int_equal(swarm_chan_send(ch, &t), 0);
+    }
+    uint64_t left = 99;
+    assert_int_equal(swarm_pool_stop(p, SWARM_WAIT_FOREVER, NULL, 0, &left), 0);
+    assert_int_equal(left, 0);
+    ledger_check(&l, NULL);
+    swarm_pool_destroy(p);
+    swarm_chan_destroy(ch);
+    swarm_engine_destroy(e);
+    ledger_free(&l);
+}
+
+static void test_pool_stop_deadline_returns_the_rest(void **state)
+{
+    (void)state;
+    enum { N = 200 };
+    test_engine te;
+    swarm_engine *e = make_engine(&te, 0);
+    atomic_store(&te.sleep_ns, 2 * MS);
+    swarm_chan *ch = make_chan(256);
+    ledger l;
+    ledger_init(&l, N);
+    swarm_pool *p = make_pool(ch, e, &l, 2, 0);
+    for (uint64_t i = 0; i < N; i++) {
+        swarm_task t = task_of(i);
+        assert_int_equal(swarm_chan_send(ch, &t), 0);
+    }
+    swarm_task *left = calloc(N, sizeof *left);
+    uint8_t *returned = calloc(N, 1);
+    uint64_t n_left = 0;
+    int moved = swarm_pool_stop(p, 20 * MS, left, N, &n_left);
+    assert_true(moved > 0);
+    assert_int_equal((uint64_t)moved, n_left);
+    for (int i = 0; i < moved; i++) {
+        assert_true(left[i].id < N);
+        returned[left[i].id]++;
+    }
+    ledger_check(&l, returned);
+    swarm_pool_stats st = stats_of(p);
+    assert_int_equal(st.completed + st.failed + n_left, N);
+    assert_int_equal(st.live, 0);
+    free(left);
+    free(returned);
+    swarm_pool_destroy(p);
+    swarm_chan_destroy(ch);
+    swarm_engine_destroy(e);
+    ledger_free(&l);
+}
+
+static void test_pool_stop_deadline_small_left_array(void **state)
+{
+    (void)state;
+    enum { N = 50 };
+    test_engine te;
+    swarm_engine *e = make_engine(&te, 0);
+    swarm_chan *ch = make_chan(64);
+    ledger l;
+    ledger_init(&l, N);
+    swarm_pool *p = make_pool(ch, e, &l, 0, 0);
+    for (uint64_t i = 0; i < N; i++) {
+        swarm_task t = task_of(i);
+        assert_int_equal(swarm_chan_send(ch, &t), 0);
+    }
+    swarm_task left[10];
+    uint64_t n_left = 0;
+    assert_int_equal(swarm_pool_stop(p, 0, left, 10, &n_left), 10);
+    assert_int_equal(n_left, N);
+    assert_int_equal(swarm_chan_len(ch), N - 10);
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(left[i].id, (uint64_t)i); /* FIFO */
+    assert_int_equal(swarm_pool_stop(p, 0, NULL, 0, NULL), SWARM_ESTATE);
+    swarm_pool_destroy(p);
+    swarm_chan_destroy(ch);
+    swarm_engine_destroy(e);
+    ledger_free(&l);
+}
+
+static void test_pool_stop_deadline_cancels_in_flight(void **state)
+{
+    (void)state;
+    test_engine te;
+    swarm_engine *e = make_engine(&te, 0);
+    atomic_store(&te.sleep_ns, 60 * SEC); /* would hang without the abort token */
+    swarm_chan *ch = make_chan(8);
+    ledger l;
+    ledger_init(&l, 4);
+    swarm_pool *p = make_pool(ch, e, &l, 2, 0);
+    for (uint64_t i = 0; i < 4; i++) {
+        swarm_task t = task_of(i);
+        assert_int_equal(swarm_chan_send(ch, &t), 0);
+    }
+    sleep_ns(20 * MS);
+    swarm_task left[4];
+    uint64_t n_left = 0;
+    int moved = swarm_pool_stop(p, 10 * MS, left, 4, &n_left);
+    assert_int_equal(moved, 2);
+    uint8_t returned[4] = {0};
+    for (int i = 0; i < moved; i++)
+        returned[left[i].id] = 1;
+    ledger_check(&l, returned);
+    assert_int_equal(atomic_load(&l.failed), 2); /* the two in flight, canceled */
+    swarm_pool_destroy(p);
+    swarm_chan_destroy(ch);
+    swarm_engine_destroy(e);
+    ledger_free(&l);
+}
+
+/* Warm-up gate: workers wait until released or canceled. */
+typedef struct gate {
+    _Atomic int open;
+    _Atomic int fail;
+    _Atomic int entered;
+    _Atomic int canceled;
+} gate;
+
+static int gated_warmup(void *ctx, uint32_t worker, swarm_cancel *cancel)
+{
+    (void)worker;
+    gate *g = ctx;
+    atomic_fetch_add(&g->entered, 1);
+    while (!atomic_load(&g->open)) {
+        if (swarm_cancel_is_canceled(cancel)) {
+            atomic_fetch_add(&g->canceled, 1);
+            return SWARM_ECANCELED;
+        }
+        sleep_ns(200 * US);
+    }
+    return atomic_load(&g->fail) ? SWARM_EUNAVAILABLE : 0;
+}
+
+static swarm_pool *make_gated_pool(swarm_chan *ch, swarm_engine *e, ledger *l, gate *g,
+                                   uint32_t workers)
+{
+    swarm_pool_opts po;
+    swarm_pool_opts_init(&po);
+    po.input = ch;
+    po.engine = e;
+    po.workers = workers;
+    po.max_workers = 16;
+    po.on_result = on_result;
+    po.result_ctx = l;
+    po.warmup = gated_warmup;
+    po.warmup_ctx = g;
+    swarm_pool *p = NULL;
+    assert_int_equal(swarm_pool_create(&p, &po), 0);
+    return p;
+}
+
+static void test_pool_warmup_reported_as_starting(void **state)
+{
+    (void)state;
+    enum { N = 50 };
+    test_engine te;
+    swarm_engine *e = make_engine(&te, 0);
+    swarm_chan *ch = make_chan(64);
+    ledger l;
+    ledger_init(&l, N);
+    gate g;
+    memset(&g, 0, sizeof g);
+    swarm_pool *p = make_gated_pool(ch, e, &l, &g, 3);
+    for (uint64_t i = 0; i < N; i++) {
+        swarm_task t = task_of(i);
+        assert_int_equal(swarm_chan_send(ch, &t), 0);
+    }
+    swarm_pool_stats st = stats_of(p);
+    assert_int_equal(st.live, 3);
+    assert_int_equal(st.starting, 3);
+    assert_int_equal(st.ready, 0);
+    assert_int_equal(st.taken, 0); /* starting workers take no work */
+    assert_int_equal(st.target, 3);
+    atomic_store(&g.open, 1);
+    assert_true(wait_for(p, pred_done, N));
+    assert_true(wait_for(p, pred_ready_idle, 3));
+    st = stats_of(p);
+    assert_int_equal(st.starting, 0);
+    assert_int_equal(swarm_pool_stop(p, SWARM_WAIT_FOREVER, NULL, 0, NULL), 0);
+    ledger_check(&l, NULL);
+    swarm_pool_destroy(p);
+    swarm_chan_destroy(ch);
+    swarm_engine_destroy(e);
+    ledger_free(&l);
+}
+
+static void test_pool_scale_down_cancels_warmup_first(void **state)
+{
+    (void)state;
+    test_engine te;
+    swarm_engine *e = make_engine(&te, 0);
+    swarm_chan *ch = make_chan(64);
+    ledger l;
+    ledger_init(&l, 1);
+    gate g;
+    memset(&g, 0, sizeof g);
+    swarm_pool *p = make_gated_pool(ch, e, &l, &g, 4);
+    assert_int_equal(swarm_pool_resize(p, 1), 0);
+    assert_true(wait_for(p, pred_live, 1));
+    assert_int_equal(atomic_load(&g.canceled), 3);
+    swarm_pool_stats st = stats_of(p);
+    assert_int_equal(st.starting, 1);
+    assert_int_equal(st.retired, 3);
+    assert_int_equal(st.start_failures, 0);
+    atomic_store(&g.open, 1);
+    assert_true(wait_for(p, pred_ready_idle, 1));
+    swarm_pool_destroy(p); /* stop included */
+    swarm_chan_destroy(ch);
+    swarm_engine_destroy(e);
+    ledger_free(&l);
+}
+
+static void test_pool_warmup_failure_then_resize_replaces(void **state)
+{
+    (void)state;
+    test_engine te;
+    swarm_engine *e = make_engine(&te, 0);
+    swarm_chan *ch = make_chan(64);
+    ledger l;
+    ledger_init(&l, 1);
+    gate g;
+    memset(&g, 0, sizeof g);
+    atomic_store(&g.fail, 1);
+    atomic_store(&g.open, 1);
+    swarm_pool *p = make_gated_pool(ch, e, &l, &g, 2);
+    assert_true(wait_for(p, pred_live, 0));
+    swarm_pool_stats st = stats_of(p);
+    assert_int_equal(st.start_failures, 2);
+    assert_int_equal(st.target, 2);
+    atomic_store(&g.fail, 0);
+    assert_int_equal(swarm_pool_resize(p, 2), 0); /* level-triggered: same target, replaced */
+    assert_true(wait_for(p, pred_ready_idle, 2));
+    swarm_pool_destroy(p);
+    swarm_chan_destroy(ch);
+    swarm_engine_destroy(e);
+    ledger_free(&l);
+}
+
+static void test_pool_batches_through_infer_batch(void **state)
+{
+    (void)state;
+    enum { N = 3000 };
+    test_engine te;
+    swarm_engine *e = make_engine(&te, 1);
+    atomic_store(&te.sleep_ns, 1 * US);
+    swarm_chan *ch = make_chan(512);
+    ledger l;
+    ledger_init(&l, N);
+    swarm_pool_opts po;
+    swarm_pool_opts_init(&po);
+    po.input = ch;
+    po.engine = e;
+    po.workers = 0;
+    po.batch_max = 16;
+    po.batch_min = 4;
+    po.batch_linger_ns = 1 * MS;
+    po.on_result = on_result;
+    po.result_ctx = &l;
+    swarm_pool *p = NULL;
+    assert_int_equal(swarm_pool_create(&p, &po), 0);
+    for (uint64_t i = 0; i < N; i++) {
+        swarm_task t = task_of(i);
+        if (i == 400)
+            assert_int_equal(swarm_pool_resize(p, 2), 0);
+        assert_int_equal(swarm_chan_send(ch, &t), 0);
+    }
+    assert_int_equal(swarm_pool_resize(p, 1), 0);
+    assert_int_equal(swarm_pool_stop(p, SWARM_WAIT_FOREVER, NULL, 0, NULL), 0);
+    ledger_check(&l, NULL);
+    swarm_pool_stats st = stats_of(p);
+    assert_int_equal(st.completed, N);
+    assert_true(st.batches < N);
+    assert_true(atomic_load(&te.batch_calls) > 0);
+    swarm_pool_destroy(p);
+    swarm_chan_destroy(ch);
+    swarm_engine_destroy(e);
+    ledger_free(&l);
+}
+
+static void test_pool_result_channel(void **state)
+{
+    (void)state;
+    enum { N = 100 };
+    test_engine te;
+    swarm_engine *e = make_engine(&te, 0);
+    swarm_chan *ch = make_chan(128);
+    swarm_chan_opts co;
+    swarm_chan_opts_init(&co);
+    co.capacity = 256;
+    co.elem_size = sizeof(swarm_pool_result);
+    swarm_chan *res = NULL;
+    assert_int_equal(swarm_chan_create(&res, &co), 0);
+    swarm_pool_opts po;
+    swarm_pool_opts_init(&po);
+    po.input = ch;
+    po.engine = e;
+    po.workers = 2;
+    po.results = res;
+    swarm_pool *p = NULL;
+    assert_int_equal(swarm_pool_create(&p, &po), 0);
+    for (uint64_t i = 0; i < N; i++) {
+        swarm_task t = task_of(i);
+        assert_int_equal(swarm_chan_send(ch, &t), 0);
+    }
+    assert_int_equal(swarm_pool_stop(p, SWARM_WAIT_FOREVER, NULL, 0, NULL), 0);
+    uint8_t seen[N] = {0};
+    swarm_pool_result r;
+    int got = 0;
+    while (swarm_chan_try_recv(res, &r) == 0) {
+        assert_int_equal(r.size, sizeof r);
+        assert_int_equal(r.status, 0);
+        assert_null(r.response);
+        assert_int_equal(r.output_len, sizeof payload - 1);
+        assert_true(r.task.id < N);
+        seen[r.task.id]++;
+        got++;
+    }
+    assert_int_equal(got, N);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(seen[i], 1);
+    swarm_pool_destroy(p);
+    swarm_chan_destroy(res);
+    swarm_chan_destroy(ch);
+    swarm_engine_destroy(e);
+}
+
+static void test_pool_stats_small_size_and_idle_counts(void **state)
+{
+    (void)state;
+    test_engine te;
+    swarm_engine *e = make_engine(&te, 0);
+    swarm_chan *ch = make_chan(8);
+    ledger l;
+    ledger_init(&l, 1);
+    swarm_pool *p = make_pool(ch, e, &l, 3, 0);
+    assert_true(wait_for(p, pred_ready_idle, 3));
+    swarm_pool_stats st;
+    memset(&st, 0xab, sizeof st);
+    st.size = 4;
+    assert_int_equal(swarm_pool_get_stats(p, &st), SWARM_EINVAL);
+    st.size = (uint32_t)offsetof(swarm_pool_stats, in_flight);
+    assert_int_equal(swarm_pool_get_stats(p, &st), 0);
+    assert_int_equal(st.live, 3);
+    assert_int_equal(st.target, 3);
+    assert_int_equal(st.in_flight, 0xabababababababab); /* beyond size: untouched */
+    swarm_pool_destroy(p);
+    swarm_chan_destroy(ch);
+    swarm_engine_destroy(e);
+    ledger_free(&l);
+}
+
+typedef struct resizing_ctx {
+    ledger l;
+    swarm_pool *_Atomic pool;
+    _Atomic int estate;
+} resizing_ctx;
+
+static void on_result_resize(void *ctx, const swarm_pool_result *res)
+{
+    resizing_ctx *c = ctx;
+    on_result(&c->l, res);
+    swarm_pool *p = atomic_load(&c->pool);
+    if (p) {
+        int rc = swarm_pool_resize(p, (uint32_t)(res->task.id % 4) + 1);
+        if (rc == SWARM_ESTATE)
+            atomic_fetch_add(&c->estate, 1);
+        else
+            assert_int_equal(rc, 0);
+    }
+}
+
+static void test_pool_resize_from_callback_during_stop(void **state)
+{
+    (void)state;
+    enum { N = 2000 };
+    test_engine te;
+    swarm_engine *e = make_engine(&te, 0);
+    atomic_store(&te.sleep_ns, 20 * 1000);
+    swarm_chan *ch = make_chan(N);
+    resizing_ctx c;
+    memset(&c, 0, sizeof c);
+    ledger_init(&c.l, N);
+    swarm_pool_opts po;
+    swarm_pool_opts_init(&po);
+    po.input = ch;
+    po.engine = e;
+    po.workers = 2;
+    po.on_result = on_result_resize;
+    po.result_ctx = &c;
+    swarm_pool *p = NULL;
+    assert_int_equal(swarm_pool_create(&p, &po), 0);
+    atomic_store(&c.pool, p);
+    for (uint64_t i = 0; i < N; i++) {
+        swarm_task t = task_of(i);
+        assert_int_equal(swarm_chan_send(ch, &t), 0);
+    }
+    /* Drain while callbacks keep resizing: no deadlock, they get SWARM_ESTATE. */
+    assert_int_equal(swarm_pool_stop(p, SWARM_WAIT_FOREVER, NULL, 0, NULL), 0);
+    ledger_check(&c.l, NULL);
+    assert_true(atomic_load(&c.estate) > 0);
+    swarm_pool_destroy(p);
+    swarm_chan_destroy(ch);
+    swarm_engine_destroy(e);
+    ledger_free(&c.l);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_pool_create_invalid_args),
+        cmocka_unit_test(test_pool_delivers_each_task_once),
+        cmocka_unit_test(test_pool_failed_results_are_counted),
+        cmocka_unit_test(test_pool_resize_up_and_down_under_load),
+        cmocka_unit_test(test_pool_resize_to_zero_holds_work_and_back),
+        cmocka_unit_test(test_pool_rapid_alternating_resizes),
+        cmocka_unit_test(test_pool_stop_drain_with_target_zero),
+        cmocka_unit_test(test_pool_stop_deadline_returns_the_rest),
+        cmocka_unit_test(test_pool_stop_deadline_small_left_array),
+        cmocka_unit_test(test_pool_stop_deadline_cancels_in_flight),
+        cmocka_unit_test(test_pool_warmup_reported_as_starting),
+        cmocka_unit_test(test_pool_scale_down_cancels_warmup_first),
+        cmocka_unit_test(test_pool_warmup_failure_then_resize_replaces),
+        cmocka_unit_test(test_pool_batches_through_infer_batch),
+        cmocka_unit_test(test_pool_result_channel),
+        cmocka_unit_test(test_pool_stats_small_size_and_idle_counts),
+        cmocka_unit_test(test_pool_resize_from_callback_during_stop),
+    };
+    return cmocka_run_group_tests_name("pool", tests, NULL, NULL);
+}

@@ -97,7 +97,8 @@ struct swarm_chan {
 
 static inline _Atomic uint64_t *stamp_of(const swarm_chan *ch, uint64_t pos)
 {
-    return (_Atomic uint64_t *)(void *)(ch->slots + (size_t)(pos & (ch->mark_bit - 1)) * ch->stride);
+    size_t index = (size_t)(pos & (ch->mark_bit - 1));
+    return (_Atomic uint64_t *)(void *)(ch->slots + index * ch->stride);
 }
 
 static inline unsigned char *data_of(const swarm_chan *ch, uint64_t pos)
@@ -152,6 +153,19 @@ static inline void ec_notify(struct ec *ec, int n)
     }
 }
 
+static void hwm_update(swarm_chan *ch);
+
+/* Wakes receivers after a send; a wake-up is a slow path anyway, so it also samples the high
+ * watermark there (the header promises that). */
+static inline void notify_receivers(swarm_chan *ch, int n)
+{
+    if (atomic_load_explicit(&ch->not_empty.waiters, memory_order_seq_cst) != 0) {
+        hwm_update(ch);
+        atomic_fetch_add_explicit(&ch->not_empty.seq, 1, memory_order_release);
+        swarm__unpark(&ch->not_empty.seq, n);
+    }
+}
+
 static void ec_wake_all(void *ctx)
 {
     struct ec *ec = ctx;
@@ -190,7 +204,8 @@ static int push_many(swarm_chan *ch, const unsigned char *src, size_t max)
             /* Extend the claim over following free slots (batch sends). */
             uint64_t end = next_pos(ch, tail);
             size_t k = 1;
-            while (k < max && atomic_load_explicit(stamp_of(ch, end), memory_order_acquire) == end) {
+            while (k < max &&
+                   atomic_load_explicit(stamp_of(ch, end), memory_order_acquire) == end) {
                 end = next_pos(ch, end);
                 k++;
             }
@@ -359,7 +374,7 @@ static int send_once(swarm_chan *ch, const void *src)
     for (;;) {
         int r = push_many(ch, src, 1);
         if (SWARM_LIKELY(r > 0)) {
-            ec_notify(&ch->not_empty, 1);
+            notify_receivers(ch, 1);
             return 0;
         }
         if (r != SWARM_EAGAIN || ch->mode == SWARM_FULL_WAIT) {
@@ -385,7 +400,7 @@ static int send_once(swarm_chan *ch, const void *src)
             if (r != SWARM_EAGAIN) {
                 /* The replacement is an element receivers may wait for (capacity 1). */
                 if (r == 0)
-                    ec_notify(&ch->not_empty, 1);
+                    notify_receivers(ch, 1);
                 return r;
             }
             break;
@@ -637,7 +652,7 @@ static int attempt_send_batch(swarm_chan *ch, void *arg)
     }
     int r = push_many(ch, b->buf, b->want);
     if (r > 0) {
-        ec_notify(&ch->not_empty, r);
+        notify_receivers(ch, r);
         b->got = (size_t)r;
         return 0;
     }

@@ -22,6 +22,7 @@
 #include <cmocka.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -232,6 +233,10 @@ static void *producer_main(void *p)
     uint64_t seq = 0;
     int closed = 0;
     while (seq < r->per && !closed) {
+        /* Drop-mode sends never wait, so a producer would race far ahead and drop nearly
+         * everything; yielding often keeps evictions racing with receives. */
+        if (r->cfg.mode != SWARM_FULL_WAIT && rng_below(&rng, 4) == 0)
+            sched_yield();
         swarm_cancel *c = rng_below(&rng, 2) ? tok : NULL;
         int64_t timeout = random_timeout(&rng);
         int rc;
@@ -669,6 +674,11 @@ static void test_chan_stress_drop_write(void **state)
     run_mode(SWARM_FULL_DROP_WRITE);
 }
 
+static void *idle_main(void *p)
+{
+    return p;
+}
+
 int main(void)
 {
     const char *sc = getenv("SWARM_STRESS_SCALE");
@@ -677,6 +687,20 @@ int main(void)
         g_scale = strtod(sc, &end);
         if (end == sc || !(g_scale > 0.0)) {
             fprintf(stderr, "stress_chan: SWARM_STRESS_SCALE=%s is not a positive number\n", sc);
+            return 1;
+        }
+    }
+    /* The one prerequisite: enough threads (16 + 16 workers, chaos, closer). Skip if absent. */
+    {
+        pthread_t th[2 * MAX_THREADS + 2];
+        int made = 0;
+        while (made < 2 * MAX_THREADS + 2 && pthread_create(&th[made], NULL, idle_main, NULL) == 0)
+            made++;
+        for (int i = 0; i < made; i++)
+            pthread_join(th[i], NULL);
+        if (made < 2 * MAX_THREADS + 2) {
+            fprintf(stderr, "stress_chan: cannot create %d threads; skipping\n",
+                    2 * MAX_THREADS + 2);
             return 77;
         }
     }

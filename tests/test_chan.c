@@ -1436,6 +1436,37 @@ static void test_chan_stats_high_watermark_reaches_capacity(void **state)
     swarm_chan_destroy(ch);
 }
 
+/*
+ * chan.h: high_watermark is "checked on every send that found the channel full or woke a
+ * receiver, and every 64th send". A batch send of 5 that wakes a parked receiver must therefore
+ * record a length of at least 4 (5, unless the receiver already took one). Fails against the
+ * current src/chan.c: ec_notify() never samples the length, only the 64th-position sampling and
+ * the full path do, so the watermark stays at 1.
+ */
+static void test_chan_stats_high_watermark_checked_when_waking_receiver(void **state)
+{
+    (void)state;
+    swarm_chan *ch = make_chan(100, 8, SWARM_FULL_WAIT, NULL, NULL);
+    uint64_t v = 0;
+    assert_int_equal(swarm_chan_send(ch, &v), 0); /* position 0 is a sampling point */
+    assert_int_equal(swarm_chan_recv(ch, &v), 0);
+    struct blocked_arg r = {.ch = ch, .timeout = -1, .rc = 1};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, blocked_receiver, &r), 0);
+    wait_blocked(ch, 1, 1);
+    uint64_t batch[5] = {1, 2, 3, 4, 5};
+    assert_int_equal(swarm_chan_send_batch(ch, batch, 5, -1, NULL), 5); /* wakes the receiver */
+    pthread_join(th, NULL);
+    assert_int_equal(r.rc, 0);
+    assert_int_equal(r.val, 1);
+    while (swarm_chan_try_recv(ch, &v) == 0) {
+    }
+    swarm_chan_stats s = get_stats(ch);
+    swarm_chan_destroy(ch); /* before asserting, so that a failure leaks nothing */
+    assert_int_equal(s.length, 0);
+    assert_true(s.high_watermark >= 4);
+}
+
 static void test_chan_stats_blocked_counts_and_times(void **state)
 {
     (void)state;
@@ -1520,9 +1551,9 @@ static void test_chan_stats_size_checks(void **state)
 /* ---- DROP_NEWEST eviction racing a receiver ---------------------------------------------- */
 
 /*
- * Regression test (bug in src/chan.c, evict_newest()): in a DROP_NEWEST channel an evicting
- * sender marks the newest slot's stamp (CAS prev+1 -> (prev+1)|EVICT_BIT), then sees that head
- * moved and "undoes" with a plain store of prev+1. If the receiver that moved head released the
+ * Regression test for a bug this test found in evict_newest() (fixed in chan.c, commit 9a671a2):
+ * in a DROP_NEWEST channel an evicting sender marks the newest slot's stamp (CAS prev+1 ->
+ * (prev+1)|EVICT_BIT), then sees that head moved and "undid" the mark with a plain store of prev+1. If the receiver that moved head released the
  * slot (stamp = prev + one_lap) between that CAS and that store, the store overwrites the release
  * and the slot is left claiming to hold position prev's element forever: every later send spins
  * in push_many() and every receive, even swarm_chan_try_recv(), spins in pop_many(). With
@@ -1727,6 +1758,7 @@ int main(void)
         cmocka_unit_test(test_chan_stats_count_traffic),
         cmocka_unit_test(test_chan_stats_dropped_per_mode),
         cmocka_unit_test(test_chan_stats_high_watermark_reaches_capacity),
+        cmocka_unit_test(test_chan_stats_high_watermark_checked_when_waking_receiver),
         cmocka_unit_test(test_chan_stats_blocked_counts_and_times),
         cmocka_unit_test(test_chan_stats_size_checks),
         cmocka_unit_test(test_chan_null_handles),

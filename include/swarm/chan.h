@@ -56,7 +56,8 @@ typedef struct swarm_chan_opts {
     swarm_chan_drop_fn drop_fn;   /**< optional; see swarm_chan_drop_fn */
     void *drop_ctx;               /**< passed to drop_fn */
     const swarm_allocator *alloc; /**< NULL: libc. Copied at create */
-    uint32_t spin;                /**< busy-wait rounds before parking; 0: default (64),
+    uint32_t spin;                /**< busy-wait rounds before parking; 0: the default 10
+                                       (7 growing pause bursts, then 3 yields);
                                        UINT32_MAX: never spin */
     uint32_t reserved_;           /**< keep 0 */
 } swarm_chan_opts;

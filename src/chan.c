@@ -273,17 +273,24 @@ static int pop_many(swarm_chan *ch, unsigned char *dst, size_t max, int reason)
             size_t k = 1;
             uint64_t end = next_pos(ch, head);
             if (max > 1) {
-                /* Extend the claim over following ready slots (batch receives): contiguous
-                 * within this lap, so walk by pointer. */
+                /* Extend the claim over following ready slots (batch receives), across the
+                 * wrap; within a lap positions and slots are contiguous, so walk by pointer.
+                 * `end` is always the position of the slot at `index`. */
                 uint64_t index = (head & (ch->mark_bit - 1)) + 1;
+                if (index == ch->cap)
+                    index = 0;
                 const unsigned char *slot = ch->slots + (size_t)index * ch->stride;
-                while (k < max && index < ch->cap &&
-                       atomic_load_explicit((_Atomic uint64_t *)(void *)slot,
-                                            memory_order_acquire) == end + 1) {
+                while (k < max && atomic_load_explicit((_Atomic uint64_t *)(void *)slot,
+                                                       memory_order_acquire) == end + 1) {
                     k++;
-                    index++;
-                    slot += ch->stride;
-                    end = index < ch->cap ? end + 1 : (end & ~(ch->one_lap - 1)) + ch->one_lap;
+                    if (++index < ch->cap) {
+                        end++;
+                        slot += ch->stride;
+                    } else {
+                        index = 0;
+                        end = (end & ~(ch->one_lap - 1)) + ch->one_lap;
+                        slot = ch->slots;
+                    }
                 }
             }
             if (atomic_compare_exchange_weak_explicit(&ch->head, &head, end, memory_order_seq_cst,
@@ -712,38 +719,36 @@ int swarm_chan_recv_batch(swarm_chan *ch, void *out, size_t max, size_t min, int
     for (;;) {
         struct batch b = {(unsigned char *)out + n * ch->elem_size, max - n, 0};
         int r = attempt_recv_batch(ch, &b);
+        if (r == SWARM_EAGAIN && n < min && timeout_ns != 0) {
+            if (cancel != NULL && swarm_cancel_is_canceled(cancel))
+                return n > 0 ? (int)n : SWARM_ECANCELED;
+            if (deadline == INT64_MIN)
+                deadline = swarm__deadline(timeout_ns);
+            r = wait_for(ch, &ch->not_empty, attempt_recv_batch, &b, deadline, cancel,
+                         &ch->recv_blocked_ns);
+        } else if (r == SWARM_EAGAIN && linger_ns > 0 && n < max && timeout_ns != 0) {
+            /* min reached: wait for more until the linger since the first element ends. */
+            int64_t until = deadline == INT64_MIN ? swarm__deadline(timeout_ns) : deadline;
+            deadline = until;
+            if (linger_end < until)
+                until = linger_end;
+            if (swarm__clock_ns() >= until)
+                return (int)n;
+            r = wait_for(ch, &ch->not_empty, attempt_recv_batch, &b, until, cancel,
+                         &ch->recv_blocked_ns);
+        }
         if (r == 0) {
             if (n == 0 && linger_ns > 0)
                 linger_end = swarm__deadline(linger_ns);
             n += b.got;
-            if (n == max || (n >= min && linger_ns == 0))
+            if (n == max)
                 return (int)n;
-            continue;
+            continue; /* take whatever else is ready before deciding to wait */
         }
-        if (r != SWARM_EAGAIN)
-            return n > 0 ? (int)n : r; /* closed and drained */
-        if (timeout_ns == 0)
-            return n > 0 ? (int)n : SWARM_EAGAIN;
-        if (cancel != NULL && swarm_cancel_is_canceled(cancel))
-            return n > 0 ? (int)n : SWARM_ECANCELED;
-        if (deadline == INT64_MIN)
-            deadline = swarm__deadline(timeout_ns);
-        int64_t until = deadline;
-        if (n >= min && linger_end < until)
-            until = linger_end;
-        if (until != INT64_MAX && swarm__clock_ns() >= until)
-            return n > 0 ? (int)n : SWARM_ETIMEDOUT;
-        r = wait_for(ch, &ch->not_empty, attempt_recv_batch, &b, until, cancel,
-                     &ch->recv_blocked_ns);
-        if (r == 0) {
-            if (n == 0 && linger_ns > 0)
-                linger_end = swarm__deadline(linger_ns);
-            n += b.got;
-            if (n == max || (n >= min && linger_ns == 0))
-                return (int)n;
-            continue;
-        }
-        return n > 0 ? (int)n : r;
+        if (n > 0 && (r == SWARM_EAGAIN || r == SWARM_ETIMEDOUT || r == SWARM_ECLOSED ||
+                      r == SWARM_ECANCELED))
+            return (int)n; /* min reached (or the wait ended): return what we have */
+        return r;          /* nothing taken: EAGAIN (timeout 0), ETIMEDOUT, ECLOSED, ECANCELED */
     }
 }
 

@@ -361,6 +361,14 @@ static int64_t sat_elapsed(int64_t now, int64_t then)
     return now - then;
 }
 
+/* What is left of @window after @el has elapsed, in [0, window]. */
+static int64_t remaining(int64_t window, int64_t el)
+{
+    if (el <= 0)
+        return window;
+    return el >= window ? 0 : window - el;
+}
+
 static int32_t clamp_i32(double f)
 {
     if (!(f == f) || f <= 0)
@@ -486,8 +494,23 @@ static void store_scale_event(swarm_policy *p, int32_t current, int32_t desired,
 
 /* The HPA controller's reconcile from "current within bounds" on: combine, normalize, record.
  * Returns the desired count. */
+/*
+ * libswarm's pending-capacity rule: while replicas are still starting (a slow model load), the
+ * capacity asked for has not arrived, and the backlog grows because of that alone; scaling up
+ * again on it over-provisions (knative#13284). So a scale-up waits until the starting replicas
+ * are ready. Scale-downs and the bounds are unaffected.
+ */
+static int32_t pending_hold(const swarm_policy *p, int32_t starting, int32_t cur, int32_t r,
+                            swarm_policy_decision *d)
+{
+    if (!p->ext_pending || starting <= 0 || r <= cur)
+        return r;
+    step(d, SWARM_RULE_PENDING_CAPACITY, -1, r, cur, starting);
+    return cur;
+}
+
 static int32_t hpa_phase(swarm_policy *p, int64_t now, int32_t cur, int32_t min, int32_t max,
-                         const proposals *pr, swarm_policy_decision *d)
+                         int32_t starting, const proposals *pr, swarm_policy_decision *d)
 {
     if (cur > max) {
         step(d, SWARM_RULE_MAX, -1, cur, max, max);
@@ -522,7 +545,7 @@ static int32_t hpa_phase(swarm_policy *p, int64_t now, int32_t cur, int32_t min,
                     : reason == SWARM__HPA_TOO_MANY ? SWARM_RULE_MAX
                                                     : SWARM_RULE_RATE_LIMIT,
                  -1, s, r, reason);
-        return r;
+        return pending_hold(p, starting, cur, r, d);
     }
     int dir = 0;
     int32_t s = swarm__hpa_stabilize(p->recs, &p->n_recs, p->cap, cur, desired, now,
@@ -536,6 +559,7 @@ static int32_t hpa_phase(swarm_policy *p, int64_t now, int32_t cur, int32_t min,
                 : reason == SWARM__HPA_TOO_MANY ? SWARM_RULE_MAX
                                                 : SWARM_RULE_RATE_LIMIT,
              -1, s, r, reason);
+    r = pending_hold(p, starting, cur, r, d);
     store_scale_event(p, cur, r, now);
     return r;
 }
@@ -559,7 +583,7 @@ static int32_t decide_hpa(swarm_policy *p, int64_t now, const swarm_policy_obs *
         step(d, SWARM_RULE_HPA_DISABLED, -1, 0, 0, 0);
         return 0;
     }
-    return hpa_phase(p, now, cur, p->min, p->max, &pr, d);
+    return hpa_phase(p, now, cur, p->min, p->max, obs->starting_replicas, &pr, d);
 }
 
 static int32_t decide_keda(swarm_policy *p, int64_t now, const swarm_policy_obs *obs,
@@ -624,7 +648,8 @@ static int32_t decide_keda(swarm_policy *p, int64_t now, const swarm_policy_obs 
     }
     if (ko.cooling_down)
         step(d, SWARM_RULE_COOLDOWN, -1, cur, cur,
-             p->has_last_active ? p->cooldown_ns - sat_elapsed(now, p->last_active_ns) : 0);
+             p->has_last_active ? remaining(p->cooldown_ns, sat_elapsed(now, p->last_active_ns))
+                                : 0);
     if (!in.is_active && !in.force_activation && in.is_error && !in.has_fallback) {
         step(d, SWARM_RULE_NO_METRICS, -1, cur, cur, pr.n_invalid);
         d->flags |= SWARM_DECISION_HOLD;
@@ -638,7 +663,7 @@ static int32_t decide_keda(swarm_policy *p, int64_t now, const swarm_policy_obs 
         return 0; /* KEDA owns zero; its HPA is disabled there */
     if (in.is_active && in.paused_scale_out && in.idle >= 0 && cur < p->min)
         return cur;
-    return hpa_phase(p, now, cur, hpa_min, p->max, &pr, d);
+    return hpa_phase(p, now, cur, hpa_min, p->max, obs->starting_replicas, &pr, d);
 }
 
 /* ---- KPA ---------------------------------------------------------------------------------- */
@@ -756,7 +781,7 @@ static int32_t decide_kpa(swarm_policy *p, int64_t now, const swarm_policy_obs *
              p->kpa.scale_down_delay_ns);
     if (p->kst.in_panic)
         d->flags |= SWARM_DECISION_PANIC;
-    int32_t want = r.desired;
+    int32_t want = pending_hold(p, obs->starting_replicas, cur, r.desired, d);
     if (want > 0) {
         p->has_nonzero = 1;
         p->last_nonzero_ns = now;
@@ -766,7 +791,7 @@ static int32_t decide_kpa(swarm_policy *p, int64_t now, const swarm_policy_obs *
         int64_t since = p->has_nonzero ? p->last_nonzero_ns : p->created_ns;
         int64_t el = sat_elapsed(now, since);
         if (el < p->zero_grace_ns) {
-            step(d, SWARM_RULE_COOLDOWN, -1, 0, 1, p->zero_grace_ns - el);
+            step(d, SWARM_RULE_COOLDOWN, -1, 0, 1, remaining(p->zero_grace_ns, el));
             want = 1;
         }
     }

@@ -26,7 +26,7 @@ extern "C" {
 #define SWARM_POLICY_MAX_METRICS 8
 /** Most rate policies per HPA direction. */
 #define SWARM_POLICY_MAX_RATES 4
-/** Most explanation steps one decision records (later ones are counted, not stored). */
+/** Most explanation steps one decision records (any further ones are dropped). */
 #define SWARM_POLICY_MAX_STEPS 24
 /** Size of the decision's one-line explanation buffer, NUL included. */
 #define SWARM_POLICY_TEXT_LEN 320
@@ -98,7 +98,9 @@ typedef struct swarm_policy_hpa_rules {
 enum {
     /** From zero, jump straight to the needed count (bounded by max), not to max(min, 1). */
     SWARM_POLICY_NO_COLD_START_JUMP = 1u << 0,
-    /** Count replicas still starting as capacity (KPA panic ratio and rate bases). */
+    /** Count replicas still starting as pending capacity: no scale-up while some are starting
+     *  (the backlog grows only because they are not ready yet), and KPA's panic ratio and rate
+     *  bases use ready + starting. */
     SWARM_POLICY_NO_PENDING_CAPACITY = 1u << 1,
     /** Fallback also wakes a target at zero (KEDA's only works through the HPA, at >= 1). */
     SWARM_POLICY_NO_FALLBACK_AT_ZERO = 1u << 2,

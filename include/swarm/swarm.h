@@ -10,5 +10,6 @@
 #include "swarm/policy.h"
 #include "swarm/reconcile.h"
 #include "swarm/pool.h"
+#include "swarm/metrics.h"
 
 #endif /* SWARM_SWARM_H */

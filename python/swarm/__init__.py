@@ -4,8 +4,9 @@
 Modules: :mod:`swarm.errors` (exceptions, one per SWARM_E* code), :mod:`swarm.common` (version,
 clock, allocator hooks, cancellation token), :mod:`swarm.chan` (byte and object channels),
 :mod:`swarm.engine` (engines, Python engines, decorators, mock), :mod:`swarm.policy` (scaling
-policy), :mod:`swarm.reconcile` (reconcile loop), :mod:`swarm.pool` (agent pool). Modules whose C
-side is not in the loaded library import fine; their calls raise NotSupported.
+policy), :mod:`swarm.reconcile` (reconcile loop), :mod:`swarm.pool` (agent pool),
+:mod:`swarm.metrics` (Prometheus / JSON rendering). Modules whose C side is not in the loaded
+library import fine; their calls raise NotSupported.
 
 Threading: the library is loaded with ctypes.CDLL, so every blocking C call releases the GIL;
 C threads that call back into Python (engines, observe/actuate callbacks) take it.
@@ -25,3 +26,4 @@ from .policy import (Decision, FallbackBehavior, HpaRules, Metric, MetricKind, M
 from .pool import Pool, PoolConfig, PoolResult
 from .reconcile import ReconcileConfig, ReconcileLoop
 from ._handle import shutdown
+from .metrics import Metrics, MetricsFormat

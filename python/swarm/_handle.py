@@ -40,7 +40,9 @@ def shutdown() -> None:
     Registered with atexit on first use; safe to call more than once. Blocking: until C worker
     threads have left."""
     while True:
-        items = sorted(_live.items(), reverse=True)
+        # Loops first (they call into pools and policies), then pools (their workers call
+        # engines), then everything else, newest first within each rank.
+        items = sorted(_live.items(), key=lambda kv: (kv[1]._shutdown_rank, -kv[0]))
         if not items:
             return
         for _k, h in items:
@@ -78,6 +80,7 @@ class _Handle:
     """Owns one C pointer; see the module docstring. Not meant to be instantiated directly."""
 
     _kind = "handle"
+    _shutdown_rank = 2
 
     def __init__(self, ptr: int, destroy: Callable[..., Any], *keepalive: Any) -> None:
         self._ptr: Optional[int] = ptr

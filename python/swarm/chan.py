@@ -633,7 +633,28 @@ class ObjectChannel(_ChanBase, Generic[T]):
         """Send a reference to ``obj`` (not a copy). Errors and blocking as
         :meth:`Channel.send`."""
         h = next(self._keys)
-        self._table[h] = obj
+        table = self._table
+        table[h] = obj
+        if timeout is None and cancel is None:
+            # Hot path, inlined: _enter, try without waiting (GIL kept), block only if full.
+            inflight = self._inflight
+            inflight.append(None)
+            p = self._ptr
+            if p is None or self._closing:
+                inflight.pop()
+                del table[h]
+                raise errors.HandleClosed("channel is closed")
+            try:
+                ref = byref(c_uint64(h))
+                rc = _swarm_chan_try_send_fast(p, ref)
+                if rc == _EAGAIN:
+                    rc = _swarm_chan_send(p, ref)
+            finally:
+                inflight.pop()
+            if rc < 0:
+                table.pop(h, None)
+                errors.raise_for(rc)
+            return
         rc = -99
         try:
             rc = self._raw_send(byref(c_uint64(h)), timeout, cancel)
@@ -663,6 +684,23 @@ class ObjectChannel(_ChanBase, Generic[T]):
     def recv(self, timeout: Optional[float] = None, cancel: Optional[CancelToken] = None) -> T:
         """Receive the next object. Errors and blocking as :meth:`Channel.recv`."""
         out = c_uint64()
+        if timeout is None and cancel is None:
+            inflight = self._inflight   # hot path, inlined as in send()
+            inflight.append(None)
+            p = self._ptr
+            if p is None or self._closing:
+                inflight.pop()
+                raise errors.HandleClosed("channel is closed")
+            try:
+                ref = byref(out)
+                rc = _swarm_chan_try_recv_fast(p, ref)
+                if rc == _EAGAIN:
+                    rc = _swarm_chan_recv(p, ref)
+            finally:
+                inflight.pop()
+            if rc < 0:
+                errors.raise_for(rc)
+            return self._take(out.value)
         errors.check(self._raw_recv(byref(out), timeout, cancel))
         return self._take(out.value)
 

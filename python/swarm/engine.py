@@ -1389,9 +1389,9 @@ class Engine(_Handle):
         (with ``.result`` attached) if it failed.
 
         ``request`` is an :class:`InferRequest`, or the payload (bytes/str) with the other
-        fields as keywords (``id``, ``timeout``, ``cancel``, ``temperature``, ...). ``stream(chunk)``
-        sees each chunk as it is written (return False to stop). Blocking: yes, GIL
-        released.
+        fields as keywords (``id``, ``timeout``, ``cancel``, ``temperature``, ...).
+        ``stream(chunk)`` sees each chunk as it is written (return False to stop). Blocking:
+        yes, GIL released.
         """
         req = _as_request(request, fields)
         resp = Response()

@@ -267,6 +267,7 @@ class Pool(_Handle):
     """
 
     _kind = "pool"
+    _shutdown_rank = 1
 
     def __init__(self, engine: Engine, config: Optional[PoolConfig] = None, *,
                  on_result: Optional[Callable[[PoolResult], Any]] = None,

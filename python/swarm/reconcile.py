@@ -190,6 +190,7 @@ class ReconcileLoop(_Handle):
     (non-positive interval, jitter outside 0..10, cap below base, factor below 1)."""
 
     _kind = "reconcile loop"
+    _shutdown_rank = 0
 
     def __init__(self, policy: Policy, observe: Callable[[], Observation],
                  actuate: Callable[[int, Decision], Any],

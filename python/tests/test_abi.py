@@ -10,9 +10,9 @@ import tempfile
 import unittest
 
 import swarm
-from swarm import chan, common, engine, policy, pool, reconcile
+from swarm import chan, common, engine, metrics, policy, pool, reconcile
 
-MODULES = [common, chan, engine, policy, pool, reconcile]
+MODULES = [common, chan, engine, policy, pool, reconcile, metrics]
 
 
 def mirrors():
@@ -39,7 +39,7 @@ class TestAbi(unittest.TestCase):
         inc = include_dir()
         if not cc or not os.path.exists(os.path.join(inc, "swarm", "swarm.h")):
             self.skipTest("no C compiler or public headers")
-        heads = [h for h in ("swarm.h", "policy.h", "pool.h", "reconcile.h")
+        heads = [h for h in ("swarm.h", "policy.h", "pool.h", "reconcile.h", "metrics.h")
                  if os.path.exists(os.path.join(inc, "swarm", h))]
         lines = ["#include <stdio.h>", "#include <stddef.h>"]
         lines += [f'#include "swarm/{h}"' for h in heads]
@@ -78,6 +78,7 @@ class TestAbi(unittest.TestCase):
             (policy.swarm_policy_opts, policy._swarm_policy_opts_init),
             (pool.swarm_pool_opts, pool._swarm_pool_opts_init),
             (reconcile.swarm_reconcile_opts, reconcile._swarm_reconcile_opts_init),
+            (metrics.swarm_metrics_opts, metrics._swarm_metrics_opts_init),
         ]
         for t, init in pairs:
             with self.subTest(struct=t.__name__):

@@ -433,6 +433,13 @@ class TestObjectChannel(unittest.TestCase):
         c.destroy()
         gc.collect()
         self.assertIsNone(ref())
+        with self.assertRaises(swarm.HandleClosed):
+            c.send("after destroy")
+        with self.assertRaises(swarm.HandleClosed):
+            c.recv()
+        with self.assertRaises(swarm.HandleClosed):
+            c.try_send(1)
+        self.assertEqual(c.pending, 0)
 
     def test_objchan_exactly_once_multithreaded(self):
         c = swarm.ObjectChannel(64)

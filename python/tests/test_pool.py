@@ -273,6 +273,11 @@ class TestReconcile(unittest.TestCase):
             loop = swarm.ReconcileLoop(pol, lambda: pool.observation(4.0), actuate,
                                        interval=0.05)
             gate = threading.Event()
+            # Replicas still starting count as pending capacity (no scale-up meanwhile), so
+            # let the first worker come up before the step.
+            deadline = time.monotonic() + 5
+            while pool.stats()["ready"] < 1 and time.monotonic() < deadline:
+                time.sleep(0.001)
             futs = [pool.submit(b"x") for _ in range(64)]
             nxt = loop.step(0)
             self.assertEqual(nxt, int(0.05 * S))

@@ -1,0 +1,174 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * swarm_metrics: one snapshot of every registered channel, pool and reconcile loop, rendered as
+ * Prometheus text exposition (format 0.0.4) or as JSON for KEDA's metrics-api scaler.
+ *
+ * The host creates a registry with a fixed number of slots, adds the objects it wants exported
+ * under a name, and renders into its own buffer whenever a scraper asks:
+ *
+ *     swarm_metrics *m;
+ *     swarm_metrics_opts o;
+ *     swarm_metrics_opts_init(&o);
+ *     swarm_metrics_create(&m, &o);
+ *     swarm_metrics_add_chan(m, "requests", chan);
+ *     swarm_metrics_add_pool(m, "agents", pool);
+ *     ...
+ *     size_t n;
+ *     int rc = swarm_metrics_render(m, SWARM_METRICS_PROMETHEUS, buf, sizeof buf, &n);
+ *
+ * Prometheus: one family per statistic, named swarm_<kind>_<stat>, with the object's name in a
+ * label named after its kind: swarm_channel_length{channel="requests"},
+ * swarm_pool_backlog{pool="agents"}, swarm_reconcile_desired_replicas{loop="scaler"}. Counters end
+ * in _total; durations are in seconds (exact decimals of the nanosecond counters).
+ *
+ * JSON: {"channels":{"requests":{"length":3,...}},"pools":{"agents":{...}},"loops":{...}}, the
+ * same statistics without the swarm_<kind>_ prefix and the _total suffix, so that a KEDA
+ * metrics-api trigger can point valueLocation at "channels.requests.length" or
+ * "pools.agents.backlog". The three top-level keys are always present.
+ *
+ * Registered objects are borrowed: they must outlive every render (destroy the registry, or stop
+ * rendering, before destroying them). Rendering reads them only through their get_stats
+ * functions, so it is safe against concurrent traffic. Nothing is allocated after create, and
+ * numbers are formatted without printf, so the output does not depend on the C locale.
+ */
+#ifndef SWARM_METRICS_H
+#define SWARM_METRICS_H
+
+#include "swarm/common.h"
+#include "swarm/chan.h"
+#include "swarm/pool.h"
+#include "swarm/reconcile.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Longest object name, in bytes, without the terminating NUL. */
+#define SWARM_METRICS_NAME_MAX 63
+
+/** Most objects a registry can hold (the largest max_objects). */
+#define SWARM_METRICS_MAX_OBJECTS 1024
+
+/** Output formats of swarm_metrics_render(). */
+typedef enum swarm_metrics_format {
+    SWARM_METRICS_PROMETHEUS = 1, /**< text exposition 0.0.4 (Content-Type: text/plain;
+                                       version=0.0.4; charset=utf-8) */
+    SWARM_METRICS_JSON = 2        /**< one JSON object (Content-Type: application/json) */
+} swarm_metrics_format;
+
+/** Creation options. Fill with swarm_metrics_opts_init(), then set fields. */
+typedef struct swarm_metrics_opts {
+    uint32_t size;                /**< sizeof(swarm_metrics_opts), set by _opts_init() */
+    uint32_t max_objects;         /**< slots for channels + pools + loops, 1..1024; default 16 */
+    const swarm_allocator *alloc; /**< NULL: libc. Copied at create */
+} swarm_metrics_opts;
+
+typedef struct swarm_metrics swarm_metrics;
+
+/**
+ * Fill @p opts with the defaults (16 objects, libc allocator) and set its size.
+ * @return 0; SWARM_EINVAL if @p opts is NULL.
+ * Thread safety: any thread. Blocking: no.
+ */
+SWARM_API int swarm_metrics_opts_init(swarm_metrics_opts *opts);
+
+/**
+ * Create an empty registry. Every slot and the render scratch space are allocated here, once.
+ *
+ * @param out   receives the registry; untouched on error.
+ * @param opts  options, or NULL for all defaults. Only opts->size bytes are read.
+ * @return 0; SWARM_EINVAL for a NULL @p out, a too-small opts->size, max_objects above
+ *         SWARM_METRICS_MAX_OBJECTS, an allocator without both hooks; SWARM_ENOMEM (nothing
+ *         leaks).
+ * Ownership: the caller owns the registry; release it with swarm_metrics_destroy().
+ * Thread safety: any thread. Blocking: no.
+ */
+SWARM_API int swarm_metrics_create(swarm_metrics **out, const swarm_metrics_opts *opts);
+
+/**
+ * Destroy a registry. The registered objects are not touched (they stay the caller's). No call
+ * on @p m may be running or follow. NULL is a no-op.
+ */
+SWARM_API void swarm_metrics_destroy(swarm_metrics *m);
+
+/**
+ * Export channel @p ch under @p name (label channel="<name>", JSON "channels.<name>").
+ *
+ * A name is 1..SWARM_METRICS_NAME_MAX bytes of [A-Za-z0-9_-], starting with a letter or '_':
+ * safe as a Prometheus label value without escaping, and as a GJSON path segment (no '.').
+ *
+ * @return 0; SWARM_EINVAL for NULL arguments, an invalid name, a name already used by another
+ *         channel of this registry, or a registry whose max_objects slots are all taken.
+ * Ownership: @p name is copied; @p ch is borrowed and must outlive every later render.
+ * Thread safety: any thread, concurrently with renders and other adds (an internal mutex).
+ * Blocking: briefly (the registry's mutex, which a render holds while it runs).
+ */
+SWARM_API int swarm_metrics_add_chan(swarm_metrics *m, const char *name, const swarm_chan *ch);
+
+/**
+ * Export pool @p p under @p name (label pool="<name>", JSON "pools.<name>"): workers by state,
+ * queued, in-flight and their sum backlog (the signal to scale pods on), task and worker
+ * counters, queue-wait and service-time percentiles.
+ *
+ * @return as swarm_metrics_add_chan() (names are unique among pools).
+ * Ownership: @p name is copied; @p p is borrowed and must outlive every later render.
+ * Thread safety and blocking: as swarm_metrics_add_chan().
+ */
+SWARM_API int swarm_metrics_add_pool(swarm_metrics *m, const char *name, swarm_pool *p);
+
+/**
+ * Export reconcile loop @p r under @p name (label loop="<name>", JSON "loops.<name>"): desired
+ * and actuated replicas, the reason code of the last decision (the last rule of its explanation
+ * that changed the count; 0 "none" before the first decision), tick, decision, actuation and
+ * error counters, backoff and tick lag.
+ *
+ * @return as swarm_metrics_add_chan() (names are unique among loops).
+ * Ownership: @p name is copied; @p r is borrowed and must outlive every later render.
+ * Thread safety and blocking: as swarm_metrics_add_chan().
+ */
+SWARM_API int swarm_metrics_add_reconcile(swarm_metrics *m, const char *name, swarm_reconcile *r);
+
+/** @return the number of objects registered (0 for NULL). Thread safety: any thread. */
+SWARM_API uint32_t swarm_metrics_count(const swarm_metrics *m);
+
+/**
+ * Render one snapshot of every registered object into @p buf, NUL-terminated.
+ *
+ * Each object's statistics are read once (one get_stats call) per render, so the values of one
+ * object are mutually consistent as far as its get_stats makes them; objects are read one after
+ * another. An empty registry renders an empty string (Prometheus) or the three empty objects
+ * (JSON).
+ *
+ * @param format   SWARM_METRICS_PROMETHEUS or SWARM_METRICS_JSON.
+ * @param buf      destination; may be NULL only when @p buf_len is 0 (a size query).
+ * @param buf_len  bytes at @p buf.
+ * @param written  receives, on success, the length of the output without the NUL; on
+ *                 SWARM_ERANGE, the buffer size this snapshot needed (NUL included). Counters only
+ *                 grow, so allow headroom (see swarm_metrics_render_bound()). May be NULL.
+ * @return 0; SWARM_ERANGE if @p buf_len is too small (the contents of @p buf are then
+ *         unspecified, but never written beyond @p buf_len); SWARM_EINVAL for a NULL @p m, an
+ *         unknown format, or a NULL @p buf with @p buf_len > 0.
+ * Ownership: nothing is kept. Allocation: none.
+ * Thread safety: any thread, concurrently with traffic on the objects; renders of one registry
+ *                serialize on its mutex (they share the snapshot space allocated at create).
+ * Blocking: briefly: the registry's mutex, and the pools' and loops' internal locks taken by
+ *           their get_stats.
+ */
+SWARM_API int swarm_metrics_render(swarm_metrics *m, int format, char *buf, size_t buf_len,
+                                   size_t *written);
+
+/**
+ * The largest buffer (NUL included) that swarm_metrics_render() can need in @p format for the
+ * objects registered now, whatever values their counters reach: allocate this once and renders
+ * never fail with SWARM_ERANGE until another object is added.
+ *
+ * @return 0; SWARM_EINVAL for a NULL @p m or @p size, or an unknown format.
+ * Thread safety and blocking: as swarm_metrics_render() (it reads no object).
+ */
+SWARM_API int swarm_metrics_render_bound(swarm_metrics *m, int format, size_t *size);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SWARM_METRICS_H */

@@ -215,7 +215,7 @@ static void *producer(void *arg)
     return NULL;
 }
 
-/* ---- the host's side of the reconcile loop ----------------------------------------------------- */
+/* ---- the host's side of the reconcile loop --------------------------------------------------- */
 
 static int observe(void *ctx, swarm_policy_obs *obs)
 {
@@ -286,7 +286,7 @@ static int warmup(void *ctx, uint32_t worker, swarm_cancel *cancel)
     return 0;
 }
 
-/* ---- output ------------------------------------------------------------------------------------ */
+/* ---- output ---------------------------------------------------------------------------------- */
 
 /* The rules that shaped the decision, e.g. "cold_start" or "stabilization", else "target". */
 static void reason_of(const swarm_policy_decision *d, char *buf, size_t len)
@@ -336,7 +336,7 @@ static void print_line(void)
     fflush(stdout);
 }
 
-/* ---- main -------------------------------------------------------------------------------------- */
+/* ---- main ------------------------------------------------------------------------------------ */
 
 static int fail(const char *what, int rc)
 {

@@ -28,6 +28,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "engine_internal.h"
 #include "internal.h"
 #include "pool_hist.h"
 #include "swarm/pool.h"
@@ -234,24 +235,27 @@ static void run_tasks(swarm_pool *p, pool_slot *s, uint32_t n)
                           atomic_load_explicit(&s->batches, memory_order_relaxed) + 1,
                           memory_order_relaxed);
     for (uint32_t i = 0; i < n; i++) {
-        swarm_response_info info;
-        info.size = sizeof info;
+        /* The response is a library object: read its outcome directly (engine_internal.h)
+         * rather than through swarm_response_get_info()'s full copy, on the hot path. */
+        const swarm_response *rs = s->resps[i];
         int st;
-        if (swarm_response_get_info(s->resps[i], &info) == 0 && info.complete) {
-            st = n == 1 ? rc : info.status;
+        int64_t start = 0, end = 0;
+        if (rs->state == SWARM__RESP_COMPLETE) {
+            st = n == 1 ? rc : rs->status;
+            start = rs->start_ns;
+            end = rs->end_ns;
         } else {
             /* The engine layer refused the call without touching the response. */
-            memset(&info, 0, sizeof info);
             st = rc < 0 ? rc : SWARM_EINTERNAL;
         }
-        if (info.start_ns > 0) {
+        if (start > 0) {
             if (s->tasks[i].enqueued_ns > 0)
-                swarm__hist_add(&s->wait_hist, info.start_ns - s->tasks[i].enqueued_ns);
-            if (info.end_ns >= info.start_ns)
-                swarm__hist_add(&s->service_hist, info.end_ns - info.start_ns);
+                swarm__hist_add(&s->wait_hist, start - s->tasks[i].enqueued_ns);
+            if (end >= start)
+                swarm__hist_add(&s->service_hist, end - start);
         }
-        deliver(p, s, &s->tasks[i], s->resps[i], st, n, info.start_ns, info.end_ns,
-                info.output_bytes);
+        deliver(p, s, &s->tasks[i], s->resps[i], st, n, start, end,
+                rs->state == SWARM__RESP_COMPLETE ? (uint64_t)rs->len : 0);
     }
     atomic_store_explicit(&s->in_flight, 0, memory_order_relaxed);
 }
@@ -261,14 +265,22 @@ static void *worker_main(void *arg)
     pool_slot *s = arg;
     swarm_pool *p = s->pool;
 
-    if (p->opts.warmup) {
+    while (p->opts.warmup) {
         int rc = p->opts.warmup(p->opts.warmup_ctx, s->index, s->wake);
-        if (rc != 0) {
-            pthread_mutex_lock(&p->mu);
-            worker_leave_locked(p, s, true);
+        if (rc == 0)
+            break;
+        pthread_mutex_lock(&p->mu);
+        if (!atomic_load_explicit(&s->retire, memory_order_relaxed) &&
+            swarm_cancel_is_canceled(s->wake)) {
+            /* A retirement canceled the warm-up and a later resize took it back: warm up
+             * again. With retire clear under mu nobody fires the token concurrently. */
+            (void)swarm_cancel_reset(s->wake);
             pthread_mutex_unlock(&p->mu);
-            return NULL;
+            continue;
         }
+        worker_leave_locked(p, s, true);
+        pthread_mutex_unlock(&p->mu);
+        return NULL;
     }
 
     for (;;) {
@@ -341,6 +353,14 @@ static int spawn_locked(swarm_pool *p)
             break;
         }
     }
+    if (!s && p->n_slots >= p->opts.max_workers) {
+        /* Every slot is taken; a worker that has left since the reap frees one. */
+        reap_locked(p);
+        for (uint32_t i = 0; i < p->n_slots && !s; i++) {
+            if (atomic_load_explicit(&p->slots[i]->state, memory_order_relaxed) == SLOT_FREE)
+                s = p->slots[i];
+        }
+    }
     if (!s) {
         if (p->n_slots >= p->opts.max_workers)
             return SWARM_EINTERNAL; /* cannot happen: live <= max_workers */
@@ -384,14 +404,14 @@ static int apply_target_locked(swarm_pool *p, uint32_t n)
     int err = 0;
     if (n > effective) {
         uint32_t need = n - effective;
-        /* Take back retirements first: a worker still running or idle keeps going (its token
-         * may have fired; it re-arms it). Starting workers had their warm-up canceled, so they
-         * are left to go and replaced. */
+        /* Take back retirements first: a worker that has not left keeps going. Its token may
+         * have fired: a receive then returns SWARM_ECANCELED and a warm-up may fail, and the
+         * worker, seeing retire clear, re-arms the token and carries on (warming up again).
+         * Since every live slot is either kept or retiring, this and the spawns below always
+         * reach @n (slots of workers that have left are reaped on the way). */
         for (uint32_t i = 0; i < p->n_slots && need > 0; i++) {
             pool_slot *s = p->slots[i];
-            uint32_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
-            if (slot_live(s) && atomic_load_explicit(&s->retire, memory_order_relaxed) &&
-                (st == SLOT_IDLE || st == SLOT_BUSY)) {
+            if (slot_live(s) && atomic_load_explicit(&s->retire, memory_order_relaxed)) {
                 atomic_store_explicit(&s->retire, 0, memory_order_relaxed);
                 p->retiring--;
                 need--;
@@ -401,10 +421,8 @@ static int apply_target_locked(swarm_pool *p, uint32_t n)
         if (need > 0 && swarm_chan_is_closed(p->opts.input) && swarm_chan_len(p->opts.input) == 0)
             return 0;
         while (need > 0) {
-            if (p->live >= p->opts.max_workers) {
-                /* Only workers that are leaving hold the slots; a later resize retries. */
+            if (p->live >= p->opts.max_workers) /* cannot happen: see above */
                 break;
-            }
             int rc = spawn_locked(p);
             if (rc != 0) {
                 err = rc;

@@ -435,8 +435,12 @@ static void test_pool_rapid_alternating_resizes(void **state)
             sleep_ns(100 * US);
     }
     assert_int_equal(swarm_pool_resize(p, 4), 0);
+    /* The target is reached at once, even with every slot held by a retiring worker. */
+    swarm_pool_stats st0 = stats_of(p);
+    assert_int_equal(st0.live - st0.retiring, 4);
     for (int i = 0; i < 2; i++)
         pthread_join(th[i], NULL);
+    assert_true(wait_for(p, pred_live, 4));
     assert_int_equal(swarm_pool_stop(p, SWARM_WAIT_FOREVER, NULL, 0, NULL), 0);
     ledger_check(&l, NULL);
     swarm_pool_stats st = stats_of(p);
@@ -863,6 +867,73 @@ static void test_pool_resize_from_callback_during_stop(void **state)
     ledger_free(&c.l);
 }
 
+static int pred_busy(const swarm_pool_stats *st, uint64_t n) { return st->busy == n; }
+
+static void test_pool_scale_down_retires_idle_before_busy(void **state)
+{
+    (void)state;
+    test_engine te;
+    swarm_engine *e = make_engine(&te, 0);
+    atomic_store(&te.sleep_ns, 300 * MS);
+    swarm_chan *ch = make_chan(8);
+    ledger l;
+    ledger_init(&l, 1);
+    swarm_pool *p = make_pool(ch, e, &l, 2, 0);
+    assert_true(wait_for(p, pred_ready_idle, 2));
+    swarm_task t = task_of(0);
+    assert_int_equal(swarm_chan_send(ch, &t), 0);
+    assert_true(wait_for(p, pred_busy, 1));
+    assert_int_equal(swarm_pool_resize(p, 1), 0);
+    assert_true(wait_for(p, pred_live, 1));
+    swarm_pool_stats st = stats_of(p);
+    assert_int_equal(st.busy, 1); /* the busy worker stayed; the idle one left */
+    assert_int_equal(st.retiring, 0);
+    assert_true(wait_for(p, pred_done, 1));
+    assert_int_equal(atomic_load(&l.ok), 1); /* finished normally, not interrupted */
+    /* Now scale to zero while busy: the task still completes, then the worker leaves. */
+    t = task_of(0);
+    l.n = 0; /* ids no longer tracked */
+    assert_int_equal(swarm_chan_send(ch, &t), 0);
+    assert_true(wait_for(p, pred_busy, 1));
+    assert_int_equal(swarm_pool_resize(p, 0), 0);
+    st = stats_of(p);
+    assert_int_equal(st.retiring, 1);
+    assert_int_equal(st.live, 1);
+    assert_true(wait_for(p, pred_live, 0));
+    assert_int_equal(atomic_load(&l.ok), 2);
+    swarm_pool_destroy(p);
+    swarm_chan_destroy(ch);
+    swarm_engine_destroy(e);
+    l.n = 1;
+    ledger_free(&l);
+}
+
+static void test_pool_retirement_taken_back_during_warmup(void **state)
+{
+    (void)state;
+    test_engine te;
+    swarm_engine *e = make_engine(&te, 0);
+    swarm_chan *ch = make_chan(8);
+    ledger l;
+    ledger_init(&l, 1);
+    gate g;
+    memset(&g, 0, sizeof g);
+    swarm_pool *p = make_gated_pool(ch, e, &l, &g, 2);
+    for (int i = 0; i < 50; i++) {
+        assert_int_equal(swarm_pool_resize(p, 0), 0);
+        assert_int_equal(swarm_pool_resize(p, 2), 0);
+    }
+    atomic_store(&g.open, 1);
+    assert_true(wait_for(p, pred_ready_idle, 2));
+    swarm_pool_stats st = stats_of(p);
+    assert_int_equal(st.start_failures, 0); /* canceled warm-ups were retried or retired */
+    assert_int_equal(st.live, 2);
+    swarm_pool_destroy(p);
+    swarm_chan_destroy(ch);
+    swarm_engine_destroy(e);
+    ledger_free(&l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -883,6 +954,8 @@ int main(void)
         cmocka_unit_test(test_pool_result_channel),
         cmocka_unit_test(test_pool_stats_small_size_and_idle_counts),
         cmocka_unit_test(test_pool_resize_from_callback_during_stop),
+        cmocka_unit_test(test_pool_scale_down_retires_idle_before_busy),
+        cmocka_unit_test(test_pool_retirement_taken_back_during_warmup),
     };
     return cmocka_run_group_tests_name("pool", tests, NULL, NULL);
 }

@@ -136,7 +136,7 @@ typedef struct swarm_pool_stats {
     uint64_t started;         /**< workers started, ever */
     uint64_t retired;         /**< workers that left (scale-down, stop, closed channel) */
     uint64_t start_failures;  /**< warm-up hooks that failed (or response allocation) */
-    int64_t wait_p50_ns;      /**< queue wait (enqueued_ns to taken) percentiles, ns; 0 if */
+    int64_t wait_p50_ns;      /**< queue wait (enqueued_ns to engine call start), ns; 0 if */
     int64_t wait_p90_ns;      /**<   no sample yet. From a fixed log-linear histogram with */
     int64_t wait_p99_ns;      /**<   about 3 % relative error */
     int64_t service_p50_ns;   /**< engine call time percentiles, ns */

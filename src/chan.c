@@ -129,6 +129,14 @@ static inline uint64_t pos_count(const swarm_chan *ch, uint64_t pos)
     return (pos / ch->one_lap) * ch->cap + (pos & (ch->mark_bit - 1));
 }
 
+/* Elements between two position snapshots; clamped, since the two loads are not atomic together. */
+static inline uint64_t queued_len(const swarm_chan *ch, uint64_t head, uint64_t tail)
+{
+    uint64_t h = pos_count(ch, head), t = pos_count(ch, tail);
+    uint64_t len = t > h ? t - h : 0;
+    return len > ch->cap ? ch->cap : len;
+}
+
 /* A short, bounded backoff for slots that are claimed but not yet published. */
 static inline void snooze(unsigned *step)
 {
@@ -177,10 +185,7 @@ static void hwm_update(swarm_chan *ch)
 {
     uint64_t tail = atomic_load_explicit(&ch->tail, memory_order_relaxed);
     uint64_t head = atomic_load_explicit(&ch->head, memory_order_relaxed);
-    uint64_t t = pos_count(ch, tail), h = pos_count(ch, head);
-    uint64_t len = t > h ? t - h : 0;
-    if (len > ch->cap)
-        len = ch->cap;
+    uint64_t len = queued_len(ch, head, tail);
     uint64_t cur = atomic_load_explicit(&ch->hwm, memory_order_relaxed);
     while (len > cur &&
            !atomic_compare_exchange_weak_explicit(&ch->hwm, &cur, len, memory_order_relaxed,
@@ -765,17 +770,15 @@ int swarm_chan_get_stats(const swarm_chan *cch, swarm_chan_stats *stats)
     uint64_t eo = atomic_load_explicit(&ch->evicted_oldest, memory_order_relaxed);
     uint64_t en = atomic_load_explicit(&ch->evicted_newest, memory_order_relaxed);
     uint64_t dw = atomic_load_explicit(&ch->dropped_write, memory_order_relaxed);
-    uint64_t head = pos_count(ch, atomic_load_explicit(&ch->head, memory_order_acquire));
+    uint64_t headw = atomic_load_explicit(&ch->head, memory_order_acquire);
     uint64_t tailw = atomic_load_explicit(&ch->tail, memory_order_acquire);
-    uint64_t tail = pos_count(ch, tailw);
+    uint64_t head = pos_count(ch, headw), tail = pos_count(ch, tailw);
     s.blocked_senders = atomic_load_explicit(&ch->not_full.waiters, memory_order_relaxed);
     s.blocked_receivers = atomic_load_explicit(&ch->not_empty.waiters, memory_order_relaxed);
     s.closed = (tailw & ch->mark_bit) ? 1 : 0;
     s.capacity = ch->cap;
     s.elem_size = ch->elem_size;
-    s.length = tail > head ? tail - head : 0;
-    if (s.length > ch->cap)
-        s.length = ch->cap;
+    s.length = queued_len(ch, headw, tailw);
     s.sent = tail + en + dw;
     s.received = head >= eo ? head - eo : 0;
     s.dropped = eo + en + dw;
@@ -791,12 +794,9 @@ uint64_t swarm_chan_len(const swarm_chan *ch)
 {
     if (ch == NULL)
         return 0;
-    uint64_t head = pos_count(ch, atomic_load_explicit(&((swarm_chan *)ch)->head,
-                                                       memory_order_acquire));
-    uint64_t tail = pos_count(ch, atomic_load_explicit(&((swarm_chan *)ch)->tail,
-                                                       memory_order_acquire));
-    uint64_t len = tail > head ? tail - head : 0;
-    return len > ch->cap ? ch->cap : len;
+    swarm_chan *c = (swarm_chan *)ch;
+    uint64_t head = atomic_load_explicit(&c->head, memory_order_acquire);
+    return queued_len(ch, head, atomic_load_explicit(&c->tail, memory_order_acquire));
 }
 
 uint64_t swarm_chan_capacity(const swarm_chan *ch)

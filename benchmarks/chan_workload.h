@@ -152,6 +152,7 @@ static void *sw_create(unsigned cap)
     swarm_chan_opts_init(&o);
     o.capacity = cap;
     o.elem_size = sizeof(uint64_t);
+    /* Tuning knob for experiments: SWARM_BENCH_SPIN sets swarm_chan_opts.spin. */
     if (getenv("SWARM_BENCH_SPIN") != NULL)
         o.spin = (uint32_t)strtoul(getenv("SWARM_BENCH_SPIN"), NULL, 10);
     swarm_chan *ch = NULL;

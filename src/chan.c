@@ -425,6 +425,26 @@ static int send_once(swarm_chan *ch, const void *src)
 
 /* ---- waiting ------------------------------------------------------------------------------- */
 
+/*
+ * While it spins, a sender that found the channel full waits until a run of slots is free
+ * (a quarter of the capacity, at most 256) instead of one. Otherwise it refills each slot the
+ * moment a receiver releases it, and the two threads take turns on the same cache line for every
+ * element: measured on 2 vCPUs at capacity 1024, 1x1 fell from 40+ to 6-10 M msgs/s in that
+ * lockstep. With the hysteresis the receiver drains one run while the sender fills another.
+ * Only the spin phase waits for a run; a parked sender takes the first free slot.
+ */
+static inline bool room_for_burst(swarm_chan *ch)
+{
+    uint64_t run = ch->cap / 4;
+    if (run > 256)
+        run = 256;
+    if (run < 2)
+        return true;
+    uint64_t head = atomic_load_explicit(&ch->head, memory_order_relaxed);
+    uint64_t tail = atomic_load_explicit(&ch->tail, memory_order_relaxed);
+    return queued_len(ch, head, tail) + run <= ch->cap || (tail & ch->mark_bit);
+}
+
 typedef int (*attempt_fn)(swarm_chan *ch, void *arg);
 
 /*
@@ -443,6 +463,8 @@ static int wait_for(swarm_chan *ch, struct ec *ec, attempt_fn attempt, void *arg
         } else {
             swarm__yield();
         }
+        if (ec == &ch->not_full && round + 1 < ch->spin && !room_for_burst(ch))
+            continue;
         r = attempt(ch, arg);
         if (r != SWARM_EAGAIN)
             return r;

@@ -254,6 +254,36 @@ static int push_many(swarm_chan *ch, const unsigned char *src, size_t max)
     }
 }
 
+/* The single-element claim of push_many(), kept separate and small: it is the hot path. */
+static inline int push_one(swarm_chan *ch, const void *src)
+{
+    uint64_t tail = atomic_load_explicit(&ch->tail, memory_order_relaxed);
+    for (;;) {
+        if (SWARM_UNLIKELY(tail & ch->mark_bit))
+            return SWARM_ECLOSED;
+        _Atomic uint64_t *stamp = stamp_of(ch, tail);
+        uint64_t seen = atomic_load_explicit(stamp, memory_order_acquire);
+        if (SWARM_LIKELY(seen == tail)) {
+            if (atomic_compare_exchange_weak_explicit(&ch->tail, &tail, next_pos(ch, tail),
+                                                      memory_order_seq_cst,
+                                                      memory_order_relaxed)) {
+                copy_elem((unsigned char *)stamp + sizeof(uint64_t), src, ch->elem_size);
+                /* Publish the element before the stamp; pairs with the acquire stamp loads of
+                 * the receivers. */
+                atomic_store_explicit(stamp, tail + 1, memory_order_release);
+                if (SWARM_UNLIKELY((tail & HWM_SAMPLE_MASK) == 0))
+                    hwm_update(ch);
+                return 0;
+            }
+            swarm__cpu_relax();
+            continue;
+        }
+        /* Full, or a slot in flux: push_many() has the full analysis. */
+        int r = push_many(ch, src, 1);
+        return r > 0 ? 0 : r;
+    }
+}
+
 /* In a DROP_NEWEST channel, a consumer that claimed pos waits until no eviction holds the slot. */
 static void await_unmarked(swarm_chan *ch, uint64_t pos)
 {
@@ -341,6 +371,32 @@ static int pop_many(swarm_chan *ch, unsigned char *dst, size_t max, int reason)
     }
 }
 
+/* The single-element claim of pop_many(), kept separate and small: it is the hot path. */
+static inline int pop_one(swarm_chan *ch, void *dst)
+{
+    uint64_t head = atomic_load_explicit(&ch->head, memory_order_relaxed);
+    for (;;) {
+        _Atomic uint64_t *stamp = stamp_of(ch, head);
+        uint64_t seen = atomic_load_explicit(stamp, memory_order_acquire);
+        if (SWARM_LIKELY(seen == head + 1 && ch->mode != SWARM_FULL_DROP_NEWEST)) {
+            if (atomic_compare_exchange_weak_explicit(&ch->head, &head, next_pos(ch, head),
+                                                      memory_order_seq_cst,
+                                                      memory_order_relaxed)) {
+                copy_elem(dst, (unsigned char *)stamp + sizeof(uint64_t), ch->elem_size);
+                /* Release the slot for the next lap's producer; pairs with the acquire stamp
+                 * loads of the senders. */
+                atomic_store_explicit(stamp, head + ch->one_lap, memory_order_release);
+                return 0;
+            }
+            swarm__cpu_relax();
+            continue;
+        }
+        /* Empty, a slot in flux, or a DROP_NEWEST channel: pop_many() handles all of it. */
+        int r = pop_many(ch, dst, 1, 0);
+        return r > 0 ? 0 : r;
+    }
+}
+
 /* DROP_NEWEST: replaces the element before tail with src. Returns 0, SWARM_EAGAIN to retry the
  * push (the channel changed under us), or SWARM_ECLOSED. */
 static int evict_newest(swarm_chan *ch, const void *src)
@@ -380,12 +436,12 @@ static int evict_newest(swarm_chan *ch, const void *src)
 
 /* One element, honouring the full mode. Returns 0, SWARM_EAGAIN (wait mode, full) or
  * SWARM_ECLOSED. Notifies receivers on success. */
-static int send_once(swarm_chan *ch, const void *src)
+static inline int send_once(swarm_chan *ch, const void *src)
 {
     unsigned step = 0;
     for (;;) {
-        int r = push_many(ch, src, 1);
-        if (SWARM_LIKELY(r > 0)) {
+        int r = push_one(ch, src);
+        if (SWARM_LIKELY(r == 0)) {
             notify_receivers(ch, 1);
             return 0;
         }
@@ -508,13 +564,11 @@ static int attempt_send(swarm_chan *ch, void *arg)
     return send_once(ch, arg);
 }
 
-static int attempt_recv(swarm_chan *ch, void *arg)
+static inline int attempt_recv(swarm_chan *ch, void *arg)
 {
-    int r = pop_many(ch, arg, 1, 0);
-    if (r > 0) {
+    int r = pop_one(ch, arg);
+    if (SWARM_LIKELY(r == 0))
         ec_notify(&ch->not_full, 1);
-        return 0;
-    }
     return r;
 }
 
@@ -612,12 +666,13 @@ int swarm_chan_close(swarm_chan *ch)
     return 0;
 }
 
-int swarm_chan_send_ex(swarm_chan *ch, const void *elem, int64_t timeout_ns, swarm_cancel *cancel)
+/* The slow halves of send and receive: drop modes, waiting, cancellation. Kept out of line so
+ * that the fast paths below stay small (no register spills, no stack frame to speak of). */
+static SWARM_NOINLINE int send_slow(swarm_chan *ch, const void *elem, int64_t timeout_ns,
+                                    swarm_cancel *cancel)
 {
-    if (SWARM_UNLIKELY(ch == NULL || elem == NULL || timeout_ns < -1))
-        return SWARM_EINVAL;
     int r = send_once(ch, elem);
-    if (SWARM_LIKELY(r != SWARM_EAGAIN) || timeout_ns == 0)
+    if (r != SWARM_EAGAIN || timeout_ns == 0)
         return r;
     if (cancel != NULL && swarm_cancel_is_canceled(cancel))
         return SWARM_ECANCELED;
@@ -625,27 +680,11 @@ int swarm_chan_send_ex(swarm_chan *ch, const void *elem, int64_t timeout_ns, swa
                     cancel, &ch->send_blocked_ns);
 }
 
-int swarm_chan_send(swarm_chan *ch, const void *elem)
+static SWARM_NOINLINE int recv_slow(swarm_chan *ch, void *out, int64_t timeout_ns,
+                                    swarm_cancel *cancel)
 {
-    return swarm_chan_send_ex(ch, elem, SWARM_WAIT_FOREVER, NULL);
-}
-
-int swarm_chan_try_send(swarm_chan *ch, const void *elem)
-{
-    return swarm_chan_send_ex(ch, elem, 0, NULL);
-}
-
-int swarm_chan_send_timeout(swarm_chan *ch, const void *elem, int64_t timeout_ns)
-{
-    return swarm_chan_send_ex(ch, elem, timeout_ns, NULL);
-}
-
-int swarm_chan_recv_ex(swarm_chan *ch, void *out, int64_t timeout_ns, swarm_cancel *cancel)
-{
-    if (SWARM_UNLIKELY(ch == NULL || out == NULL || timeout_ns < -1))
-        return SWARM_EINVAL;
     int r = attempt_recv(ch, out);
-    if (SWARM_LIKELY(r != SWARM_EAGAIN) || timeout_ns == 0)
+    if (r != SWARM_EAGAIN || timeout_ns == 0)
         return r;
     if (cancel != NULL && swarm_cancel_is_canceled(cancel))
         return SWARM_ECANCELED;
@@ -653,19 +692,67 @@ int swarm_chan_recv_ex(swarm_chan *ch, void *out, int64_t timeout_ns, swarm_canc
                     &ch->recv_blocked_ns);
 }
 
+static inline int chan_send(swarm_chan *ch, const void *elem, int64_t timeout_ns,
+                            swarm_cancel *cancel)
+{
+    if (SWARM_UNLIKELY(ch == NULL || elem == NULL || timeout_ns < -1))
+        return SWARM_EINVAL;
+    if (SWARM_LIKELY(ch->mode == SWARM_FULL_WAIT) && SWARM_LIKELY(push_one(ch, elem) == 0)) {
+        notify_receivers(ch, 1);
+        return 0;
+    }
+    return send_slow(ch, elem, timeout_ns, cancel);
+}
+
+static inline int chan_recv(swarm_chan *ch, void *out, int64_t timeout_ns, swarm_cancel *cancel)
+{
+    if (SWARM_UNLIKELY(ch == NULL || out == NULL || timeout_ns < -1))
+        return SWARM_EINVAL;
+    if (SWARM_LIKELY(pop_one(ch, out) == 0)) {
+        ec_notify(&ch->not_full, 1);
+        return 0;
+    }
+    return recv_slow(ch, out, timeout_ns, cancel);
+}
+
+int swarm_chan_send_ex(swarm_chan *ch, const void *elem, int64_t timeout_ns, swarm_cancel *cancel)
+{
+    return chan_send(ch, elem, timeout_ns, cancel);
+}
+
+int swarm_chan_send(swarm_chan *ch, const void *elem)
+{
+    return chan_send(ch, elem, SWARM_WAIT_FOREVER, NULL);
+}
+
+int swarm_chan_try_send(swarm_chan *ch, const void *elem)
+{
+    return chan_send(ch, elem, 0, NULL);
+}
+
+int swarm_chan_send_timeout(swarm_chan *ch, const void *elem, int64_t timeout_ns)
+{
+    return chan_send(ch, elem, timeout_ns, NULL);
+}
+
+int swarm_chan_recv_ex(swarm_chan *ch, void *out, int64_t timeout_ns, swarm_cancel *cancel)
+{
+    return chan_recv(ch, out, timeout_ns, cancel);
+}
+
 int swarm_chan_recv(swarm_chan *ch, void *out)
 {
-    return swarm_chan_recv_ex(ch, out, SWARM_WAIT_FOREVER, NULL);
+    return chan_recv(ch, out, SWARM_WAIT_FOREVER, NULL);
 }
 
 int swarm_chan_try_recv(swarm_chan *ch, void *out)
 {
-    return swarm_chan_recv_ex(ch, out, 0, NULL);
+    return chan_recv(ch, out, 0, NULL);
 }
 
 int swarm_chan_recv_timeout(swarm_chan *ch, void *out, int64_t timeout_ns)
 {
-    return swarm_chan_recv_ex(ch, out, timeout_ns, NULL);
+    return chan_recv(ch, out, timeout_ns, NULL);
 }
 
 /* ---- batches ------------------------------------------------------------------------------- */

@@ -12,9 +12,11 @@
 #if defined(__GNUC__)
 #  define SWARM_LIKELY(x) __builtin_expect(!!(x), 1)
 #  define SWARM_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#  define SWARM_NOINLINE __attribute__((noinline))
 #else
 #  define SWARM_LIKELY(x) (x)
 #  define SWARM_UNLIKELY(x) (x)
+#  define SWARM_NOINLINE
 #endif
 
 /* Validates and copies an allocator: NULL selects libc. Returns SWARM_EINVAL for a struct that

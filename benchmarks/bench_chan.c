@@ -6,6 +6,8 @@
  * message, and the ratio libswarm / baseline.
  *
  *   usage: bench_chan [runs=3] [n_cap1024=4000000] [n_cap16=1000000]
+ *          bench_chan ops [pairs=1000000]   single-thread send+recv pairs, for a stable
+ *                                           instruction count under valgrind --tool=callgrind
  */
 #include <stdio.h>
 
@@ -163,8 +165,34 @@ static void drain_rates(int runs)
     sw_destroy(ch);
 }
 
+/* Uncontended cost: batches of 512 sends then 512 receives on one thread. Under callgrind,
+ * (Collected - setup) / (2 * pairs) is the instructions per operation. */
+static int ops_mode(uint64_t pairs)
+{
+    swarm_chan *ch = sw_create(1024);
+    uint64_t v = 0, sum = 0;
+    double t0 = wl_wall();
+    for (uint64_t done = 0; done < pairs; done += 512) {
+        for (int i = 0; i < 512; i++) {
+            v++;
+            swarm_chan_send(ch, &v);
+        }
+        for (int i = 0; i < 512; i++) {
+            swarm_chan_recv(ch, &v);
+            sum += v;
+        }
+    }
+    double ns = (wl_wall() - t0) * 1e9 / (double)(2 * pairs);
+    printf("single thread: %.2f ns per operation (send or recv), checksum %llu\n", ns,
+           (unsigned long long)(sum & 0xffff));
+    sw_destroy(ch);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "ops") == 0)
+        return ops_mode(argc > 2 ? strtoull(argv[2], NULL, 10) : 1000000);
     int runs = argc > 1 ? atoi(argv[1]) : 3;
     uint64_t n_big = argc > 2 ? strtoull(argv[2], NULL, 10) : 4000000;
     uint64_t n_small = argc > 3 ? strtoull(argv[3], NULL, 10) : 1000000;

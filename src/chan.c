@@ -84,6 +84,10 @@ struct swarm_chan {
     _Alignas(SWARM_CACHELINE) struct ec not_empty; /* receivers wait here */
     _Alignas(SWARM_CACHELINE) struct ec not_full;  /* senders wait here */
 
+    /* Senders in their spin phase now: with more than one, runs are kept short (relaxed: a
+     * heuristic, never needed for correctness). */
+    _Alignas(SWARM_CACHELINE) _Atomic uint32_t spinning_senders;
+
     /* Counters touched only on slow paths (drops, parking, sampling). */
     _Alignas(SWARM_CACHELINE) _Atomic uint64_t hwm;
     _Atomic uint64_t evicted_oldest;
@@ -483,17 +487,20 @@ static inline int send_once(swarm_chan *ch, const void *src)
 
 /*
  * While it spins, a sender that found the channel full waits until a run of slots is free
- * (a quarter of the capacity, at most 256) instead of one. Otherwise it refills each slot the
- * moment a receiver releases it, and the two threads take turns on the same cache line for every
- * element: measured on 2 vCPUs at capacity 1024, 1x1 fell from 40+ to 6-10 M msgs/s in that
- * lockstep. With the hysteresis the receiver drains one run while the sender fills another.
- * Only the spin phase waits for a run; a parked sender takes the first free slot.
+ * instead of one: a quarter of the capacity, at most 256 slots, or at most 64 when other senders
+ * are spinning too. Otherwise it refills each slot the moment a receiver releases it, and the two
+ * threads take turns on the same cache line for every element. Measured on 2 vCPUs at capacity
+ * 1024 (issue 2's note): 1x1 fell from 40-60 to 6-14 M msgs/s in that lockstep; with 2x2 and
+ * more, long runs collapsed instead (4-6 M msgs/s when the vCPUs sat far apart), hence the
+ * shorter runs when crowded. Only the spin phase waits for a run; a parked sender takes the
+ * first free slot.
  */
-static inline bool room_for_burst(swarm_chan *ch)
+static inline bool room_for_burst(swarm_chan *ch, bool crowded)
 {
     uint64_t run = ch->cap / 4;
-    if (run > 256)
-        run = 256;
+    uint64_t limit = crowded ? 64 : 256;
+    if (run > limit)
+        run = limit;
     if (run < 2)
         return true;
     uint64_t head = atomic_load_explicit(&ch->head, memory_order_relaxed);
@@ -511,7 +518,11 @@ typedef int (*attempt_fn)(swarm_chan *ch, void *arg);
 static int wait_for(swarm_chan *ch, struct ec *ec, attempt_fn attempt, void *arg,
                     int64_t deadline, swarm_cancel *cancel, _Atomic int64_t *blocked_ns)
 {
-    int r;
+    int r = SWARM_EAGAIN;
+    bool sender = ec == &ch->not_full;
+    bool crowded = false;
+    if (sender)
+        crowded = atomic_fetch_add_explicit(&ch->spinning_senders, 1, memory_order_relaxed) > 0;
     for (uint32_t round = 0; round < ch->spin; round++) {
         if (round < 7) {
             for (unsigned i = 0; i < (1u << round); i++)
@@ -519,12 +530,16 @@ static int wait_for(swarm_chan *ch, struct ec *ec, attempt_fn attempt, void *arg
         } else {
             swarm__yield();
         }
-        if (ec == &ch->not_full && round + 1 < ch->spin && !room_for_burst(ch))
+        if (sender && round + 1 < ch->spin && !room_for_burst(ch, crowded))
             continue;
         r = attempt(ch, arg);
         if (r != SWARM_EAGAIN)
-            return r;
+            break;
     }
+    if (sender)
+        atomic_fetch_sub_explicit(&ch->spinning_senders, 1, memory_order_relaxed);
+    if (ch->spin > 0 && r != SWARM_EAGAIN)
+        return r;
 
     swarm__cancel_watch watch = {.wake = ec_wake_all, .ctx = ec};
     if (cancel != NULL && swarm__cancel_watch_add(cancel, &watch) != 0)
@@ -634,6 +649,7 @@ int swarm_chan_create(swarm_chan **out, const swarm_chan_opts *opts)
     atomic_init(&ch->not_empty.waiters, 0);
     atomic_init(&ch->not_full.seq, 0);
     atomic_init(&ch->not_full.waiters, 0);
+    atomic_init(&ch->spinning_senders, 0);
     atomic_init(&ch->hwm, 0);
     atomic_init(&ch->evicted_oldest, 0);
     atomic_init(&ch->evicted_newest, 0);

@@ -337,7 +337,29 @@ static int pop_many(swarm_chan *ch, unsigned char *dst, size_t max, int reason)
                 /* Walk the claimed slots with a pointer; positions step by one within a lap. */
                 uint64_t pos = head;
                 unsigned char *slot = (unsigned char *)stamp_of(ch, pos);
-                for (size_t i = 0; i < k; i++) {
+                size_t i = 0;
+                if (dst != NULL && ch->mode != SWARM_FULL_DROP_NEWEST) {
+                    /* The common batch: copy out up to the wrap in a tight loop (no per-slot
+                     * mode, callback or wrap tests), then finish below. */
+                    size_t seg = (size_t)(ch->cap - (pos & (ch->mark_bit - 1)));
+                    if (seg > k)
+                        seg = k;
+                    size_t esz = ch->elem_size;
+                    for (; i < seg; i++) {
+                        copy_elem(dst + i * esz, slot + sizeof(uint64_t), esz);
+                        /* Release for the next lap's producer; pairs with the acquire stamp
+                         * loads in push_many() and push_one(). */
+                        atomic_store_explicit((_Atomic uint64_t *)(void *)slot, pos + ch->one_lap,
+                                              memory_order_release);
+                        pos++;
+                        slot += ch->stride;
+                    }
+                    if (i < k) {
+                        pos = ((pos - 1) & ~(ch->one_lap - 1)) + ch->one_lap;
+                        slot = ch->slots;
+                    }
+                }
+                for (; i < k; i++) {
                     _Atomic uint64_t *st = (_Atomic uint64_t *)(void *)slot;
                     if (ch->mode == SWARM_FULL_DROP_NEWEST)
                         await_unmarked(ch, pos);

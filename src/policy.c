@@ -35,6 +35,7 @@ struct swarm_policy {
     swarm__hpa_rules up, down;
     double tol_up, tol_down;
     int64_t cooldown_ns, initial_cooldown_ns, legacy_window_ns, zero_grace_ns;
+    int64_t pending_hold_ns; /* INT64_MAX: no limit */
     double legacy_factor, legacy_minimum;
     swarm__kpa_spec kpa; /* target_value and total_value are filled per decision */
     int64_t panic_window_ns;
@@ -61,6 +62,8 @@ struct swarm_policy {
     uint32_t kb_has_write;
     int64_t kb_first_idx, kb_last_idx;
     swarm__kpa_maxwin delay;
+    uint32_t pending_active; /* a scale-up has been held for starting replicas ... */
+    int64_t pending_since_ns; /* ... since this decision */
 };
 
 /* ---- rule names ---------------------------------------------------------------------------- */
@@ -133,7 +136,8 @@ static int configure(swarm_policy *p, const swarm_policy_opts *o)
         return SWARM_EINVAL;
     if (o->cooldown_ns > 366 * 86400 * NS || o->initial_cooldown_ns < 0 ||
         o->initial_cooldown_ns > 366 * 86400 * NS || o->legacy_window_ns < 0 ||
-        o->legacy_window_ns > 3600 * NS || o->zero_grace_ns < 0 || o->zero_grace_ns > 3600 * NS)
+        o->legacy_window_ns > 3600 * NS || o->zero_grace_ns < 0 || o->zero_grace_ns > 3600 * NS ||
+        o->pending_hold_max_ns > 3600 * NS)
         return SWARM_EINVAL;
     if (bad_double(o->tolerance) || bad_double(o->legacy_factor) ||
         bad_double(o->legacy_minimum) || o->legacy_factor < 0 || o->legacy_minimum < 0)
@@ -190,6 +194,9 @@ static int configure(swarm_policy *p, const swarm_policy_opts *o)
     p->legacy_factor = o->legacy_factor == 0 ? 2.0 : o->legacy_factor;
     p->legacy_minimum = o->legacy_minimum == 0 ? 4.0 : o->legacy_minimum;
     p->zero_grace_ns = o->zero_grace_ns == 0 ? 30 * NS : o->zero_grace_ns;
+    p->pending_hold_ns = o->pending_hold_max_ns == 0  ? 300 * NS
+                         : o->pending_hold_max_ns < 0 ? INT64_MAX
+                                                      : o->pending_hold_max_ns;
 
     memset(&p->kpa, 0, sizeof p->kpa);
     p->kpa.stable_window_ns = o->stable_window_ns == 0 ? 60 * NS : o->stable_window_ns;
@@ -246,6 +253,8 @@ static void reset_state(swarm_policy *p)
     p->kb_has_write = 0;
     p->kb_first_idx = p->kb_last_idx = 0;
     p->delay.first = p->delay.length = 0;
+    p->pending_active = 0;
+    p->pending_since_ns = 0;
     memset(p->recs, 0, p->cap * sizeof *p->recs);
     memset(p->ev_up, 0, p->cap * sizeof *p->ev_up);
     memset(p->ev_down, 0, p->cap * sizeof *p->ev_down);
@@ -498,13 +507,25 @@ static void store_scale_event(swarm_policy *p, int32_t current, int32_t desired,
  * libswarm's pending-capacity rule: while replicas are still starting (a slow model load), the
  * capacity asked for has not arrived, and the backlog grows because of that alone; scaling up
  * again on it over-provisions (knative#13284). So a scale-up waits until the starting replicas
- * are ready. Scale-downs and the bounds are unaffected.
+ * are ready, but for at most pending_hold_ns from the first held decision: a warm-up that hangs
+ * must not block scaling for good. Scale-downs and the bounds are unaffected.
  */
-static int32_t pending_hold(const swarm_policy *p, int32_t starting, int32_t cur, int32_t r,
-                            swarm_policy_decision *d)
+static int32_t pending_hold(swarm_policy *p, int64_t now, int32_t starting, int32_t cur,
+                            int32_t r, swarm_policy_decision *d)
 {
-    if (!p->ext_pending || starting <= 0 || r <= cur)
+    if (!p->ext_pending || starting <= 0) {
+        p->pending_active = 0;
         return r;
+    }
+    if (r <= cur)
+        return r;
+    if (!p->pending_active) {
+        p->pending_active = 1;
+        p->pending_since_ns = now;
+    }
+    if (p->pending_hold_ns != INT64_MAX &&
+        sat_elapsed(now, p->pending_since_ns) >= p->pending_hold_ns)
+        return r; /* held long enough: scale as upstream would */
     step(d, SWARM_RULE_PENDING_CAPACITY, -1, r, cur, starting);
     return cur;
 }
@@ -545,7 +566,7 @@ static int32_t hpa_phase(swarm_policy *p, int64_t now, int32_t cur, int32_t min,
                     : reason == SWARM__HPA_TOO_MANY ? SWARM_RULE_MAX
                                                     : SWARM_RULE_RATE_LIMIT,
                  -1, s, r, reason);
-        return pending_hold(p, starting, cur, r, d);
+        return pending_hold(p, now, starting, cur, r, d);
     }
     int dir = 0;
     int32_t s = swarm__hpa_stabilize(p->recs, &p->n_recs, p->cap, cur, desired, now,
@@ -559,7 +580,7 @@ static int32_t hpa_phase(swarm_policy *p, int64_t now, int32_t cur, int32_t min,
                 : reason == SWARM__HPA_TOO_MANY ? SWARM_RULE_MAX
                                                 : SWARM_RULE_RATE_LIMIT,
              -1, s, r, reason);
-    r = pending_hold(p, starting, cur, r, d);
+    r = pending_hold(p, now, starting, cur, r, d);
     store_scale_event(p, cur, r, now);
     return r;
 }
@@ -781,7 +802,7 @@ static int32_t decide_kpa(swarm_policy *p, int64_t now, const swarm_policy_obs *
              p->kpa.scale_down_delay_ns);
     if (p->kst.in_panic)
         d->flags |= SWARM_DECISION_PANIC;
-    int32_t want = pending_hold(p, obs->starting_replicas, cur, r.desired, d);
+    int32_t want = pending_hold(p, now, obs->starting_replicas, cur, r.desired, d);
     if (want > 0) {
         p->has_nonzero = 1;
         p->last_nonzero_ns = now;
@@ -951,7 +972,7 @@ int swarm_policy_decide(swarm_policy *p, int64_t now_ns, const swarm_policy_obs 
 /* ---- state export / import ----------------------------------------------------------------- */
 
 /*
- * Format, version 1, all integers little-endian, doubles as their IEEE-754 bits:
+ * Format, version 2, all integers little-endian, doubles as their IEEE-754 bits:
  *   "SWPS" u32 version u32 mode u32 cap u32 n_buckets u32 n_delay
  *   u32 started i64 last_now i64 created
  *   u32 fail[8]
@@ -961,6 +982,7 @@ int swarm_policy_decide(swarm_policy *p, int64_t now_ns, const swarm_policy_obs 
  *   u32 kb_has_write i64 kb_first_idx i64 kb_last_idx
  *   u32 delay_first u32 delay_length
  *   u32 n_recs u32 n_up u32 n_down
+ *   u32 pending_active i64 pending_since            (version 2)
  *   cap x (i32 replicas i64 t)            recommendations
  *   cap x (i32 change u32 outdated i64 t) scale-up events, then scale-down events
  *   n_buckets x (i64 index f64 sum u32 n) KPA buckets
@@ -969,7 +991,7 @@ int swarm_policy_decide(swarm_policy *p, int64_t now_ns, const swarm_policy_obs 
 #define HDR_BYTES (4 + 4 * 5)
 #define FIXED_BYTES                                                                          \
     (HDR_BYTES + 4 + 8 + 8 + 4 * SWARM_POLICY_MAX_METRICS + 4 + 8 + 4 + 4 + 8 + 4 + 4 + 8 +  \
-     4 + 8 + 8 + 4 + 4 + 4 * 3)
+     4 + 8 + 8 + 4 + 4 + 4 * 3 + 4 + 8)
 
 typedef struct wbuf {
     unsigned char *p;
@@ -1059,6 +1081,8 @@ int swarm_policy_export_state(const swarm_policy *p, void *buf, size_t len, size
     put32(&w, p->n_recs);
     put32(&w, p->n_up);
     put32(&w, p->n_down);
+    put32(&w, p->pending_active);
+    put64(&w, p->pending_since_ns);
     for (uint32_t i = 0; i < p->cap; i++) {
         put32(&w, (uint32_t)p->recs[i].replicas);
         put64(&w, p->recs[i].t_ns);
@@ -1124,6 +1148,8 @@ int swarm_policy_import_state(swarm_policy *p, const void *buf, size_t len)
     s.n_recs = get32(&r);
     s.n_up = get32(&r);
     s.n_down = get32(&r);
+    s.pending_active = get32(&r) != 0;
+    s.pending_since_ns = get64(&r);
     if (r.err || s.n_recs > cap || s.n_up > cap || s.n_down > cap ||
         (nd == 0 ? (s.delay.first | s.delay.length) != 0
                  : (s.delay.first >= nd || s.delay.length > nd)))

@@ -717,6 +717,60 @@ static void test_policy_kpa_pending_capacity(void **state)
     swarm_policy_destroy(p);
 }
 
+static void test_policy_keda_pending_hold_is_bounded(void **state)
+{
+    (void)state;
+    /* 4 replicas, 2 of them stuck starting (a hung model load), backlog for 10: the scale-up
+     * waits for the starting ones, but only for pending_hold_max_ns from the first held
+     * decision; the bound survives an export/import, and it re-arms once nothing is starting. */
+    swarm_policy_opts o = opts_for(SWARM_POLICY_KEDA);
+    o.pending_hold_max_ns = 60 * S;
+    swarm_policy *p = make(&o);
+    swarm_policy_obs ob = obs1(4, SWARM_METRIC_TOTAL, 100, 10);
+    ob.ready_replicas = 2;
+    ob.starting_replicas = 2;
+    swarm_policy_decision d = dec(p, 1000 * S, &ob);
+    assert_int_equal(d.replicas, 4);
+    assert_true(has_rule(&d, SWARM_RULE_PENDING_CAPACITY));
+    d = dec(p, 1059 * S, &ob);
+    assert_int_equal(d.replicas, 4);
+
+    unsigned char buf[1 << 16];
+    size_t n = 0;
+    assert_true(swarm_policy_state_size(p) <= sizeof buf);
+    assert_int_equal(swarm_policy_export_state(p, buf, sizeof buf, &n), 0);
+    swarm_policy *q = make(&o);
+    assert_int_equal(swarm_policy_import_state(q, buf, n), 0);
+
+    swarm_policy *both[2] = {p, q};
+    for (int i = 0; i < 2; i++) {
+        d = dec(both[i], 1060 * S, &ob);
+        /* Held long enough: scale as upstream, i.e. within the default scale-up rate of
+         * max(+4, +100 %) per 15 s: 4 -> 8. */
+        assert_int_equal(d.replicas, 8);
+        assert_false(has_rule(&d, SWARM_RULE_PENDING_CAPACITY));
+    }
+    swarm_policy_destroy(q);
+
+    /* Everything ready: the hold re-arms for the next warm-up. */
+    ob = obs1(10, SWARM_METRIC_TOTAL, 100, 10);
+    d = dec(p, 1070 * S, &ob);
+    assert_int_equal(d.replicas, 10);
+    ob = obs1(10, SWARM_METRIC_TOTAL, 200, 10);
+    ob.ready_replicas = 8;
+    ob.starting_replicas = 2;
+    d = dec(p, 1080 * S, &ob);
+    assert_int_equal(d.replicas, 10);
+    assert_true(has_rule(&d, SWARM_RULE_PENDING_CAPACITY));
+    swarm_policy_destroy(p);
+
+    /* Out of range. */
+    o.pending_hold_max_ns = 3601 * S;
+    swarm_policy *bad = NULL;
+    assert_int_equal(swarm_policy_create(&bad, &o), SWARM_EINVAL);
+    assert_null(bad);
+}
+
 static void test_policy_kpa_rates_delay_activation_scale(void **state)
 {
     (void)state;
@@ -868,7 +922,7 @@ static void test_policy_import_rejects_bad_state(void **state)
     assert_int_equal(swarm_policy_import_state(p, NULL, n), SWARM_EINVAL);
     buf[4] = 99; /* version */
     assert_int_equal(swarm_policy_import_state(p, buf, n), SWARM_ENOTSUP);
-    buf[4] = 1;
+    buf[4] = (unsigned char)SWARM_POLICY_STATE_VERSION;
     buf[0] = 'X';
     assert_int_equal(swarm_policy_import_state(p, buf, n), SWARM_EINVAL);
     buf[0] = 'S';
@@ -967,6 +1021,7 @@ int main(void)
         cmocka_unit_test(test_policy_kpa_panic_and_ratchet),
         cmocka_unit_test(test_policy_kpa_restart_starts_in_panic),
         cmocka_unit_test(test_policy_kpa_pending_capacity),
+        cmocka_unit_test(test_policy_keda_pending_hold_is_bounded),
         cmocka_unit_test(test_policy_kpa_rates_delay_activation_scale),
         cmocka_unit_test(test_policy_kpa_scale_to_zero_grace),
         cmocka_unit_test(test_policy_kpa_metric_failure_holds),

@@ -31,7 +31,7 @@ extern "C" {
 /** Size of the decision's one-line explanation buffer, NUL included. */
 #define SWARM_POLICY_TEXT_LEN 320
 /** Version of the exported state format (swarm_policy_export_state()). */
-#define SWARM_POLICY_STATE_VERSION 1u
+#define SWARM_POLICY_STATE_VERSION 2u
 
 /** Which upstream the policy follows. */
 typedef enum swarm_policy_mode {
@@ -99,8 +99,8 @@ enum {
     /** From zero, jump straight to the needed count (bounded by max), not to max(min, 1). */
     SWARM_POLICY_NO_COLD_START_JUMP = 1u << 0,
     /** Count replicas still starting as pending capacity: no scale-up while some are starting
-     *  (the backlog grows only because they are not ready yet), and KPA's panic ratio and rate
-     *  bases use ready + starting. */
+     *  (the backlog grows only because they are not ready yet), for at most
+     *  pending_hold_max_ns, and KPA's panic ratio and rate bases use ready + starting. */
     SWARM_POLICY_NO_PENDING_CAPACITY = 1u << 1,
     /** Fallback also wakes a target at zero (KEDA's only works through the HPA, at >= 1). */
     SWARM_POLICY_NO_FALLBACK_AT_ZERO = 1u << 2,
@@ -171,6 +171,14 @@ typedef struct swarm_policy_opts {
     double target_burst_capacity;/**< for the EBC output; 0: 211; negative: unlimited (-1) */
     double total_value;          /**< per-replica capacity for EBC; 0: target / 0.7 */
     int64_t zero_grace_ns;       /**< desired must be 0 this long before 1 -> 0; 0: 30 s */
+
+    /* libswarm extensions */
+    int64_t pending_hold_max_ns; /**< the longest scale-ups wait for replicas that are still
+                                      starting (pending capacity), counted from the first held
+                                      decision; then they proceed as upstream would, so a
+                                      warm-up that never finishes cannot block scaling. 0: 300 s
+                                      (HPA's initialization period); negative: no limit;
+                                      at most 3600 s */
 } swarm_policy_opts;
 
 /** One metric sample. */

@@ -126,7 +126,7 @@ class swarm_policy_opts(Structure):
         ("max_scale_down_rate", c_double), ("scale_down_delay_ns", c_int64),
         ("activation_scale", c_int32), ("unreachable", c_uint32),
         ("target_burst_capacity", c_double), ("total_value", c_double),
-        ("zero_grace_ns", c_int64),
+        ("zero_grace_ns", c_int64), ("pending_hold_max_ns", c_int64),
     ]
 
 
@@ -306,6 +306,7 @@ class PolicyConfig:
     target_burst_capacity: Optional[float] = None
     total_value: Optional[float] = None
     zero_grace: Optional[float] = None
+    pending_hold_max: Optional[float] = None
 
     def to_c(self, allocator: Optional[Allocator] = None) -> swarm_policy_opts:
         """The ``swarm_policy_opts`` this config maps to (size from ctypes.sizeof)."""
@@ -348,6 +349,7 @@ class PolicyConfig:
         o.target_burst_capacity = _f(self.target_burst_capacity)
         o.total_value = _f(self.total_value)
         o.zero_grace_ns = _ns(self.zero_grace)
+        o.pending_hold_max_ns = _ns(self.pending_hold_max)
         return o
 
 

@@ -4,10 +4,16 @@
 BUILD ?= build
 MESON_FLAGS ?= --werror
 # Build and test dependencies (Debian package names). python3, gcc, make and git are assumed.
-DEPS := meson ninja-build pkg-config libcmocka-dev libcurl4-openssl-dev libcjson-dev
+DEPS := meson ninja-build pkg-config libcmocka-dev libcurl4-openssl-dev libcjson-dev python3 \
+	python3-mesonpy python3-pip python3-yaml librabbitmq-dev rabbitmq-server prometheus \
+	libmicrohttpd-dev nodejs clang-format
 SAN_DEPS := clang libclang-rt-14-dev
 
-.PHONY: all deps san-deps build demo test test-tsan test-asan test-sanitizers bench clean
+# The full package list, one line (.ci/run installs it).
+print-deps:
+	@echo $(DEPS) $(SAN_DEPS)
+
+.PHONY: print-deps all deps san-deps build demo test test-tsan test-asan test-sanitizers bench clean
 
 all: build
 

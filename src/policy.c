@@ -871,7 +871,7 @@ static void format_text(const swarm_policy *p, swarm_policy_decision *d, uint32_
 
 static int check_obs(const swarm_policy *p, const swarm_policy_obs *obs)
 {
-    if (obs->size < sizeof *obs || obs->current_replicas < 0 || obs->ready_replicas < 0 ||
+    if (obs->size < SWARM_POLICY_OBS_V1_SIZE || obs->current_replicas < 0 || obs->ready_replicas < 0 ||
         obs->starting_replicas < 0 || obs->n_metrics == 0 ||
         obs->n_metrics > SWARM_POLICY_MAX_METRICS ||
         obs->ready_replicas > obs->current_replicas ||
@@ -898,6 +898,13 @@ int swarm_policy_decide(swarm_policy *p, int64_t now_ns, const swarm_policy_obs 
     int rc = check_obs(p, obs);
     if (rc < 0)
         return rc;
+    /* Read only obs->size bytes: a 0.1 caller's observation lacks the load signals. */
+    swarm_policy_obs full;
+    if (obs->size < sizeof full) {
+        memset(&full, 0, sizeof full);
+        memcpy(&full, obs, obs->size);
+        obs = &full;
+    }
     swarm_policy_decision *d = out;
     uint32_t size = d->size;
     memset(d, 0, sizeof *d);

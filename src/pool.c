@@ -659,6 +659,46 @@ void swarm_pool_destroy(swarm_pool *p)
     pool_free(p);
 }
 
+int swarm_pool_get_histogram(swarm_pool *p, uint32_t kind, const int64_t *le_ns, uint32_t n_le,
+                             uint64_t *cum_counts, uint64_t *count, int64_t *sum_ns)
+{
+    if (!p || kind > SWARM_POOL_HIST_SERVICE || n_le > 256 ||
+        (n_le > 0 && (!le_ns || !cum_counts)))
+        return SWARM_EINVAL;
+    for (uint32_t i = 0; i < n_le; i++)
+        if (le_ns[i] < 0 || (i > 0 && le_ns[i] <= le_ns[i - 1]))
+            return SWARM_EINVAL;
+    uint64_t total = 0;
+    int64_t sum = 0;
+    pthread_mutex_lock(&p->mu);
+    memset(p->scratch, 0, SWARM__HIST_BUCKETS * sizeof *p->scratch);
+    for (uint32_t i = 0; i < p->n_slots; i++) {
+        const swarm__hist *h = kind == SWARM_POOL_HIST_WAIT ? &p->slots[i]->wait_hist
+                                                            : &p->slots[i]->service_hist;
+        (void)swarm__hist_merge(p->scratch, h);
+        int64_t s = atomic_load_explicit(&h->sum, memory_order_relaxed);
+        sum = sum > INT64_MAX - s ? INT64_MAX : sum + s;
+    }
+    /* Buckets ascend, so one pass walks the bounds in step. */
+    uint32_t j = 0;
+    uint64_t acc = 0;
+    for (uint32_t b = 0; b < SWARM__HIST_BUCKETS; b++) {
+        int64_t up = swarm__hist_upper(b);
+        while (j < n_le && up > le_ns[j])
+            cum_counts[j++] = acc;
+        acc += p->scratch[b];
+    }
+    while (j < n_le)
+        cum_counts[j++] = acc;
+    total = acc;
+    pthread_mutex_unlock(&p->mu);
+    if (count)
+        *count = total;
+    if (sum_ns)
+        *sum_ns = sum;
+    return 0;
+}
+
 int swarm_pool_get_stats(swarm_pool *p, swarm_pool_stats *stats)
 {
     if (!p || !stats || stats->size < offsetof(swarm_pool_stats, in_flight))

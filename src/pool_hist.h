@@ -23,6 +23,7 @@
 typedef struct swarm__hist {
     _Atomic uint64_t bucket[SWARM__HIST_BUCKETS];
     _Atomic int64_t max;
+    _Atomic int64_t sum; /* saturating sum of the samples, ns (Prometheus _sum) */
 } swarm__hist;
 
 static inline uint32_t swarm__hist_index(int64_t v)
@@ -56,6 +57,10 @@ static inline void swarm__hist_add(swarm__hist *h, int64_t v)
     _Atomic uint64_t *b = &h->bucket[swarm__hist_index(v)];
     atomic_store_explicit(b, atomic_load_explicit(b, memory_order_relaxed) + 1,
                           memory_order_relaxed);
+    int64_t sum = atomic_load_explicit(&h->sum, memory_order_relaxed);
+    int64_t add = v < 0 ? 0 : v;
+    atomic_store_explicit(&h->sum, sum > INT64_MAX - add ? INT64_MAX : sum + add,
+                          memory_order_relaxed);
     if (v > atomic_load_explicit(&h->max, memory_order_relaxed))
         atomic_store_explicit(&h->max, v, memory_order_relaxed);
 }
@@ -66,6 +71,19 @@ static inline int64_t swarm__hist_merge(uint64_t *acc, const swarm__hist *h)
     for (uint32_t i = 0; i < SWARM__HIST_BUCKETS; i++)
         acc[i] += atomic_load_explicit(&h->bucket[i], memory_order_relaxed);
     return atomic_load_explicit(&h->max, memory_order_relaxed);
+}
+
+/* The upper edge of a bucket (inclusive): every sample counted in it is <= this value. */
+static inline int64_t swarm__hist_upper(uint32_t idx)
+{
+    if (idx < SWARM__HIST_SUB)
+        return (int64_t)idx;
+    uint32_t msb = idx / SWARM__HIST_SUB + SWARM__HIST_SUB_BITS - 1u;
+    uint32_t sub = idx % SWARM__HIST_SUB;
+    uint32_t shift = msb - SWARM__HIST_SUB_BITS;
+    uint64_t low = ((uint64_t)(SWARM__HIST_SUB + sub)) << shift;
+    uint64_t high = low + (((uint64_t)1 << shift) - 1u);
+    return high > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)high;
 }
 
 /* The @q-quantile (0 < q <= 1) of a merged array: 0 when empty. */

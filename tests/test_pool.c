@@ -296,6 +296,50 @@ static void test_pool_delivers_each_task_once(void **state)
     ledger_free(&l);
 }
 
+/* Service-time histogram: cumulative counts at Prometheus-style bounds agree with the engine's
+ * sleep, _count equals the tasks run, _sum is about N x the sleep; bad bounds are refused. */
+static void test_pool_histogram_cumulative_counts(void **state)
+{
+    (void)state;
+    enum { N = 40 };
+    test_engine te;
+    swarm_engine *e = make_engine(&te, 0);
+    atomic_store(&te.sleep_ns, 2 * MS);
+    swarm_chan *ch = make_chan(64);
+    ledger l;
+    ledger_init(&l, N);
+    swarm_pool *p = make_pool(ch, e, &l, 2, 0);
+    for (uint64_t i = 0; i < N; i++) {
+        swarm_task t = task_of(i);
+        assert_int_equal(swarm_chan_send(ch, &t), 0);
+    }
+    assert_int_equal(swarm_pool_stop(p, SWARM_WAIT_FOREVER, NULL, 0, NULL), 0);
+    ledger_check(&l, NULL);
+    const int64_t le[] = {1 * MS, 1000 * MS, 60 * SEC};
+    uint64_t cum[3] = {9, 9, 9}, count = 0;
+    int64_t sum = 0;
+    assert_int_equal(swarm_pool_get_histogram(p, SWARM_POOL_HIST_SERVICE, le, 3, cum, &count,
+                                              &sum), 0);
+    assert_int_equal(count, N);
+    assert_int_equal(cum[0], 0);        /* every call slept 2 ms */
+    assert_true(cum[1] <= cum[2]);
+    assert_int_equal(cum[2], N);
+    assert_true(sum >= N * 2 * MS);
+    assert_int_equal(swarm_pool_get_histogram(p, SWARM_POOL_HIST_WAIT, NULL, 0, NULL, &count,
+                                              NULL), 0);
+    assert_int_equal(count, N);
+    const int64_t bad[] = {5 * MS, 5 * MS};
+    assert_int_equal(swarm_pool_get_histogram(p, SWARM_POOL_HIST_WAIT, bad, 2, cum, NULL, NULL),
+                     SWARM_EINVAL);
+    assert_int_equal(swarm_pool_get_histogram(p, 7, le, 3, cum, NULL, NULL), SWARM_EINVAL);
+    assert_int_equal(swarm_pool_get_histogram(p, 0, le, 3, NULL, NULL, NULL), SWARM_EINVAL);
+    assert_int_equal(swarm_pool_get_histogram(NULL, 0, NULL, 0, NULL, NULL, NULL), SWARM_EINVAL);
+    swarm_pool_destroy(p);
+    swarm_chan_destroy(ch);
+    swarm_engine_destroy(e);
+    ledger_free(&l);
+}
+
 static void test_pool_failed_results_are_counted(void **state)
 {
     (void)state;
@@ -940,6 +984,7 @@ int main(void)
         cmocka_unit_test(test_pool_create_invalid_args),
         cmocka_unit_test(test_pool_delivers_each_task_once),
         cmocka_unit_test(test_pool_failed_results_are_counted),
+        cmocka_unit_test(test_pool_histogram_cumulative_counts),
         cmocka_unit_test(test_pool_resize_up_and_down_under_load),
         cmocka_unit_test(test_pool_resize_to_zero_holds_work_and_back),
         cmocka_unit_test(test_pool_rapid_alternating_resizes),

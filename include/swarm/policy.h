@@ -37,7 +37,11 @@ extern "C" {
 typedef enum swarm_policy_mode {
     SWARM_POLICY_KEDA = 1, /**< KEDA ScaledObject: activation and 0<->1 by KEDA, 1<->N by its HPA */
     SWARM_POLICY_HPA = 2,  /**< Kubernetes HPA autoscaling/v2 */
-    SWARM_POLICY_KPA = 3   /**< Knative Pod Autoscaler (stable/panic windows) */
+    SWARM_POLICY_KPA = 3,  /**< Knative Pod Autoscaler (stable/panic windows) */
+    /** libswarm's load-aware mode: sizes from the estimated arrival rate and service time
+     *  (Little's law, Erlang C for a queue-wait target) plus what drains the backlog in bounded
+     *  time; reads the load fields of swarm_policy_obs. */
+    SWARM_POLICY_LOAD = 4
 } swarm_policy_mode;
 
 /** What a metric sample's value means. */
@@ -205,7 +209,19 @@ typedef struct swarm_policy_obs {
     uint32_t n_metrics;          /**< 1..SWARM_POLICY_MAX_METRICS */
     uint32_t pad_;
     swarm_policy_metric metrics[SWARM_POLICY_MAX_METRICS];
+    /* Load signals (appended in 0.2; a caller built against 0.1 passes the smaller size and they
+     * read as 0). Read by SWARM_POLICY_LOAD; the other modes ignore them. They are cumulative
+     * counters so that the pure policy estimates rates from the deltas between its decisions;
+     * 0 means unknown. */
+    uint64_t arrivals;           /**< tasks arrived so far (e.g. channel sent + dropped) */
+    uint64_t completions;        /**< tasks finished so far (e.g. pool completed + failed) */
+    double service_total_s;      /**< summed service time of those completions, seconds */
+    uint32_t concurrency;        /**< tasks one replica runs at once; 0: 1 */
+    uint32_t pad2_;              /**< keep 0 */
 } swarm_policy_obs;
+
+/** Size of a swarm_policy_obs built against 0.1 (before the load signals). */
+#define SWARM_POLICY_OBS_V1_SIZE (offsetof(swarm_policy_obs, arrivals))
 
 /** Rule codes of the explanation, in the order they can apply. */
 typedef enum swarm_policy_rule {

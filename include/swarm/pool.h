@@ -225,6 +225,35 @@ SWARM_API void swarm_pool_destroy(swarm_pool *p);
  */
 SWARM_API int swarm_pool_get_stats(swarm_pool *p, swarm_pool_stats *stats);
 
+/** Which latency swarm_pool_get_histogram() reads. */
+typedef enum swarm_pool_hist_kind {
+    SWARM_POOL_HIST_WAIT = 0,    /**< queue wait: enqueued_ns to engine call start */
+    SWARM_POOL_HIST_SERVICE = 1  /**< engine call time */
+} swarm_pool_hist_kind;
+
+/**
+ * Read a latency histogram as cumulative counts at caller-chosen upper bounds, the shape of a
+ * Prometheus histogram (`_bucket{le=...}`, `_sum`, `_count`), over the pool's whole life.
+ *
+ * The pool records samples in fixed log-linear buckets (about 3 % wide); a sample counts toward
+ * @p le_ns[i] when its whole bucket lies at or below that bound, so a count may lag the exact one
+ * by the samples of the one bucket that straddles the bound, never exceed it.
+ *
+ * @param kind       swarm_pool_hist_kind.
+ * @param le_ns      @p n_le upper bounds in ns, strictly increasing, each >= 0 (the implicit
+ *                   `+Inf` bucket is @p count).
+ * @param cum_counts receives @p n_le cumulative counts (may be NULL when n_le is 0).
+ * @param count      receives the number of samples (may be NULL).
+ * @param sum_ns     receives their sum in ns, saturating at INT64_MAX (may be NULL).
+ * @return 0; SWARM_EINVAL for a NULL pool, an unknown kind, NULL arrays with n_le > 0, more than
+ *         256 bounds, or bounds that are negative or not increasing.
+ * Thread safety: any thread, concurrently with traffic. Blocking: briefly (the state mutex).
+ * Allocation: none.
+ */
+SWARM_API int swarm_pool_get_histogram(swarm_pool *p, uint32_t kind, const int64_t *le_ns,
+                                       uint32_t n_le, uint64_t *cum_counts, uint64_t *count,
+                                       int64_t *sum_ns);
+
 /** @return the current target worker count (0 for NULL). Lock-free. */
 SWARM_API uint32_t swarm_pool_target(const swarm_pool *p);
 

@@ -19,7 +19,7 @@ import dataclasses
 import enum
 import threading
 from ctypes import (POINTER, Structure, byref, c_char, c_char_p, c_double, c_int, c_int32,
-                    c_int64, c_size_t, c_uint32, c_void_p)
+                    c_int64, c_size_t, c_uint32, c_uint64, c_void_p)
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
 
 from . import errors
@@ -138,7 +138,9 @@ class swarm_policy_metric(Structure):
 class swarm_policy_obs(Structure):
     _fields_ = [("size", c_uint32), ("current_replicas", c_int32), ("ready_replicas", c_int32),
                 ("starting_replicas", c_int32), ("n_metrics", c_uint32), ("pad_", c_uint32),
-                ("metrics", swarm_policy_metric * MAX_METRICS)]
+                ("metrics", swarm_policy_metric * MAX_METRICS),
+                ("arrivals", c_uint64), ("completions", c_uint64),
+                ("service_total_s", c_double), ("concurrency", c_uint32), ("pad2_", c_uint32)]
 
 
 class swarm_policy_step(Structure):

@@ -113,6 +113,12 @@ def _swarm_pool_destroy(p) -> None:
     """Stop if needed and free."""
 
 
+@cfunc("swarm_pool_get_histogram", [c_void_p, c_uint32, POINTER(c_int64), c_uint32,
+                                    POINTER(c_uint64), POINTER(c_uint64), POINTER(c_int64)], c_int)
+def _swarm_pool_get_histogram(p, kind, le, n, cum, count, sum_ns) -> int:
+    ...
+
+
 @cfunc("swarm_pool_get_stats", [c_void_p, POINTER(swarm_pool_stats)], c_int)
 def _swarm_pool_get_stats(p, s) -> int:
     """Snapshot."""

@@ -24,6 +24,13 @@ deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
+	@# Node tools the tests run (tests/node/package.json): installed once, from the npm registry.
+	@if command -v npm >/dev/null 2>&1 && [ ! -f tests/node/node_modules/.installed ]; then \
+	  echo "installing npm test tools (tests/node)"; \
+	  npm install --prefix tests/node --no-audit --no-fund --loglevel=error && \
+	  touch tests/node/node_modules/.installed; \
+	fi
+
 san-deps: deps
 	@missing=""; for p in $(SAN_DEPS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

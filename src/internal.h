@@ -52,4 +52,35 @@ void swarm__cancel_watch_del(swarm_cancel *c, swarm__cancel_watch *w);
  * clock; INT64_MAX means none. */
 int64_t swarm__deadline(int64_t timeout_ns);
 
+/* Saturating time arithmetic: every place that adds or subtracts times or durations (ns) uses
+ * these, so extreme but accepted values clamp to INT64_MIN/INT64_MAX instead of overflowing
+ * (signed overflow is undefined behaviour). */
+static inline int64_t swarm__time_add(int64_t a, int64_t b)
+{
+    int64_t r;
+    if (__builtin_add_overflow(a, b, &r))
+        return b > 0 ? INT64_MAX : INT64_MIN;
+    return r;
+}
+
+static inline int64_t swarm__time_sub(int64_t a, int64_t b)
+{
+    int64_t r;
+    if (__builtin_sub_overflow(a, b, &r))
+        return b < 0 ? INT64_MAX : INT64_MIN;
+    return r;
+}
+
+/* Converts a double (seconds or ns) to int64 ns, saturating; NaN gives 0. */
+static inline int64_t swarm__double_to_ns(double v)
+{
+    if (v != v)
+        return 0;
+    if (v >= 9.2233720368547748e18)
+        return INT64_MAX;
+    if (v <= -9.2233720368547758e18)
+        return INT64_MIN;
+    return (int64_t)v;
+}
+
 #endif /* SWARM_INTERNAL_H */

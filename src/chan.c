@@ -54,6 +54,8 @@
 #define MAX_ELEM_SIZE (UINT64_C(1) << 20)
 #define MAX_RING_BYTES (UINT64_C(1) << 40)
 #define DEFAULT_SPIN 10u
+/* Larger spin options are clamped: past a few hundred yields spinning only burns a core. */
+#define MAX_SPIN 1000u
 #define HWM_SAMPLE_MASK 63u
 
 /* An event count: waiters park on seq; wakers bump seq and then wake. */
@@ -550,6 +552,13 @@ static int wait_for(swarm_chan *ch, struct ec *ec, attempt_fn attempt, void *arg
             for (unsigned i = 0; i < (1u << round); i++)
                 swarm__cpu_relax();
         } else {
+            /* The yield phase can be long (a large spin option, a busy machine): it honours the
+             * deadline and the token like the parked phase does. attempt() ran just before, so
+             * nothing ready is skipped; the park loop below reports the timeout or the cancel
+             * after one more attempt. */
+            if ((cancel != NULL && swarm_cancel_is_canceled(cancel)) ||
+                (deadline != INT64_MAX && swarm__clock_ns() >= deadline))
+                break;
             swarm__yield();
         }
         if (sender && round + 1 < ch->spin && !room_for_burst(ch, crowded))
@@ -658,7 +667,8 @@ int swarm_chan_create(swarm_chan **out, const swarm_chan_opts *opts)
     ch->one_lap = mark << 1;
     ch->elem_size = (size_t)o.elem_size;
     ch->mode = o.full_mode;
-    ch->spin = o.spin == 0 ? DEFAULT_SPIN : (o.spin == UINT32_MAX ? 0 : o.spin);
+    ch->spin = o.spin == 0 ? DEFAULT_SPIN
+                           : (o.spin == UINT32_MAX ? 0 : (o.spin > MAX_SPIN ? MAX_SPIN : o.spin));
     ch->drop_fn = o.drop_fn;
     ch->drop_ctx = o.drop_ctx;
     ch->alloc = a;

@@ -1707,6 +1707,55 @@ static void test_chan_accessors(void **state)
     swarm_chan_destroy(ch);
 }
 
+/* Issue 14 finding 7: a huge spin option used to spin through timeouts and cancellation (spin =
+ * 1e6: recv_timeout(1 ms) took ~420 ms). With UINT32_MAX - 1 rounds, the unbounded spin would
+ * take tens of minutes; the bound here is generous, the point is that it returns at all. */
+static void *fire_after_10ms(void *arg)
+{
+    sleep_ns(10 * MS);
+    swarm_cancel_trigger(arg);
+    return NULL;
+}
+
+static void test_chan_huge_spin_honours_timeout_and_cancel(void **state)
+{
+    (void)state;
+    swarm_chan_opts o;
+    swarm_chan_opts_init(&o);
+    o.capacity = 4;
+    o.spin = UINT32_MAX - 1;
+    swarm_chan *ch = NULL;
+    assert_int_equal(swarm_chan_create(&ch, &o), 0);
+    uint64_t v = 0;
+    int64_t t0 = swarm_now_ns();
+    assert_int_equal(swarm_chan_recv_timeout(ch, &v, 1 * MS), SWARM_ETIMEDOUT);
+    assert_true(swarm_now_ns() - t0 < 5 * SEC);
+
+    swarm_cancel *c = NULL;
+    assert_int_equal(swarm_cancel_create(&c, NULL), 0);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, fire_after_10ms, c), 0);
+    t0 = swarm_now_ns();
+    assert_int_equal(swarm_chan_recv_ex(ch, &v, SWARM_WAIT_FOREVER, c), SWARM_ECANCELED);
+    assert_true(swarm_now_ns() - t0 < 5 * SEC);
+    pthread_join(th, NULL);
+
+    /* Senders too: fill, then a timed send on the full channel. */
+    for (uint64_t i = 0; i < 4; i++)
+        assert_int_equal(swarm_chan_try_send(ch, &i), 0);
+    t0 = swarm_now_ns();
+    assert_int_equal(swarm_chan_send_timeout(ch, &v, 1 * MS), SWARM_ETIMEDOUT);
+    assert_true(swarm_now_ns() - t0 < 5 * SEC);
+    /* Nothing was lost or added by the spinning: the four elements drain in order. */
+    for (uint64_t i = 0; i < 4; i++) {
+        assert_int_equal(swarm_chan_try_recv(ch, &v), 0);
+        assert_int_equal(v, i);
+    }
+    assert_int_equal(swarm_chan_try_recv(ch, &v), SWARM_EAGAIN);
+    swarm_cancel_destroy(c);
+    swarm_chan_destroy(ch);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1763,6 +1812,7 @@ int main(void)
         cmocka_unit_test(test_chan_stats_size_checks),
         cmocka_unit_test(test_chan_null_handles),
         cmocka_unit_test(test_chan_accessors),
+        cmocka_unit_test(test_chan_huge_spin_honours_timeout_and_cancel),
     };
     return cmocka_run_group_tests_name("chan", tests, NULL, NULL);
 }

@@ -57,8 +57,10 @@ typedef struct swarm_chan_opts {
     void *drop_ctx;               /**< passed to drop_fn */
     const swarm_allocator *alloc; /**< NULL: libc. Copied at create */
     uint32_t spin;                /**< busy-wait rounds before parking; 0: the default 10
-                                       (7 growing pause bursts, then 3 yields);
-                                       UINT32_MAX: never spin */
+                                       (7 growing pause bursts, then 3 yields); larger
+                                       values are clamped to 1000; UINT32_MAX: never spin.
+                                       Timeouts and cancel tokens are honoured while
+                                       spinning */
     uint32_t reserved_;           /**< keep 0 */
 } swarm_chan_opts;
 

@@ -58,6 +58,7 @@ build-tsan/build.ninja:
 
 build-asan/build.ninja:
 	CC=clang meson setup build-asan $(MESON_FLAGS) -Db_sanitize=address,undefined \
+	    -Dc_args=-fno-sanitize-recover=all \
 	    -Db_lundef=false -Dbenchmarks=false
 
 test-tsan: san-deps build-tsan/build.ninja

@@ -128,6 +128,20 @@ static inline uint64_t next_pos(const swarm_chan *ch, uint64_t pos)
     return index + 1 < ch->cap ? pos + 1 : lap + ch->one_lap;
 }
 
+/* Advances a (position, slot pointer) cursor by one slot: within a lap both step by one, and the
+ * successor of the last index is the next lap's index 0 at the start of the ring. The one
+ * wrap-around step of the ring; every walk over slots uses it. */
+static inline void cursor_step(const swarm_chan *ch, uint64_t *pos, unsigned char **slot)
+{
+    if (SWARM_LIKELY((*pos & (ch->mark_bit - 1)) + 1 < ch->cap)) {
+        (*pos)++;
+        *slot += ch->stride;
+    } else {
+        *pos = (*pos & ~(ch->one_lap - 1)) + ch->one_lap;
+        *slot = ch->slots;
+    }
+}
+
 /* Number of operations a position stands for (laps x capacity + index). */
 static inline uint64_t pos_count(const swarm_chan *ch, uint64_t pos)
 {
@@ -230,13 +244,7 @@ static int push_many(swarm_chan *ch, const unsigned char *src, size_t max)
                      * the stamp in pop_many(). */
                     atomic_store_explicit((_Atomic uint64_t *)(void *)slot, pos + 1,
                                           memory_order_release);
-                    if (SWARM_LIKELY((pos & (ch->mark_bit - 1)) + 1 < ch->cap)) {
-                        pos++;
-                        slot += ch->stride;
-                    } else {
-                        pos = (pos & ~(ch->one_lap - 1)) + ch->one_lap;
-                        slot = ch->slots;
-                    }
+                    cursor_step(ch, &pos, &slot);
                 }
                 if (SWARM_UNLIKELY((tail & HWM_SAMPLE_MASK) == 0))
                     hwm_update(ch);
@@ -316,22 +324,12 @@ static int pop_many(swarm_chan *ch, unsigned char *dst, size_t max, int reason)
             if (max > 1) {
                 /* Extend the claim over following ready slots (batch receives), across the
                  * wrap; within a lap positions and slots are contiguous, so walk by pointer.
-                 * `end` is always the position of the slot at `index`. */
-                uint64_t index = (head & (ch->mark_bit - 1)) + 1;
-                if (index == ch->cap)
-                    index = 0;
-                const unsigned char *slot = ch->slots + (size_t)index * ch->stride;
+                 * `end` is always the position of the slot at `slot`. */
+                unsigned char *slot = (unsigned char *)stamp_of(ch, end);
                 while (k < max && atomic_load_explicit((_Atomic uint64_t *)(void *)slot,
                                                        memory_order_acquire) == end + 1) {
                     k++;
-                    if (++index < ch->cap) {
-                        end++;
-                        slot += ch->stride;
-                    } else {
-                        index = 0;
-                        end = (end & ~(ch->one_lap - 1)) + ch->one_lap;
-                        slot = ch->slots;
-                    }
+                    cursor_step(ch, &end, &slot);
                 }
             }
             if (atomic_compare_exchange_weak_explicit(&ch->head, &head, end, memory_order_seq_cst,
@@ -372,13 +370,7 @@ static int pop_many(swarm_chan *ch, unsigned char *dst, size_t max, int reason)
                     /* Release the slot for the next lap's producer; pairs with the acquire
                      * stamp loads in push_many(). */
                     atomic_store_explicit(st, pos + ch->one_lap, memory_order_release);
-                    if (SWARM_LIKELY((pos & (ch->mark_bit - 1)) + 1 < ch->cap)) {
-                        pos++;
-                        slot += ch->stride;
-                    } else {
-                        pos = (pos & ~(ch->one_lap - 1)) + ch->one_lap;
-                        slot = ch->slots;
-                    }
+                    cursor_step(ch, &pos, &slot);
                 }
                 return (int)k;
             }

@@ -506,7 +506,7 @@ static inline int send_once(swarm_chan *ch, const void *src)
  * instead of one: a quarter of the capacity, at most 256 slots, or at most 64 when other senders
  * are spinning too. Otherwise it refills each slot the moment a receiver releases it, and the two
  * threads take turns on the same cache line for every element. Measured on 2 vCPUs at capacity
- * 1024 (issue 2's note): 1x1 fell from 40-60 to 6-14 M msgs/s in that lockstep; with 2x2 and
+ * 1024 (bench_chan): 1x1 fell from 40-60 to 6-14 M msgs/s in that lockstep; with 2x2 and
  * more, long runs collapsed instead (4-6 M msgs/s when the vCPUs sat far apart), hence the
  * shorter runs when crowded. Only the spin phase waits for a run; a parked sender takes the
  * first free slot.

@@ -915,7 +915,6 @@ int swarm_chan_get_stats(const swarm_chan *cch, swarm_chan_stats *stats)
     swarm_chan *ch = (swarm_chan *)cch;
     swarm_chan_stats s;
     memset(&s, 0, sizeof s);
-    s.size = stats->size < sizeof s ? stats->size : (uint32_t)sizeof s;
     uint64_t eo = atomic_load_explicit(&ch->evicted_oldest, memory_order_relaxed);
     uint64_t en = atomic_load_explicit(&ch->evicted_newest, memory_order_relaxed);
     uint64_t dw = atomic_load_explicit(&ch->dropped_write, memory_order_relaxed);
@@ -935,7 +934,7 @@ int swarm_chan_get_stats(const swarm_chan *cch, swarm_chan_stats *stats)
     s.high_watermark = hwm > s.length ? hwm : s.length;
     s.send_blocked_ns = atomic_load_explicit(&ch->send_blocked_ns, memory_order_relaxed);
     s.recv_blocked_ns = atomic_load_explicit(&ch->recv_blocked_ns, memory_order_relaxed);
-    memcpy(stats, &s, s.size);
+    swarm__stats_copy_out(stats, &s, sizeof s);
     return 0;
 }
 

@@ -126,6 +126,15 @@ int swarm__opts_copy(void *dst, size_t want, const void *src, size_t min_size)
     return 0;
 }
 
+void swarm__stats_copy_out(void *dst, const void *src, size_t have)
+{
+    uint32_t room;
+    memcpy(&room, dst, sizeof room);
+    uint32_t n = room < have ? room : (uint32_t)have;
+    memcpy(dst, src, n);
+    memcpy(dst, &n, sizeof n);
+}
+
 /* ---- cancellation token -------------------------------------------------------------------- */
 
 /*

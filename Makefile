@@ -13,7 +13,7 @@ SAN_DEPS := clang libclang-rt-14-dev
 print-deps:
 	@echo $(DEPS) $(SAN_DEPS)
 
-.PHONY: print-deps all deps san-deps build demo test test-tsan test-asan test-sanitizers test-nofutex bench clean
+.PHONY: print-deps all deps san-deps build demo test test-tsan test-asan test-sanitizers test-nofutex format bench clean
 
 all: build
 
@@ -79,6 +79,11 @@ test-nofutex: deps build-nofutex/build.ninja
 	meson test -C build-nofutex --print-errorlogs --suite unit --suite stress --suite fuzz
 
 test-sanitizers: test-tsan test-asan
+
+# Format every tracked C source with the checked-in .clang-format (the format test checks it).
+format:
+	git ls-files 'src/*.[ch]' 'include/*.h' 'tests/*.[ch]' 'examples/*.[ch]' 'benchmarks/*.[ch]' \
+	    'tools/*.[ch]' | xargs clang-format -i
 
 bench: build
 	meson test -C $(BUILD) --benchmark --verbose

@@ -24,9 +24,9 @@
 
 /* One raw recommendation (HPA's timestampedRecommendation). */
 typedef struct swarm__hpa_rec {
-    int32_t replicas;
-    int32_t pad_;
-    int64_t t_ns;
+    int32_t replicas; /* the recommendation; the largest one merged into this entry */
+    int32_t low;      /* the smallest one merged into this entry (== replicas unless merged) */
+    int64_t t_ns;     /* when it was recorded (the latest of the merged ones) */
 } swarm__hpa_rec;
 
 /* One scale event (HPA's timestampedScaleEvent). */

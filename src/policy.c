@@ -5,6 +5,7 @@
  * changed the count. One allocation at create holds the object and its rings; decide() never
  * allocates.
  */
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -678,19 +679,32 @@ static int32_t decide_keda(swarm_policy *p, int64_t now, const swarm_policy_obs 
 
 /* ---- KPA ---------------------------------------------------------------------------------- */
 
+/* The ring slot of 1 s bucket @idx: idx modulo n, also for negative times, so that moving every
+ * index by k rotates the ring by k (see shift_state()). */
+static uint32_t bucket_slot(int64_t idx, uint32_t n)
+{
+    int64_t r = idx % (int64_t)n;
+    return (uint32_t)(r < 0 ? r + (int64_t)n : r);
+}
+
 static void kpa_record(swarm_policy *p, int64_t now, double v)
 {
     int64_t idx = now / NS; /* now >= 0 is not required: see floor below */
     if (now < 0 && now % NS != 0)
         idx--;
-    kpa_bucket *b = &p->buckets[(uint64_t)idx % p->n_buckets];
+    kpa_bucket *b = &p->buckets[bucket_slot(idx, p->n_buckets)];
     if (b->index != idx || b->n == 0) {
         b->index = idx;
         b->sum = 0;
         b->n = 0;
     }
     b->sum += v;
-    b->n++;
+    /* Finite values can still sum to infinity (two DBL_MAX in one second): saturate, so the
+     * state stays exportable and the average meaningful. */
+    if (!(b->sum <= DBL_MAX))
+        b->sum = DBL_MAX;
+    if (b->n < UINT32_MAX)
+        b->n++;
     if (!p->kb_has_write) {
         p->kb_has_write = 1;
         p->kb_first_idx = idx;
@@ -714,7 +728,7 @@ static double kpa_avg(const swarm_policy *p, int64_t now, int64_t w_ns)
         return 0;
     double sum = 0;
     for (int64_t j = idx - wb + 1; j <= idx; j++) {
-        const kpa_bucket *b = &p->buckets[(uint64_t)j % p->n_buckets];
+        const kpa_bucket *b = &p->buckets[bucket_slot(j, p->n_buckets)];
         if (b->index == j && b->n > 0)
             sum += b->sum / b->n;
     }
@@ -762,9 +776,8 @@ static int32_t decide_kpa(swarm_policy *p, int64_t now, const swarm_policy_obs *
     spec.total_value = p->o.total_value > 0 ? p->o.total_value : m->target / 0.7;
     int32_t capacity = ready;
     if (p->ext_pending && obs->starting_replicas > 0) {
-        capacity = ready + obs->starting_replicas;
-        if (capacity < ready) /* overflow */
-            capacity = INT32_MAX;
+        int64_t c = (int64_t)ready + obs->starting_replicas; /* both <= current: no overflow */
+        capacity = c > INT32_MAX ? INT32_MAX : (int32_t)c;
         step(d, SWARM_RULE_PENDING_CAPACITY, -1, ready, capacity, obs->starting_replicas);
     }
     uint32_t was_panic = p->kst.in_panic;
@@ -1283,27 +1296,43 @@ static int slot_used(const swarm_policy *s, int ring, uint32_t i, const void *sl
     case RING_RECS: return i < s->n_recs;
     case RING_UP: return i < s->n_up;
     case RING_DOWN: return i < s->n_down;
-    case RING_BUCKETS: return ((const kpa_bucket *)slot)->n > 0;
+    case RING_BUCKETS: {
+        /* A bucket older than the ring's span can never be read again (kpa_avg() looks at the
+         * last n_buckets indices, kpa_record() overwrites it). */
+        const kpa_bucket *b = slot;
+        return b->n > 0 && b->index > floor_div64(s->last_now, NS) - (int64_t)s->n_buckets;
+    }
     default: return !delay_stale(&s->delay, i);
     }
 }
 
-/* Every time-like field of the state, rings included, moved by @d_ns (a multiple of 2 s). */
-static void shift_state(swarm_policy *p, int64_t d_ns)
+static void reverse_buckets(kpa_bucket *b, uint32_t lo, uint32_t hi)
+{
+    while (lo + 1 < hi) {
+        kpa_bucket t = b[lo];
+        b[lo++] = b[--hi];
+        b[hi] = t;
+    }
+}
+
+/* Every time-like field of the state moved by @d_ns (a multiple of 2 s), rings included. The
+ * 1 s buckets sit at slot index mod n: they rotate by @rot_s slots. */
+static void shift_state(swarm_policy *p, int64_t d_ns, int64_t rot_s)
 {
     shift_fields(STATE_FIELDS, N_OF(STATE_FIELDS), p, d_ns);
-    for (uint32_t i = 0; i < p->n_recs; i++)
-        shift_fields(REC_FIELDS, N_OF(REC_FIELDS), &p->recs[i], d_ns);
-    for (uint32_t i = 0; i < p->n_up; i++)
-        shift_fields(EVENT_FIELDS, N_OF(EVENT_FIELDS), &p->ev_up[i], d_ns);
-    for (uint32_t i = 0; i < p->n_down; i++)
-        shift_fields(EVENT_FIELDS, N_OF(EVENT_FIELDS), &p->ev_down[i], d_ns);
-    for (uint32_t i = 0; i < p->n_buckets; i++)
-        if (p->buckets[i].n > 0)
-            shift_fields(BUCKET_FIELDS, N_OF(BUCKET_FIELDS), &p->buckets[i], d_ns);
-    for (uint32_t i = 0; i < p->n_delay; i++)
-        if (!delay_stale(&p->delay, i))
-            shift_fields(DELAY_FIELDS, N_OF(DELAY_FIELDS), &p->delay_ents[i], d_ns);
+    for (int ring = 0; ring < N_RINGS; ring++)
+        for (uint32_t i = 0; i < ring_len(p, ring); i++) {
+            void *slot = ring_slot(p, ring, i);
+            if (ring == RING_BUCKETS ? ((kpa_bucket *)slot)->n > 0 : slot_used(p, ring, i, slot))
+                shift_fields(RINGS[ring].fields, RINGS[ring].n_fields, slot, d_ns);
+        }
+    uint32_t nb = p->n_buckets;
+    uint32_t k = nb ? bucket_slot(rot_s, nb) : 0;
+    if (k != 0) { /* rotate right by k: three reversals, nothing allocated */
+        reverse_buckets(p->buckets, 0, nb);
+        reverse_buckets(p->buckets, 0, k);
+        reverse_buckets(p->buckets, k, nb);
+    }
 }
 
 /*
@@ -1324,7 +1353,8 @@ static void resume_after_import(swarm_policy *p, int64_t now)
     int64_t last = swarm__time_add(p->import_anchor_ns, p->last_now);
     int64_t d = now >= last ? p->import_anchor_ns
                             : floor_div64(swarm__time_sub(now, p->last_now), GRID_NS) * GRID_NS;
-    shift_state(p, d);
+    /* Bucket slots follow the exporter's absolute indices (anchor + relative index). */
+    shift_state(p, d, d / NS - p->import_anchor_ns / NS);
 }
 
 size_t swarm_policy_state_size(const swarm_policy *p)
@@ -1390,14 +1420,18 @@ static void relativize(const state_field *f, size_t n, void *base, int64_t ancho
     }
 }
 
-/* Decodes one ring slot of format @version into @out (relative times); -1 if invalid. */
+/* Decodes one ring slot of format @version into @out (relative times to @anchor); -1 if
+ * invalid. */
 static int decode_slot(wbuf *r, const swarm_policy *s, int ring, uint32_t i, uint32_t version,
-                       int64_t old_anchor, void *out)
+                       int64_t anchor, void *out)
 {
+    int64_t old_anchor = anchor;
     const ring_desc *d = &RINGS[ring];
     memset(out, 0, d->size);
     if (get_fields(r, d->fields, d->n_fields, out, version) < 0)
         return -1;
+    if (version < 3 && ring == RING_BUCKETS && ((kpa_bucket *)out)->n > 0)
+        relativize(d->fields, d->n_fields, out, old_anchor, s->last_now); /* for slot_used() */
     int used = slot_used(s, ring, i, out);
     if (version < 3) {
         if (!used) {
@@ -1405,15 +1439,20 @@ static int decode_slot(wbuf *r, const swarm_policy *s, int ring, uint32_t i, uin
             memset(out, 0, d->size);
             return 0;
         }
-        relativize(d->fields, d->n_fields, out, old_anchor, s->last_now);
+        if (ring != RING_BUCKETS)
+            relativize(d->fields, d->n_fields, out, old_anchor, s->last_now);
         if (ring == RING_RECS)
             ((swarm__hpa_rec *)out)->low = ((swarm__hpa_rec *)out)->replicas;
     }
     if (!used)
         return all_zero(out, d->size) ? 0 : -1;
     if (ring == RING_BUCKETS) {
-        double sum = ((const kpa_bucket *)out)->sum;
-        if (!isfinite(sum) || sum < 0)
+        const kpa_bucket *b = out;
+        if (!isfinite(b->sum) || b->sum < 0)
+            return -1;
+        /* Export writes a bucket in the slot of its absolute index (version 3; older versions
+         * placed negative indices elsewhere, and import moves them: see the caller). */
+        if (version >= 3 && bucket_slot(b->index + anchor / NS, s->n_buckets) != i)
             return -1;
     }
     return check_times(d->fields, d->n_fields, out, s->last_now);
@@ -1463,16 +1502,16 @@ int swarm_policy_import_state(swarm_policy *p, const void *buf, size_t len)
     swarm_policy s = *p;
     if (get_fields(&r, STATE_FIELDS, N_OF(STATE_FIELDS), &s, version) < 0)
         return SWARM_EINVAL;
-    int64_t old_anchor = 0;
     if (version < 3) {
         if (s.last_now < -TIME_LIM || s.last_now > TIME_LIM)
             return SWARM_EINVAL;
-        old_anchor = s.started ? floor_div64(s.last_now, GRID_NS) * GRID_NS : 0;
-        relativize(STATE_FIELDS, N_OF(STATE_FIELDS), &s, old_anchor,
-                   swarm__time_sub(s.last_now, old_anchor));
-        anchor = old_anchor;
+        anchor = s.started ? floor_div64(s.last_now, GRID_NS) * GRID_NS : 0;
+        relativize(STATE_FIELDS, N_OF(STATE_FIELDS), &s, anchor,
+                   swarm__time_sub(s.last_now, anchor));
     }
-    if (anchor < -TIME_LIM || anchor > TIME_LIM || anchor % GRID_NS != 0 || check_scalars(&s) < 0)
+    /* The anchor is the last decision's time rounded down to the 2 s grid. */
+    if (anchor < -TIME_LIM - GRID_NS || anchor > TIME_LIM || anchor % GRID_NS != 0 ||
+        check_scalars(&s) < 0)
         return SWARM_EINVAL;
     size_t rings_off = r.off;
     for (int pass = 0; pass < 2; pass++) {
@@ -1485,9 +1524,17 @@ int swarm_policy_import_state(swarm_policy *p, const void *buf, size_t len)
                     kpa_bucket b;
                     swarm__kpa_maxent d;
                 } tmp;
-                void *out = pass == 0 ? (void *)&tmp : ring_slot(&s, ring, i);
-                if (decode_slot(&r, &s, ring, i, version, old_anchor, out) < 0)
+                /* Versions 1 and 2 put a bucket at (uint64_t)index mod n: in pass 1 it moves
+                 * to the slot of its index (live buckets span fewer than n indices, so no two
+                 * meet). */
+                int move = pass == 1 && ring == RING_BUCKETS && version < 3;
+                void *out = pass == 0 || move ? (void *)&tmp : ring_slot(&s, ring, i);
+                if (move && i == 0)
+                    memset(s.buckets, 0, (size_t)s.n_buckets * sizeof *s.buckets);
+                if (decode_slot(&r, &s, ring, i, version, anchor, out) < 0)
                     return SWARM_EINVAL; /* only in pass 0: pass 1 decodes the same bytes */
+                if (move && tmp.b.n > 0)
+                    s.buckets[bucket_slot(tmp.b.index + anchor / NS, s.n_buckets)] = tmp.b;
             }
         }
     }

@@ -399,6 +399,56 @@ static int32_t fallback_replicas(const swarm_policy *p, int32_t current)
     }
 }
 
+/* Kubernetes metric values are quantities in milli-units (HPA reads MilliValue()); a metric
+ * here reads as round(v * 1000), saturating, and a target as at least 1 milli-unit. */
+static int64_t to_milli(double v)
+{
+    double m = round(v * 1000.0);
+    if (!(m < 9223372036854775807.0))
+        return INT64_MAX;
+    return m > 0 ? (int64_t)m : 0;
+}
+
+/*
+ * One metric through HPA's replica calculator (the same code the conformance vectors run):
+ * TOTAL is an External AverageValue metric over the current replicas, VALUE an External Value
+ * metric over the ready ones, AVERAGE a Pods AverageValue metric whose ready replicas all
+ * reported the average and whose starting replicas are pending pods (upstream counts them as
+ * 0 on a scale-up, which damps scaling on a warm-up).
+ */
+static int calc_metric(const swarm_policy *p, const swarm_policy_metric *m, double v,
+                       const swarm_policy_obs *obs, swarm__hpa_calc_out *co)
+{
+    swarm__hpa_calc_in in;
+    memset(&in, 0, sizeof in);
+    in.current = obs->current_replicas;
+    in.tol_up = p->tol_up;
+    in.tol_down = p->tol_down;
+    int64_t t = to_milli(m->target);
+    in.target_milli = t > 0 ? t : 1;
+    int64_t u = to_milli(v);
+    switch (m->kind) {
+    case SWARM_METRIC_TOTAL:
+        in.kind = SWARM__CALC_EXTERNAL_AVERAGE;
+        in.usage_milli = u;
+        break;
+    case SWARM_METRIC_VALUE:
+        in.kind = SWARM__CALC_EXTERNAL_VALUE;
+        in.usage_milli = u;
+        in.n_ready = obs->ready_replicas;
+        in.n_pods = obs->current_replicas;
+        break;
+    default:
+        in.kind = SWARM__CALC_PODS;
+        in.n_ready = in.n_samples = obs->ready_replicas;
+        if (__builtin_mul_overflow(u, (int64_t)obs->ready_replicas, &in.sample_total_milli))
+            in.sample_total_milli = INT64_MAX;
+        in.n_unready = obs->starting_replicas;
+        break;
+    }
+    return swarm__hpa_replica_calc(&in, co);
+}
+
 /* Per-metric proposals shared by the KEDA and HPA modes. */
 typedef struct proposals {
     int n_valid, n_invalid, any_active, any_fallback, any_error;
@@ -438,29 +488,21 @@ static void compute_proposals(swarm_policy *p, const swarm_policy_obs *obs, prop
             int32_t need = clamp_i32(ceil(ratio));
             if (need > pr->need_total)
                 pr->need_total = need;
-            if (m->kind == SWARM_METRIC_TOTAL) {
-                /* External AverageValue: ratio against the current count only for tolerance. */
-                if (cur != 0 && swarm__hpa_within(v / (m->target * (double)cur), p->tol_up,
-                                                  p->tol_down)) {
-                    rec = cur;
-                    if (need != cur)
-                        step(d, SWARM_RULE_TOLERANCE, (int32_t)i, need, cur, 0);
-                } else {
-                    rec = need;
-                }
-            } else if (cur == 0) {
-                rec = need;
-            } else if (swarm__hpa_within(ratio, p->tol_up, p->tol_down)) {
-                int32_t want = clamp_i32(ceil(ratio * (double)obs->ready_replicas));
+            swarm__hpa_calc_out co;
+            int ok = m->kind == SWARM_METRIC_TOTAL || cur != 0 ? calc_metric(p, m, v, obs, &co)
+                                                               : -1;
+            if (m->kind != SWARM_METRIC_TOTAL && cur == 0) {
+                rec = need; /* from zero: no replica to measure; Value metrics size directly */
+            } else if (ok == 0 && co.replicas == cur && co.want != cur) {
                 rec = cur;
-                if (want != cur)
-                    step(d, SWARM_RULE_TOLERANCE, (int32_t)i, want, cur, 0);
-            } else if (obs->ready_replicas == 0 && p->ext_pending) {
+                step(d, SWARM_RULE_TOLERANCE, (int32_t)i, co.want, cur, 0);
+            } else if (m->kind != SWARM_METRIC_TOTAL && obs->ready_replicas == 0 &&
+                       p->ext_pending) {
                 /* No ready replica measured anything: the ones starting are pending capacity. */
                 rec = cur;
                 step(d, SWARM_RULE_PENDING_CAPACITY, (int32_t)i, 0, cur, obs->starting_replicas);
             } else {
-                rec = clamp_i32(ceil(ratio * (double)obs->ready_replicas));
+                rec = ok == 0 ? co.replicas : 0; /* no ready replica reported a sample: 0 */
             }
         }
         d->metric_raw[i] = rec;
@@ -612,6 +654,7 @@ static int32_t decide_keda(swarm_policy *p, int64_t now, const swarm_policy_obs 
     in.min = p->min;
     in.idle = p->o.use_idle ? p->o.idle_replicas : -1;
     in.has_fallback = p->o.fallback_failures > 0;
+    in.fallback_replicas = p->o.fallback_replicas;
     in.cooldown_ns = p->cooldown_ns;
     in.initial_cooldown_ns = p->initial_cooldown_ns;
     in.paused_scale_in = (p->o.pause & SWARM_POLICY_PAUSED_SCALE_IN) != 0;

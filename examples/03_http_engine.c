@@ -196,8 +196,8 @@ int main(int argc, char **argv)
     rc = swarm_engine_infer(e, &q, r);
     swarm_response_info info = {.size = sizeof info};
     swarm_response_get_info(r, &info);
-    printf("\n[%s%s%s; %u attempt(s); usage %llu in / %llu out; finish %s]\n",
-           swarm_err_name(rc), rc ? ": " : "", swarm_response_error_message(r), info.attempts,
+    printf("\n[%s%s%s; %u attempt(s); usage %llu in / %llu out; finish %s]\n", swarm_err_name(rc),
+           rc ? ": " : "", swarm_response_error_message(r), info.attempts,
            (unsigned long long)info.input_units, (unsigned long long)info.output_units,
            finish[0] ? finish : "-");
     swarm_response_destroy(r);

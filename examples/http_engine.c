@@ -18,9 +18,9 @@
 /* How often a running transfer re-checks the request's token and deadline. */
 #define POLL_MS 20
 /* Error bodies are kept for the message only; plain bodies up to this size. */
-#define ERR_BODY_MAX  4096
-#define BODY_MAX      ((size_t)64 << 20)
-#define HEALTH_MS     2000
+#define ERR_BODY_MAX 4096
+#define BODY_MAX     ((size_t)64 << 20)
+#define HEALTH_MS    2000
 
 /* A pooled connection: the easy handle runs inside its own multi handle, whose connection cache
  * keeps the kept-alive connection between calls. */
@@ -51,10 +51,10 @@ typedef struct xfer {
     swarm_response *resp;
     CURL *curl;
     long status;
-    bool streaming;   /* the 200 response is text/event-stream (decided on the first bytes) */
-    char *buf;        /* SSE line buffer, or the whole body */
+    bool streaming; /* the 200 response is text/event-stream (decided on the first bytes) */
+    char *buf;      /* SSE line buffer, or the whole body */
     size_t len, cap;
-    char *event;      /* SSE: data lines of the event being assembled */
+    char *event; /* SSE: data lines of the event being assembled */
     size_t ev_len, ev_cap;
     char ev_name[32]; /* SSE "event:" field */
     int stop_rc;      /* why we aborted the transfer ourselves: 0, or a swarm_err */
@@ -516,8 +516,7 @@ static char *build_body(const http_engine *h, const swarm_request *req)
         while (it != NULL) {
             cJSON *next = it->next;
             if (it->string != NULL && strcmp(it->string, "stream") != 0 &&
-                strcmp(it->string, "stream_options") != 0 &&
-                !cJSON_HasObjectItem(o, it->string)) {
+                strcmp(it->string, "stream_options") != 0 && !cJSON_HasObjectItem(o, it->string)) {
                 cJSON *d = cJSON_DetachItemViaPointer(payload_obj, it);
                 cJSON_AddItemToObject(o, d->string, d);
             }
@@ -665,9 +664,10 @@ static int http_infer(void *self, const swarm_request *req, swarm_response *resp
     msg[0] = '\0';
     if (x.stop_rc != 0) {
         rc = x.stop_rc; /* token, deadline, or the stream callback */
-        snprintf(msg, sizeof msg, "%s", rc == SWARM_ETIMEDOUT ? "deadline passed during the call"
-                                        : rc == SWARM_ECANCELED ? "canceled during the call"
-                                                                : "stopped");
+        snprintf(msg, sizeof msg, "%s",
+                 rc == SWARM_ETIMEDOUT   ? "deadline passed during the call"
+                 : rc == SWARM_ECANCELED ? "canceled during the call"
+                                         : "stopped");
     } else if (cc != CURLE_OK) {
         rc = map_curl(cc);
         snprintf(msg, sizeof msg, "%s", curl_easy_strerror(cc));

@@ -205,8 +205,8 @@ static void record(breaker_engine *b, const permit *p, int rc)
     int ntr = 0;
     int64_t now = b->need_clock ? b->clock(b->clock_ctx) : 0;
     bool ignored = rc < 0 && !swarm_engine_error_is_failure(rc);
-    bool slow = rc == 0 && b->o.slow_call_ns > 0 &&
-                swarm__time_sub(now, p->start_ns) > b->o.slow_call_ns;
+    bool slow =
+        rc == 0 && b->o.slow_call_ns > 0 && swarm__time_sub(now, p->start_ns) > b->o.slow_call_ns;
     bool fail = swarm_engine_error_is_failure(rc) || slow;
     pthread_mutex_lock(&b->mu);
     if (!ignored) {
@@ -286,8 +286,7 @@ static void breaker_chunks(breaker_engine *b, const swarm_request *const *reqs,
 }
 
 /* Without a pooled scratch block (allocation failed): small chunks on the stack. */
-static SWARM_NOINLINE void breaker_chunks_small(breaker_engine *b,
-                                                const swarm_request *const *reqs,
+static SWARM_NOINLINE void breaker_chunks_small(breaker_engine *b, const swarm_request *const *reqs,
                                                 swarm_response *const *resps, size_t n)
 {
     const swarm_request *rq[SWARM__BATCH_SMALL];

@@ -93,8 +93,7 @@ static void timeout_chunks(timeout_engine *t, const swarm_request *const *reqs,
 }
 
 /* Without a pooled scratch block (allocation failed): small chunks on the stack. */
-static SWARM_NOINLINE void timeout_chunks_small(timeout_engine *t,
-                                                const swarm_request *const *reqs,
+static SWARM_NOINLINE void timeout_chunks_small(timeout_engine *t, const swarm_request *const *reqs,
                                                 swarm_response *const *resps, size_t n)
 {
     swarm_request copies[SWARM__BATCH_SMALL];

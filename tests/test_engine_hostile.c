@@ -520,6 +520,113 @@ static void test_mixed_stack_batch_fits_small_stack(void **state)
     swarm_engine_destroy(e);
 }
 
+/* When a concurrent batch finds the decorator's scratch taken and allocating another fails, it
+ * still runs, in chunks of 8 on the stack. */
+typedef struct gated {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int entered, released, calls;
+    size_t sizes[16];
+} gated;
+
+static int gated_infer(void *self, const swarm_request *req, swarm_response *resp)
+{
+    (void)self;
+    return swarm_response_write(resp, req->payload, (size_t)req->payload_len);
+}
+
+static int gated_batch(void *self, const swarm_request *const *reqs, swarm_response *const *resps,
+                       size_t n)
+{
+    gated *g = self;
+    pthread_mutex_lock(&g->mu);
+    int call = g->calls++;
+    if (call < 16)
+        g->sizes[call] = n;
+    if (call == 0) { /* the first batch holds the scratch until released */
+        g->entered = 1;
+        pthread_cond_broadcast(&g->cv);
+        while (!g->released)
+            pthread_cond_wait(&g->cv, &g->mu);
+    }
+    pthread_mutex_unlock(&g->mu);
+    for (size_t i = 0; i < n; i++)
+        swarm_response_write(resps[i], reqs[i]->payload, (size_t)reqs[i]->payload_len);
+    return 0;
+}
+
+typedef struct fail_alloc {
+    _Atomic long allocs, frees;
+    _Atomic int fail;
+} fail_alloc;
+
+static void *fa_alloc(void *ctx, size_t size, size_t align)
+{
+    fail_alloc *f = ctx;
+    if (atomic_load(&f->fail))
+        return NULL;
+    atomic_fetch_add(&f->allocs, 1);
+    void *p = NULL;
+    return posix_memalign(&p, align < sizeof(void *) ? sizeof(void *) : align, size) == 0 ? p
+                                                                                          : NULL;
+}
+
+static void fa_free(void *ctx, void *p, size_t size)
+{
+    (void)size;
+    atomic_fetch_add(&((fail_alloc *)ctx)->frees, 1);
+    free(p);
+}
+
+static void test_scratch_exhausted_falls_back_to_small_chunks(void **state)
+{
+    (void)state;
+    gated g = {.calls = 0};
+    pthread_mutex_init(&g.mu, NULL);
+    pthread_cond_init(&g.cv, NULL);
+    swarm_engine_ops ops = {.version = SWARM_ENGINE_OPS_VERSION,
+                            .name = "gated",
+                            .infer = gated_infer,
+                            .infer_batch = gated_batch};
+    swarm_engine *inner = NULL, *t = NULL;
+    assert_int_equal(swarm_engine_create(&inner, &ops, &g, NULL), 0);
+    fail_alloc fa = {0};
+    swarm_allocator a = {.ctx = &fa, .alloc = fa_alloc, .free = fa_free};
+    swarm_timeout_opts to;
+    swarm_timeout_opts_init(&to);
+    to.alloc = &a;
+    assert_int_equal(swarm_engine_timeout_create(&t, inner, &to), 0);
+    atomic_store(&fa.fail, 1); /* from now on every allocation fails */
+    stack_job held = {.e = t, .n = 4, .rc = -1};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, stack_job_main, &held), 0);
+    pthread_mutex_lock(&g.mu);
+    while (!g.entered)
+        pthread_cond_wait(&g.cv, &g.mu);
+    pthread_mutex_unlock(&g.mu);
+    /* The scratch is held by the first batch: this one cannot get or allocate another. */
+    stack_job mine = {.e = t, .n = 20, .rc = -1};
+    stack_job_main(&mine);
+    assert_int_equal(mine.rc, 0);
+    assert_int_equal(mine.ok, 20);
+    pthread_mutex_lock(&g.mu);
+    g.released = 1;
+    pthread_cond_broadcast(&g.cv);
+    pthread_mutex_unlock(&g.mu);
+    pthread_join(th, NULL);
+    assert_int_equal(held.rc, 0);
+    assert_int_equal(held.ok, 4);
+    assert_int_equal(g.calls, 4);
+    assert_int_equal(g.sizes[0], 4);
+    assert_int_equal(g.sizes[1], 8);
+    assert_int_equal(g.sizes[2], 8);
+    assert_int_equal(g.sizes[3], 4);
+    swarm_engine_destroy(t);
+    assert_int_equal(atomic_load(&fa.allocs), atomic_load(&fa.frees));
+    pthread_cond_destroy(&g.cv);
+    pthread_mutex_destroy(&g.mu);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -535,6 +642,7 @@ int main(void)
         cmocka_unit_test(test_timeout_clock_near_min),
         cmocka_unit_test(test_deep_timeout_stack_batch_fits_small_stack),
         cmocka_unit_test(test_mixed_stack_batch_fits_small_stack),
+        cmocka_unit_test(test_scratch_exhausted_falls_back_to_small_chunks),
     };
     return cmocka_run_group_tests_name("engine_hostile", tests, NULL, NULL);
 }

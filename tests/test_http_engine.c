@@ -162,7 +162,7 @@ static void test_mockllm_streamed_chat(void **state)
     swarm_response_info in = info_of(r);
     size_t expect = (strlen(text) + 3) / 4; /* mock-llm streams 4 characters per chunk */
     assert_int_equal(in.n_chunks, expect);
-    assert_int_equal(c.n, (int)expect); /* each delta reached the callback as it arrived */
+    assert_int_equal(c.n, (int)expect);        /* each delta reached the callback as it arrived */
     assert_int_equal(in.output_units, expect); /* no usage event: deltas are counted */
     assert_string_equal(fr.reason, "stop");
     swarm_response_destroy(r);
@@ -216,9 +216,9 @@ static void test_mockllm_json_messages_payload(void **state)
                           10 * SEC, NULL),
                      0);
     assert_string_equal(out(r), "from json");
-    assert_int_equal(call(e, r, "{\"messages\": [{\"role\": \"user\", \"content\": \"obj\"}]}",
-                          10 * SEC, NULL),
-                     0);
+    assert_int_equal(
+        call(e, r, "{\"messages\": [{\"role\": \"user\", \"content\": \"obj\"}]}", 10 * SEC, NULL),
+        0);
     assert_string_equal(out(r), "obj");
     swarm_response_destroy(r);
     swarm_engine_destroy(e);
@@ -231,7 +231,7 @@ static void test_mockllm_error_statuses(void **state)
         const char *prompt;
         int code;
     } cases[] = {
-        {"error-429", SWARM_EOVERLOADED}, {"error-503", SWARM_EUNAVAILABLE},
+        {"error-429", SWARM_EOVERLOADED},  {"error-503", SWARM_EUNAVAILABLE},
         {"error-500", SWARM_EUNAVAILABLE}, {"error-400", SWARM_EINVAL},
         {"error-401", SWARM_EINVAL},
     };

@@ -4,6 +4,7 @@
 
 #include <cJSON.h>
 #include <curl/curl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -536,6 +537,16 @@ static char *build_body(const http_engine *h, const swarm_request *req)
 
 /* ---- transfers ----------------------------------------------------------------------------- */
 
+/* Milliseconds until @p deadline_ns (at least 0), without overflow for any deadline. */
+static int64_t ms_left(int64_t deadline_ns)
+{
+    int64_t now = swarm_now_ns();
+    if (deadline_ns <= now)
+        return 0;
+    uint64_t left = (uint64_t)deadline_ns - (uint64_t)now; /* > 0 and fits: no wrap */
+    return (int64_t)(left / (uint64_t)MS);
+}
+
 static int map_curl(CURLcode cc)
 {
     switch (cc) {
@@ -598,7 +609,7 @@ static CURLcode perform(conn *c, xfer *x)
         }
         int wait_ms = POLL_MS;
         if (x->req != NULL && x->req->deadline_ns != 0 && x->req->deadline_ns != INT64_MAX) {
-            int64_t left = (x->req->deadline_ns - swarm_now_ns()) / MS + 1;
+            int64_t left = ms_left(x->req->deadline_ns) + 1;
             if (left < wait_ms)
                 wait_ms = left > 0 ? (int)left : 0;
         }
@@ -654,8 +665,11 @@ static int http_infer(void *self, const swarm_request *req, swarm_response *resp
     curl_easy_setopt(c->easy, CURLOPT_POSTFIELDS, body);
     if (req->deadline_ns != 0 && req->deadline_ns != INT64_MAX) {
         /* The deadline also bounds the transfer inside libcurl (connect included). */
-        int64_t left_ms = (req->deadline_ns - swarm_now_ns()) / MS;
-        curl_easy_setopt(c->easy, CURLOPT_TIMEOUT_MS, (long)(left_ms > 0 ? left_ms : 1));
+        int64_t left_ms = ms_left(req->deadline_ns);
+        curl_easy_setopt(c->easy, CURLOPT_TIMEOUT_MS,
+                         (long)(left_ms <= 0         ? 1
+                                : left_ms > LONG_MAX ? LONG_MAX
+                                                     : left_ms));
     }
     CURLcode cc = perform(c, &x);
     if (x.status == 0)

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
@@ -336,6 +337,56 @@ static void test_mockllm_slow_stream_cut_by_token(void **state)
     swarm_engine_destroy(e);
 }
 
+typedef struct fire_later {
+    swarm_cancel *tok;
+    int64_t after_ns;
+} fire_later;
+
+static void *fire_main(void *p)
+{
+    fire_later *f = p;
+    struct timespec ts = {0, (long)f->after_ns};
+    nanosleep(&ts, NULL);
+    swarm_cancel_trigger(f->tok);
+    return NULL;
+}
+
+/* A server that accepts connections (the kernel's backlog does) and never answers: only the
+ * engine's own polling can notice the token. Without it the call would end at its 30 s
+ * deadline with SWARM_ETIMEDOUT. */
+static void test_token_cuts_a_silent_server(void **state)
+{
+    (void)state;
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof a;
+    assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(s, 8), 0);
+    assert_int_equal(getsockname(s, (struct sockaddr *)&a, &al), 0);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", ntohs(a.sin_port));
+    for (int stream = 0; stream <= 1; stream++) {
+        http_engine_opts o;
+        http_engine_opts_init(&o);
+        o.base_url = url;
+        o.stream = stream;
+        swarm_engine *e = NULL;
+        assert_int_equal(http_engine_create(&e, NULL, &o), 0);
+        swarm_response *r = new_resp();
+        swarm_cancel *tok = NULL;
+        assert_int_equal(swarm_cancel_create(&tok, NULL), 0);
+        fire_later f = {tok, 200 * MS};
+        pthread_t th;
+        assert_int_equal(pthread_create(&th, NULL, fire_main, &f), 0);
+        assert_int_equal(call(e, r, "anyone?", 30 * SEC, tok), SWARM_ECANCELED);
+        pthread_join(th, NULL);
+        swarm_cancel_destroy(tok);
+        swarm_response_destroy(r);
+        swarm_engine_destroy(e);
+    }
+    close(s);
+}
+
 static void test_mockllm_connection_reuse(void **state)
 {
     (void)state;
@@ -539,6 +590,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_mockllm_health_and_refused),
         cmocka_unit_test(test_mockllm_slow_stream_cut_by_deadline),
         cmocka_unit_test(test_mockllm_slow_stream_cut_by_token),
+        cmocka_unit_test(test_token_cuts_a_silent_server),
         cmocka_unit_test(test_mockllm_connection_reuse),
         cmocka_unit_test(test_mockllm_concurrent_calls_keep_one_connection_each),
         cmocka_unit_test(test_mockllm_legacy_completions),

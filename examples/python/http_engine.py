@@ -18,9 +18,10 @@ Canceled, 501 -> NotSupported, other 4xx -> InvalidArgument. An error event insi
 fails the request after the output already written (the retry decorator never retries once
 output reached a stream callback).
 
-Deadline and token are checked between stream events and every socket read is bounded by the
-time left before the deadline, so a stalled server cannot outlive a request's deadline; a fired
-token is seen at the next event (or when the deadline's read timeout expires).
+Deadline and token: every socket wait is bounded by the time left before the deadline, and a
+watchdog thread (one per engine, started with the first call) checks the running requests every
+20 ms and shuts down the socket of one whose token fired or deadline passed, so a silent server
+cannot hold a canceled request.
 """
 import argparse
 import email.utils
@@ -144,6 +145,9 @@ class OpenAIEngine:
             self.headers["Authorization"] = "Bearer " + key
         self._lock = threading.Lock()
         self._conns = {}  # OS thread id -> its connection; closed by close()
+        self._active = {}  # OS thread id -> (request view, socket) of a running call
+        self._watcher = None
+        self._closed = False
         self.connects = 0
 
     # -- connections ------------------------------------------------------------------------
@@ -168,7 +172,41 @@ class OpenAIEngine:
         if c is not None:
             c.close()
 
-    def _send(self, method, path, body, timeout):
+    # -- the watchdog ------------------------------------------------------------------------
+    def _watch(self, request, sock):
+        with self._lock:
+            self._active[threading.get_ident()] = (request, sock)
+            if self._watcher is None and not self._closed:
+                self._watcher = threading.Thread(target=self._watch_loop, daemon=True,
+                                                 name=f"{self.name}-watchdog")
+                self._watcher.start()
+
+    def _unwatch(self):
+        with self._lock:
+            self._active.pop(threading.get_ident(), None)
+
+    def _watch_loop(self):
+        """Wakes reads blocked on a silent server once their request should stop. The request
+        views are used under the lock, which their calls take (in _unwatch) before returning."""
+        while True:
+            time.sleep(0.02)
+            with self._lock:
+                if self._closed:
+                    return
+                for tid, (req, sock) in list(self._active.items()):
+                    try:
+                        stop = req.stop_reason()
+                    except swarm.errors.SwarmError:  # a call that ended without unwatching
+                        del self._active[tid]
+                        continue
+                    if stop != 0:
+                        del self._active[tid]
+                        try:
+                            sock.shutdown(socket.SHUT_RDWR)
+                        except OSError:
+                            pass
+
+    def _send(self, method, path, body, timeout, request=None):
         """Sends the request on this thread's connection and returns the response (headers
         read). A kept-alive connection the server closed meanwhile is retried once, fresh."""
         for attempt in (0, 1):
@@ -180,6 +218,8 @@ class OpenAIEngine:
                     with self._lock:
                         self.connects += 1
                 c.sock.settimeout(max(0.001, timeout))
+                if request is not None:
+                    self._watch(request, c.sock)
                 hdrs = dict(self.headers)
                 if not self.reuse:
                     hdrs["Connection"] = "close"
@@ -188,6 +228,8 @@ class OpenAIEngine:
                 return c.getresponse(), sock
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
                 self._drop_conn()
+                if request is not None:
+                    self._check(request)  # the watchdog cut it
                 if not reused or attempt == 1:
                     raise swarm.errors.Unavailable("connection lost") from None
             except socket.timeout:
@@ -195,6 +237,8 @@ class OpenAIEngine:
                 raise swarm.errors.TimedOut("timed out waiting for the server") from None
             except OSError as e:  # refused, unreachable, DNS
                 self._drop_conn()
+                if request is not None:
+                    self._check(request)
                 raise swarm.errors.Unavailable(f"{type(e).__name__}: {e}"[:200]) from None
         raise swarm.errors.Unavailable("connection lost")
 
@@ -266,19 +310,25 @@ class OpenAIEngine:
         self._check(request)
         left = self._left(request)
         timeout = 300.0 if left is None else left
-        resp, sock = self._send("POST", self.path, self.body(request), timeout)
-        ctype = resp.getheader("Content-Type", "")
-        if resp.status != 200:
-            try:
-                data = resp.read()  # the whole (small) error body, so the connection is reusable
-            except OSError:
-                data = b""
-                self._drop_conn()
-            raise error_for_status(resp.status, data[:400].decode("utf-8", "replace"),
-                                   parse_retry_after(resp.headers))
-        if "text/event-stream" in ctype:
-            return self._stream(request, resp, sock)
-        return self._whole(request, resp)
+        streaming = False
+        try:
+            resp, sock = self._send("POST", self.path, self.body(request), timeout, request)
+            ctype = resp.getheader("Content-Type", "")
+            if resp.status != 200:
+                try:
+                    data = resp.read()  # the whole (small) error body: the connection is reusable
+                except OSError:
+                    data = b""
+                    self._drop_conn()
+                raise error_for_status(resp.status, data[:400].decode("utf-8", "replace"),
+                                       parse_retry_after(resp.headers))
+            if "text/event-stream" in ctype:
+                streaming = True
+                return self._stream(request, resp, sock)  # unwatches when it ends
+            return self._whole(request, resp)
+        finally:
+            if not streaming:
+                self._unwatch()
 
     def _finish(self, request, reason, usage, deltas):
         if usage:
@@ -300,10 +350,12 @@ class OpenAIEngine:
             data = resp.read()
         except (socket.timeout, OSError):
             self._drop_conn()
+            self._check(request)
             raise swarm.errors.Unavailable("connection lost while reading the body") from None
         try:
             obj = json.loads(data)
         except ValueError:
+            self._check(request)  # a body cut short by the watchdog
             raise swarm.errors.InternalError("unparsable body: " +
                                              data[:120].decode("utf-8", "replace")) from None
         if obj.get("error") is not None:
@@ -334,6 +386,7 @@ class OpenAIEngine:
                 except OSError:
                     raw = b""
                 if not raw:
+                    self._check(request)  # the watchdog may have cut it
                     break  # the server closed the stream
                 line = raw.decode("utf-8", "replace").rstrip("\r\n")
                 if line.startswith(":"):
@@ -377,6 +430,7 @@ class OpenAIEngine:
                 if obj.get("usage"):
                     usage = obj["usage"]
         finally:
+            self._unwatch()
             if not done:
                 self._drop_conn()  # mid-stream: the connection cannot be reused
         self._finish(request, reason, usage, deltas)
@@ -395,6 +449,7 @@ class OpenAIEngine:
 
     def close(self):
         with self._lock:
+            self._closed = True
             conns, self._conns = list(self._conns.values()), {}
         for c in conns:
             c.close()

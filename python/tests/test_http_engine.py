@@ -7,9 +7,11 @@ node or the npm package is absent."""
 import importlib.util
 import logging
 import os
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import unittest
 
 import swarm
@@ -143,6 +145,25 @@ class TestHttpEngine(unittest.TestCase):
             e.infer("slow-stream", timeout=30, cancel=tok, stream=on_chunk)
         self.assertGreaterEqual(len(seen), 5)
         self.assertLess(len(seen), 1000)
+
+    def test_token_cuts_a_silent_server(self):
+        # A server that accepts connections and never answers: only the watchdog can wake the
+        # blocked read. Without it the call would end at its 30 s deadline as TimedOut.
+        silent = socket.socket()
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        self.addCleanup(silent.close)
+        for stream in (True, False):
+            with self.subTest(stream=stream):
+                _, e = self.engine(url="http://127.0.0.1:%d" % silent.getsockname()[1],
+                                   stream=stream)
+                tok = swarm.CancelToken()
+                self.addCleanup(tok.close)
+                timer = threading.Timer(0.2, tok.cancel)
+                timer.start()
+                self.addCleanup(timer.cancel)
+                with self.assertRaises(swarm.errors.Canceled):
+                    e.infer("anyone?", timeout=30, cancel=tok)
 
     def test_health_and_refused(self):
         _, e = self.engine()

@@ -470,7 +470,7 @@ static swarm_engine *new_batch_mock(void)
 }
 
 /* The sanitizers' frames are larger; the bounds are sized for them with room to spare. */
-#define SMALL_STACK (256 * 1024)
+#define SMALL_STACK (128 * 1024)
 #define DEEP_STACK  (2 * 1024 * 1024)
 
 static void test_deep_timeout_stack_batch_fits_small_stack(void **state)

@@ -916,12 +916,12 @@ BAD(swarm_policy_decide, "KPA ready + starting INT32_MAX", NONNEG, ({
         o.starting_replicas = INT32_MAX;
         decide_with(SWARM_POLICY_KPA, 0, o);
     }))
-BAD(swarm_policy_decide, "now INT64_MIN", NONNEG, decide_with(SWARM_POLICY_KPA, INT64_MIN, obs_of(1, 5)))
-BAD(swarm_policy_decide, "now INT64_MAX", NONNEG, decide_with(SWARM_POLICY_HPA, INT64_MAX, obs_of(1, 5)))
-BAD(swarm_policy_decide, "clock jumps INT64_MAX back", NONNEG,
-    decide_twice(SWARM_POLICY_KEDA, INT64_MAX, INT64_MIN, 5, 5))
-BAD(swarm_policy_decide, "KPA clock jumps INT64_MIN to INT64_MAX", NONNEG,
-    decide_twice(SWARM_POLICY_KPA, INT64_MIN, INT64_MAX, DBL_MAX, DBL_MAX))
+BAD(swarm_policy_decide, "now INT64_MIN (beyond +-2^62)", SWARM_EINVAL, decide_with(SWARM_POLICY_KPA, INT64_MIN, obs_of(1, 5)))
+BAD(swarm_policy_decide, "now INT64_MAX (beyond +-2^62)", SWARM_EINVAL, decide_with(SWARM_POLICY_HPA, INT64_MAX, obs_of(1, 5)))
+BAD(swarm_policy_decide, "clock jumps 2^63 back", NONNEG,
+    decide_twice(SWARM_POLICY_KEDA, INT64_C(1) << 62, -(INT64_C(1) << 62), 5, 5))
+BAD(swarm_policy_decide, "KPA clock jumps -2^62 to 2^62", NONNEG,
+    decide_twice(SWARM_POLICY_KPA, -(INT64_C(1) << 62), INT64_C(1) << 62, DBL_MAX, DBL_MAX))
 BAD(swarm_policy_decide, "HPA two DBL_MAX in one second", NONNEG,
     decide_twice(SWARM_POLICY_HPA, 0, 1, DBL_MAX, DBL_MAX))
 BAD(swarm_policy_decide, "LOAD mode counters wrap", ANY, ({

@@ -36,28 +36,28 @@ import urllib.parse
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
                                 "python"))
-import swarm  # noqa: E402
+import libswarm  # noqa: E402
 
 _STATUS_CLASSES = (
-    ((429, 529), swarm.errors.Overloaded),
-    ((408,), swarm.errors.TimedOut),
-    ((501,), swarm.errors.NotSupported),
-    ((409, 425), swarm.errors.Unavailable),
+    ((429, 529), libswarm.errors.Overloaded),
+    ((408,), libswarm.errors.TimedOut),
+    ((501,), libswarm.errors.NotSupported),
+    ((409, 425), libswarm.errors.Unavailable),
 )
 
 
 def error_for_status(status, message, retry_after=0.0):
     """The swarm exception for an HTTP status (200 excluded)."""
-    cls = swarm.errors.InternalError
+    cls = libswarm.errors.InternalError
     for codes, c in _STATUS_CLASSES:
         if status in codes:
             cls = c
             break
     else:
         if 500 <= status <= 599:
-            cls = swarm.errors.Unavailable
+            cls = libswarm.errors.Unavailable
         elif 400 <= status <= 499:
-            cls = swarm.errors.InvalidArgument
+            cls = libswarm.errors.InvalidArgument
     exc = cls(f"HTTP {status}: {message}"[:250])
     exc.retry_after = retry_after
     return exc
@@ -75,19 +75,19 @@ def error_for_object(err):
         else:
             words = " ".join(str(err.get(k) or "") for k in ("type", "code"))
             if any(w in words for w in ("rate_limit", "overloaded", "quota")):
-                cls = swarm.errors.Overloaded
+                cls = libswarm.errors.Overloaded
             elif "timeout" in words:
-                cls = swarm.errors.TimedOut
+                cls = libswarm.errors.TimedOut
             elif "server_error" in words or "unavailable" in words:
-                cls = swarm.errors.Unavailable
+                cls = libswarm.errors.Unavailable
             elif any(w in words for w in ("invalid", "authentication", "permission",
                                           "not_found")):
-                cls = swarm.errors.InvalidArgument
+                cls = libswarm.errors.InvalidArgument
             else:
-                cls = swarm.errors.InternalError
+                cls = libswarm.errors.InternalError
             exc = cls(f"stream error: {msg}"[:250])
     else:
-        exc = swarm.errors.InternalError(f"stream error: {err}"[:250])
+        exc = libswarm.errors.InternalError(f"stream error: {err}"[:250])
     return exc
 
 
@@ -123,9 +123,9 @@ class OpenAIEngine:
                  stream=True, reuse=True, connect_timeout=5.0, on_finish=None, name="http-py"):
         u = urllib.parse.urlsplit(base_url)
         if u.scheme not in ("http", "https") or not u.hostname:
-            raise swarm.errors.InvalidArgument(f"bad base URL {base_url!r}")
+            raise libswarm.errors.InvalidArgument(f"bad base URL {base_url!r}")
         if api not in ("chat", "completions"):
-            raise swarm.errors.InvalidArgument("api must be 'chat' or 'completions'")
+            raise libswarm.errors.InvalidArgument("api must be 'chat' or 'completions'")
         self.name = name
         self.scheme, self.host = u.scheme, u.hostname
         self.port = u.port or (443 if u.scheme == "https" else 80)
@@ -196,7 +196,7 @@ class OpenAIEngine:
                 for tid, (req, sock) in list(self._active.items()):
                     try:
                         stop = req.stop_reason()
-                    except swarm.errors.SwarmError:  # a call that ended without unwatching
+                    except libswarm.errors.SwarmError:  # a call that ended without unwatching
                         del self._active[tid]
                         continue
                     if stop != 0:
@@ -231,16 +231,16 @@ class OpenAIEngine:
                 if request is not None:
                     self._check(request)  # the watchdog cut it
                 if not reused or attempt == 1:
-                    raise swarm.errors.Unavailable("connection lost") from None
+                    raise libswarm.errors.Unavailable("connection lost") from None
             except socket.timeout:
                 self._drop_conn()
-                raise swarm.errors.TimedOut("timed out waiting for the server") from None
+                raise libswarm.errors.TimedOut("timed out waiting for the server") from None
             except OSError as e:  # refused, unreachable, DNS
                 self._drop_conn()
                 if request is not None:
                     self._check(request)
-                raise swarm.errors.Unavailable(f"{type(e).__name__}: {e}"[:200]) from None
-        raise swarm.errors.Unavailable("connection lost")
+                raise libswarm.errors.Unavailable(f"{type(e).__name__}: {e}"[:200]) from None
+        raise libswarm.errors.Unavailable("connection lost")
 
     # -- the request body -------------------------------------------------------------------
     def body(self, request):
@@ -297,14 +297,14 @@ class OpenAIEngine:
         """Seconds before the deadline (None: no deadline)."""
         if request.deadline_ns in (0, (1 << 63) - 1):
             return None
-        return (request.deadline_ns - swarm.now_ns()) / 1e9
+        return (request.deadline_ns - libswarm.now_ns()) / 1e9
 
     def _check(self, request):
         rc = request.stop_reason()
-        if rc == swarm.errors.TimedOut.code:
-            raise swarm.errors.TimedOut("deadline passed during the call")
-        if rc == swarm.errors.Canceled.code:
-            raise swarm.errors.Canceled("canceled during the call")
+        if rc == libswarm.errors.TimedOut.code:
+            raise libswarm.errors.TimedOut("deadline passed during the call")
+        if rc == libswarm.errors.Canceled.code:
+            raise libswarm.errors.Canceled("canceled during the call")
 
     def infer(self, request):
         self._check(request)
@@ -351,18 +351,18 @@ class OpenAIEngine:
         except (socket.timeout, OSError):
             self._drop_conn()
             self._check(request)
-            raise swarm.errors.Unavailable("connection lost while reading the body") from None
+            raise libswarm.errors.Unavailable("connection lost while reading the body") from None
         try:
             obj = json.loads(data)
         except ValueError:
             self._check(request)  # a body cut short by the watchdog
-            raise swarm.errors.InternalError("unparsable body: " +
+            raise libswarm.errors.InternalError("unparsable body: " +
                                              data[:120].decode("utf-8", "replace")) from None
         if obj.get("error") is not None:
             raise error_for_object(obj["error"])
         choices = obj.get("choices")
         if not isinstance(choices, list):
-            raise swarm.errors.InternalError("no choices in the response")
+            raise libswarm.errors.InternalError("no choices in the response")
         first = choices[0] if choices else {}
         text = self._text_of(first, False) or ""
         self._finish(request, first.get("finish_reason"), obj.get("usage"), 0)
@@ -382,7 +382,7 @@ class OpenAIEngine:
                     raw = resp.readline(1 << 20)  # de-chunked by http.client
                 except socket.timeout:
                     self._check(request)
-                    raise swarm.errors.TimedOut("deadline passed during the stream") from None
+                    raise libswarm.errors.TimedOut("deadline passed during the stream") from None
                 except OSError:
                     raw = b""
                 if not raw:
@@ -413,12 +413,12 @@ class OpenAIEngine:
                 try:
                     obj = json.loads(payload)
                 except ValueError:
-                    raise swarm.errors.InternalError("unparsable stream event: " +
+                    raise libswarm.errors.InternalError("unparsable stream event: " +
                                                      payload[:120]) from None
                 if isinstance(obj, dict) and obj.get("error") is not None:
                     raise error_for_object(obj["error"])  # after the output already written
                 if ev == "error":
-                    raise swarm.errors.Unavailable("stream error event")
+                    raise libswarm.errors.Unavailable("stream error event")
                 choices = obj.get("choices") or []
                 if choices:
                     text = self._text_of(choices[0], True)
@@ -435,13 +435,13 @@ class OpenAIEngine:
                 self._drop_conn()  # mid-stream: the connection cannot be reused
         self._finish(request, reason, usage, deltas)
         if not done and reason is None:
-            raise swarm.errors.Unavailable("stream ended without [DONE]")
+            raise libswarm.errors.Unavailable("stream ended without [DONE]")
 
     def health(self):
         try:
             resp, _ = self._send("GET", self.health_path, None, 2.0)
             resp.read()
-        except swarm.errors.SwarmError as e:
+        except libswarm.errors.SwarmError as e:
             return e.code
         if resp.status == 200:
             return 0
@@ -469,19 +469,19 @@ def main():
 
     impl = OpenAIEngine(args.url, model=args.model, api=args.api, system_prompt=args.system,
                         stream=not args.no_stream)
-    engine = swarm.Engine.from_python(impl, name="http-py").retry(3, base=0.05)
+    engine = libswarm.Engine.from_python(impl, name="http-py").retry(3, base=0.05)
     if engine.health() != 0:
         print(f"{args.url} is not answering GET /v1/models: "
-              f"{swarm.errors.err_name(engine.health())}", file=sys.stderr)
+              f"{libswarm.errors.err_name(engine.health())}", file=sys.stderr)
         return 2
-    pool = swarm.Pool(engine, workers=args.workers, max_workers=max(1, args.workers))
+    pool = libswarm.Pool(engine, workers=args.workers, max_workers=max(1, args.workers))
     futs = [pool.submit(p, timeout=args.timeout) for p in args.prompts]
     bad = 0
     for p, f in zip(args.prompts, futs):
         r = f.result()
         bad += not r.ok
         shown = r.output.decode("utf-8", "replace") if r.ok else \
-            f"{swarm.errors.err_name(r.status)}: {r.error}"
+            f"{libswarm.errors.err_name(r.status)}: {r.error}"
         print(f"{p!r} -> {shown}")
     pool.stop()
     pool.close()

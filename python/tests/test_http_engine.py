@@ -14,7 +14,7 @@ import tempfile
 import threading
 import unittest
 
-import swarm
+import libswarm
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -27,7 +27,7 @@ def _load(name, path):
 
 
 servers = _load("swarm_test_http_servers", os.path.join(ROOT, "tests", "http_servers.py"))
-HAVE = (swarm.has_symbol("swarm_engine_create") and swarm.has_symbol("swarm_pool_create") and
+HAVE = (libswarm.has_symbol("swarm_engine_create") and libswarm.has_symbol("swarm_pool_create") and
         servers.mock_llm_available() and
         os.path.isfile(os.path.join(ROOT, "examples", "python", "http_engine.py")))
 if HAVE:
@@ -64,7 +64,7 @@ class TestHttpEngine(unittest.TestCase):
     def engine(self, url=None, **kw):
         kw.setdefault("api_key", "")
         impl = httpeng.OpenAIEngine(url or self.url, model="test-model", **kw)
-        eng = swarm.Engine.from_python(impl, name="http-py")
+        eng = libswarm.Engine.from_python(impl, name="http-py")
         self.addCleanup(eng.close)
         return impl, eng
 
@@ -105,10 +105,10 @@ class TestHttpEngine(unittest.TestCase):
         self.assertEqual(r.output, b"js")
 
     def test_error_statuses_map_to_swarm_classes(self):
-        cases = [("error-429", swarm.errors.Overloaded), ("error-503", swarm.errors.Unavailable),
-                 ("error-500", swarm.errors.Unavailable),
-                 ("error-400", swarm.errors.InvalidArgument),
-                 ("error-401", swarm.errors.InvalidArgument)]
+        cases = [("error-429", libswarm.errors.Overloaded), ("error-503", libswarm.errors.Unavailable),
+                 ("error-500", libswarm.errors.Unavailable),
+                 ("error-400", libswarm.errors.InvalidArgument),
+                 ("error-401", libswarm.errors.InvalidArgument)]
         for stream in (False, True):
             _, e = self.engine(stream=stream)
             for prompt, cls in cases:
@@ -125,14 +125,14 @@ class TestHttpEngine(unittest.TestCase):
 
     def test_slow_stream_cut_by_deadline(self):
         _, e = self.engine()
-        with self.assertRaises(swarm.errors.TimedOut) as cm:
+        with self.assertRaises(libswarm.errors.TimedOut) as cm:
             e.infer("slow-stream", timeout=0.3)
         self.assertLess(len(cm.exception.result.output), 4000)  # cut: the reply is ~4 KB
         self.assertEqual(e.infer("after", timeout=10).output, b"after")
 
     def test_slow_stream_cut_by_token(self):
         _, e = self.engine()
-        tok = swarm.CancelToken()
+        tok = libswarm.CancelToken()
         self.addCleanup(tok.close)
         seen = []
 
@@ -141,7 +141,7 @@ class TestHttpEngine(unittest.TestCase):
             if len(seen) == 5:
                 tok.cancel()
 
-        with self.assertRaises(swarm.errors.Canceled):
+        with self.assertRaises(libswarm.errors.Canceled):
             e.infer("slow-stream", timeout=30, cancel=tok, stream=on_chunk)
         self.assertGreaterEqual(len(seen), 5)
         self.assertLess(len(seen), 1000)
@@ -157,12 +157,12 @@ class TestHttpEngine(unittest.TestCase):
             with self.subTest(stream=stream):
                 _, e = self.engine(url="http://127.0.0.1:%d" % silent.getsockname()[1],
                                    stream=stream)
-                tok = swarm.CancelToken()
+                tok = libswarm.CancelToken()
                 self.addCleanup(tok.close)
                 timer = threading.Timer(0.2, tok.cancel)
                 timer.start()
                 self.addCleanup(timer.cancel)
-                with self.assertRaises(swarm.errors.Canceled):
+                with self.assertRaises(libswarm.errors.Canceled):
                     e.infer("anyone?", timeout=30, cancel=tok)
 
     def test_health_and_refused(self):
@@ -170,8 +170,8 @@ class TestHttpEngine(unittest.TestCase):
         self.assertEqual(e.health(), 0)
         port = servers.free_port()
         _, dead = self.engine(url=f"http://127.0.0.1:{port}")
-        self.assertEqual(dead.health(), swarm.errors.Unavailable.code)
-        with self.assertRaises(swarm.errors.Unavailable):
+        self.assertEqual(dead.health(), libswarm.errors.Unavailable.code)
+        with self.assertRaises(libswarm.errors.Unavailable):
             dead.infer("anyone?", timeout=5)
 
     def test_keep_alive_reuses_one_connection(self):
@@ -183,7 +183,7 @@ class TestHttpEngine(unittest.TestCase):
 
     def test_served_by_the_pool(self):
         impl, e = self.engine()
-        pool = swarm.Pool(e.retry(3, base=0.001), workers=4, max_workers=4)
+        pool = libswarm.Pool(e.retry(3, base=0.001), workers=4, max_workers=4)
         self.addCleanup(pool.close)
         prompts = [f"pool request {i}" for i in range(40)]
         results = pool.map(prompts, timeout=60)
@@ -194,7 +194,7 @@ class TestHttpEngine(unittest.TestCase):
 
     def test_example_script_serves_prompts_through_the_pool(self):
         env = dict(os.environ)
-        env.setdefault("SWARM_LIBRARY", swarm.library_path())
+        env.setdefault("SWARM_LIBRARY", libswarm.library_path())
         r = subprocess.run([sys.executable, os.path.join(ROOT, "examples", "python",
                                                          "http_engine.py"),
                             self.url, "first prompt", "second prompt", "third", "--workers", "2"],
@@ -205,9 +205,9 @@ class TestHttpEngine(unittest.TestCase):
     # -- the project's stub: what mock-llm cannot produce -----------------------------------
     def test_stub_retry_after_headers(self):
         _, e = self.engine(url=self.stub_url)
-        for prompt, cls, ns in (("#429", swarm.errors.Overloaded, 2_000_000_000),
-                                ("#429-ms", swarm.errors.Overloaded, 1_500_000_000),
-                                ("#503", swarm.errors.Unavailable, 1_000_000_000)):
+        for prompt, cls, ns in (("#429", libswarm.errors.Overloaded, 2_000_000_000),
+                                ("#429-ms", libswarm.errors.Overloaded, 1_500_000_000),
+                                ("#503", libswarm.errors.Unavailable, 1_000_000_000)):
             with self.subTest(prompt=prompt):
                 with self.assertRaises(cls) as cm:
                     e.infer(prompt, timeout=10)
@@ -217,7 +217,7 @@ class TestHttpEngine(unittest.TestCase):
         _, e = self.engine(url=self.stub_url)
         r = e.retry(3, base=0.001)
         seen = []
-        with self.assertRaises(swarm.errors.Unavailable) as cm:
+        with self.assertRaises(libswarm.errors.Unavailable) as cm:
             r.infer("#midstream-error", timeout=10, stream=seen.append)
         res = cm.exception.result
         self.assertEqual(res.output, b"Echo: #midstream-error")
@@ -226,7 +226,7 @@ class TestHttpEngine(unittest.TestCase):
 
     def test_stub_stream_without_done(self):
         _, e = self.engine(url=self.stub_url)
-        with self.assertRaises(swarm.errors.Unavailable) as cm:
+        with self.assertRaises(libswarm.errors.Unavailable) as cm:
             e.infer("#truncated", timeout=10)
         self.assertIn("[DONE]", cm.exception.result.error)
         self.assertEqual(cm.exception.result.output, b"Echo: #truncated")

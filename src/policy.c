@@ -588,7 +588,8 @@ static int32_t hpa_phase(swarm_policy *p, int64_t now, int32_t cur, int32_t min,
     int reason = 0;
     if (!p->hpa_behavior) {
         int32_t s = swarm__hpa_stabilize_legacy(p->recs, &p->n_recs, p->cap, desired, now,
-                                                p->legacy_window_ns);
+                                                p->legacy_window_ns,
+                                                swarm__hpa_gran(p->legacy_window_ns, p->cap));
         if (s != desired)
             step(d, SWARM_RULE_STABILIZATION, -1, desired, s, p->legacy_window_ns);
         int32_t r = swarm__hpa_legacy_limits(cur, s, min, max, p->legacy_factor,
@@ -601,8 +602,10 @@ static int32_t hpa_phase(swarm_policy *p, int64_t now, int32_t cur, int32_t min,
         return pending_hold(p, now, starting, cur, r, d);
     }
     int dir = 0;
+    int64_t w = p->up.window_ns > p->down.window_ns ? p->up.window_ns : p->down.window_ns;
     int32_t s = swarm__hpa_stabilize(p->recs, &p->n_recs, p->cap, cur, desired, now,
-                                     p->up.window_ns, p->down.window_ns, &dir);
+                                     p->up.window_ns, p->down.window_ns,
+                                     swarm__hpa_gran(w, p->cap), &dir);
     if (s != desired)
         step(d, SWARM_RULE_STABILIZATION, -1, desired, s, dir);
     int32_t r = swarm__hpa_behavior_rate(cur, s, min, max, p->ev_up, p->n_up, p->ev_down,

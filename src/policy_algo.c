@@ -49,6 +49,13 @@ static int32_t sat_add32(int32_t a, int64_t b)
     return (int32_t)r;
 }
 
+/* floor(a / b) for b > 0. */
+static int64_t floor_div64(int64_t a, int64_t b)
+{
+    int64_t q = a / b;
+    return (a % b != 0 && a < 0) ? q - 1 : q;
+}
+
 const char *swarm__hpa_reason_name(int reason)
 {
     switch (reason) {
@@ -130,9 +137,32 @@ static uint32_t oldest_rec(const swarm__hpa_rec *recs, uint32_t n)
     return o;
 }
 
+/*
+ * Stores (desired, now): into slot @idx if @found (upstream reuses the last entry that fell out
+ * of every window), else appended; on a full array the oldest entry is overwritten.
+ *
+ * libswarm: with @gran_ns > 0, a recommendation in the same gran-long time bucket as the newest
+ * entry merges into it (largest and smallest kept, the later time), so an array of n entries
+ * spans (n - 2) buckets and holds a window of (n - 2) * gran whatever the decision rate: the
+ * window never shrinks (an upstream array grows without bound instead). A merged value may
+ * leave the window up to one bucket late. 0: exact, as upstream.
+ */
 static void store_rec(swarm__hpa_rec *recs, uint32_t *n, uint32_t cap, int found, uint32_t idx,
-                      int32_t desired, int64_t now_ns)
+                      int32_t desired, int64_t now_ns, int64_t gran_ns)
 {
+    if (gran_ns > 0 && *n > 0) {
+        uint32_t newest = 0;
+        for (uint32_t i = 1; i < *n; i++)
+            if (recs[i].t_ns > recs[newest].t_ns)
+                newest = i;
+        swarm__hpa_rec *r = &recs[newest];
+        if (floor_div64(r->t_ns, gran_ns) == floor_div64(now_ns, gran_ns) && r->t_ns <= now_ns) {
+            r->replicas = max32(r->replicas, desired);
+            r->low = min32(r->low, desired);
+            r->t_ns = now_ns;
+            return;
+        }
+    }
     if (!found) {
         if (*n < cap) {
             idx = (*n)++;
@@ -158,7 +188,8 @@ static int inside(int64_t t, int64_t now, int64_t w)
 }
 
 int32_t swarm__hpa_stabilize_legacy(swarm__hpa_rec *recs, uint32_t *n, uint32_t cap,
-                                    int32_t desired, int64_t now_ns, int64_t window_ns)
+                                    int32_t desired, int64_t now_ns, int64_t window_ns,
+                                    int64_t gran_ns)
 {
     int32_t best = desired;
     int found = 0;
@@ -171,13 +202,13 @@ int32_t swarm__hpa_stabilize_legacy(swarm__hpa_rec *recs, uint32_t *n, uint32_t 
             best = recs[i].replicas;
         }
     }
-    store_rec(recs, n, cap, found, idx, desired, now_ns);
+    store_rec(recs, n, cap, found, idx, desired, now_ns, gran_ns);
     return best;
 }
 
 int32_t swarm__hpa_stabilize(swarm__hpa_rec *recs, uint32_t *n, uint32_t cap, int32_t current,
                              int32_t desired, int64_t now_ns, int64_t up_window_ns,
-                             int64_t down_window_ns, int *stabilized_dir)
+                             int64_t down_window_ns, int64_t gran_ns, int *stabilized_dir)
 {
     int32_t up_rec = desired, down_rec = desired;
     int found = 0;
@@ -199,9 +230,17 @@ int32_t swarm__hpa_stabilize(swarm__hpa_rec *recs, uint32_t *n, uint32_t cap, in
         r = up_rec;
     if (r > down_rec)
         r = down_rec;
-    store_rec(recs, n, cap, found, idx, desired, now_ns);
+    store_rec(recs, n, cap, found, idx, desired, now_ns, gran_ns);
     *stabilized_dir = r < desired ? 1 : (r > desired ? -1 : 0);
     return r;
+}
+
+int64_t swarm__hpa_gran(int64_t window_ns, uint32_t cap)
+{
+    if (window_ns <= 0 || cap < 3)
+        return 0;
+    int64_t span = (int64_t)cap - 2;
+    return window_ns / span + (window_ns % span != 0);
 }
 
 /* ---- behavior rate limits ----------------------------------------------------------------- */

@@ -1196,6 +1196,54 @@ static void test_policy_kpa_huge_counts(void **state)
     swarm_policy_destroy(p);
 }
 
+/* The first scale-down (ns) after 10 s of load for 10 replicas, then load for 1, deciding
+ * @rate times per second. */
+static int64_t first_scale_down(uint32_t hpa_path, uint32_t cap, int rate)
+{
+    swarm_policy_opts o = opts_for(SWARM_POLICY_HPA);
+    o.hpa_path = hpa_path;
+    o.history_cap = cap;
+    swarm_policy *p = make(&o);
+    int32_t cur = 10;
+    int64_t hit = -1;
+    for (int64_t k = 0; k < (int64_t)rate * 600 && hit < 0; k++) {
+        int64_t now = k * S / rate;
+        swarm_policy_obs ob = obs1(cur, SWARM_METRIC_TOTAL, now < 10 * S ? 100 : 10, 10);
+        cur = dec(p, now, &ob).replicas;
+        if (cur < 10)
+            hit = now;
+    }
+    swarm_policy_destroy(p);
+    return hit;
+}
+
+/* HPA's 300 s scale-down window once shrank when decisions came faster than the 256-entry
+ * history could hold (first scale-down at 266 s at 1 decision/s, 74 s at 4/s). Upstream keeps
+ * every recommendation: the last one for 10 replicas (at 9 s, or 9.75 s) leaves the window at
+ * 309 s (309.75 s). The default history now merges recommendations per bucket of
+ * ceil(300 s / 254) = 1.18 s, so the window holds at any rate, at most a bucket late; a history
+ * large enough for every decision (65536) gives upstream's exact times. */
+static void test_policy_hpa_stabilization_window_holds_at_high_rates(void **state)
+{
+    (void)state;
+    const uint32_t paths[2] = {SWARM_POLICY_HPA_BEHAVIOR, SWARM_POLICY_HPA_LEGACY};
+    const int64_t gran = (300 * S + 253) / 254;
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(first_scale_down(paths[i], 65536, 1), 309 * S);
+        assert_int_equal(first_scale_down(paths[i], 65536, 4), 309 * S + 750000000);
+        for (int rate = 1; rate <= 4; rate *= 4) {
+            int64_t exact = first_scale_down(paths[i], 65536, rate);
+            int64_t t = first_scale_down(paths[i], 0, rate);
+            print_message("path %u, %d decisions/s: first scale-down at %.2f s (upstream "
+                          "%.2f s)\n", paths[i], rate, (double)t / 1e9, (double)exact / 1e9);
+            assert_true(t >= exact && t <= exact + gran);
+        }
+        /* Four decisions a second with a 16-entry history still keep the whole window. */
+        int64_t t = first_scale_down(paths[i], 16, 4);
+        assert_true(t >= 309 * S && t <= 309 * S + 750000000 + (300 * S + 13) / 14);
+    }
+}
+
 /* ---- explanations and determinism -------------------------------------------------------- */
 
 static void test_policy_explanation_string(void **state)
@@ -1291,6 +1339,7 @@ int main(void)
         cmocka_unit_test(test_policy_state_round_trip_extremes),
         cmocka_unit_test(test_policy_import_rejects_inconsistent_times),
         cmocka_unit_test(test_policy_kpa_huge_counts),
+        cmocka_unit_test(test_policy_hpa_stabilization_window_holds_at_high_rates),
         cmocka_unit_test(test_policy_explanation_string),
         cmocka_unit_test(test_policy_deterministic),
     };

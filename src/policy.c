@@ -351,14 +351,7 @@ static void step(swarm_policy_decision *d, uint32_t rule, int32_t metric, int32_
 }
 
 /* now - then, saturating (imported state may hold any value). */
-static int64_t sat_elapsed(int64_t now, int64_t then)
-{
-    if (then < 0 && now > INT64_MAX + then)
-        return INT64_MAX;
-    if (then > 0 && now < INT64_MIN + then)
-        return INT64_MIN;
-    return now - then;
-}
+static int64_t sat_elapsed(int64_t now, int64_t then) { return swarm__time_sub(now, then); }
 
 /* What is left of @window after @el has elapsed, in [0, window]. */
 static int64_t remaining(int64_t window, int64_t el)

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "internal.h"
 #include "policy_internal.h"
 
 /* Go's int32(f) for the values upstream produces, clamped instead of wrapping; NaN gives 0. */
@@ -605,9 +606,7 @@ void swarm__kpa_scale(swarm__kpa_state *st, const swarm__kpa_spec *spec, int64_t
         st->panic_time_ns = now_ns;
     } else if (st->in_panic && !over) {
         /* panicTime + stableWindow strictly before now */
-        int64_t end = st->panic_time_ns > INT64_MAX - spec->stable_window_ns
-                          ? INT64_MAX
-                          : st->panic_time_ns + spec->stable_window_ns;
+        int64_t end = swarm__time_add(st->panic_time_ns, spec->stable_window_ns);
         if (end < now_ns) {
             st->in_panic = 0;
             st->panic_time_ns = 0;
@@ -654,7 +653,7 @@ static void cond(swarm__keda_cond *c, uint32_t status, const char *reason, const
  * now, so equality counts as elapsed. Saturates instead of overflowing. */
 static int elapsed(int64_t t, int64_t d, int64_t now)
 {
-    int64_t end = (d > 0 && t > INT64_MAX - d) ? INT64_MAX : t + d;
+    int64_t end = swarm__time_add(t, d);
     return end <= now;
 }
 

@@ -1244,6 +1244,29 @@ static void test_policy_hpa_stabilization_window_holds_at_high_rates(void **stat
     }
 }
 
+/* AVERAGE metrics go through HPA's replica calculator (the one the replica_calc vectors run):
+ * starting replicas are pending pods, counted at 0 on a scale-up, so 2 ready replicas at 2.1
+ * (target 1) with 2 more starting stay at 4 (the amended ratio 4.2 / 4 is within tolerance),
+ * where ceil(2.1 * 2) = 5 ignored the replicas on their way. */
+static void test_policy_hpa_average_counts_starting_as_pending_pods(void **state)
+{
+    (void)state;
+    swarm_policy_opts o = opts_for(SWARM_POLICY_HPA);
+    o.disable = SWARM_POLICY_STRICT_UPSTREAM;
+    swarm_policy *p = make(&o);
+    swarm_policy_obs ob = obs1(4, SWARM_METRIC_AVERAGE, 2.1, 1);
+    ob.ready_replicas = 2;
+    ob.starting_replicas = 2;
+    swarm_policy_decision d = dec(p, 0, &ob);
+    assert_int_equal(d.metric_raw[0], 4);
+    assert_true(has_rule(&d, SWARM_RULE_TOLERANCE));
+    /* At 3 per ready replica the amended ratio (6 / 4) is outside: ceil(1.5 * 4) = 6. */
+    ob.metrics[0].value = 3;
+    d = dec(p, S, &ob);
+    assert_int_equal(d.metric_raw[0], 6);
+    swarm_policy_destroy(p);
+}
+
 /* ---- explanations and determinism -------------------------------------------------------- */
 
 static void test_policy_explanation_string(void **state)
@@ -1340,6 +1363,7 @@ int main(void)
         cmocka_unit_test(test_policy_import_rejects_inconsistent_times),
         cmocka_unit_test(test_policy_kpa_huge_counts),
         cmocka_unit_test(test_policy_hpa_stabilization_window_holds_at_high_rates),
+        cmocka_unit_test(test_policy_hpa_average_counts_starting_as_pending_pods),
         cmocka_unit_test(test_policy_explanation_string),
         cmocka_unit_test(test_policy_deterministic),
     };

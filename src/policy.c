@@ -650,7 +650,9 @@ static int32_t decide_keda(swarm_policy *p, int64_t now, const swarm_policy_obs 
     in.min = p->min;
     in.idle = p->o.use_idle ? p->o.idle_replicas : -1;
     in.has_fallback = p->o.fallback_failures > 0;
-    in.fallback_replicas = p->o.fallback_replicas;
+    /* Upstream holds a failing, inactive target iff fallback.replicas != 0; with a behavior
+     * that follows the current count, the count it would apply decides. */
+    in.fallback_replicas = fallback_replicas(p, cur);
     in.cooldown_ns = p->cooldown_ns;
     in.initial_cooldown_ns = p->initial_cooldown_ns;
     in.paused_scale_in = (p->o.pause & SWARM_POLICY_PAUSED_SCALE_IN) != 0;

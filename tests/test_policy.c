@@ -415,6 +415,22 @@ static void test_policy_keda_fallback_behaviors_and_zero(void **state)
     dec(p, 0, &ob);
     assert_int_equal(dec(p, S, &ob).replicas, 0);
     swarm_policy_destroy(p);
+
+    /* Failing and inactive above zero, past the cooldown: a fallback that applies a non-zero
+     * count holds the target (KEDA: fallback.replicas != 0), one of 0 lets it scale to zero. */
+    for (int k = 0; k < 3; k++) {
+        o = opts_for(SWARM_POLICY_KEDA);
+        o.fallback_failures = 3;
+        o.cooldown_ns = 10 * S;
+        o.fallback_behavior = k == 1 ? SWARM_FALLBACK_CURRENT : SWARM_FALLBACK_STATIC;
+        o.fallback_replicas = k == 0 ? 5 : 0;
+        p = make(&o);
+        ob = obs1(4, SWARM_METRIC_TOTAL, 0, 5);
+        ob.metrics[0].failed = 1;
+        swarm_policy_decision d = dec(p, 100 * S, &ob);
+        assert_int_equal(d.replicas, k == 2 ? 0 : 4);
+        swarm_policy_destroy(p);
+    }
 }
 
 static void test_policy_pause_rules(void **state)

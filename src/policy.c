@@ -518,12 +518,13 @@ static void store_scale_event(swarm_policy *p, int32_t current, int32_t desired,
         return;
     if ((p->o.pause & SWARM_POLICY_PAUSED_SCALE_OUT) && desired > current)
         return;
+    int64_t up = swarm__hpa_longest_period(&p->up), down = swarm__hpa_longest_period(&p->down);
     if (desired > current)
-        swarm__hpa_store_event(p->ev_up, &p->n_up, p->cap, desired - current, now,
-                               swarm__hpa_longest_period(&p->up));
+        swarm__hpa_store_event(p->ev_up, &p->n_up, p->cap, desired - current, now, up,
+                               swarm__hpa_gran(up, p->cap));
     else
-        swarm__hpa_store_event(p->ev_down, &p->n_down, p->cap, current - desired, now,
-                               swarm__hpa_longest_period(&p->down));
+        swarm__hpa_store_event(p->ev_down, &p->n_down, p->cap, current - desired, now, down,
+                               swarm__hpa_gran(down, p->cap));
 }
 
 /* The HPA controller's reconcile from "current within bounds" on: combine, normalize, record.

@@ -351,14 +351,7 @@ static void step(swarm_policy_decision *d, uint32_t rule, int32_t metric, int32_
 }
 
 /* now - then, saturating (imported state may hold any value). */
-static int64_t sat_elapsed(int64_t now, int64_t then)
-{
-    if (then < 0 && now > INT64_MAX + then)
-        return INT64_MAX;
-    if (then > 0 && now < INT64_MIN + then)
-        return INT64_MIN;
-    return now - then;
-}
+static int64_t sat_elapsed(int64_t now, int64_t then) { return swarm__time_sub(now, then); }
 
 /* What is left of @window after @el has elapsed, in [0, window]. */
 static int64_t remaining(int64_t window, int64_t el)
@@ -525,12 +518,13 @@ static void store_scale_event(swarm_policy *p, int32_t current, int32_t desired,
         return;
     if ((p->o.pause & SWARM_POLICY_PAUSED_SCALE_OUT) && desired > current)
         return;
+    int64_t up = swarm__hpa_longest_period(&p->up), down = swarm__hpa_longest_period(&p->down);
     if (desired > current)
-        swarm__hpa_store_event(p->ev_up, &p->n_up, p->cap, desired - current, now,
-                               swarm__hpa_longest_period(&p->up));
+        swarm__hpa_store_event(p->ev_up, &p->n_up, p->cap, desired - current, now, up,
+                               swarm__hpa_gran(up, p->cap));
     else
-        swarm__hpa_store_event(p->ev_down, &p->n_down, p->cap, current - desired, now,
-                               swarm__hpa_longest_period(&p->down));
+        swarm__hpa_store_event(p->ev_down, &p->n_down, p->cap, current - desired, now, down,
+                               swarm__hpa_gran(down, p->cap));
 }
 
 /* The HPA controller's reconcile from "current within bounds" on: combine, normalize, record.
@@ -588,7 +582,8 @@ static int32_t hpa_phase(swarm_policy *p, int64_t now, int32_t cur, int32_t min,
     int reason = 0;
     if (!p->hpa_behavior) {
         int32_t s = swarm__hpa_stabilize_legacy(p->recs, &p->n_recs, p->cap, desired, now,
-                                                p->legacy_window_ns);
+                                                p->legacy_window_ns,
+                                                swarm__hpa_gran(p->legacy_window_ns, p->cap));
         if (s != desired)
             step(d, SWARM_RULE_STABILIZATION, -1, desired, s, p->legacy_window_ns);
         int32_t r = swarm__hpa_legacy_limits(cur, s, min, max, p->legacy_factor,
@@ -601,8 +596,10 @@ static int32_t hpa_phase(swarm_policy *p, int64_t now, int32_t cur, int32_t min,
         return pending_hold(p, now, starting, cur, r, d);
     }
     int dir = 0;
+    int64_t w = p->up.window_ns > p->down.window_ns ? p->up.window_ns : p->down.window_ns;
     int32_t s = swarm__hpa_stabilize(p->recs, &p->n_recs, p->cap, cur, desired, now,
-                                     p->up.window_ns, p->down.window_ns, &dir);
+                                     p->up.window_ns, p->down.window_ns,
+                                     swarm__hpa_gran(w, p->cap), &dir);
     if (s != desired)
         step(d, SWARM_RULE_STABILIZATION, -1, desired, s, dir);
     int32_t r = swarm__hpa_behavior_rate(cur, s, min, max, p->ev_up, p->n_up, p->ev_down,
@@ -654,7 +651,9 @@ static int32_t decide_keda(swarm_policy *p, int64_t now, const swarm_policy_obs 
     in.min = p->min;
     in.idle = p->o.use_idle ? p->o.idle_replicas : -1;
     in.has_fallback = p->o.fallback_failures > 0;
-    in.fallback_replicas = p->o.fallback_replicas;
+    /* Upstream holds a failing, inactive target iff fallback.replicas != 0; with a behavior
+     * that follows the current count, the count it would apply decides. */
+    in.fallback_replicas = fallback_replicas(p, cur);
     in.cooldown_ns = p->cooldown_ns;
     in.initial_cooldown_ns = p->initial_cooldown_ns;
     in.paused_scale_in = (p->o.pause & SWARM_POLICY_PAUSED_SCALE_IN) != 0;

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "internal.h"
 #include "policy_internal.h"
 
 /* Go's int32(f) for the values upstream produces, clamped instead of wrapping; NaN gives 0. */
@@ -47,6 +48,13 @@ static int32_t sat_add32(int32_t a, int64_t b)
     if (r < INT32_MIN)
         return INT32_MIN;
     return (int32_t)r;
+}
+
+/* floor(a / b) for b > 0. */
+static int64_t floor_div64(int64_t a, int64_t b)
+{
+    int64_t q = a / b;
+    return (a % b != 0 && a < 0) ? q - 1 : q;
 }
 
 const char *swarm__hpa_reason_name(int reason)
@@ -130,9 +138,32 @@ static uint32_t oldest_rec(const swarm__hpa_rec *recs, uint32_t n)
     return o;
 }
 
+/*
+ * Stores (desired, now): into slot @idx if @found (upstream reuses the last entry that fell out
+ * of every window), else appended; on a full array the oldest entry is overwritten.
+ *
+ * libswarm: with @gran_ns > 0, a recommendation in the same gran-long time bucket as the newest
+ * entry merges into it (largest and smallest kept, the later time), so an array of n entries
+ * spans (n - 2) buckets and holds a window of (n - 2) * gran whatever the decision rate: the
+ * window never shrinks (an upstream array grows without bound instead). A merged value may
+ * leave the window up to one bucket late. 0: exact, as upstream.
+ */
 static void store_rec(swarm__hpa_rec *recs, uint32_t *n, uint32_t cap, int found, uint32_t idx,
-                      int32_t desired, int64_t now_ns)
+                      int32_t desired, int64_t now_ns, int64_t gran_ns)
 {
+    if (gran_ns > 0 && *n > 0) {
+        uint32_t newest = 0;
+        for (uint32_t i = 1; i < *n; i++)
+            if (recs[i].t_ns > recs[newest].t_ns)
+                newest = i;
+        swarm__hpa_rec *r = &recs[newest];
+        if (floor_div64(r->t_ns, gran_ns) == floor_div64(now_ns, gran_ns) && r->t_ns <= now_ns) {
+            r->replicas = max32(r->replicas, desired);
+            r->low = min32(r->low, desired);
+            r->t_ns = now_ns;
+            return;
+        }
+    }
     if (!found) {
         if (*n < cap) {
             idx = (*n)++;
@@ -158,7 +189,8 @@ static int inside(int64_t t, int64_t now, int64_t w)
 }
 
 int32_t swarm__hpa_stabilize_legacy(swarm__hpa_rec *recs, uint32_t *n, uint32_t cap,
-                                    int32_t desired, int64_t now_ns, int64_t window_ns)
+                                    int32_t desired, int64_t now_ns, int64_t window_ns,
+                                    int64_t gran_ns)
 {
     int32_t best = desired;
     int found = 0;
@@ -171,13 +203,13 @@ int32_t swarm__hpa_stabilize_legacy(swarm__hpa_rec *recs, uint32_t *n, uint32_t 
             best = recs[i].replicas;
         }
     }
-    store_rec(recs, n, cap, found, idx, desired, now_ns);
+    store_rec(recs, n, cap, found, idx, desired, now_ns, gran_ns);
     return best;
 }
 
 int32_t swarm__hpa_stabilize(swarm__hpa_rec *recs, uint32_t *n, uint32_t cap, int32_t current,
                              int32_t desired, int64_t now_ns, int64_t up_window_ns,
-                             int64_t down_window_ns, int *stabilized_dir)
+                             int64_t down_window_ns, int64_t gran_ns, int *stabilized_dir)
 {
     int32_t up_rec = desired, down_rec = desired;
     int found = 0;
@@ -199,9 +231,17 @@ int32_t swarm__hpa_stabilize(swarm__hpa_rec *recs, uint32_t *n, uint32_t cap, in
         r = up_rec;
     if (r > down_rec)
         r = down_rec;
-    store_rec(recs, n, cap, found, idx, desired, now_ns);
+    store_rec(recs, n, cap, found, idx, desired, now_ns, gran_ns);
     *stabilized_dir = r < desired ? 1 : (r > desired ? -1 : 0);
     return r;
+}
+
+int64_t swarm__hpa_gran(int64_t window_ns, uint32_t cap)
+{
+    if (window_ns <= 0 || cap < 3)
+        return 0;
+    int64_t span = (int64_t)cap - 2;
+    return window_ns / span + (window_ns % span != 0);
 }
 
 /* ---- behavior rate limits ----------------------------------------------------------------- */
@@ -319,17 +359,29 @@ int64_t swarm__hpa_longest_period(const swarm__hpa_rules *rules)
 }
 
 void swarm__hpa_store_event(swarm__hpa_event *ev, uint32_t *n, uint32_t cap, int32_t change,
-                            int64_t now_ns, int64_t longest_period_ns)
+                            int64_t now_ns, int64_t longest_period_ns, int64_t gran_ns)
 {
-    int found = 0;
-    uint32_t idx = 0;
+    int found = 0, have_newest = 0;
+    uint32_t idx = 0, newest = 0;
     for (uint32_t i = 0; i < *n; i++) {
         if (!inside(ev[i].t_ns, now_ns, longest_period_ns))
             ev[i].outdated = 1;
         if (ev[i].outdated) {
             found = 1;
             idx = i;
+        } else if (!have_newest || ev[i].t_ns > ev[newest].t_ns) {
+            have_newest = 1;
+            newest = i;
         }
+    }
+    /* libswarm: merge into the newest live event of the same gran-long bucket (the sum kept,
+     * the later time), so the list holds the longest period at any rescale rate. */
+    if (gran_ns > 0 && have_newest && ev[newest].t_ns <= now_ns &&
+        floor_div64(ev[newest].t_ns, gran_ns) == floor_div64(now_ns, gran_ns)) {
+        int64_t sum = (int64_t)ev[newest].change + change;
+        ev[newest].change = sum > INT32_MAX ? INT32_MAX : (int32_t)sum;
+        ev[newest].t_ns = now_ns;
+        return;
     }
     if (!found) {
         if (*n < cap) {
@@ -566,9 +618,7 @@ void swarm__kpa_scale(swarm__kpa_state *st, const swarm__kpa_spec *spec, int64_t
         st->panic_time_ns = now_ns;
     } else if (st->in_panic && !over) {
         /* panicTime + stableWindow strictly before now */
-        int64_t end = st->panic_time_ns > INT64_MAX - spec->stable_window_ns
-                          ? INT64_MAX
-                          : st->panic_time_ns + spec->stable_window_ns;
+        int64_t end = swarm__time_add(st->panic_time_ns, spec->stable_window_ns);
         if (end < now_ns) {
             st->in_panic = 0;
             st->panic_time_ns = 0;
@@ -615,7 +665,7 @@ static void cond(swarm__keda_cond *c, uint32_t status, const char *reason, const
  * now, so equality counts as elapsed. Saturates instead of overflowing. */
 static int elapsed(int64_t t, int64_t d, int64_t now)
 {
-    int64_t end = (d > 0 && t > INT64_MAX - d) ? INT64_MAX : t + d;
+    int64_t end = swarm__time_add(t, d);
     return end <= now;
 }
 

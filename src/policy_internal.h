@@ -65,15 +65,24 @@ int32_t swarm__hpa_legacy_limits(int32_t current, int32_t desired, int32_t min, 
 
 /* stabilizeRecommendation: max over recs inside @window_ns, then store (desired, now) in the last
  * slot older than the window, else append; when the array is full and nothing is old, the oldest
- * entry is overwritten. *n is updated. */
+ * entry is overwritten. *n is updated. @gran_ns > 0 merges a recommendation into the newest
+ * entry when both fall in the same gran-long bucket (libswarm: a fixed array then holds the
+ * window at any decision rate, see swarm__hpa_gran()); 0 stores every one, as upstream. */
 int32_t swarm__hpa_stabilize_legacy(swarm__hpa_rec *recs, uint32_t *n, uint32_t cap,
-                                    int32_t desired, int64_t now_ns, int64_t window_ns);
+                                    int32_t desired, int64_t now_ns, int64_t window_ns,
+                                    int64_t gran_ns);
 
-/* stabilizeRecommendationWithBehaviors; *stabilized_dir is +1 if the up window held the value
- * below @desired, -1 if the down window held it above, 0 otherwise. */
+/* stabilizeRecommendationWithBehaviors (the up window reads each entry's low, the down window
+ * its replicas); *stabilized_dir is +1 if the up window held the value below @desired, -1 if the
+ * down window held it above, 0 otherwise. @gran_ns as above. */
 int32_t swarm__hpa_stabilize(swarm__hpa_rec *recs, uint32_t *n, uint32_t cap, int32_t current,
                              int32_t desired, int64_t now_ns, int64_t up_window_ns,
-                             int64_t down_window_ns, int *stabilized_dir);
+                             int64_t down_window_ns, int64_t gran_ns, int *stabilized_dir);
+
+/* The merge bucket for @cap entries holding a window of @window_ns: entries in distinct buckets
+ * span at least (cap - 2) buckets, so gran = ceil(window / (cap - 2)) keeps the whole window.
+ * 0 (exact) for a zero window or cap < 3 (too small to hold one: the oldest is overwritten). */
+int64_t swarm__hpa_gran(int64_t window_ns, uint32_t cap);
 
 /* getReplicasChangePerPeriod. */
 int32_t swarm__hpa_change_in_period(const swarm__hpa_event *ev, uint32_t n, int64_t now_ns,
@@ -96,9 +105,11 @@ int32_t swarm__hpa_behavior_rate(int32_t current, int32_t desired, int32_t min, 
                                  int *reason);
 
 /* storeScaleEvent for one list: marks events older than @longest_period_ns outdated, reuses the
- * last outdated slot, else appends (else overwrites the oldest when full). */
+ * last outdated slot, else appends (else overwrites the oldest when full). @gran_ns > 0 merges
+ * the change into the newest live event of the same gran-long bucket (libswarm, as for the
+ * recommendations: swarm__hpa_gran(longest period, cap)); 0 stores every event, as upstream. */
 void swarm__hpa_store_event(swarm__hpa_event *ev, uint32_t *n, uint32_t cap, int32_t change,
-                            int64_t now_ns, int64_t longest_period_ns);
+                            int64_t now_ns, int64_t longest_period_ns, int64_t gran_ns);
 int64_t swarm__hpa_longest_period(const swarm__hpa_rules *rules);
 
 /* ---- HPA: replica calculator ------------------------------------------------------------ */

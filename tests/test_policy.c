@@ -415,6 +415,22 @@ static void test_policy_keda_fallback_behaviors_and_zero(void **state)
     dec(p, 0, &ob);
     assert_int_equal(dec(p, S, &ob).replicas, 0);
     swarm_policy_destroy(p);
+
+    /* Failing and inactive above zero, past the cooldown: a fallback that applies a non-zero
+     * count holds the target (KEDA: fallback.replicas != 0), one of 0 lets it scale to zero. */
+    for (int k = 0; k < 3; k++) {
+        o = opts_for(SWARM_POLICY_KEDA);
+        o.fallback_failures = 3;
+        o.cooldown_ns = 10 * S;
+        o.fallback_behavior = k == 1 ? SWARM_FALLBACK_CURRENT : SWARM_FALLBACK_STATIC;
+        o.fallback_replicas = k == 0 ? 5 : 0;
+        p = make(&o);
+        ob = obs1(4, SWARM_METRIC_TOTAL, 0, 5);
+        ob.metrics[0].failed = 1;
+        swarm_policy_decision d = dec(p, 100 * S, &ob);
+        assert_int_equal(d.replicas, k == 2 ? 0 : 4);
+        swarm_policy_destroy(p);
+    }
 }
 
 static void test_policy_pause_rules(void **state)
@@ -1196,6 +1212,103 @@ static void test_policy_kpa_huge_counts(void **state)
     swarm_policy_destroy(p);
 }
 
+/* The first scale-down (ns) after 10 s of load for 10 replicas, then load for 1, deciding
+ * @rate times per second. */
+static int64_t first_scale_down(uint32_t hpa_path, uint32_t cap, int rate)
+{
+    swarm_policy_opts o = opts_for(SWARM_POLICY_HPA);
+    o.hpa_path = hpa_path;
+    o.history_cap = cap;
+    swarm_policy *p = make(&o);
+    int32_t cur = 10;
+    int64_t hit = -1;
+    for (int64_t k = 0; k < (int64_t)rate * 600 && hit < 0; k++) {
+        int64_t now = k * S / rate;
+        swarm_policy_obs ob = obs1(cur, SWARM_METRIC_TOTAL, now < 10 * S ? 100 : 10, 10);
+        cur = dec(p, now, &ob).replicas;
+        if (cur < 10)
+            hit = now;
+    }
+    swarm_policy_destroy(p);
+    return hit;
+}
+
+/* HPA's 300 s scale-down window once shrank when decisions came faster than the 256-entry
+ * history could hold (first scale-down at 266 s at 1 decision/s, 74 s at 4/s). Upstream keeps
+ * every recommendation: the last one for 10 replicas (at 9 s, or 9.75 s) leaves the window at
+ * 309 s (309.75 s). The default history now merges recommendations per bucket of
+ * ceil(300 s / 254) = 1.18 s, so the window holds at any rate, at most a bucket late; a history
+ * large enough for every decision (65536) gives upstream's exact times. */
+static void test_policy_hpa_stabilization_window_holds_at_high_rates(void **state)
+{
+    (void)state;
+    const uint32_t paths[2] = {SWARM_POLICY_HPA_BEHAVIOR, SWARM_POLICY_HPA_LEGACY};
+    const int64_t gran = (300 * S + 253) / 254;
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(first_scale_down(paths[i], 65536, 1), 309 * S);
+        assert_int_equal(first_scale_down(paths[i], 65536, 4), 309 * S + 750000000);
+        for (int rate = 1; rate <= 4; rate *= 4) {
+            int64_t exact = first_scale_down(paths[i], 65536, rate);
+            int64_t t = first_scale_down(paths[i], 0, rate);
+            print_message("path %u, %d decisions/s: first scale-down at %.2f s (upstream "
+                          "%.2f s)\n", paths[i], rate, (double)t / 1e9, (double)exact / 1e9);
+            assert_true(t >= exact && t <= exact + gran);
+        }
+        /* Four decisions a second with a 16-entry history still keep the whole window. */
+        int64_t t = first_scale_down(paths[i], 16, 4);
+        assert_true(t >= 309 * S && t <= 309 * S + 750000000 + (300 * S + 13) / 14);
+    }
+}
+
+/* The scale-event lists hold the longest rate period at any rescale rate too: with policies
+ * "at most +1 per 1 s" and "at most +20 per 100 s" (select Min) and 4 decisions a second, an
+ * 8-entry list once forgot the early events and let the count run past 21 within 100 s. */
+static void test_policy_hpa_rate_limit_holds_with_small_history(void **state)
+{
+    (void)state;
+    for (uint32_t cap = 8; cap <= 65536; cap *= 8192) {
+        swarm_policy_opts o = opts_for(SWARM_POLICY_HPA);
+        o.history_cap = cap;
+        o.max_replicas = 1000;
+        o.scale_up.select = SWARM_POLICY_SELECT_MIN;
+        o.scale_up.n_policies = 2;
+        o.scale_up.policies[0] = (swarm_policy_rate){SWARM_RATE_PODS, 1, S};
+        o.scale_up.policies[1] = (swarm_policy_rate){SWARM_RATE_PODS, 20, 100 * S};
+        swarm_policy *p = make(&o);
+        int32_t cur = 1;
+        for (int64_t k = 0; k < 4 * 99; k++) {
+            swarm_policy_obs ob = obs1(cur, SWARM_METRIC_TOTAL, 10000, 1);
+            cur = dec(p, k * S / 4, &ob).replicas;
+            assert_true(cur <= 21);
+        }
+        assert_int_equal(cur, 21);
+        swarm_policy_destroy(p);
+    }
+}
+
+/* AVERAGE metrics go through HPA's replica calculator (the one the replica_calc vectors run):
+ * starting replicas are pending pods, counted at 0 on a scale-up, so 2 ready replicas at 2.1
+ * (target 1) with 2 more starting stay at 4 (the amended ratio 4.2 / 4 is within tolerance),
+ * where ceil(2.1 * 2) = 5 ignored the replicas on their way. */
+static void test_policy_hpa_average_counts_starting_as_pending_pods(void **state)
+{
+    (void)state;
+    swarm_policy_opts o = opts_for(SWARM_POLICY_HPA);
+    o.disable = SWARM_POLICY_STRICT_UPSTREAM;
+    swarm_policy *p = make(&o);
+    swarm_policy_obs ob = obs1(4, SWARM_METRIC_AVERAGE, 2.1, 1);
+    ob.ready_replicas = 2;
+    ob.starting_replicas = 2;
+    swarm_policy_decision d = dec(p, 0, &ob);
+    assert_int_equal(d.metric_raw[0], 4);
+    assert_true(has_rule(&d, SWARM_RULE_TOLERANCE));
+    /* At 3 per ready replica the amended ratio (6 / 4) is outside: ceil(1.5 * 4) = 6. */
+    ob.metrics[0].value = 3;
+    d = dec(p, S, &ob);
+    assert_int_equal(d.metric_raw[0], 6);
+    swarm_policy_destroy(p);
+}
+
 /* ---- explanations and determinism -------------------------------------------------------- */
 
 static void test_policy_explanation_string(void **state)
@@ -1291,6 +1404,9 @@ int main(void)
         cmocka_unit_test(test_policy_state_round_trip_extremes),
         cmocka_unit_test(test_policy_import_rejects_inconsistent_times),
         cmocka_unit_test(test_policy_kpa_huge_counts),
+        cmocka_unit_test(test_policy_hpa_stabilization_window_holds_at_high_rates),
+        cmocka_unit_test(test_policy_hpa_average_counts_starting_as_pending_pods),
+        cmocka_unit_test(test_policy_hpa_rate_limit_holds_with_small_history),
         cmocka_unit_test(test_policy_explanation_string),
         cmocka_unit_test(test_policy_deterministic),
     };

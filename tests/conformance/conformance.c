@@ -226,7 +226,7 @@ static int run_legacy_stab(const cJSON *c)
     uint32_t n = parse_recs(get(in, "recommendations"), recs, MAX_ITEMS - 1);
     int32_t r = swarm__hpa_stabilize_legacy(
         recs, &n, n + 1, (int32_t)num(in, "prenormalized_desired_replicas", 0), 0,
-        (int64_t)num(cfg, "downscale_stabilization_window_seconds", 300) * NS);
+        (int64_t)num(cfg, "downscale_stabilization_window_seconds", 300) * NS, 0);
     if (r != (int32_t)num(exp, "replicas", -1))
         return fail("replicas %d, want %d", r, (int)num(exp, "replicas", -1));
     if (get(exp, "recommendations_len") && n != (uint32_t)num(exp, "recommendations_len", -1))
@@ -244,7 +244,7 @@ static int run_behavior_stab(const cJSON *c)
         recs, &n, n + 1, (int32_t)num(in, "current_replicas", 0),
         (int32_t)num(in, "prenormalized_desired_replicas", 0), 0,
         (int64_t)llround(num(cfg, "scale_up_stabilization_window_seconds", 0) * 1e9),
-        (int64_t)llround(num(cfg, "scale_down_stabilization_window_seconds", 0) * 1e9), &dir);
+        (int64_t)llround(num(cfg, "scale_down_stabilization_window_seconds", 0) * 1e9), 0, &dir);
     if (r != (int32_t)num(exp, "replicas", -1))
         return fail("replicas %d, want %d", r, (int)num(exp, "replicas", -1));
     const cJSON *after = get(exp, "recommendations_after");
@@ -327,7 +327,7 @@ static int run_event_store(const cJSON *c)
             if (rules_of(rj, up, &rules) < 0)
                 return fail("too many policies");
             swarm__hpa_store_event(ev, &n, n + 1, (int32_t)num(in, "replica_change", 0), 0,
-                                   swarm__hpa_longest_period(&rules));
+                                   swarm__hpa_longest_period(&rules), 0);
         }
         const cJSON *after = get(exp, "events_after");
         if (cJSON_IsArray(after)) {

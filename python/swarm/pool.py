@@ -46,7 +46,7 @@ class swarm_task(Structure):
     _fields_ = [
         ("id", c_uint64), ("payload", c_void_p), ("payload_len", c_uint64), ("user", c_void_p),
         ("enqueued_ns", c_int64), ("deadline_ns", c_int64), ("priority", c_int32),
-        ("reserved_", c_uint32),
+        ("reserved_", c_uint32), ("params", c_void_p),
     ]
 
 
@@ -54,7 +54,8 @@ class swarm_pool_result(Structure):
     _fields_ = [
         ("size", c_uint32), ("status", c_int32), ("worker", c_uint32), ("batch", c_uint32),
         ("task", swarm_task), ("start_ns", c_int64), ("end_ns", c_int64),
-        ("output_len", c_uint64), ("response", c_void_p),
+        ("output_len", c_uint64), ("response", c_void_p), ("output", c_void_p),
+        ("owned", c_uint32), ("reserved2_", c_uint32),
     ]
 
 
@@ -69,7 +70,8 @@ class swarm_pool_opts(Structure):
         ("batch_linger_ns", c_int64), ("input", c_void_p), ("engine", c_void_p),
         ("on_result", RESULT_FN), ("result_ctx", c_void_p), ("results", c_void_p),
         ("warmup", WARMUP_FN), ("warmup_ctx", c_void_p), ("response_capacity", c_uint64),
-        ("alloc", POINTER(swarm_allocator)),
+        ("alloc", POINTER(swarm_allocator)), ("keep_input_open", c_uint32),
+        ("timing", c_uint32), ("on_stream", c_void_p), ("stream_ctx", c_void_p),
     ]
 
 
@@ -83,7 +85,8 @@ class swarm_pool_stats(Structure):
         ("retired", c_uint64), ("start_failures", c_uint64), ("wait_p50_ns", c_int64),
         ("wait_p90_ns", c_int64), ("wait_p99_ns", c_int64), ("service_p50_ns", c_int64),
         ("service_p90_ns", c_int64), ("service_p99_ns", c_int64), ("wait_max_ns", c_int64),
-        ("service_max_ns", c_int64),
+        ("service_max_ns", c_int64), ("wait_sum_ns", c_int64), ("service_sum_ns", c_int64),
+        ("held", c_uint64), ("outputs_dropped", c_uint64),
     ]
 
 
@@ -127,6 +130,21 @@ def _swarm_pool_get_stats(p, s) -> int:
 @cfunc("swarm_pool_target", [c_void_p], c_uint32)
 def _swarm_pool_target(p) -> int:
     """Target worker count."""
+
+
+@cfunc("swarm_pool_submit", [c_void_p, POINTER(swarm_task), c_int64], c_int)
+def _swarm_pool_submit(p, task, timeout_ns) -> int:
+    """Stamp enqueued_ns, normalise the deadline, send to the input channel."""
+
+
+@cfunc("swarm_pool_result_release", [c_void_p, POINTER(swarm_pool_result)], c_int)
+def _swarm_pool_result_release(p, r) -> int:
+    """Give an owned output (result channel) back to the pool."""
+
+
+@cfunc("swarm_pool_take_undelivered", [c_void_p, POINTER(swarm_pool_result), c_size_t], c_int)
+def _swarm_pool_take_undelivered(p, out, cap) -> int:
+    """After stop: results the result channel could not take."""
 
 
 @dataclasses.dataclass

@@ -1067,3 +1067,42 @@ bool swarm__pool_on_worker(const swarm_pool *p)
 {
     return tls_pool == p;
 }
+
+int swarm_pool_observe(swarm_pool *p, double target_per_worker, double activation,
+                       swarm_policy_obs *obs)
+{
+    if (!p || !obs || obs->size < SWARM_POLICY_OBS_V1_SIZE || !(target_per_worker >= 0) ||
+        target_per_worker > 1e300 || !(activation >= 0) || activation > 1e300)
+        return SWARM_EINVAL;
+    swarm__pool_obs po;
+    int rc = swarm__pool_observe(p, &po);
+    if (rc != 0)
+        return rc;
+    swarm_chan_stats cs;
+    memset(&cs, 0, sizeof cs);
+    cs.size = sizeof cs;
+    (void)swarm_chan_get_stats(po.input, &cs);
+    swarm_policy_obs o;
+    memset(&o, 0, sizeof o);
+    o.size = sizeof o;
+    int32_t cur = po.target > INT32_MAX ? INT32_MAX : (int32_t)po.target;
+    int32_t ready = po.ready > (uint32_t)cur ? cur : (int32_t)po.ready;
+    int32_t starting = po.starting > (uint32_t)(cur - ready) ? cur - ready : (int32_t)po.starting;
+    o.current_replicas = cur;
+    o.ready_replicas = ready;
+    o.starting_replicas = starting;
+    o.n_metrics = 1;
+    o.metrics[0].kind = SWARM_METRIC_TOTAL;
+    o.metrics[0].value = (double)po.queued;
+    o.metrics[0].in_flight = (double)po.in_flight;
+    o.metrics[0].target = target_per_worker > 0 ? target_per_worker : (double)po.concurrency;
+    o.metrics[0].activation = activation;
+    o.arrivals = cs.sent;
+    o.completions = po.completions;
+    o.service_total_s = (double)po.service_sum_ns / 1e9;
+    o.concurrency = po.concurrency;
+    uint32_t want = obs->size < sizeof o ? obs->size : (uint32_t)sizeof o;
+    memcpy(obs, &o, want);
+    obs->size = want;
+    return 0;
+}

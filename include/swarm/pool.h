@@ -47,6 +47,7 @@
 #include "swarm/common.h"
 #include "swarm/chan.h"
 #include "swarm/engine.h"
+#include "swarm/policy.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -374,6 +375,29 @@ SWARM_API int swarm_pool_result_release(swarm_pool *p, swarm_pool_result *result
  * Thread safety: any thread, after stop. Blocking: briefly (the state mutex).
  */
 SWARM_API int swarm_pool_take_undelivered(swarm_pool *p, swarm_pool_result *out, size_t cap);
+
+/**
+ * The pool's state as a scaling-policy observation, built the way swarm_policy_decide() needs it
+ * (what swarm_reconcile_create_for_pool() observes each tick; for hosts that run their own loop):
+ *   current_replicas = the target; ready_replicas = warmed-up workers that are not retiring, at
+ *   most current; starting_replicas = workers in warm-up that are not retiring, at most
+ *   current - ready; one SWARM_METRIC_TOTAL metric: value = tasks queued in the input channel,
+ *   in_flight = tasks taken and not yet delivered (retiring workers' included), target =
+ *   @p target_per_worker, activation = @p activation; and the load signals (when obs->size holds
+ *   them): arrivals = the input channel's sent count (it already includes what a full mode
+ *   dropped), completions = completed + failed, service_total_s = stats.service_sum_ns in s,
+ *   concurrency = tasks one worker runs at once (the batch size).
+ *
+ * @param target_per_worker  backlog per worker to aim for, > 0 and finite; 0: the concurrency.
+ * @param activation         KEDA activation threshold on the backlog, >= 0 and finite.
+ * @param obs                receives the observation; set obs->size first (at least
+ *                           SWARM_POLICY_OBS_V1_SIZE; only that many bytes are written).
+ * @return 0; SWARM_EINVAL for NULL arguments, a small size or bad numbers; SWARM_ESTATE in a
+ *         forked child.
+ * Thread safety: any thread, concurrently with traffic. Blocking: briefly (the state mutex).
+ */
+SWARM_API int swarm_pool_observe(swarm_pool *p, double target_per_worker, double activation,
+                                 swarm_policy_obs *obs);
 
 #ifdef __cplusplus
 }

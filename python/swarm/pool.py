@@ -25,8 +25,8 @@ import ctypes
 import dataclasses
 import itertools
 import logging
-from ctypes import (CFUNCTYPE, POINTER, Structure, byref, c_int, c_int32, c_int64, c_size_t,
-                    c_uint32, c_uint64, c_void_p)
+from ctypes import (CFUNCTYPE, POINTER, Structure, byref, c_double, c_int, c_int32, c_int64,
+                    c_size_t, c_uint32, c_uint64, c_void_p)
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 from . import errors
@@ -145,6 +145,11 @@ def _swarm_pool_result_release(p, r) -> int:
 @cfunc("swarm_pool_take_undelivered", [c_void_p, POINTER(swarm_pool_result), c_size_t], c_int)
 def _swarm_pool_take_undelivered(p, out, cap) -> int:
     """After stop: results the result channel could not take."""
+
+
+@cfunc("swarm_pool_observe", [c_void_p, c_double, c_double, c_void_p], c_int)
+def _swarm_pool_observe(p, target_per_worker, activation, obs) -> int:
+    """The pool's state as a swarm_policy_obs (pointer; set its size first)."""
 
 
 @dataclasses.dataclass

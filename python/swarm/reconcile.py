@@ -48,7 +48,15 @@ class swarm_reconcile_opts(Structure):
         ("jitter", c_double), ("backoff_base_ns", c_int64), ("backoff_factor", c_double),
         ("backoff_cap_ns", c_int64), ("backoff_jitter", c_double),
         ("actuate_always", c_uint32), ("fail_after", c_uint32), ("seed", c_uint64),
-        ("alloc", POINTER(swarm_allocator)),
+        ("alloc", POINTER(swarm_allocator)), ("max_replicas", c_int32), ("reserved_", c_uint32),
+    ]
+
+
+class swarm_reconcile_pool_opts(Structure):
+    _fields_ = [
+        ("size", c_uint32), ("manual", c_uint32), ("pool", c_void_p), ("policy", c_void_p),
+        ("target_per_worker", c_double), ("activation", c_double),
+        ("loop", POINTER(swarm_reconcile_opts)),
     ]
 
 
@@ -107,6 +115,17 @@ def _swarm_reconcile_get_stats(r, s) -> int:
 @cfunc("swarm_reconcile_last_decision", [c_void_p, POINTER(swarm_policy_decision)], c_int)
 def _swarm_reconcile_last_decision(r, d) -> int:
     """Last decision; EAGAIN before the first."""
+
+
+@cfunc("swarm_reconcile_pool_opts_init", [POINTER(swarm_reconcile_pool_opts)], c_int)
+def _swarm_reconcile_pool_opts_init(o) -> int:
+    """Defaults + size."""
+
+
+@cfunc("swarm_reconcile_create_for_pool", [POINTER(c_void_p), POINTER(swarm_reconcile_pool_opts)],
+       c_int)
+def _swarm_reconcile_create_for_pool(out, o) -> int:
+    """A loop that autoscales a pool (the C counterpart of ReconcileLoop.for_pool)."""
 
 
 @dataclasses.dataclass

@@ -199,8 +199,11 @@ SWARM_API int swarm_sleep_ns(int64_t ns, swarm_cancel *cancel);
  * parent's calling thread exists, so the library's worker and loop threads are gone and any
  * internal lock one of them held stays locked forever. Therefore, in the child:
  *   - channels (swarm_chan), cancellation tokens, policies and engine handles keep working
- *     (they hold no lock across a fork-sensitive section that another thread could leave held,
- *     except a token's short internal lock; use fresh tokens in the child);
+ *     (they hold no lock that a vanished thread could leave held, except a token's short
+ *     internal lock: use fresh tokens in the child). One caveat: a channel that a parent thread
+ *     was sending to at the instant of fork may hold a slot that thread claimed and never
+ *     published, and receivers in the child would wait for it; use channels created in the
+ *     child, or ones the parent had quiesced;
  *   - pools, reconcile loops and autoscalers created before the fork are dead: every call on
  *     them returns SWARM_ESTATE without taking a lock (void destroy functions do nothing and
  *     leak the object, as the parent's other memory is), so nothing deadlocks;

@@ -70,6 +70,7 @@ typedef struct pool_slot {
     _Atomic uint64_t outputs_dropped;
     uint32_t skip;   /* worker-private: untimed calls left before the next timed one */
     uint32_t weight; /* worker-private: weight of the next timed sample (the sampling period) */
+    bool custom_params; /* worker-private: some request may still hold a task's params */
 
     /* Set by resize/stop under mu with release; the worker's acquire load at the top of its
      * loop pairs with it, and the worker re-checks under mu before it acts. */
@@ -328,6 +329,7 @@ static void run_tasks(swarm_pool *p, pool_slot *s, uint32_t n)
     atomic_store_explicit(&s->state, SLOT_BUSY, memory_order_relaxed);
     atomic_store_explicit(&s->taken, atomic_load_explicit(&s->taken, memory_order_relaxed) + n,
                           memory_order_relaxed);
+    bool any_params = false;
     for (uint32_t i = 0; i < n; i++) {
         const swarm_task *t = &s->tasks[i];
         swarm_request *rq = &s->reqs[i];
@@ -339,15 +341,23 @@ static void run_tasks(swarm_pool *p, pool_slot *s, uint32_t n)
         rq->priority = t->priority;
         rq->user = t->user;
         rq->cancel = p->abort;
-        if (t->params) {
+        /* Requests keep swarm_request_init()'s default params between tasks that carry none,
+         * so a task without params costs one test here. */
+        if (SWARM_UNLIKELY(t->params != NULL)) {
             rq->params = *t->params;
-        } else {
+            any_params = true;
+        } else if (SWARM_UNLIKELY(s->custom_params)) {
             memset(&rq->params, 0, sizeof rq->params);
             rq->params.temperature = 1.0;
             rq->params.top_p = 1.0;
         }
         (void)swarm_response_reset(s->resps[i]);
     }
+    /* Once a batch has reset every request, none holds a task's params any more. */
+    if (any_params)
+        s->custom_params = true;
+    else if (n == p->batch)
+        s->custom_params = false;
     int rc;
     uint32_t weight = 1;
     if (n == 1) {

@@ -1173,11 +1173,14 @@ typedef struct seen_req {
     _Atomic uint64_t temp_milli;
 } seen_req;
 static seen_req seen;
+static _Atomic uint32_t max_tokens_by_id[8];
 
 static int recording_infer(void *self, const swarm_request *req, swarm_response *resp)
 {
     (void)self;
     atomic_store(&seen.max_tokens, req->params.max_tokens);
+    if (req->id < 8)
+        atomic_store(&max_tokens_by_id[req->id], req->params.max_tokens);
     atomic_store(&seen.deadline, req->deadline_ns);
     atomic_store(&seen.temp_milli, (uint64_t)(req->params.temperature * 1000));
     if (swarm_request_should_stop(req) != 0)
@@ -1256,9 +1259,16 @@ static void test_pool_params_reach_the_engine(void **state)
     swarm_task t = task_of(0);
     t.params = &params;
     assert_int_equal(swarm_pool_submit(p, &t, SWARM_WAIT_FOREVER), 0);
-    assert_int_equal(swarm_pool_stop(p, SWARM_WAIT_FOREVER, NULL, 0, NULL), 0);
-    assert_int_equal(atomic_load(&seen.max_tokens), 123);
+    while (atomic_load(&seen.max_tokens) != 123)
+        sleep_ns(MS);
     assert_int_equal(atomic_load(&seen.temp_milli), 500);
+    /* The next task without params gets the defaults, not the previous task's. */
+    swarm_task t2 = task_of(1);
+    atomic_store(&max_tokens_by_id[1], 999);
+    assert_int_equal(swarm_pool_submit(p, &t2, SWARM_WAIT_FOREVER), 0);
+    assert_int_equal(swarm_pool_stop(p, SWARM_WAIT_FOREVER, NULL, 0, NULL), 0);
+    assert_int_equal(atomic_load(&max_tokens_by_id[1]), 0);
+    assert_int_equal(atomic_load(&seen.temp_milli), 1000);
     swarm_pool_destroy(p);
     swarm_engine_destroy(e);
     swarm_chan_destroy(ch);

@@ -1039,8 +1039,10 @@ static void test_pool_stop_from_result_callback_is_estate(void **state)
     test_engine te;
     swarm_engine *e = make_engine(&te, 0);
     swarm_chan *ch = make_chan(64);
-    reentry r = {0};
-    atomic_store(&r.stop_rc, 1);
+    reentry r;
+    atomic_init(&r.pool, NULL);
+    atomic_init(&r.n, 0);
+    atomic_init(&r.stop_rc, 1);
     swarm_pool_opts po;
     swarm_pool_opts_init(&po);
     po.input = ch;

@@ -243,8 +243,9 @@ SWARM_API int swarm_reconcile_pool_opts_init(swarm_reconcile_pool_opts *opts);
  *
  * @return 0; SWARM_EINVAL for NULL arguments, no pool or policy, a target or activation that is
  *         negative or not finite, manual > 1, or invalid loop options (as
- *         swarm_reconcile_create()); SWARM_ENOMEM; SWARM_EINTERNAL if the thread could not start
- *         (nothing is left allocated on error).
+ *         swarm_reconcile_create()); SWARM_ESTATE for a pool created before a fork (in the
+ *         child); SWARM_ENOMEM; SWARM_EINTERNAL if the thread could not start (nothing is left
+ *         allocated on error).
  * Ownership: the caller owns the loop (swarm_reconcile_destroy()); pool and policy stay the
  *            caller's.
  * Thread safety: any thread. Blocking: no.

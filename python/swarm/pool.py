@@ -34,6 +34,7 @@ from ._handle import _Handle, to_ns
 from ._lib import cfunc
 from .chan import Channel, stats_dict
 from .common import Allocator, alloc_arg, now_ns, swarm_allocator
+from .policy import swarm_policy_obs
 from .engine import (Engine, _swarm_engine_destroy, _swarm_engine_retain,
                      _swarm_response_data, _swarm_response_error_message)
 
@@ -147,7 +148,7 @@ def _swarm_pool_take_undelivered(p, out, cap) -> int:
     """After stop: results the result channel could not take."""
 
 
-@cfunc("swarm_pool_observe", [c_void_p, c_double, c_double, c_void_p], c_int)
+@cfunc("swarm_pool_observe", [c_void_p, c_double, c_double, POINTER(swarm_policy_obs)], c_int)
 def _swarm_pool_observe(p, target_per_worker, activation, obs) -> int:
     """The pool's state as a swarm_policy_obs (pointer; set its size first)."""
 
@@ -447,17 +448,18 @@ class Pool(_Handle):
         return len(self._st.tasks)
 
     def observation(self, target_per_worker: float, activation: float = 0.0):
-        """The pool's state as a policy :class:`~swarm.Observation`: current = target workers,
-        ready/starting from the stats, one TOTAL metric of queued plus in-flight tasks."""
+        """The pool's state as a policy :class:`~swarm.Observation` (``swarm_pool_observe``):
+        current = target workers, ready/starting without the retiring ones, one TOTAL metric of
+        queued plus in-flight tasks."""
         from .policy import Metric, Observation
-        s = self.stats()
-        cur = s["target"]
-        ready = min(s["ready"], cur)
-        starting = min(s["starting"], cur - ready)
-        return Observation(cur, [Metric(float(s["queued"]), float(target_per_worker),
-                                        in_flight=float(s["in_flight"]),
-                                        activation=activation)],
-                           ready=ready, starting=starting)
+        o = swarm_policy_obs()
+        o.size = ctypes.sizeof(swarm_policy_obs)
+        errors.check(self._call(_swarm_pool_observe, float(target_per_worker), float(activation),
+                                byref(o)))
+        m = o.metrics[0]
+        return Observation(o.current_replicas, [Metric(m.value, m.target, in_flight=m.in_flight,
+                                                       activation=m.activation)],
+                           ready=o.ready_replicas, starting=o.starting_replicas)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def stop(self, timeout: Optional[float] = None) -> List[Tuple[int, bytes, Any]]:

@@ -444,6 +444,19 @@ int swarm_engine_infer(swarm_engine *e, const swarm_request *req, swarm_response
     return swarm__engine_infer_t(e, req, resp, 1);
 }
 
+/* The pool's single-task call in one: reset, run (timed or not), read the outcome. */
+int swarm__engine_run1(swarm_engine *e, const swarm_request *req, swarm_response *resp,
+                       int timed, swarm__resp_outcome *oc)
+{
+    int rc = SWARM_ESTATE;
+    if (SWARM_LIKELY(resp->state != SWARM__RESP_RUNNING)) {
+        resp_clear(resp);
+        rc = swarm__engine_infer_t(e, req, resp, timed);
+    }
+    swarm__resp_outcome_get(resp, oc);
+    return rc;
+}
+
 /* swarm_engine_infer() with the two clock reads optional: on a virtual machine a clock read can
  * cost more than a whole channel hand-off, so the pool times only a sample of its calls
  * (start_ns and end_ns stay 0 when @timed is 0). */
@@ -474,6 +487,7 @@ void swarm__resp_outcome_get(const swarm_response *r, swarm__resp_outcome *out)
     out->start_ns = r->start_ns;
     out->end_ns = r->end_ns;
     out->len = r->len;
+    out->data = r->buf;
 }
 
 int swarm_engine_infer_batch(swarm_engine *e, const swarm_request *const *reqs,

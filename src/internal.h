@@ -96,6 +96,7 @@ typedef struct swarm__resp_outcome {
     int status;     /* final status when complete */
     int64_t start_ns, end_ns;
     uint64_t len;   /* output bytes */
+    const void *data; /* the output (NUL-terminated) */
 } swarm__resp_outcome;
 struct swarm_response;
 void swarm__resp_outcome_get(const struct swarm_response *r, swarm__resp_outcome *out);
@@ -104,5 +105,9 @@ struct swarm_engine;
 struct swarm_request;
 int swarm__engine_infer_t(struct swarm_engine *e, const struct swarm_request *req,
                           struct swarm_response *resp, int timed);
+/* The pool's single-task call: resets @resp (SWARM_ESTATE, untouched, if it is running), runs
+ * swarm__engine_infer_t() and fills @oc, in one call. */
+int swarm__engine_run1(struct swarm_engine *e, const struct swarm_request *req,
+                       struct swarm_response *resp, int timed, swarm__resp_outcome *oc);
 
 #endif /* SWARM_INTERNAL_H */

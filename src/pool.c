@@ -239,7 +239,7 @@ static inline void bump(_Atomic uint64_t *c)
 
 /* Delivers result @i of the slot's current batch. */
 static void deliver(swarm_pool *p, pool_slot *s, uint32_t i, int status, uint32_t n,
-                    int64_t start_ns, int64_t end_ns, uint64_t out_len)
+                    const swarm__resp_outcome *oc)
 {
     swarm_pool_result r;
     r.size = sizeof r;
@@ -247,14 +247,14 @@ static void deliver(swarm_pool *p, pool_slot *s, uint32_t i, int status, uint32_
     r.worker = s->index;
     r.batch = n;
     r.task = s->tasks[i];
-    r.start_ns = start_ns;
-    r.end_ns = end_ns;
-    r.output_len = out_len;
+    r.start_ns = oc->start_ns;
+    r.end_ns = oc->end_ns;
+    r.output_len = oc->len;
     r.reserved2_ = 0;
     bump(status == 0 ? &s->completed : &s->failed);
     if (p->opts.on_result) {
         r.response = s->resps[i];
-        r.output = swarm_response_data(r.response, NULL);
+        r.output = oc->data;
         r.owned = 0;
         p->opts.on_result(p->opts.result_ctx, &r);
         return;
@@ -267,7 +267,7 @@ static void deliver(swarm_pool *p, pool_slot *s, uint32_t i, int status, uint32_
         fresh = resp_new(p);
     if (fresh) {
         r.response = s->resps[i];
-        r.output = swarm_response_data(r.response, NULL);
+        r.output = oc->data;
         r.owned = 1;
     } else {
         r.response = NULL;
@@ -351,7 +351,8 @@ static void run_tasks(swarm_pool *p, pool_slot *s, uint32_t n)
             rq->params.temperature = 1.0;
             rq->params.top_p = 1.0;
         }
-        (void)swarm_response_reset(s->resps[i]);
+        if (n > 1)
+            (void)swarm_response_reset(s->resps[i]);
     }
     /* Once a batch has reset every request, none holds a task's params any more. */
     if (any_params)
@@ -360,17 +361,18 @@ static void run_tasks(swarm_pool *p, pool_slot *s, uint32_t n)
         s->custom_params = false;
     int rc;
     uint32_t weight = 1;
+    swarm__resp_outcome oc;
     if (n == 1) {
         bool timed = slot_timed(s);
         weight = s->weight;
-        rc = swarm__engine_infer_t(p->opts.engine, &s->reqs[0], s->resps[0], timed);
+        rc = swarm__engine_run1(p->opts.engine, &s->reqs[0], s->resps[0], timed, &oc);
     } else {
         rc = swarm_engine_infer_batch(p->opts.engine, s->req_ptrs, s->resps, n);
     }
     bump(&s->batches);
     for (uint32_t i = 0; i < n; i++) {
-        swarm__resp_outcome oc;
-        swarm__resp_outcome_get(s->resps[i], &oc);
+        if (n > 1)
+            swarm__resp_outcome_get(s->resps[i], &oc);
         int st;
         if (oc.complete) {
             st = n == 1 ? rc : oc.status;
@@ -391,7 +393,7 @@ static void run_tasks(swarm_pool *p, pool_slot *s, uint32_t n)
                     slot_sampled(p, s, svc);
             }
         }
-        deliver(p, s, i, st, n, oc.start_ns, oc.end_ns, oc.len);
+        deliver(p, s, i, st, n, &oc);
     }
     atomic_store_explicit(&s->in_flight, 0, memory_order_relaxed);
 }

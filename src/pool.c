@@ -54,6 +54,10 @@ enum {
 /* Sampling: calls at least this long are always timed; faster ones one in SAMPLE_EVERY. */
 #define TIME_ALWAYS_NS 20000
 #define SAMPLE_EVERY 16u
+/* Single-task mode with a fast engine (the last timed call under TIME_ALWAYS_NS): a worker takes
+ * up to PREFETCH queued tasks per receive (one channel operation instead of PREFETCH) and runs
+ * them one by one. A slow engine never prefetches, so no task waits behind another worker's. */
+#define PREFETCH 16u
 
 /* The pool whose worker this thread is (NULL elsewhere): stop and destroy refuse to run there. */
 static _Thread_local const struct swarm_pool *tls_pool;
@@ -71,6 +75,9 @@ typedef struct pool_slot {
     uint32_t skip;   /* worker-private: untimed calls left before the next timed one */
     uint32_t weight; /* worker-private: weight of the next timed sample (the sampling period) */
     bool custom_params; /* worker-private: some request may still hold a task's params */
+    bool fast;          /* worker-private: the last timed call took under TIME_ALWAYS_NS */
+    uint32_t pf_next, pf_count; /* worker-private: prefetched tasks pf[pf_next..pf_count) */
+    swarm_task *pf;     /* [PREFETCH] when batch == 1 */
 
     /* Set by resize/stop under mu with release; the worker's acquire load at the top of its
      * loop pairs with it, and the worker re-checks under mu before it acts. */
@@ -85,7 +92,7 @@ typedef struct pool_slot {
     swarm_request *reqs;          /* [batch] */
     const swarm_request **req_ptrs; /* [batch] */
     swarm_response **resps;       /* [batch] */
-    swarm_pool_result *held;      /* [batch]: undelivered results kept for the host */
+    swarm_pool_result *held;      /* [held_cap]: undelivered results kept for the host */
     _Atomic uint32_t n_held;      /* written by the worker, read after it was joined */
     swarm__hist wait_hist;
     swarm__hist service_hist;
@@ -95,6 +102,8 @@ struct swarm_pool {
     swarm_allocator alloc;
     swarm_pool_opts opts;
     uint32_t batch; /* tasks per engine call, >= 1 */
+    uint32_t held_cap; /* undelivered results a slot keeps: what a worker may hold at a stop
+                        * deadline (its batch, or its prefetched run) */
 
     pthread_mutex_t ctl;
     pthread_mutex_t mu;
@@ -147,7 +156,8 @@ static void slot_free(swarm_pool *p, pool_slot *s)
                 swarm_response_destroy(s->resps[i]);
         swarm__free(&p->alloc, s->resps, b * sizeof *s->resps);
     }
-    swarm__free(&p->alloc, s->held, b * sizeof *s->held);
+    swarm__free(&p->alloc, s->held, p->held_cap * sizeof *s->held);
+    swarm__free(&p->alloc, s->pf, PREFETCH * sizeof *s->pf);
     swarm__free(&p->alloc, s->tasks, b * sizeof *s->tasks);
     swarm__free(&p->alloc, s->reqs, b * sizeof *s->reqs);
     swarm__free(&p->alloc, (void *)s->req_ptrs, b * sizeof *s->req_ptrs);
@@ -194,8 +204,10 @@ static pool_slot *slot_alloc(swarm_pool *p, uint32_t index)
     s->reqs = swarm__alloc(&p->alloc, b * sizeof *s->reqs, 16);
     s->req_ptrs = swarm__alloc(&p->alloc, b * sizeof *s->req_ptrs, 16);
     s->resps = swarm__alloc(&p->alloc, b * sizeof *s->resps, 16);
-    s->held = swarm__alloc(&p->alloc, b * sizeof *s->held, 16);
-    if (!s->tasks || !s->reqs || !s->req_ptrs || !s->resps || !s->held ||
+    s->held = swarm__alloc(&p->alloc, p->held_cap * sizeof *s->held, 16);
+    if (b == 1)
+        s->pf = swarm__alloc(&p->alloc, PREFETCH * sizeof *s->pf, 16);
+    if (!s->tasks || !s->reqs || !s->req_ptrs || !s->resps || !s->held || (b == 1 && !s->pf) ||
         swarm_cancel_create(&s->wake, &p->alloc) != 0)
         goto fail;
     for (size_t i = 0; i < b; i++) {
@@ -285,7 +297,7 @@ static void deliver(swarm_pool *p, pool_slot *s, uint32_t i, int status, uint32_
     }
     bump(&s->undelivered);
     uint32_t h = atomic_load_explicit(&s->n_held, memory_order_relaxed);
-    if (h < p->batch) {
+    if (h < p->held_cap) {
         s->held[h] = r;
         atomic_store_explicit(&s->n_held, h + 1, memory_order_relaxed);
         if (fresh)
@@ -309,6 +321,7 @@ static inline bool slot_timed(pool_slot *s)
  * sample faster ones. The next sample's weight is the period it stands for. */
 static inline void slot_sampled(swarm_pool *p, pool_slot *s, int64_t svc)
 {
+    s->fast = svc < TIME_ALWAYS_NS;
     if (p->opts.timing == SWARM_POOL_TIME_EVERY || svc >= TIME_ALWAYS_NS) {
         s->skip = 0;
         s->weight = 1;
@@ -323,12 +336,15 @@ static inline void slot_sampled(swarm_pool *p, pool_slot *s, int64_t svc)
  * when the call enters and completes (for single tasks only when slot_timed() says so): the pool
  * reads no clock of its own per task. Queue wait is enqueued_ns to the engine call's start.
  */
-static void run_tasks(swarm_pool *p, pool_slot *s, uint32_t n)
+static void run_tasks(swarm_pool *p, pool_slot *s, uint32_t n, uint32_t taken)
 {
-    atomic_store_explicit(&s->in_flight, n, memory_order_relaxed);
+    /* In flight: this call's tasks and any prefetched ones still waiting in the slot. */
+    atomic_store_explicit(&s->in_flight, n + (s->pf_count - s->pf_next), memory_order_relaxed);
     atomic_store_explicit(&s->state, SLOT_BUSY, memory_order_relaxed);
-    atomic_store_explicit(&s->taken, atomic_load_explicit(&s->taken, memory_order_relaxed) + n,
-                          memory_order_relaxed);
+    if (taken)
+        atomic_store_explicit(&s->taken,
+                              atomic_load_explicit(&s->taken, memory_order_relaxed) + taken,
+                              memory_order_relaxed);
     bool any_params = false;
     for (uint32_t i = 0; i < n; i++) {
         const swarm_task *t = &s->tasks[i];
@@ -395,7 +411,7 @@ static void run_tasks(swarm_pool *p, pool_slot *s, uint32_t n)
         }
         deliver(p, s, i, st, n, &oc);
     }
-    atomic_store_explicit(&s->in_flight, 0, memory_order_relaxed);
+    atomic_store_explicit(&s->in_flight, s->pf_count - s->pf_next, memory_order_relaxed);
 }
 
 static void *worker_main(void *arg)
@@ -423,6 +439,13 @@ static void *worker_main(void *arg)
     }
 
     for (;;) {
+        /* Prefetched tasks were taken from the channel: they run before the worker may leave
+         * (a stop deadline cancels them through the abort token; they are still delivered). */
+        if (s->pf_next < s->pf_count) {
+            s->tasks[0] = s->pf[s->pf_next++];
+            run_tasks(p, s, 1, 0);
+            continue;
+        }
         /* Pairs with the release store in resize/stop; the re-check under mu decides, because
          * a later resize may take the retirement back. */
         if (atomic_load_explicit(&s->retire, memory_order_acquire)) {
@@ -441,7 +464,16 @@ static void *worker_main(void *arg)
         int64_t wait = drain ? 0 : SWARM_WAIT_FOREVER;
         swarm_cancel *tok = drain ? NULL : s->wake;
         int n;
-        if (p->batch == 1) {
+        if (p->batch == 1 && s->fast) {
+            n = swarm_chan_recv_batch(p->opts.input, s->pf, PREFETCH, 1, 0, wait, tok);
+            if (n > 0) {
+                s->pf_count = (uint32_t)n;
+                s->pf_next = 1;
+                s->tasks[0] = s->pf[0];
+                run_tasks(p, s, 1, (uint32_t)n);
+                continue;
+            }
+        } else if (p->batch == 1) {
             n = swarm_chan_recv_ex(p->opts.input, &s->tasks[0], wait, tok);
             if (n == 0)
                 n = 1;
@@ -450,7 +482,7 @@ static void *worker_main(void *arg)
                                       drain ? 0 : p->opts.batch_linger_ns, wait, tok);
         }
         if (n > 0) {
-            run_tasks(p, s, (uint32_t)n);
+            run_tasks(p, s, (uint32_t)n, (uint32_t)n);
             continue;
         }
         if (n == SWARM_ECANCELED) {
@@ -669,6 +701,7 @@ int swarm_pool_create(swarm_pool **out, const swarm_pool_opts *opts)
     p->opts.engine = NULL; /* set once the reference is taken, below */
     p->fork_gen = swarm__fork_watch();
     p->batch = o.batch_max > 1 ? o.batch_max : 1;
+    p->held_cap = p->batch > 1 ? p->batch : PREFETCH;
     swarm_response_opts_init(&p->ropts);
     if (o.response_capacity)
         p->ropts.initial_capacity = o.response_capacity;
@@ -678,7 +711,8 @@ int swarm_pool_create(swarm_pool **out, const swarm_pool_opts *opts)
     if (p->owned_outputs) {
         /* Responses in slots, in the result channel, held, and received but not released yet:
          * bounded so that the recycling channel can always take every one back. */
-        uint64_t cap = 2 * swarm_chan_capacity(o.results) + 2 * (uint64_t)p->batch * o.max_workers;
+        uint64_t cap = 2 * swarm_chan_capacity(o.results) +
+                       (uint64_t)(p->batch + p->held_cap) * o.max_workers;
         p->all_cap = cap > (1u << 22) ? (1u << 22) : (uint32_t)cap;
         p->all = swarm__alloc(&a, (size_t)p->all_cap * sizeof *p->all, 16);
         swarm_chan_opts co;

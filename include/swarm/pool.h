@@ -79,9 +79,9 @@ typedef struct swarm_task {
  *
  * Through a result channel the result owns its output: response and output stay valid until
  * swarm_pool_result_release() (once per result received), which recycles the response. If the
- * receiver holds more outputs unreleased than the pool keeps (twice the result channel's capacity
- * plus one batch per worker), further results arrive with response and output NULL and are
- * counted in stats.outputs_dropped.
+ * receiver holds more outputs unreleased than the pool keeps (the result channel's capacity, once
+ * more in the receiver's hands, plus what the workers hold), further results arrive with
+ * response and output NULL and are counted in stats.outputs_dropped.
  */
 typedef struct swarm_pool_result {
     uint32_t size;           /**< sizeof(swarm_pool_result) */
@@ -366,8 +366,9 @@ SWARM_API int swarm_pool_result_release(swarm_pool *p, swarm_pool_result *result
  * Hand back results that could not be delivered (the stop deadline came while the result channel
  * was full, or the result channel was closed): up to @p cap of them are moved to @p out, in no
  * particular order, with their task (payload and user are the host's again) and output (owned:
- * release each with swarm_pool_result_release()). Each worker holds at most one batch; results
- * beyond that are only counted (stats.undelivered).
+ * release each with swarm_pool_result_release()). Each worker holds at most one batch (16 in
+ * single-task mode: what it may have taken at once); results beyond that, which only a result
+ * channel closed while the pool runs can produce, are only counted (stats.undelivered).
  *
  * @return the number moved (>= 0); SWARM_EINVAL for a NULL pool, or @p out NULL with cap > 0;
  *         SWARM_ESTATE before swarm_pool_stop() has returned (workers may still hold results) or

@@ -36,7 +36,8 @@
  * engine call that takes 20 us or more is always timed; for faster ones (where two clock reads
  * would cost more than the call) the pool times one call in 16 and weighs each sample by 16, so
  * counts, sums and percentiles stay unbiased estimates. opts.timing = SWARM_POOL_TIME_EVERY times
- * every call.
+ * every call. With such a fast engine a single-task worker also takes up to 16 queued tasks per
+ * receive and runs them one by one (one channel operation per run); they count as in flight.
  *
  * fork(): a pool created before fork() is dead in the child: every call returns SWARM_ESTATE
  * (destroy does nothing) instead of deadlocking on a lock a vanished thread held. See common.h.
@@ -263,8 +264,9 @@ SWARM_API int swarm_pool_resize(swarm_pool *p, uint32_t n);
  * handed back by swarm_pool_take_undelivered().
  *
  * With @p timeout_ns = SWARM_WAIT_FOREVER (-1) everything queued is run (drain). With a timeout
- * (0 stops at once), at the deadline the tasks still in flight are asked to stop through their
- * request's cancel token (the engine sees SWARM_ECANCELED; their results are still delivered),
+ * (0 stops at once), at the deadline the tasks still in flight (a worker's batch, or the up to 16
+ * tasks a single-task worker took at once) are asked to stop through their request's cancel token
+ * (the engine sees SWARM_ECANCELED; their results are still delivered or held),
  * and the tasks still queued are not run: up to @p left_cap of them are moved to @p left (may be
  * NULL when left_cap is 0); any beyond that stay in the (closed) channel for the host to receive.
  *

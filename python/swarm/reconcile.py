@@ -141,6 +141,7 @@ class ReconcileConfig:
     actuate_always: bool = False
     fail_after: int = 0
     seed: int = 0
+    max_replicas: int = 0   # the actuator's bound: decisions above it are lowered (explained)
 
 
 class _LoopState:
@@ -250,6 +251,10 @@ class ReconcileLoop(_Handle):
             raise TypeError("fail_after must be a non-negative int")
         o.fail_after = cfg.fail_after
         o.seed = int(cfg.seed)
+        if isinstance(cfg.max_replicas, bool) or not isinstance(cfg.max_replicas, int) or \
+                cfg.max_replicas < 0:
+            raise TypeError("max_replicas must be a non-negative int")
+        o.max_replicas = cfg.max_replicas
         o.alloc = alloc_arg(allocator)
         _loops[key] = _LoopState(observe, actuate)
         out = c_void_p()
@@ -339,6 +344,9 @@ class ReconcileLoop(_Handle):
     def for_pool(cls, pool: Any, policy: Policy, target_per_worker: float, *,
                  activation: float = 0.0, **kwargs: Any) -> "ReconcileLoop":
         """A loop that scales ``pool``: observes its queue and in-flight work against
-        ``target_per_worker`` and actuates with ``pool.resize``."""
+        ``target_per_worker`` and actuates with ``pool.resize``; decisions above the pool's
+        max_workers are lowered to it (``max_replicas``), as ``swarm_reconcile_create_for_pool``
+        does in C."""
+        kwargs.setdefault("max_replicas", int(pool.config.max_workers))
         return cls(policy, lambda: pool.observation(target_per_worker, activation),
                    lambda n, d: pool.resize(n), **kwargs)

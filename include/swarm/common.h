@@ -198,12 +198,12 @@ SWARM_API int swarm_sleep_ns(int64_t ns, swarm_cancel *cancel);
  * fork(): the contract. In a child process forked while libswarm objects exist, only the
  * parent's calling thread exists, so the library's worker and loop threads are gone and any
  * internal lock one of them held stays locked forever. Therefore, in the child:
- *   - channels (swarm_chan), cancellation tokens, policies and engine handles keep working
- *     (they hold no lock that a vanished thread could leave held, except a token's short
- *     internal lock: use fresh tokens in the child). One caveat: a channel that a parent thread
- *     was sending to at the instant of fork may hold a slot that thread claimed and never
- *     published, and receivers in the child would wait for it; use channels created in the
- *     child, or ones the parent had quiesced;
+ *   - channels (swarm_chan) and policies keep working: they hold no lock that a vanished
+ *     thread could leave held. One caveat: a channel that a parent thread was sending to at the
+ *     instant of fork may hold a slot that thread claimed and never published, and receivers in
+ *     the child would wait for it; use channels created in the child, or ones the parent had
+ *     quiesced. Cancellation tokens and stateful engines (breaker, split, mock, the host's own)
+ *     have short internal locks: create fresh ones in the child;
  *   - pools, reconcile loops and autoscalers created before the fork are dead: every call on
  *     them returns SWARM_ESTATE without taking a lock (void destroy functions do nothing and
  *     leak the object, as the parent's other memory is), so nothing deadlocks;

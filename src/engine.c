@@ -444,16 +444,32 @@ int swarm_engine_infer(swarm_engine *e, const swarm_request *req, swarm_response
     return swarm__engine_infer_t(e, req, resp, 1);
 }
 
-/* The pool's single-task call in one: reset, run (timed or not), read the outcome. */
+/* The pool's single-task call in one: reset, run (timed or not), read the outcome. The pool's
+ * arguments are never NULL and its requests come from swarm_request_init(), so the checks of
+ * swarm_engine_infer() reduce to the response's state. */
 int swarm__engine_run1(swarm_engine *e, const swarm_request *req, swarm_response *resp,
                        int timed, swarm__resp_outcome *oc)
 {
     int rc = SWARM_ESTATE;
     if (SWARM_LIKELY(resp->state != SWARM__RESP_RUNNING)) {
         resp_clear(resp);
-        rc = swarm__engine_infer_t(e, req, resp, timed);
+        begin(resp, req, timed ? swarm__clock_ns() : 0);
+        rc = swarm__engine_call(e, req, resp);
+        if (timed) {
+            complete(resp, req, rc);
+        } else {
+            resp->status = rc;
+            resp->state = SWARM__RESP_COMPLETE;
+            if (resp->complete_fn != NULL)
+                resp->complete_fn(resp->complete_ctx, req, resp);
+        }
     }
-    swarm__resp_outcome_get(resp, oc);
+    oc->complete = resp->state == SWARM__RESP_COMPLETE;
+    oc->status = resp->status;
+    oc->start_ns = resp->start_ns;
+    oc->end_ns = resp->end_ns;
+    oc->len = resp->len;
+    oc->data = resp->buf;
     return rc;
 }
 

@@ -6,7 +6,7 @@
  * time or as dynamic batches through swarm_chan_recv_batch(), run them through an engine, and
  * deliver each result with its correlation id to a callback or a result channel.
  *
- *   producers --swarm_chan_send(swarm_task)--> [input channel] --> workers --> engine
+ *   producers --swarm_pool_submit(swarm_task)--> [input channel] --> workers --> engine
  *                                                                     |
  *                                   result callback / result channel <+
  *
@@ -14,7 +14,8 @@
  * scale-down retires workers that are starting or idle first, and busy workers only after they
  * finish their current task. A worker leaves only between tasks, so a task taken from the channel
  * is always run and delivered: across resize and stop, every task sent is either delivered once
- * (callback or result channel) or handed back by swarm_pool_stop(), never lost and never run twice.
+ * (callback or result channel) or handed back by swarm_pool_stop() (the task) or by
+ * swarm_pool_take_undelivered() (its result), never lost and never run twice.
  *
  * Workers that are running the host's warm-up hook (e.g. a model load) are "starting": they take
  * no work and are reported separately, so that a scaling policy can count them as pending

@@ -11,7 +11,10 @@
  *   Between them, "direct": hand-rolled consumers doing the pool's per-task engine work (reset,
  *      swarm_engine_infer, the same callback) on the raw channel, so pool/direct is the pool's own
  *      overhead and raw/direct the engine layer's.
- *   3. Reconcile tick overhead: ns per swarm_reconcile_step() with trivial callbacks (one KEDA
+ *   3. Per-task CPU cost as workers grow (1 producer, 1..8 workers, single tasks): process CPU
+ *      ns per task for the raw channel and the pool side by side, so a pool cost that grew with
+ *      the worker count (shared counters, a global lock) would show.
+ *   4. Reconcile tick overhead: ns per swarm_reconcile_step() with trivial callbacks (one KEDA
  *      decision per tick) and the same with the loop's thread driven by kicks.
  *
  * Runs of each variant are interleaved so machine drift hits both; medians are printed.
@@ -24,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <swarm/swarm.h>
 
@@ -383,6 +387,13 @@ static double kick_to_tick_ns(unsigned n)
 
 /* ---- main --------------------------------------------------------------------------------- */
 
+static int64_t cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -431,6 +442,23 @@ int main(int argc, char **argv)
                mp / 1e6, 100.0 * mp / mr, 100.0 * mp / md);
         if (cases[k].batch == 1 && mp < 0.7 * mr)
             worst_ok = 0;
+    }
+    printf("\nper-task CPU cost as workers grow (1 producer, single tasks), process CPU ns per "
+           "task:\n%-8s %9s %9s %9s\n", "workers", "raw", "pool", "pool-raw");
+    static const unsigned wk[] = {1, 2, 4, 8};
+    for (size_t k = 0; k < sizeof wk / sizeof wk[0]; k++) {
+        double raw[64], pool[64];
+        for (int i = 0; i < runs; i++) {
+            int64_t c0 = cpu_ns();
+            (void)run_raw(1, wk[k], 1);
+            int64_t c1 = cpu_ns();
+            (void)run_pool(1, wk[k], 1);
+            int64_t c2 = cpu_ns();
+            raw[i] = (double)(c1 - c0) / (double)n_items;
+            pool[i] = (double)(c2 - c1) / (double)n_items;
+        }
+        double mr = median(raw, runs), mp = median(pool, runs);
+        printf("%-8u %9.0f %9.0f %9.0f\n", wk[k], mr, mp, mp - mr);
     }
     double tick[64];
     for (int i = 0; i < runs; i++)

@@ -64,6 +64,77 @@ int64_t swarm__deadline(int64_t timeout_ns)
     return timeout_ns > INT64_MAX - now ? INT64_MAX : now + timeout_ns;
 }
 
+int64_t swarm_deadline_after(int64_t timeout_ns)
+{
+    if (timeout_ns < 0)
+        return SWARM_NO_DEADLINE;
+    return swarm__time_add(swarm__clock_ns(), timeout_ns);
+}
+
+/* ---- sleep ---------------------------------------------------------------------------------- */
+
+static void sleep_wake(void *ctx)
+{
+    _Atomic uint32_t *w = ctx;
+    /* Release pairs with the acquire load in swarm_sleep_ns()'s loop. */
+    atomic_store_explicit(w, 1, memory_order_release);
+    swarm__unpark(w, INT32_MAX);
+}
+
+int swarm_sleep_ns(int64_t ns, swarm_cancel *cancel)
+{
+    if (ns < -1 || (ns == SWARM_WAIT_FOREVER && cancel == NULL))
+        return SWARM_EINVAL;
+    if (ns == 0)
+        return swarm_cancel_is_canceled(cancel) ? SWARM_ECANCELED : 0;
+    int64_t deadline = swarm__deadline(ns);
+    _Atomic uint32_t word;
+    atomic_init(&word, 0);
+    swarm__cancel_watch w = {.wake = sleep_wake, .ctx = &word};
+    if (cancel != NULL && swarm__cancel_watch_add(cancel, &w) != 0)
+        return SWARM_ECANCELED;
+    int rc = 0;
+    for (;;) {
+        if (atomic_load_explicit(&word, memory_order_acquire) != 0) {
+            rc = SWARM_ECANCELED;
+            break;
+        }
+        if (swarm__park(&word, 0, deadline) == SWARM_ETIMEDOUT)
+            break;
+    }
+    if (cancel != NULL)
+        swarm__cancel_watch_del(cancel, &w);
+    return rc;
+}
+
+/* ---- fork generation ------------------------------------------------------------------------ */
+
+/* Bumped in every child by the atfork handler. Relaxed is enough: the child runs the handler on
+ * its only thread before fork() returns there, and objects compare it on that thread. */
+static _Atomic uint64_t fork_gen;
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+
+static void fork_child(void)
+{
+    atomic_fetch_add_explicit(&fork_gen, 1, memory_order_relaxed);
+}
+
+static void fork_register(void)
+{
+    (void)pthread_atfork(NULL, NULL, fork_child);
+}
+
+uint64_t swarm__fork_watch(void)
+{
+    (void)pthread_once(&fork_once, fork_register);
+    return atomic_load_explicit(&fork_gen, memory_order_relaxed);
+}
+
+uint64_t swarm__fork_gen(void)
+{
+    return atomic_load_explicit(&fork_gen, memory_order_relaxed);
+}
+
 /* ---- allocation ---------------------------------------------------------------------------- */
 
 static void *libc_alloc(void *ctx, size_t size, size_t align)

@@ -441,14 +441,69 @@ static inline void complete(swarm_response *resp, const swarm_request *req, int 
 
 int swarm_engine_infer(swarm_engine *e, const swarm_request *req, swarm_response *resp)
 {
+    return swarm__engine_infer_t(e, req, resp, 1);
+}
+
+/* The pool's single-task call in one: reset, run (timed or not), read the outcome. The pool's
+ * arguments are never NULL and its requests come from swarm_request_init(), so the checks of
+ * swarm_engine_infer() reduce to the response's state. */
+int swarm__engine_run1(swarm_engine *e, const swarm_request *req, swarm_response *resp,
+                       int timed, swarm__resp_outcome *oc)
+{
+    int rc = SWARM_ESTATE;
+    if (SWARM_LIKELY(resp->state != SWARM__RESP_RUNNING)) {
+        resp_clear(resp);
+        begin(resp, req, timed ? swarm__clock_ns() : 0);
+        rc = swarm__engine_call(e, req, resp);
+        if (timed) {
+            complete(resp, req, rc);
+        } else {
+            resp->status = rc;
+            resp->state = SWARM__RESP_COMPLETE;
+            if (resp->complete_fn != NULL)
+                resp->complete_fn(resp->complete_ctx, req, resp);
+        }
+    }
+    oc->complete = resp->state == SWARM__RESP_COMPLETE;
+    oc->status = resp->status;
+    oc->start_ns = resp->start_ns;
+    oc->end_ns = resp->end_ns;
+    oc->len = resp->len;
+    oc->data = resp->buf;
+    return rc;
+}
+
+/* swarm_engine_infer() with the two clock reads optional: on a virtual machine a clock read can
+ * cost more than a whole channel hand-off, so the pool times only a sample of its calls
+ * (start_ns and end_ns stay 0 when @timed is 0). */
+int swarm__engine_infer_t(swarm_engine *e, const swarm_request *req, swarm_response *resp,
+                          int timed)
+{
     if (SWARM_UNLIKELY(e == NULL || req == NULL || resp == NULL || req->size < REQ_MIN_SIZE))
         return SWARM_EINVAL;
     if (SWARM_UNLIKELY(resp->state != SWARM__RESP_FRESH))
         return SWARM_ESTATE;
-    begin(resp, req, swarm__clock_ns());
+    begin(resp, req, timed ? swarm__clock_ns() : 0);
     int rc = swarm__engine_call(e, req, resp);
-    complete(resp, req, rc);
+    if (timed) {
+        complete(resp, req, rc);
+    } else {
+        resp->status = rc;
+        resp->state = SWARM__RESP_COMPLETE;
+        if (resp->complete_fn != NULL)
+            resp->complete_fn(resp->complete_ctx, req, resp);
+    }
     return rc;
+}
+
+void swarm__resp_outcome_get(const swarm_response *r, swarm__resp_outcome *out)
+{
+    out->complete = r->state == SWARM__RESP_COMPLETE;
+    out->status = r->status;
+    out->start_ns = r->start_ns;
+    out->end_ns = r->end_ns;
+    out->len = r->len;
+    out->data = r->buf;
 }
 
 int swarm_engine_infer_batch(swarm_engine *e, const swarm_request *const *reqs,

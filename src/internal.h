@@ -89,4 +89,31 @@ static inline int64_t swarm__double_to_ns(double v)
     return (int64_t)v;
 }
 
+/* fork contract (common.h): swarm__fork_watch() registers the pthread_atfork child handler once
+ * and returns the current fork generation, which an object records at create; before taking a
+ * lock, its calls compare swarm__fork_gen() with it and return SWARM_ESTATE in a forked child. */
+uint64_t swarm__fork_watch(void);
+uint64_t swarm__fork_gen(void);
+
+/* Response accessors for the pool (the response is the engine module's object): the outcome
+ * and timings of a completed call, without swarm_response_get_info()'s full copy. */
+typedef struct swarm__resp_outcome {
+    int complete;   /* 1 once the outermost engine call completed it */
+    int status;     /* final status when complete */
+    int64_t start_ns, end_ns;
+    uint64_t len;   /* output bytes */
+    const void *data; /* the output (NUL-terminated) */
+} swarm__resp_outcome;
+struct swarm_response;
+void swarm__resp_outcome_get(const struct swarm_response *r, swarm__resp_outcome *out);
+/* swarm_engine_infer() that reads the clock (start_ns, end_ns) only when @timed is nonzero. */
+struct swarm_engine;
+struct swarm_request;
+int swarm__engine_infer_t(struct swarm_engine *e, const struct swarm_request *req,
+                          struct swarm_response *resp, int timed);
+/* The pool's single-task call: resets @resp (SWARM_ESTATE, untouched, if it is running), runs
+ * swarm__engine_infer_t() and fills @oc, in one call. */
+int swarm__engine_run1(struct swarm_engine *e, const struct swarm_request *req,
+                       struct swarm_response *resp, int timed, swarm__resp_outcome *oc);
+
 #endif /* SWARM_INTERNAL_H */

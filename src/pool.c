@@ -19,8 +19,15 @@
  * No result or warm-up callback runs under either; the allocator hooks may (in resize).
  *
  * Hot path per task: one receive, relaxed single-writer counter stores into the worker's own
- * cache lines, the engine call (which stamps start and end times), the delivery. No lock, no
- * clock read of our own, no shared read-modify-write.
+ * cache lines, the engine call, the delivery. No lock, no shared read-modify-write, and no clock
+ * read for most fast calls: a clock read costs 80-170 ns on a virtual machine (kvm-clock), more
+ * than a whole channel hand-off, so calls are timed by sampling (see slot_timed()), with each
+ * sample weighted by the inverse of its sampling rate so that histograms stay unbiased.
+ *
+ * Results through a result channel own their output: the worker sends its response with the
+ * result and takes a recycled one from `spare` (a channel of response pointers, lock-free), or
+ * allocates one while the working set grows. Every such response is registered in `all` so that
+ * destroy frees the ones the host never released.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -28,9 +35,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "engine_internal.h"
 #include "internal.h"
 #include "pool_hist.h"
+#include "pool_internal.h"
 #include "swarm/pool.h"
 
 enum {
@@ -44,6 +51,17 @@ enum {
 #define POOL_MAX_WORKERS 4096u
 #define POOL_MAX_BATCH 4096u
 
+/* Sampling: calls at least this long are always timed; faster ones one in SAMPLE_EVERY. */
+#define TIME_ALWAYS_NS 20000
+#define SAMPLE_EVERY 16u
+/* Single-task mode with a fast engine (the last timed call under TIME_ALWAYS_NS): a worker takes
+ * up to PREFETCH queued tasks per receive (one channel operation instead of PREFETCH) and runs
+ * them one by one. A slow engine never prefetches, so no task waits behind another worker's. */
+#define PREFETCH 16u
+
+/* The pool whose worker this thread is (NULL elsewhere): stop and destroy refuse to run there. */
+static _Thread_local const struct swarm_pool *tls_pool;
+
 typedef struct pool_slot {
     /* Written by the worker, read by stats: the worker's own line. */
     _Alignas(SWARM_CACHELINE) _Atomic uint32_t state;
@@ -53,6 +71,13 @@ typedef struct pool_slot {
     _Atomic uint64_t failed;
     _Atomic uint64_t undelivered;
     _Atomic uint64_t batches;
+    _Atomic uint64_t outputs_dropped;
+    uint32_t skip;   /* worker-private: untimed calls left before the next timed one */
+    uint32_t weight; /* worker-private: weight of the next timed sample (the sampling period) */
+    bool custom_params; /* worker-private: some request may still hold a task's params */
+    bool fast;          /* worker-private: the last timed call took under TIME_ALWAYS_NS */
+    uint32_t pf_next, pf_count; /* worker-private: prefetched tasks pf[pf_next..pf_count) */
+    swarm_task *pf;     /* [PREFETCH] when batch == 1 */
 
     /* Set by resize/stop under mu with release; the worker's acquire load at the top of its
      * loop pairs with it, and the worker re-checks under mu before it acts. */
@@ -67,6 +92,8 @@ typedef struct pool_slot {
     swarm_request *reqs;          /* [batch] */
     const swarm_request **req_ptrs; /* [batch] */
     swarm_response **resps;       /* [batch] */
+    swarm_pool_result *held;      /* [held_cap]: undelivered results kept for the host */
+    _Atomic uint32_t n_held;      /* written by the worker, read after it was joined */
     swarm__hist wait_hist;
     swarm__hist service_hist;
 } pool_slot;
@@ -75,6 +102,8 @@ struct swarm_pool {
     swarm_allocator alloc;
     swarm_pool_opts opts;
     uint32_t batch; /* tasks per engine call, >= 1 */
+    uint32_t held_cap; /* undelivered results a slot keeps: what a worker may hold at a stop
+                        * deadline (its batch, or its prefetched run) */
 
     pthread_mutex_t ctl;
     pthread_mutex_t mu;
@@ -82,6 +111,7 @@ struct swarm_pool {
 
     _Atomic uint32_t target;
     _Atomic uint32_t stopping;
+    _Atomic uint32_t draining; /* keep_input_open stop: workers drain without waiting */
     uint32_t live;     /* under mu: threads between spawn and EXITED */
     uint32_t retiring; /* under mu: live slots with retire set */
     uint64_t started, retired, start_failures; /* under mu */
@@ -91,6 +121,18 @@ struct swarm_pool {
     pool_slot **slots; /* [opts.max_workers]; entries set under mu, kept until destroy */
     uint32_t n_slots;  /* under mu: slots allocated */
     uint64_t *scratch; /* under mu: SWARM__HIST_BUCKETS, for percentiles */
+
+    uint64_t fork_gen;        /* the fork generation the pool was created in */
+    _Atomic uint32_t stopped; /* 1 once stop has joined every worker (release; pairs with the
+                               * acquire load in take_undelivered) */
+    swarm_response_opts ropts;
+
+    /* Owned outputs (result channel mode only). */
+    bool owned_outputs;
+    swarm_chan *spare;            /* swarm_response * recycled by swarm_pool_result_release() */
+    swarm_response **all;         /* [all_cap]: every response the pool created */
+    uint32_t all_cap;
+    _Atomic uint32_t n_all;       /* claimed entries of all (fetch_add) */
 };
 
 /* ---- small helpers ------------------------------------------------------------------------- */
@@ -108,15 +150,46 @@ static void slot_free(swarm_pool *p, pool_slot *s)
         return;
     size_t b = p->batch;
     if (s->resps) {
-        for (size_t i = 0; i < b; i++)
-            swarm_response_destroy(s->resps[i]);
+        /* With owned outputs every response is in `all` and freed from there. */
+        if (!p->owned_outputs)
+            for (size_t i = 0; i < b; i++)
+                swarm_response_destroy(s->resps[i]);
         swarm__free(&p->alloc, s->resps, b * sizeof *s->resps);
     }
+    swarm__free(&p->alloc, s->held, p->held_cap * sizeof *s->held);
+    swarm__free(&p->alloc, s->pf, PREFETCH * sizeof *s->pf);
     swarm__free(&p->alloc, s->tasks, b * sizeof *s->tasks);
     swarm__free(&p->alloc, s->reqs, b * sizeof *s->reqs);
     swarm__free(&p->alloc, (void *)s->req_ptrs, b * sizeof *s->req_ptrs);
     swarm_cancel_destroy(s->wake);
     swarm__free(&p->alloc, s, sizeof *s);
+}
+
+/* Creates a response for the pool and, with owned outputs, registers it in `all` (which bounds
+ * how many exist). NULL when the allocation fails or the bound is reached. */
+static swarm_response *resp_new(swarm_pool *p)
+{
+    uint32_t idx = 0;
+    if (p->owned_outputs) {
+        idx = atomic_fetch_add_explicit(&p->n_all, 1, memory_order_relaxed);
+        if (idx >= p->all_cap) {
+            atomic_fetch_sub_explicit(&p->n_all, 1, memory_order_relaxed);
+            return NULL;
+        }
+    }
+    swarm_response *r = NULL;
+    if (swarm_response_create(&r, &p->ropts) != 0) {
+        r = NULL;
+    } else if (p->opts.on_stream) {
+        (void)swarm_response_set_stream(r, p->opts.on_stream, p->opts.stream_ctx);
+    }
+    if (p->owned_outputs) {
+        /* A failed create leaves a NULL entry; destroy skips it. The entry is written before
+         * the response can reach another thread (through the result channel, whose send
+         * publishes it); destroy reads `all` after joining every worker. */
+        p->all[idx] = r;
+    }
+    return r;
 }
 
 static pool_slot *slot_alloc(swarm_pool *p, uint32_t index)
@@ -131,20 +204,19 @@ static pool_slot *slot_alloc(swarm_pool *p, uint32_t index)
     s->reqs = swarm__alloc(&p->alloc, b * sizeof *s->reqs, 16);
     s->req_ptrs = swarm__alloc(&p->alloc, b * sizeof *s->req_ptrs, 16);
     s->resps = swarm__alloc(&p->alloc, b * sizeof *s->resps, 16);
-    if (!s->tasks || !s->reqs || !s->req_ptrs || !s->resps ||
+    s->held = swarm__alloc(&p->alloc, p->held_cap * sizeof *s->held, 16);
+    if (b == 1)
+        s->pf = swarm__alloc(&p->alloc, PREFETCH * sizeof *s->pf, 16);
+    if (!s->tasks || !s->reqs || !s->req_ptrs || !s->resps || !s->held || (b == 1 && !s->pf) ||
         swarm_cancel_create(&s->wake, &p->alloc) != 0)
         goto fail;
-    swarm_response_opts ro;
-    swarm_response_opts_init(&ro);
-    if (p->opts.response_capacity)
-        ro.initial_capacity = p->opts.response_capacity;
-    ro.alloc = &p->alloc;
     for (size_t i = 0; i < b; i++) {
-        if (swarm_response_create(&s->resps[i], &ro) != 0)
+        if (!(s->resps[i] = resp_new(p)))
             goto fail;
         swarm_request_init(&s->reqs[i]);
         s->req_ptrs[i] = &s->reqs[i];
     }
+    s->weight = 1;
     return s;
 fail:
     slot_free(p, s);
@@ -170,100 +242,183 @@ static void worker_leave_locked(swarm_pool *p, pool_slot *s, bool start_failed)
     pthread_cond_broadcast(&p->exited_cv);
 }
 
-static void deliver(swarm_pool *p, pool_slot *s, const swarm_task *t, swarm_response *resp,
-                    int status, uint32_t n, int64_t start_ns, int64_t end_ns, uint64_t out_len)
+static inline void bump(_Atomic uint64_t *c)
+{
+    /* Single writer (the slot's worker): a load and a store, no locked instruction. */
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
+
+/* Delivers result @i of the slot's current batch. */
+static void deliver(swarm_pool *p, pool_slot *s, uint32_t i, int status, uint32_t n,
+                    const swarm__resp_outcome *oc)
 {
     swarm_pool_result r;
     r.size = sizeof r;
     r.status = status;
     r.worker = s->index;
     r.batch = n;
-    r.task = *t;
-    r.start_ns = start_ns;
-    r.end_ns = end_ns;
-    r.output_len = out_len;
-    if (status == 0)
-        atomic_store_explicit(&s->completed,
-                              atomic_load_explicit(&s->completed, memory_order_relaxed) + 1,
-                              memory_order_relaxed);
-    else
-        atomic_store_explicit(&s->failed,
-                              atomic_load_explicit(&s->failed, memory_order_relaxed) + 1,
-                              memory_order_relaxed);
+    r.task = s->tasks[i];
+    r.start_ns = oc->start_ns;
+    r.end_ns = oc->end_ns;
+    r.output_len = oc->len;
+    r.reserved2_ = 0;
+    bump(status == 0 ? &s->completed : &s->failed);
     if (p->opts.on_result) {
-        r.response = resp;
+        r.response = s->resps[i];
+        r.output = oc->data;
+        r.owned = 0;
         p->opts.on_result(p->opts.result_ctx, &r);
-    } else if (p->opts.results) {
+        return;
+    }
+    if (!p->opts.results)
+        return;
+    /* The response travels with the result; the slot continues with a recycled one. */
+    swarm_response *fresh = NULL;
+    if (swarm_chan_try_recv(p->spare, &fresh) != 0)
+        fresh = resp_new(p);
+    if (fresh) {
+        r.response = s->resps[i];
+        r.output = oc->data;
+        r.owned = 1;
+    } else {
         r.response = NULL;
-        if (swarm_chan_send(p->opts.results, &r) != 0)
-            atomic_store_explicit(&s->undelivered,
-                                  atomic_load_explicit(&s->undelivered, memory_order_relaxed) + 1,
-                                  memory_order_relaxed);
+        r.output = NULL;
+        r.owned = 0;
+        bump(&s->outputs_dropped);
+    }
+    /* Waits while the result channel is full, but not past a stop deadline: stop fires `abort`
+     * then, and the result is held for swarm_pool_take_undelivered() instead. */
+    int rc = swarm_chan_send_ex(p->opts.results, &r, SWARM_WAIT_FOREVER, p->abort);
+    if (rc == 0) {
+        if (fresh)
+            s->resps[i] = fresh;
+        return;
+    }
+    bump(&s->undelivered);
+    uint32_t h = atomic_load_explicit(&s->n_held, memory_order_relaxed);
+    if (h < p->held_cap) {
+        s->held[h] = r;
+        atomic_store_explicit(&s->n_held, h + 1, memory_order_relaxed);
+        if (fresh)
+            s->resps[i] = fresh;
+    } else if (fresh) {
+        /* Only counted: the slot keeps its response, the fresh one goes back. */
+        (void)swarm_chan_try_send(p->spare, &fresh);
+    }
+}
+
+/* Whether the slot's next call is timed; consumes one step of the sampling period. */
+static inline bool slot_timed(pool_slot *s)
+{
+    if (s->skip == 0)
+        return true;
+    s->skip--;
+    return false;
+}
+
+/* After a timed single call that took @svc ns: keep timing every call of TIME_ALWAYS_NS or more,
+ * sample faster ones. The next sample's weight is the period it stands for. */
+static inline void slot_sampled(swarm_pool *p, pool_slot *s, int64_t svc)
+{
+    s->fast = svc < TIME_ALWAYS_NS;
+    if (p->opts.timing == SWARM_POOL_TIME_EVERY || svc >= TIME_ALWAYS_NS) {
+        s->skip = 0;
+        s->weight = 1;
+    } else {
+        s->skip = SAMPLE_EVERY - 1;
+        s->weight = SAMPLE_EVERY;
     }
 }
 
 /*
  * Runs one task or one batch. The times come from the responses, which the engine layer stamps
- * when the call enters and completes: the pool reads no clock of its own per task (a clock read
- * costs as much as the rest of the pool's per-task work on some virtual machines). Queue wait is
- * enqueued_ns to the engine call's start.
+ * when the call enters and completes (for single tasks only when slot_timed() says so): the pool
+ * reads no clock of its own per task. Queue wait is enqueued_ns to the engine call's start.
  */
-static void run_tasks(swarm_pool *p, pool_slot *s, uint32_t n)
+static void run_tasks(swarm_pool *p, pool_slot *s, uint32_t n, uint32_t taken)
 {
-    atomic_store_explicit(&s->in_flight, n, memory_order_relaxed);
+    /* In flight: this call's tasks and any prefetched ones still waiting in the slot. */
+    atomic_store_explicit(&s->in_flight, n + (s->pf_count - s->pf_next), memory_order_relaxed);
     atomic_store_explicit(&s->state, SLOT_BUSY, memory_order_relaxed);
-    atomic_store_explicit(&s->taken, atomic_load_explicit(&s->taken, memory_order_relaxed) + n,
-                          memory_order_relaxed);
+    if (taken)
+        atomic_store_explicit(&s->taken,
+                              atomic_load_explicit(&s->taken, memory_order_relaxed) + taken,
+                              memory_order_relaxed);
+    bool any_params = false;
     for (uint32_t i = 0; i < n; i++) {
         const swarm_task *t = &s->tasks[i];
         swarm_request *rq = &s->reqs[i];
         rq->id = t->id;
         rq->payload = t->payload;
         rq->payload_len = t->payload_len;
-        rq->deadline_ns = t->deadline_ns;
+        /* Every negative deadline means none (common.h); the engine layer reads 0 as none. */
+        rq->deadline_ns = t->deadline_ns < 0 ? SWARM_NO_DEADLINE : t->deadline_ns;
         rq->priority = t->priority;
         rq->user = t->user;
         rq->cancel = p->abort;
-        (void)swarm_response_reset(s->resps[i]);
+        /* Requests keep swarm_request_init()'s default params between tasks that carry none,
+         * so a task without params costs one test here. */
+        if (SWARM_UNLIKELY(t->params != NULL)) {
+            rq->params = *t->params;
+            any_params = true;
+        } else if (SWARM_UNLIKELY(s->custom_params)) {
+            memset(&rq->params, 0, sizeof rq->params);
+            rq->params.temperature = 1.0;
+            rq->params.top_p = 1.0;
+        }
+        if (n > 1)
+            (void)swarm_response_reset(s->resps[i]);
     }
+    /* Once a batch has reset every request, none holds a task's params any more. */
+    if (any_params)
+        s->custom_params = true;
+    else if (n == p->batch)
+        s->custom_params = false;
     int rc;
-    if (n == 1)
-        rc = swarm_engine_infer(p->opts.engine, &s->reqs[0], s->resps[0]);
-    else
+    uint32_t weight = 1;
+    swarm__resp_outcome oc;
+    if (n == 1) {
+        bool timed = slot_timed(s);
+        weight = s->weight;
+        rc = swarm__engine_run1(p->opts.engine, &s->reqs[0], s->resps[0], timed, &oc);
+    } else {
         rc = swarm_engine_infer_batch(p->opts.engine, s->req_ptrs, s->resps, n);
-    atomic_store_explicit(&s->batches,
-                          atomic_load_explicit(&s->batches, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
+    }
+    bump(&s->batches);
     for (uint32_t i = 0; i < n; i++) {
-        /* The response is a library object: read its outcome directly (engine_internal.h)
-         * rather than through swarm_response_get_info()'s full copy, on the hot path. */
-        const swarm_response *rs = s->resps[i];
+        if (n > 1)
+            swarm__resp_outcome_get(s->resps[i], &oc);
         int st;
-        int64_t start = 0, end = 0;
-        if (rs->state == SWARM__RESP_COMPLETE) {
-            st = n == 1 ? rc : rs->status;
-            start = rs->start_ns;
-            end = rs->end_ns;
+        if (oc.complete) {
+            st = n == 1 ? rc : oc.status;
         } else {
             /* The engine layer refused the call without touching the response. */
             st = rc < 0 ? rc : SWARM_EINTERNAL;
+            oc.start_ns = oc.end_ns = 0;
+            oc.len = 0;
         }
-        if (start > 0) {
-            if (s->tasks[i].enqueued_ns > 0)
-                swarm__hist_add(&s->wait_hist, start - s->tasks[i].enqueued_ns);
-            if (end >= start)
-                swarm__hist_add(&s->service_hist, end - start);
+        if (oc.start_ns > 0) {
+            int64_t enq = s->tasks[i].enqueued_ns;
+            if (enq > 0)
+                swarm__hist_add_w(&s->wait_hist, swarm__time_sub(oc.start_ns, enq), weight);
+            if (oc.end_ns >= oc.start_ns) {
+                int64_t svc = swarm__time_sub(oc.end_ns, oc.start_ns);
+                swarm__hist_add_w(&s->service_hist, svc, weight);
+                if (n == 1)
+                    slot_sampled(p, s, svc);
+            }
         }
-        deliver(p, s, &s->tasks[i], s->resps[i], st, n, start, end,
-                rs->state == SWARM__RESP_COMPLETE ? (uint64_t)rs->len : 0);
+        deliver(p, s, i, st, n, &oc);
     }
-    atomic_store_explicit(&s->in_flight, 0, memory_order_relaxed);
+    atomic_store_explicit(&s->in_flight, s->pf_count - s->pf_next, memory_order_relaxed);
 }
 
 static void *worker_main(void *arg)
 {
     pool_slot *s = arg;
     swarm_pool *p = s->pool;
+    tls_pool = p;
 
     while (p->opts.warmup) {
         int rc = p->opts.warmup(p->opts.warmup_ctx, s->index, s->wake);
@@ -284,6 +439,13 @@ static void *worker_main(void *arg)
     }
 
     for (;;) {
+        /* Prefetched tasks were taken from the channel: they run before the worker may leave
+         * (a stop deadline cancels them through the abort token; they are still delivered). */
+        if (s->pf_next < s->pf_count) {
+            s->tasks[0] = s->pf[s->pf_next++];
+            run_tasks(p, s, 1, 0);
+            continue;
+        }
         /* Pairs with the release store in resize/stop; the re-check under mu decides, because
          * a later resize may take the retirement back. */
         if (atomic_load_explicit(&s->retire, memory_order_acquire)) {
@@ -296,17 +458,31 @@ static void *worker_main(void *arg)
             pthread_mutex_unlock(&p->mu);
         }
         atomic_store_explicit(&s->state, SLOT_IDLE, memory_order_relaxed);
+        /* A stop that keeps the input open drains it without waiting: an empty channel means
+         * the worker is done (acquire pairs with the release store in pool_stop()). */
+        bool drain = atomic_load_explicit(&p->draining, memory_order_acquire) != 0;
+        int64_t wait = drain ? 0 : SWARM_WAIT_FOREVER;
+        swarm_cancel *tok = drain ? NULL : s->wake;
         int n;
-        if (p->batch == 1) {
-            n = swarm_chan_recv_ex(p->opts.input, &s->tasks[0], SWARM_WAIT_FOREVER, s->wake);
+        if (p->batch == 1 && s->fast) {
+            n = swarm_chan_recv_batch(p->opts.input, s->pf, PREFETCH, 1, 0, wait, tok);
+            if (n > 0) {
+                s->pf_count = (uint32_t)n;
+                s->pf_next = 1;
+                s->tasks[0] = s->pf[0];
+                run_tasks(p, s, 1, (uint32_t)n);
+                continue;
+            }
+        } else if (p->batch == 1) {
+            n = swarm_chan_recv_ex(p->opts.input, &s->tasks[0], wait, tok);
             if (n == 0)
                 n = 1;
         } else {
             n = swarm_chan_recv_batch(p->opts.input, s->tasks, p->batch, p->opts.batch_min,
-                                      p->opts.batch_linger_ns, SWARM_WAIT_FOREVER, s->wake);
+                                      drain ? 0 : p->opts.batch_linger_ns, wait, tok);
         }
         if (n > 0) {
-            run_tasks(p, s, (uint32_t)n);
+            run_tasks(p, s, (uint32_t)n, (uint32_t)n);
             continue;
         }
         if (n == SWARM_ECANCELED) {
@@ -319,7 +495,10 @@ static void *worker_main(void *arg)
             pthread_mutex_unlock(&p->mu);
             continue;
         }
-        /* SWARM_ECLOSED: the channel is closed and drained; nothing else is expected. */
+        if (drain && n != SWARM_ECLOSED && n != SWARM_EAGAIN && n != SWARM_ETIMEDOUT)
+            continue;
+        /* SWARM_ECLOSED: the channel is closed and drained (or, draining an open channel, it is
+         * empty); nothing else is expected. */
         pthread_mutex_lock(&p->mu);
         worker_leave_locked(p, s, false);
         pthread_mutex_unlock(&p->mu);
@@ -476,8 +655,16 @@ static void pool_free(swarm_pool *p)
             slot_free(p, p->slots[i]);
         swarm__free(&p->alloc, p->slots, p->opts.max_workers * sizeof *p->slots);
     }
+    if (p->all) {
+        uint32_t n = atomic_load_explicit(&p->n_all, memory_order_relaxed);
+        for (uint32_t i = 0; i < n && i < p->all_cap; i++)
+            swarm_response_destroy(p->all[i]);
+        swarm__free(&p->alloc, p->all, (size_t)p->all_cap * sizeof *p->all);
+    }
+    swarm_chan_destroy(p->spare);
     swarm__free(&p->alloc, p->scratch, SWARM__HIST_BUCKETS * sizeof *p->scratch);
     swarm_cancel_destroy(p->abort);
+    swarm_engine_destroy(p->opts.engine); /* NULL before the reference was taken */
     swarm_allocator a = p->alloc;
     swarm__free(&a, p, sizeof *p);
 }
@@ -494,7 +681,8 @@ int swarm_pool_create(swarm_pool **out, const swarm_pool_opts *opts)
         return rc;
     if (!o.input || !o.engine || o.max_workers == 0 || o.max_workers > POOL_MAX_WORKERS ||
         o.workers > o.max_workers || o.batch_max > POOL_MAX_BATCH ||
-        o.batch_min > (o.batch_max > 1 ? o.batch_max : 1) || o.batch_linger_ns < 0)
+        o.batch_min > (o.batch_max > 1 ? o.batch_max : 1) || o.batch_linger_ns < 0 ||
+        o.keep_input_open > 1 || o.timing > SWARM_POOL_TIME_EVERY)
         return SWARM_EINVAL;
     if (swarm_chan_elem_size(o.input) != sizeof(swarm_task))
         return SWARM_EINVAL;
@@ -510,13 +698,41 @@ int swarm_pool_create(swarm_pool **out, const swarm_pool_opts *opts)
     p->alloc = a;
     p->opts = o;
     p->opts.alloc = NULL; /* the copy in p->alloc is what counts */
+    p->opts.engine = NULL; /* set once the reference is taken, below */
+    p->fork_gen = swarm__fork_watch();
     p->batch = o.batch_max > 1 ? o.batch_max : 1;
+    p->held_cap = p->batch > 1 ? p->batch : PREFETCH;
+    swarm_response_opts_init(&p->ropts);
+    if (o.response_capacity)
+        p->ropts.initial_capacity = o.response_capacity;
+    p->ropts.alloc = &p->alloc;
+    p->owned_outputs = !o.on_result && o.results;
+    rc = SWARM_ENOMEM;
+    if (p->owned_outputs) {
+        /* Responses in slots, in the result channel, held, and received but not released yet:
+         * bounded so that the recycling channel can always take every one back. */
+        uint64_t cap = 2 * swarm_chan_capacity(o.results) +
+                       (uint64_t)(p->batch + p->held_cap) * o.max_workers;
+        p->all_cap = cap > (1u << 22) ? (1u << 22) : (uint32_t)cap;
+        p->all = swarm__alloc(&a, (size_t)p->all_cap * sizeof *p->all, 16);
+        swarm_chan_opts co;
+        swarm_chan_opts_init(&co);
+        co.capacity = p->all_cap;
+        co.elem_size = sizeof(swarm_response *);
+        co.alloc = &p->alloc;
+        if (!p->all || (rc = swarm_chan_create(&p->spare, &co)) != 0) {
+            pool_free(p);
+            return rc == 0 ? SWARM_ENOMEM : rc;
+        }
+    }
     p->slots = swarm__alloc(&a, o.max_workers * sizeof *p->slots, 16);
     p->scratch = swarm__alloc(&a, SWARM__HIST_BUCKETS * sizeof *p->scratch, 16);
     if (!p->slots || !p->scratch || swarm_cancel_create(&p->abort, &a) != 0) {
         pool_free(p);
         return SWARM_ENOMEM;
     }
+    swarm_engine_retain(o.engine);
+    p->opts.engine = o.engine;
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -549,10 +765,17 @@ int swarm_pool_create(swarm_pool **out, const swarm_pool_opts *opts)
     return 0;
 }
 
+static inline bool forked(const swarm_pool *p)
+{
+    return SWARM_UNLIKELY(swarm__fork_gen() != p->fork_gen);
+}
+
 int swarm_pool_resize(swarm_pool *p, uint32_t n)
 {
     if (!p)
         return SWARM_EINVAL;
+    if (forked(p))
+        return SWARM_ESTATE;
     pthread_mutex_lock(&p->ctl);
     int rc;
     if (atomic_load_explicit(&p->stopping, memory_order_relaxed)) {
@@ -587,9 +810,19 @@ static int pool_stop(swarm_pool *p, int64_t timeout_ns, swarm_task *left, size_t
      * result callback that calls resize must not block on it while stop waits for its worker. */
     atomic_store_explicit(&p->stopping, 1, memory_order_relaxed);
     int64_t deadline = swarm__deadline(timeout_ns);
-    (void)swarm_chan_close(p->opts.input);
+    bool keep_open = p->opts.keep_input_open != 0;
+    if (!keep_open)
+        (void)swarm_chan_close(p->opts.input);
     pthread_mutex_lock(&p->mu);
     reap_locked(p);
+    if (keep_open) {
+        /* Workers drain without waiting from now on; wake the parked ones (they re-arm their
+         * token, see worker_main). Release pairs with the acquire load in worker_main(). */
+        atomic_store_explicit(&p->draining, 1, memory_order_release);
+        for (uint32_t i = 0; i < p->n_slots; i++)
+            if (slot_live(p->slots[i]))
+                (void)swarm_cancel_trigger(p->slots[i]->wake);
+    }
     /* Draining needs a worker: if every live worker is leaving and work is queued, start one. */
     if (timeout_ns != 0 && p->live == p->retiring && swarm_chan_len(p->opts.input) > 0)
         (void)spawn_locked(p);
@@ -629,9 +862,18 @@ static int pool_stop(swarm_pool *p, int64_t timeout_ns, swarm_task *left, size_t
     atomic_store_explicit(&p->target, 0, memory_order_relaxed);
     pthread_mutex_unlock(&p->mu);
     pthread_mutex_unlock(&p->ctl);
+    /* Every worker was joined: their held results are final. Release pairs with the acquire
+     * load in swarm_pool_take_undelivered(). */
+    atomic_store_explicit(&p->stopped, 1, memory_order_release);
 
-    /* No worker is left: whatever the channel still holds was never taken. */
+    /* No worker is left: whatever the channel still holds was never taken. A shared channel's
+     * queue belongs to its other consumers. */
     size_t moved = 0;
+    if (keep_open) {
+        if (n_left)
+            *n_left = 0;
+        return 0;
+    }
     while (moved < left_cap && swarm_chan_try_recv(p->opts.input, &left[moved]) == 0)
         moved++;
     if (n_left)
@@ -644,12 +886,15 @@ int swarm_pool_stop(swarm_pool *p, int64_t timeout_ns, swarm_task *left, size_t 
 {
     if (!p || timeout_ns < -1 || (!left && left_cap > 0) || left_cap > INT32_MAX)
         return SWARM_EINVAL;
+    /* On a worker of this pool the wait for every worker to leave would wait for itself. */
+    if (tls_pool == p || forked(p))
+        return SWARM_ESTATE;
     return pool_stop(p, timeout_ns, left, left_cap, n_left);
 }
 
 void swarm_pool_destroy(swarm_pool *p)
 {
-    if (!p)
+    if (!p || tls_pool == p || forked(p))
         return;
     if (!atomic_load_explicit(&p->stopping, memory_order_relaxed))
         (void)pool_stop(p, 0, NULL, 0, NULL);
@@ -665,6 +910,8 @@ int swarm_pool_get_histogram(swarm_pool *p, uint32_t kind, const int64_t *le_ns,
     if (!p || kind > SWARM_POOL_HIST_SERVICE || n_le > 256 ||
         (n_le > 0 && (!le_ns || !cum_counts)))
         return SWARM_EINVAL;
+    if (forked(p))
+        return SWARM_ESTATE;
     for (uint32_t i = 0; i < n_le; i++)
         if (le_ns[i] < 0 || (i > 0 && le_ns[i] <= le_ns[i - 1]))
             return SWARM_EINVAL;
@@ -703,6 +950,8 @@ int swarm_pool_get_stats(swarm_pool *p, swarm_pool_stats *stats)
 {
     if (!p || !stats || stats->size < offsetof(swarm_pool_stats, in_flight))
         return SWARM_EINVAL;
+    if (forked(p))
+        return SWARM_ESTATE;
     swarm_pool_stats st;
     memset(&st, 0, sizeof st);
     st.size = sizeof st;
@@ -738,8 +987,17 @@ int swarm_pool_get_stats(swarm_pool *p, swarm_pool_stats *stats)
                 st.failed += atomic_load_explicit(&s->failed, memory_order_relaxed);
                 st.undelivered += atomic_load_explicit(&s->undelivered, memory_order_relaxed);
                 st.batches += atomic_load_explicit(&s->batches, memory_order_relaxed);
-            } else if (m > smax) {
-                smax = m;
+                st.outputs_dropped +=
+                    atomic_load_explicit(&s->outputs_dropped, memory_order_relaxed);
+                st.held += atomic_load_explicit(&s->n_held, memory_order_relaxed);
+                st.wait_sum_ns = swarm__time_add(
+                    st.wait_sum_ns, atomic_load_explicit(&s->wait_hist.sum, memory_order_relaxed));
+            } else {
+                if (m > smax)
+                    smax = m;
+                st.service_sum_ns = swarm__time_add(
+                    st.service_sum_ns,
+                    atomic_load_explicit(&s->service_hist.sum, memory_order_relaxed));
             }
         }
         if (pass == 0) {
@@ -762,5 +1020,135 @@ int swarm_pool_get_stats(swarm_pool *p, swarm_pool_stats *stats)
     uint32_t want = stats->size < sizeof st ? stats->size : (uint32_t)sizeof st;
     memcpy(stats, &st, want);
     stats->size = want;
+    return 0;
+}
+
+int swarm_pool_submit(swarm_pool *p, swarm_task *task, int64_t timeout_ns)
+{
+    if (!p || !task || timeout_ns < -1)
+        return SWARM_EINVAL;
+    if (forked(p))
+        return SWARM_ESTATE;
+    if (task->enqueued_ns == 0)
+        task->enqueued_ns = swarm_now_ns();
+    if (task->deadline_ns < 0)
+        task->deadline_ns = SWARM_NO_DEADLINE;
+    return swarm_chan_send_timeout(p->opts.input, task, timeout_ns);
+}
+
+int swarm_pool_result_release(swarm_pool *p, swarm_pool_result *r)
+{
+    if (!p || !r)
+        return SWARM_EINVAL;
+    if (r->owned && r->response && p->spare) {
+        /* The recycling channel holds every response the pool may create (all_cap), so this
+         * never finds it full; the worker that takes it back resets it before use. */
+        swarm_response *resp = r->response;
+        (void)swarm_chan_try_send(p->spare, &resp);
+    }
+    r->response = NULL;
+    r->output = NULL;
+    r->owned = 0;
+    return 0;
+}
+
+int swarm_pool_take_undelivered(swarm_pool *p, swarm_pool_result *out, size_t cap)
+{
+    if (!p || (!out && cap > 0))
+        return SWARM_EINVAL;
+    if (forked(p) || !atomic_load_explicit(&p->stopped, memory_order_acquire))
+        return SWARM_ESTATE;
+    size_t moved = 0;
+    pthread_mutex_lock(&p->mu);
+    for (uint32_t i = 0; i < p->n_slots && moved < cap; i++) {
+        pool_slot *s = p->slots[i];
+        uint32_t h = atomic_load_explicit(&s->n_held, memory_order_relaxed);
+        while (h > 0 && moved < cap) {
+            out[moved++] = s->held[--h];
+            atomic_store_explicit(&s->n_held, h, memory_order_relaxed);
+        }
+    }
+    pthread_mutex_unlock(&p->mu);
+    return (int)(moved > INT32_MAX ? INT32_MAX : moved);
+}
+
+/* ---- for the autoscaler (pool_internal.h) --------------------------------------------------- */
+
+int swarm__pool_observe(swarm_pool *p, swarm__pool_obs *o)
+{
+    if (forked(p))
+        return SWARM_ESTATE;
+    memset(o, 0, sizeof *o);
+    pthread_mutex_lock(&p->mu);
+    o->target = atomic_load_explicit(&p->target, memory_order_relaxed);
+    for (uint32_t i = 0; i < p->n_slots; i++) {
+        pool_slot *s = p->slots[i];
+        o->in_flight += atomic_load_explicit(&s->in_flight, memory_order_relaxed);
+        o->completions += atomic_load_explicit(&s->completed, memory_order_relaxed) +
+                          atomic_load_explicit(&s->failed, memory_order_relaxed);
+        o->service_sum_ns = swarm__time_add(
+            o->service_sum_ns, atomic_load_explicit(&s->service_hist.sum, memory_order_relaxed));
+        /* Retiring workers are leaving: neither ready nor pending capacity. */
+        if (!slot_live(s) || atomic_load_explicit(&s->retire, memory_order_relaxed))
+            continue;
+        if (atomic_load_explicit(&s->state, memory_order_relaxed) == SLOT_STARTING)
+            o->starting++;
+        else
+            o->ready++;
+    }
+    pthread_mutex_unlock(&p->mu);
+    o->queued = swarm_chan_len(p->opts.input);
+    o->max_workers = p->opts.max_workers;
+    o->concurrency = p->batch;
+    o->input = p->opts.input;
+    return 0;
+}
+
+uint64_t swarm__pool_fork_gen(const swarm_pool *p)
+{
+    return p->fork_gen;
+}
+
+bool swarm__pool_on_worker(const swarm_pool *p)
+{
+    return tls_pool == p;
+}
+
+int swarm_pool_observe(swarm_pool *p, double target_per_worker, double activation,
+                       swarm_policy_obs *obs)
+{
+    if (!p || !obs || obs->size < SWARM_POLICY_OBS_V1_SIZE || !(target_per_worker >= 0) ||
+        target_per_worker > 1e300 || !(activation >= 0) || activation > 1e300)
+        return SWARM_EINVAL;
+    swarm__pool_obs po;
+    int rc = swarm__pool_observe(p, &po);
+    if (rc != 0)
+        return rc;
+    swarm_chan_stats cs;
+    memset(&cs, 0, sizeof cs);
+    cs.size = sizeof cs;
+    (void)swarm_chan_get_stats(po.input, &cs);
+    swarm_policy_obs o;
+    memset(&o, 0, sizeof o);
+    o.size = sizeof o;
+    int32_t cur = po.target > INT32_MAX ? INT32_MAX : (int32_t)po.target;
+    int32_t ready = po.ready > (uint32_t)cur ? cur : (int32_t)po.ready;
+    int32_t starting = po.starting > (uint32_t)(cur - ready) ? cur - ready : (int32_t)po.starting;
+    o.current_replicas = cur;
+    o.ready_replicas = ready;
+    o.starting_replicas = starting;
+    o.n_metrics = 1;
+    o.metrics[0].kind = SWARM_METRIC_TOTAL;
+    o.metrics[0].value = (double)po.queued;
+    o.metrics[0].in_flight = (double)po.in_flight;
+    o.metrics[0].target = target_per_worker > 0 ? target_per_worker : (double)po.concurrency;
+    o.metrics[0].activation = activation;
+    o.arrivals = cs.sent;
+    o.completions = po.completions;
+    o.service_total_s = (double)po.service_sum_ns / 1e9;
+    o.concurrency = po.concurrency;
+    uint32_t want = obs->size < sizeof o ? obs->size : (uint32_t)sizeof o;
+    memcpy(obs, &o, want);
+    obs->size = want;
     return 0;
 }

@@ -52,17 +52,27 @@ static inline int64_t swarm__hist_value(uint32_t idx)
 
 /* Single writer: a load and a store instead of a read-modify-write keeps the hot path free of
  * locked instructions; readers only need each counter untorn, which relaxed atomics give. */
-static inline void swarm__hist_add(swarm__hist *h, int64_t v)
+/* Adds a sample of weight @w (>= 1): a sampled recorder that times one call in w adds each
+ * sample with weight w, so counts, sum and percentiles estimate the whole population without
+ * bias (every call had the same 1/w chance of being timed). */
+static inline void swarm__hist_add_w(swarm__hist *h, int64_t v, uint32_t w)
 {
     _Atomic uint64_t *b = &h->bucket[swarm__hist_index(v)];
-    atomic_store_explicit(b, atomic_load_explicit(b, memory_order_relaxed) + 1,
+    atomic_store_explicit(b, atomic_load_explicit(b, memory_order_relaxed) + w,
                           memory_order_relaxed);
     int64_t sum = atomic_load_explicit(&h->sum, memory_order_relaxed);
     int64_t add = v < 0 ? 0 : v;
+    if (w > 1)
+        add = add > INT64_MAX / (int64_t)w ? INT64_MAX : add * (int64_t)w;
     atomic_store_explicit(&h->sum, sum > INT64_MAX - add ? INT64_MAX : sum + add,
                           memory_order_relaxed);
     if (v > atomic_load_explicit(&h->max, memory_order_relaxed))
         atomic_store_explicit(&h->max, v, memory_order_relaxed);
+}
+
+static inline void swarm__hist_add(swarm__hist *h, int64_t v)
+{
+    swarm__hist_add_w(h, v, 1);
 }
 
 /* Adds @h into the plain array @acc; returns h's max. */

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "internal.h"
+#include "pool_internal.h"
 #include "swarm/reconcile.h"
 
 struct swarm_reconcile {
@@ -26,6 +27,8 @@ struct swarm_reconcile {
                                * one's writes to the step-owned fields below */
     /* Step-owned. */
     uint64_t rng;
+    double backoff;        /* the delay of the error streak's last step, before jitter; grows by
+                            * the factor per error (O(1) per step, whatever the streak) */
     uint32_t obs_failures; /* consecutive observe failures */
     bool have_good;
     int32_t spec_since_good;    /* count actuated after the last good observation; -1: none */
@@ -41,7 +44,15 @@ struct swarm_reconcile {
     bool have_decision; /* under mu */
     swarm_reconcile_stats st;         /* under mu */
     swarm_policy_decision last;       /* under mu */
+    uint64_t fork_gen;                /* the fork generation the loop was created in */
+    void *bind;                       /* swarm_reconcile_create_for_pool()'s context, owned */
+    size_t bind_size;
 };
+
+static inline bool forked(const swarm_reconcile *r)
+{
+    return SWARM_UNLIKELY(swarm__fork_gen() != r->fork_gen);
+}
 
 /* xorshift64*: small, fast and good enough for jitter. */
 static double rng_unit(swarm_reconcile *r)
@@ -56,13 +67,12 @@ static double rng_unit(swarm_reconcile *r)
 
 static int64_t scale_ns(int64_t d, double f)
 {
-    double v = (double)d * f;
-    return v >= 9.2e18 ? INT64_MAX : (int64_t)v;
+    return swarm__double_to_ns((double)d * f);
 }
 
 static int64_t add_sat(int64_t a, int64_t b)
 {
-    return (b > 0 && a > INT64_MAX - b) ? INT64_MAX : a + b;
+    return swarm__time_add(a, b);
 }
 
 int swarm_reconcile_opts_init(swarm_reconcile_opts *opts)
@@ -98,7 +108,8 @@ int swarm_reconcile_create(swarm_reconcile **out, const swarm_reconcile_opts *op
         o.fail_after = 1;
     if (!o.policy || !o.observe || !o.actuate || o.interval_ns <= 0 || !(o.jitter >= 0) ||
         o.jitter > 10 || o.backoff_base_ns < 0 || o.backoff_cap_ns < o.backoff_base_ns ||
-        !(o.backoff_factor >= 1) || !(o.backoff_jitter <= 10) || o.sliding > 1)
+        !(o.backoff_factor >= 1) || !(o.backoff_jitter <= 10) || o.sliding > 1 ||
+        o.max_replicas < 0)
         return SWARM_EINVAL;
     swarm_allocator a;
     if ((rc = swarm__alloc_init(&a, o.alloc)) != 0)
@@ -110,6 +121,7 @@ int swarm_reconcile_create(swarm_reconcile **out, const swarm_reconcile_opts *op
     r->opts = o;
     r->opts.alloc = NULL;
     r->rng = o.seed ? o.seed : UINT64_C(0x9e3779b97f4a7c15);
+    r->fork_gen = swarm__fork_watch();
     r->spec_since_good = -1;
     pthread_mutex_init(&r->mu, NULL);
     pthread_condattr_t ca;
@@ -126,13 +138,63 @@ int swarm_reconcile_create(swarm_reconcile **out, const swarm_reconcile_opts *op
 
 void swarm_reconcile_destroy(swarm_reconcile *r)
 {
-    if (!r)
+    if (!r || forked(r))
         return;
     (void)swarm_reconcile_stop(r);
     pthread_cond_destroy(&r->cv);
     pthread_mutex_destroy(&r->mu);
     swarm_allocator a = r->alloc;
+    swarm__free(&a, r->bind, r->bind_size);
     swarm__free(&a, r, sizeof *r);
+}
+
+/* Appends a step to a decision's explanation (dropped when the steps are full, as the policy
+ * does) and the same words to its text line. */
+static void add_step(swarm_policy_decision *d, uint32_t rule, int32_t before, int32_t after,
+                     int64_t value, const char *what)
+{
+    if (d->n_steps < SWARM_POLICY_MAX_STEPS) {
+        swarm_policy_step *s = &d->steps[d->n_steps++];
+        s->rule = rule;
+        s->metric = -1;
+        s->before = before;
+        s->after = after;
+        s->value = value;
+    }
+    size_t len = strnlen(d->text, SWARM_POLICY_TEXT_LEN - 1);
+    char num[24];
+    int nl = 0;
+    int32_t v = after;
+    char tmp[12];
+    int tl = 0;
+    do {
+        tmp[tl++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v > 0 && tl < (int)sizeof tmp);
+    while (tl > 0)
+        num[nl++] = tmp[--tl];
+    num[nl] = '\0';
+    const char *parts[] = {"; ", what, " ", num};
+    for (size_t i = 0; i < 4; i++)
+        for (const char *c = parts[i]; *c && len + 1 < SWARM_POLICY_TEXT_LEN; c++)
+            d->text[len++] = *c;
+    d->text[len] = '\0';
+}
+
+/* Bounds the policy's decision to what the actuator can do (opts.max_replicas), so that a policy
+ * max above the actuator's (100 vs a pool's 64) never makes actuate fail and the loop back off
+ * while the target stays small. The clamp shows in the explanation as a SWARM_RULE_MAX step. */
+static void clamp_decision(swarm_reconcile *r, swarm_policy_decision *d)
+{
+    int32_t max = r->opts.max_replicas;
+    if (max <= 0 || d->replicas <= max)
+        return;
+    int32_t before = d->replicas;
+    d->replicas = max;
+    d->retire = d->current > max ? d->current - max : 0;
+    if (d->retire_starting > d->retire)
+        d->retire_starting = d->retire;
+    add_step(d, SWARM_RULE_MAX, before, max, max, "actuator max");
 }
 
 /* The step proper; the caller holds in_step. @end_clock: read the clock after the callbacks
@@ -194,6 +256,7 @@ static int do_step(swarm_reconcile *r, int64_t now, bool end_clock, int64_t *nex
                 err = dec_rc;
         } else {
             decided = true;
+            clamp_decision(r, &r->work);
             if (o->actuate_always || r->work.replicas != use->current_replicas) {
                 act_rc = o->actuate(o->user, r->work.replicas, &r->work);
                 if (act_rc != 0) {
@@ -214,9 +277,9 @@ static int do_step(swarm_reconcile *r, int64_t now, bool end_clock, int64_t *nex
     swarm_reconcile_stats *st = &r->st;
     st->ticks++;
     st->last_tick_ns = now;
-    st->last_step_ns = end - now;
+    st->last_step_ns = swarm__time_sub(end, now);
     if (planned > 0) {
-        int64_t lag = now - planned;
+        int64_t lag = swarm__time_sub(now, planned);
         if (lag < 0)
             lag = 0;
         st->last_lag_ns = lag;
@@ -245,10 +308,14 @@ static int do_step(swarm_reconcile *r, int64_t now, bool end_clock, int64_t *nex
         st->last_error = err;
         if (st->consecutive_errors < UINT32_MAX)
             st->consecutive_errors++;
-        /* base * factor^(n-1), capped, then jittered. */
-        double d = (double)o->backoff_base_ns;
-        for (uint32_t i = 1; i < st->consecutive_errors && d < (double)o->backoff_cap_ns; i++)
-            d *= o->backoff_factor;
+        /* base * factor^(n-1), capped, then jittered: kept as a running value so that a step
+         * costs the same whatever the streak (a loop up to the streak length made a long streak
+         * quadratic when base was 0 or the factor 1, since the cap was never reached). */
+        double d = st->consecutive_errors <= 1 ? (double)o->backoff_base_ns
+                                                : r->backoff * o->backoff_factor;
+        if (d > (double)o->backoff_cap_ns)
+            d = (double)o->backoff_cap_ns;
+        r->backoff = d;
         int64_t delay = d >= (double)o->backoff_cap_ns ? o->backoff_cap_ns : (int64_t)d;
         if (o->backoff_jitter > 0)
             delay = add_sat(delay, scale_ns(delay, rng_unit(r) * o->backoff_jitter));
@@ -258,6 +325,7 @@ static int do_step(swarm_reconcile *r, int64_t now, bool end_clock, int64_t *nex
     } else {
         st->consecutive_errors = 0;
         st->backoff_ns = 0;
+        r->backoff = 0;
         int64_t period = o->interval_ns;
         if (o->jitter > 0)
             period = add_sat(period, scale_ns(period, rng_unit(r) * o->jitter));
@@ -280,6 +348,8 @@ int swarm_reconcile_step(swarm_reconcile *r, int64_t now_ns, int64_t *next_ns)
 {
     if (!r)
         return SWARM_EINVAL;
+    if (forked(r))
+        return SWARM_ESTATE;
     pthread_mutex_lock(&r->mu);
     bool running = r->running;
     pthread_mutex_unlock(&r->mu);
@@ -319,6 +389,8 @@ int swarm_reconcile_start(swarm_reconcile *r)
 {
     if (!r)
         return SWARM_EINVAL;
+    if (forked(r))
+        return SWARM_ESTATE;
     /* Owning in_step for the thread's whole life keeps step() out. */
     if (atomic_exchange_explicit(&r->in_step, 1, memory_order_acq_rel))
         return SWARM_ESTATE;
@@ -346,6 +418,8 @@ int swarm_reconcile_stop(swarm_reconcile *r)
 {
     if (!r)
         return SWARM_EINVAL;
+    if (forked(r))
+        return SWARM_ESTATE;
     pthread_mutex_lock(&r->mu);
     if (!r->running) {
         pthread_mutex_unlock(&r->mu);
@@ -383,6 +457,8 @@ int swarm_reconcile_kick(swarm_reconcile *r)
 {
     if (!r)
         return SWARM_EINVAL;
+    if (forked(r))
+        return SWARM_ESTATE;
     pthread_mutex_lock(&r->mu);
     r->st.kicks++;
     if (!r->in_backoff) {
@@ -398,6 +474,8 @@ int swarm_reconcile_get_stats(swarm_reconcile *r, swarm_reconcile_stats *stats)
 {
     if (!r || !stats || stats->size < offsetof(swarm_reconcile_stats, ticks))
         return SWARM_EINVAL;
+    if (forked(r))
+        return SWARM_ESTATE;
     uint32_t want = stats->size < sizeof r->st ? stats->size : (uint32_t)sizeof r->st;
     pthread_mutex_lock(&r->mu);
     memcpy(stats, &r->st, want);
@@ -410,10 +488,94 @@ int swarm_reconcile_last_decision(swarm_reconcile *r, swarm_policy_decision *out
 {
     if (!r || !out || out->size < sizeof *out)
         return SWARM_EINVAL;
+    if (forked(r))
+        return SWARM_ESTATE;
     pthread_mutex_lock(&r->mu);
     int rc = r->have_decision ? 0 : SWARM_EAGAIN;
     if (rc == 0)
         *out = r->last;
     pthread_mutex_unlock(&r->mu);
     return rc;
+}
+
+/* ---- one call that autoscales a pool -------------------------------------------------------- */
+
+typedef struct pool_bind {
+    swarm_pool *pool;
+    double target_per_worker;
+    double activation;
+} pool_bind;
+
+static int bind_observe(void *ctx, swarm_policy_obs *obs)
+{
+    const pool_bind *b = ctx;
+    return swarm_pool_observe(b->pool, b->target_per_worker, b->activation, obs);
+}
+
+static int bind_actuate(void *ctx, int32_t desired, const swarm_policy_decision *d)
+{
+    (void)d;
+    const pool_bind *b = ctx;
+    return swarm_pool_resize(b->pool, desired < 0 ? 0u : (uint32_t)desired);
+}
+
+int swarm_reconcile_pool_opts_init(swarm_reconcile_pool_opts *opts)
+{
+    if (!opts)
+        return SWARM_EINVAL;
+    memset(opts, 0, sizeof *opts);
+    opts->size = sizeof *opts;
+    return 0;
+}
+
+int swarm_reconcile_create_for_pool(swarm_reconcile **out, const swarm_reconcile_pool_opts *opts)
+{
+    if (!out || !opts)
+        return SWARM_EINVAL;
+    swarm_reconcile_pool_opts o;
+    swarm_reconcile_pool_opts_init(&o);
+    int rc = swarm__opts_copy(&o, sizeof o, opts, offsetof(swarm_reconcile_pool_opts, policy) +
+                                                      sizeof(swarm_policy *));
+    if (rc != 0)
+        return rc;
+    if (!o.pool || !o.policy || o.manual > 1 || !(o.target_per_worker >= 0) ||
+        o.target_per_worker > 1e300 || !(o.activation >= 0) || o.activation > 1e300)
+        return SWARM_EINVAL;
+    swarm__pool_obs po;
+    if ((rc = swarm__pool_observe(o.pool, &po)) != 0)
+        return rc;
+    swarm_reconcile_opts lo;
+    swarm_reconcile_opts_init(&lo);
+    if (o.loop && (rc = swarm__opts_copy(&lo, sizeof lo, o.loop,
+                                         offsetof(swarm_reconcile_opts, user))) != 0)
+        return rc;
+    swarm_allocator a;
+    if ((rc = swarm__alloc_init(&a, lo.alloc)) != 0)
+        return rc;
+    pool_bind *b = swarm__alloc(&a, sizeof *b, 16);
+    if (!b)
+        return SWARM_ENOMEM;
+    b->pool = o.pool;
+    b->target_per_worker = o.target_per_worker;
+    b->activation = o.activation;
+    lo.policy = o.policy;
+    lo.observe = bind_observe;
+    lo.actuate = bind_actuate;
+    lo.user = b;
+    int32_t pmax = po.max_workers > INT32_MAX ? INT32_MAX : (int32_t)po.max_workers;
+    if (lo.max_replicas <= 0 || lo.max_replicas > pmax)
+        lo.max_replicas = pmax;
+    swarm_reconcile *r = NULL;
+    if ((rc = swarm_reconcile_create(&r, &lo)) != 0) {
+        swarm__free(&a, b, sizeof *b);
+        return rc;
+    }
+    r->bind = b;
+    r->bind_size = sizeof *b;
+    if (!o.manual && (rc = swarm_reconcile_start(r)) != 0) {
+        swarm_reconcile_destroy(r);
+        return rc;
+    }
+    *out = r;
+    return 0;
 }

@@ -366,6 +366,203 @@ static void test_pool_stress_batch_deadline(void **state)
     run_once(8, 1);
 }
 
+
+/* ---- owned outputs through a result channel, a stalling reader, autoscaling, the stop hang --- */
+
+typedef struct rc_run {
+    run *r;
+    swarm_chan *results;
+    _Atomic int stall;  /* 1: the reader stops reading (the stop-hang scenario) */
+    _Atomic int done;
+    _Atomic uint64_t got;
+} rc_run;
+
+static void check_result(rc_run *c, swarm_pool_result *res)
+{
+    run *r = c->r;
+    uint64_t id = res->task.id;
+    if (id >= r->total) {
+        atomic_fetch_add(&r->bad_output, 1);
+        return;
+    }
+    atomic_fetch_add_explicit(&r->delivered[id], 1, memory_order_relaxed);
+    if (res->status == 0) {
+        uint64_t echoed = 0;
+        if (!res->owned || !res->output || res->output_len != sizeof echoed)
+            atomic_fetch_add(&r->bad_output, 1);
+        else if (memcpy(&echoed, res->output, sizeof echoed), echoed != id)
+            atomic_fetch_add(&r->bad_output, 1);
+    }
+    swarm_pool_result_release(r->pool, res);
+    atomic_fetch_add(&c->got, 1);
+}
+
+static void *reader(void *arg)
+{
+    rc_run *c = arg;
+    swarm_pool_result res;
+    uint64_t s = 99;
+    while (!atomic_load(&c->done)) {
+        if (atomic_load(&c->stall)) {
+            sleep_ns(100 * US);
+            continue;
+        }
+        int rc = swarm_chan_recv_timeout(c->results, &res, MS);
+        if (rc == 0)
+            check_result(c, &res);
+        if (xs(&s) % 1000 == 0)
+            sleep_ns((int64_t)(xs(&s) % 500) * US); /* irregular reader */
+    }
+    return NULL;
+}
+
+static void *submitter(void *arg)
+{
+    prod_arg *a = arg;
+    run *r = a->r;
+    uint64_t base = a->index * r->per_producer;
+    for (uint64_t i = 0; i < r->per_producer; i++) {
+        swarm_task t;
+        memset(&t, 0, sizeof t);
+        t.id = base + i;
+        if (swarm_pool_submit(r->pool, &t, SWARM_WAIT_FOREVER) != 0)
+            break; /* closed by the stop */
+        atomic_store_explicit(&r->sent[t.id], 1, memory_order_relaxed);
+    }
+    return NULL;
+}
+
+static void test_pool_stress_result_channel_owned_outputs_stop_hang(void **state)
+{
+    (void)state;
+    run r;
+    memset(&r, 0, sizeof r);
+    r.per_producer = (uint64_t)(50000 * scale());
+    if (r.per_producer < 1000)
+        r.per_producer = 1000;
+    r.total = r.per_producer * PRODUCERS;
+    r.max_workers = 8;
+    r.sent = calloc(r.total, 1);
+    r.delivered = calloc(r.total, sizeof *r.delivered);
+    swarm_chan_opts co;
+    swarm_chan_opts_init(&co);
+    co.capacity = 256;
+    co.elem_size = sizeof(swarm_task);
+    assert_int_equal(swarm_chan_create(&r.ch, &co), 0);
+    rc_run c = {.r = &r};
+    co.capacity = 32;
+    co.elem_size = sizeof(swarm_pool_result);
+    assert_int_equal(swarm_chan_create(&c.results, &co), 0);
+    swarm_engine_ops ops;
+    memset(&ops, 0, sizeof ops);
+    ops.version = SWARM_ENGINE_OPS_VERSION;
+    ops.infer = st_infer;
+    swarm_engine *e = NULL;
+    assert_int_equal(swarm_engine_create(&e, &ops, NULL, NULL), 0);
+    swarm_pool_opts po;
+    swarm_pool_opts_init(&po);
+    po.input = r.ch;
+    po.engine = e;
+    po.workers = 2;
+    po.max_workers = r.max_workers;
+    po.results = c.results;
+    po.warmup = warmup;
+    assert_int_equal(swarm_pool_create(&r.pool, &po), 0);
+    swarm_engine_destroy(e);
+    /* Autoscaled by the one-call loop, while the chaos thread resizes too. */
+    swarm_policy_opts pol_o;
+    swarm_policy_opts_init(&pol_o);
+    pol_o.mode = SWARM_POLICY_KEDA;
+    pol_o.cooldown_ns = 20 * MS;
+    swarm_policy *pol = NULL;
+    assert_int_equal(swarm_policy_create(&pol, &pol_o), 0);
+    swarm_reconcile_opts lo;
+    swarm_reconcile_opts_init(&lo);
+    lo.interval_ns = MS;
+    swarm_reconcile_pool_opts ro;
+    swarm_reconcile_pool_opts_init(&ro);
+    ro.pool = r.pool;
+    ro.policy = pol;
+    ro.loop = &lo;
+    ro.target_per_worker = 16;
+    swarm_reconcile *loop = NULL;
+    assert_int_equal(swarm_reconcile_create_for_pool(&loop, &ro), 0);
+    pthread_t pt[PRODUCERS], ct, rt;
+    prod_arg pa[PRODUCERS];
+    assert_int_equal(pthread_create(&rt, NULL, reader, &c), 0);
+    assert_int_equal(pthread_create(&ct, NULL, chaos, &r), 0);
+    for (uint32_t i = 0; i < PRODUCERS; i++) {
+        pa[i] = (prod_arg){&r, i};
+        assert_int_equal(pthread_create(&pt[i], NULL, submitter, &pa[i]), 0);
+    }
+    /* Run until about half is through, then the reader stalls with the result channel full. */
+    while (atomic_load(&c.got) < r.total / 2)
+        sleep_ns(MS);
+    atomic_store(&c.stall, 1);
+    sleep_ns(20 * MS);
+    atomic_store(&r.stop_chaos, 1);
+    pthread_join(ct, NULL);
+    swarm_reconcile_destroy(loop);
+    size_t cap = 1024;
+    swarm_task *left = calloc(cap, sizeof *left);
+    uint64_t n_left = 0;
+    /* Before 0.2 this never returned: workers sat in a plain send on the full channel. */
+    int moved = swarm_pool_stop(r.pool, 30 * MS, left, cap, &n_left);
+    assert_true(moved >= 0);
+    for (uint32_t i = 0; i < PRODUCERS; i++)
+        pthread_join(pt[i], NULL);
+    uint64_t returned = 0;
+    for (int i = 0; i < moved; i++) {
+        atomic_fetch_add(&r.delivered[left[i].id], 1);
+        returned++;
+    }
+    swarm_task t;
+    while (swarm_chan_try_recv(r.ch, &t) == 0) { /* beyond the left array */
+        atomic_fetch_add(&r.delivered[t.id], 1);
+        returned++;
+    }
+    assert_int_equal(returned, n_left);
+    swarm_pool_result held[64];
+    int nh;
+    uint64_t n_held = 0;
+    while ((nh = swarm_pool_take_undelivered(r.pool, held, 64)) > 0)
+        for (int i = 0; i < nh; i++, n_held++)
+            check_result(&c, &held[i]);
+    atomic_store(&c.stall, 0);
+    swarm_chan_close(c.results);
+    atomic_store(&c.done, 1);
+    pthread_join(rt, NULL);
+    swarm_pool_result res;
+    while (swarm_chan_try_recv(c.results, &res) == 0)
+        check_result(&c, &res);
+    swarm_pool_stats st;
+    memset(&st, 0, sizeof st);
+    st.size = sizeof st;
+    assert_int_equal(swarm_pool_get_stats(r.pool, &st), 0);
+    assert_int_equal(st.outputs_dropped, 0);
+    assert_int_equal(st.held, 0);
+    assert_true(st.undelivered >= n_held);
+    assert_int_equal(atomic_load(&r.bad_output), 0);
+    uint64_t sent = 0;
+    for (uint64_t i = 0; i < r.total; i++) {
+        uint32_t d = atomic_load(&r.delivered[i]);
+        if (r.sent[i])
+            sent++;
+        if (d != (r.sent[i] ? 1u : 0u))
+            fail_msg("task %" PRIu64 ": sent %u, delivered or returned %u times", i,
+                     (unsigned)r.sent[i], d);
+    }
+    printf("owned outputs: sent %" PRIu64 ", held at stop %" PRIu64 ", returned %" PRIu64
+           ", resizes %" PRIu64 "\n", sent, n_held, returned, atomic_load(&r.resizes));
+    swarm_pool_destroy(r.pool);
+    swarm_policy_destroy(pol);
+    swarm_chan_destroy(c.results);
+    swarm_chan_destroy(r.ch);
+    free(left);
+    free((void *)r.sent);
+    free((void *)r.delivered);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -373,6 +570,7 @@ int main(void)
         cmocka_unit_test(test_pool_stress_batch_drain),
         cmocka_unit_test(test_pool_stress_single_deadline),
         cmocka_unit_test(test_pool_stress_batch_deadline),
+        cmocka_unit_test(test_pool_stress_result_channel_owned_outputs_stop_hang),
     };
     return cmocka_run_group_tests_name("pool_stress", tests, NULL, NULL);
 }

@@ -105,6 +105,62 @@ static void test_common_cancel_create_enomem_and_bad_allocator(void **state)
     assert_int_equal(swarm_cancel_create(&c, &bad), SWARM_EINVAL);
 }
 
+
+/* ---- issue 10: "none" sentinels and the exported cancel-aware sleep ------------------------- */
+
+static void test_common_deadline_sentinels(void **state)
+{
+    (void)state;
+    assert_true(SWARM_NO_DEADLINE == 0);
+    assert_true(swarm_deadline_after(SWARM_WAIT_FOREVER) == SWARM_NO_DEADLINE);
+    assert_true(swarm_deadline_after(-12345) == SWARM_NO_DEADLINE);
+    int64_t before = swarm_now_ns();
+    int64_t d = swarm_deadline_after(0);
+    assert_true(d >= before && d <= swarm_now_ns());
+    int64_t d2 = swarm_deadline_after(1000000000LL);
+    assert_true(d2 >= before + 1000000000LL);
+    assert_true(swarm_deadline_after(INT64_MAX) == INT64_MAX); /* saturates: still "none" */
+}
+
+typedef struct waker {
+    swarm_cancel *c;
+    int64_t after_ns;
+} waker;
+
+static void *wake_later(void *arg)
+{
+    waker *w = arg;
+    struct timespec ts = {0, (long)w->after_ns};
+    nanosleep(&ts, NULL);
+    swarm_cancel_trigger(w->c);
+    return NULL;
+}
+
+static void test_common_sleep_ns_contract(void **state)
+{
+    (void)state;
+    assert_int_equal(swarm_sleep_ns(-2, NULL), SWARM_EINVAL);
+    assert_int_equal(swarm_sleep_ns(SWARM_WAIT_FOREVER, NULL), SWARM_EINVAL); /* would hang */
+    assert_int_equal(swarm_sleep_ns(0, NULL), 0);
+    int64_t t0 = swarm_now_ns();
+    assert_int_equal(swarm_sleep_ns(2000000, NULL), 0);
+    assert_true(swarm_now_ns() - t0 >= 2000000); /* slept at least that long (never less) */
+    swarm_cancel *c = NULL;
+    assert_int_equal(swarm_cancel_create(&c, NULL), 0);
+    assert_int_equal(swarm_sleep_ns(0, c), 0);
+    /* A token that fires during a "forever" sleep ends it with SWARM_ECANCELED. */
+    waker w = {c, 5000000};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, wake_later, &w), 0);
+    assert_int_equal(swarm_sleep_ns(SWARM_WAIT_FOREVER, c), SWARM_ECANCELED);
+    pthread_join(th, NULL);
+    /* Already fired: no sleep at all. */
+    assert_int_equal(swarm_sleep_ns(0, c), SWARM_ECANCELED);
+    assert_int_equal(swarm_sleep_ns(3600LL * 1000000000LL, c), SWARM_ECANCELED);
+    assert_int_equal(swarm_cancel_reset(c), 0); /* no watcher left behind */
+    swarm_cancel_destroy(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -113,6 +169,8 @@ int main(void)
         cmocka_unit_test(test_common_now_is_monotonic),
         cmocka_unit_test(test_common_cancel_lifecycle),
         cmocka_unit_test(test_common_cancel_create_enomem_and_bad_allocator),
+        cmocka_unit_test(test_common_deadline_sentinels),
+        cmocka_unit_test(test_common_sleep_ns_contract),
     };
     return cmocka_run_group_tests_name("common", tests, NULL, NULL);
 }

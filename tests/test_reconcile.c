@@ -510,6 +510,377 @@ static void test_reconcile_stop_from_callback_refused(void **state)
     swarm_policy_destroy(pol);
 }
 
+
+/* ---- issue 14: hostile values --------------------------------------------------------------- */
+
+/* Item 8: with factor 1 (or base 0) the backoff never reached the cap and every step looped over
+ * the whole error streak: 300k failing steps cost ~4.5e10 multiplications (minutes; meson's
+ * timeout failed this test). Now a step costs the same whatever the streak. */
+static void run_long_streak(int64_t base, double factor, int64_t want_delay)
+{
+    world w;
+    memset(&w, 0, sizeof w);
+    atomic_store(&w.observe_fail, SWARM_EUNAVAILABLE);
+    swarm_policy *pol = make_policy(0, 0);
+    swarm_reconcile_opts o;
+    swarm_reconcile_opts_init(&o);
+    o.policy = pol;
+    o.observe = w_observe;
+    o.actuate = w_actuate;
+    o.user = &w;
+    o.backoff_jitter = -1;
+    o.backoff_base_ns = base;
+    o.backoff_factor = factor;
+    o.backoff_cap_ns = 30 * SEC;
+    swarm_reconcile *r = NULL;
+    assert_int_equal(swarm_reconcile_create(&r, &o), 0);
+    enum { STREAK = 300000 };
+    int64_t now = SEC;
+    for (int i = 0; i < STREAK; i++)
+        assert_int_equal(swarm_reconcile_step(r, now += MS, NULL), SWARM_EUNAVAILABLE);
+    swarm_reconcile_stats st = rstats(r);
+    assert_int_equal(st.consecutive_errors, STREAK);
+    assert_int_equal(st.backoff_ns, want_delay);
+    swarm_reconcile_destroy(r);
+    swarm_policy_destroy(pol);
+}
+
+static void test_reconcile_backoff_step_cost_flat_with_factor_one(void **state)
+{
+    (void)state;
+    run_long_streak(5 * MS, 1.0, 5 * MS);
+}
+
+static void test_reconcile_backoff_step_cost_flat_with_base_zero(void **state)
+{
+    (void)state;
+    run_long_streak(0, 2.0, 0);
+}
+
+static void test_reconcile_backoff_tiny_factor_grows_to_cap(void **state)
+{
+    (void)state;
+    /* 1.0001^n reaches 6000x (5 ms -> 30 s) after ~87k errors; the old loop re-multiplied from
+     * the base each step. */
+    run_long_streak(5 * MS, 1.0001, 30 * SEC);
+}
+
+/* Item 6: the lag `now - planned` overflowed (UBSan abort; at -O2 a wrapped lag near INT64_MAX
+ * was reported). Observe fails throughout so that the policy (which clamps a backwards clock
+ * itself) is not involved. */
+static void test_reconcile_lag_saturates_on_extreme_times(void **state)
+{
+    (void)state;
+    world w;
+    memset(&w, 0, sizeof w);
+    atomic_store(&w.observe_fail, SWARM_EUNAVAILABLE);
+    swarm_policy *pol = make_policy(0, 0);
+    swarm_reconcile *r = make_loop(&w, pol, SEC, 0);
+    assert_int_equal(swarm_reconcile_step(r, 1, NULL), SWARM_EUNAVAILABLE);
+    assert_int_equal(swarm_reconcile_step(r, INT64_MIN + 5, NULL), SWARM_EUNAVAILABLE);
+    swarm_reconcile_stats st = rstats(r);
+    assert_true(st.last_lag_ns == 0); /* saturated to INT64_MIN, then "early" */
+    assert_true(st.max_lag_ns == 0);
+    assert_int_equal(swarm_reconcile_step(r, INT64_MAX, NULL), SWARM_EUNAVAILABLE);
+    st = rstats(r);
+    assert_true(st.next_tick_ns == INT64_MAX); /* now + backoff saturated */
+    swarm_reconcile_destroy(r);
+    swarm_policy_destroy(pol);
+}
+
+/* ---- issue 10: the actuator's bound and one call that autoscales a pool -------------------- */
+
+static void test_reconcile_clamps_to_actuator_max_with_rule_step(void **state)
+{
+    (void)state;
+    world w;
+    memset(&w, 0, sizeof w);
+    atomic_store(&w.replicas, 1);
+    atomic_store(&w.queued, 1000); /* policy (max 20) wants 20 */
+    swarm_policy *pol = make_policy(0, 0);
+    swarm_reconcile_opts o;
+    swarm_reconcile_opts_init(&o);
+    o.policy = pol;
+    o.observe = w_observe;
+    o.actuate = w_actuate;
+    o.user = &w;
+    o.max_replicas = 3; /* below the policy's first step (its rate limit allows 4) */
+    swarm_reconcile *r = NULL;
+    assert_int_equal(swarm_reconcile_create(&r, &o), 0);
+    assert_int_equal(swarm_reconcile_step(r, SEC, NULL), 0);
+    assert_int_equal(atomic_load(&w.last_desired), 3);
+    swarm_policy_decision d;
+    memset(&d, 0, sizeof d);
+    d.size = sizeof d;
+    assert_int_equal(swarm_reconcile_last_decision(r, &d), 0);
+    assert_int_equal(d.replicas, 3);
+    assert_true(d.n_steps >= 1);
+    const swarm_policy_step *last = &d.steps[d.n_steps - 1];
+    assert_int_equal(last->rule, SWARM_RULE_MAX);
+    assert_true(last->before > 3);
+    assert_int_equal(last->after, 3);
+    assert_non_null(strstr(d.text, "actuator max 3"));
+    assert_non_null(strstr(w.last_text, "actuator max 3"));
+    swarm_reconcile_stats st = rstats(r);
+    assert_int_equal(st.errors, 0);
+    swarm_reconcile_destroy(r);
+    o.max_replicas = -1;
+    assert_int_equal(swarm_reconcile_create(&r, &o), SWARM_EINVAL);
+    swarm_policy_destroy(pol);
+}
+
+/* A blocking engine: runs until its request's token fires (a stop deadline) or `release`. */
+static _Atomic int engine_release;
+static _Atomic int engine_busy;
+
+static int block_infer(void *self, const swarm_request *req, swarm_response *resp)
+{
+    (void)self;
+    atomic_fetch_add(&engine_busy, 1);
+    while (!atomic_load(&engine_release)) {
+        int rc = swarm_request_should_stop(req);
+        if (rc != 0) {
+            atomic_fetch_sub(&engine_busy, 1);
+            return rc;
+        }
+        sleep_ns(MS);
+    }
+    atomic_fetch_sub(&engine_busy, 1);
+    return swarm_response_write(resp, "done", 4);
+}
+
+typedef struct pool_env {
+    swarm_engine *e;
+    swarm_chan *ch;
+    swarm_pool *p;
+    _Atomic uint64_t results;
+} pool_env;
+
+static void env_on_result(void *ctx, const swarm_pool_result *r)
+{
+    (void)r;
+    pool_env *env = ctx;
+    atomic_fetch_add(&env->results, 1);
+}
+
+static void env_open(pool_env *env, uint32_t workers, uint32_t max_workers)
+{
+    memset(env, 0, sizeof *env);
+    atomic_store(&engine_release, 0);
+    atomic_store(&engine_busy, 0);
+    swarm_engine_ops ops;
+    memset(&ops, 0, sizeof ops);
+    ops.version = SWARM_ENGINE_OPS_VERSION;
+    ops.infer = block_infer;
+    assert_int_equal(swarm_engine_create(&env->e, &ops, NULL, NULL), 0);
+    swarm_chan_opts co;
+    swarm_chan_opts_init(&co);
+    co.capacity = 256;
+    co.elem_size = sizeof(swarm_task);
+    assert_int_equal(swarm_chan_create(&env->ch, &co), 0);
+    swarm_pool_opts po;
+    swarm_pool_opts_init(&po);
+    po.input = env->ch;
+    po.engine = env->e;
+    po.workers = workers;
+    po.max_workers = max_workers;
+    po.on_result = env_on_result;
+    po.result_ctx = env;
+    assert_int_equal(swarm_pool_create(&env->p, &po), 0);
+    swarm_engine_destroy(env->e); /* the pool holds its own reference */
+}
+
+static void env_send(pool_env *env, int n)
+{
+    for (int i = 0; i < n; i++) {
+        swarm_task t;
+        memset(&t, 0, sizeof t);
+        t.id = (uint64_t)i;
+        assert_int_equal(swarm_pool_submit(env->p, &t, SWARM_WAIT_FOREVER), 0);
+    }
+}
+
+static void env_close(pool_env *env)
+{
+    atomic_store(&engine_release, 1);
+    assert_int_equal(swarm_pool_stop(env->p, SWARM_WAIT_FOREVER, NULL, 0, NULL), 0);
+    swarm_pool_destroy(env->p);
+    swarm_chan_destroy(env->ch);
+}
+
+static swarm_policy_obs pool_obs(swarm_pool *p, double tpw)
+{
+    swarm_policy_obs obs;
+    memset(&obs, 0, sizeof obs);
+    obs.size = sizeof obs;
+    assert_int_equal(swarm_pool_observe(p, tpw, 0, &obs), 0);
+    return obs;
+}
+
+/* Trap 1: after resize(1) with 4 busy workers the 0.1.0 stats said target 1, ready 4, which
+ * swarm_policy_decide() rejects. The observation excludes retiring workers. */
+static void test_reconcile_pool_observation_excludes_retiring(void **state)
+{
+    (void)state;
+    pool_env env;
+    env_open(&env, 4, 8);
+    env_send(&env, 4);
+    while (atomic_load(&engine_busy) < 4)
+        sleep_ns(MS);
+    assert_int_equal(swarm_pool_resize(env.p, 1), 0);
+    swarm_pool_stats st;
+    memset(&st, 0, sizeof st);
+    st.size = sizeof st;
+    assert_int_equal(swarm_pool_get_stats(env.p, &st), 0);
+    assert_int_equal(st.target, 1);
+    assert_int_equal(st.ready, 4); /* the raw stats still count the retiring workers */
+    swarm_policy_obs obs = pool_obs(env.p, 1);
+    assert_int_equal(obs.current_replicas, 1);
+    assert_int_equal(obs.ready_replicas, 1);
+    assert_int_equal(obs.starting_replicas, 0);
+    assert_int_equal(obs.n_metrics, 1);
+    assert_int_equal(obs.metrics[0].kind, SWARM_METRIC_TOTAL);
+    assert_true(obs.metrics[0].in_flight == 4.0);
+    assert_true(obs.metrics[0].value == 0.0);
+    assert_int_equal(obs.arrivals, 4);
+    assert_int_equal(obs.concurrency, 1);
+    swarm_policy *pol = make_policy(0, 0);
+    swarm_policy_decision d;
+    memset(&d, 0, sizeof d);
+    d.size = sizeof d;
+    assert_int_equal(swarm_policy_decide(pol, SEC, &obs, &d), 0);
+    swarm_policy_destroy(pol);
+    /* A 0.1-sized observation gets only the 0.1 fields. */
+    swarm_policy_obs v1;
+    memset(&v1, 0xab, sizeof v1);
+    v1.size = (uint32_t)SWARM_POLICY_OBS_V1_SIZE;
+    assert_int_equal(swarm_pool_observe(env.p, 1, 0, &v1), 0);
+    assert_int_equal(v1.size, SWARM_POLICY_OBS_V1_SIZE);
+    assert_int_equal(v1.arrivals, 0xababababababababull);
+    v1.size = 8;
+    assert_int_equal(swarm_pool_observe(env.p, 1, 0, &v1), SWARM_EINVAL);
+    assert_int_equal(swarm_pool_observe(env.p, -1, 0, &obs), SWARM_EINVAL);
+    assert_int_equal(swarm_pool_observe(env.p, 1, 0.0 / 0.0, &obs), SWARM_EINVAL);
+    assert_int_equal(swarm_pool_observe(NULL, 1, 0, &obs), SWARM_EINVAL);
+    env_close(&env);
+}
+
+/* Load signals: cumulative arrivals, completions and service time. */
+static void test_reconcile_pool_observation_load_signals(void **state)
+{
+    (void)state;
+    pool_env env;
+    env_open(&env, 2, 8);
+    atomic_store(&engine_release, 1);
+    env_send(&env, 50);
+    while (atomic_load(&env.results) < 50)
+        sleep_ns(MS);
+    swarm_policy_obs obs = pool_obs(env.p, 0);
+    assert_int_equal(obs.arrivals, 50);
+    assert_int_equal(obs.completions, 50);
+    assert_true(obs.service_total_s > 0);
+    assert_true(obs.metrics[0].target == 1.0); /* 0: the concurrency */
+    env_close(&env);
+}
+
+/* Traps 1 + 2 through the one call: policy max 100 vs pool max 4 must not make resize fail
+ * (SWARM_ERANGE) and the loop back off; the clamp is explained. */
+static void test_reconcile_create_for_pool_clamps_and_explains(void **state)
+{
+    (void)state;
+    pool_env env;
+    env_open(&env, 1, 3);
+    env_send(&env, 60);
+    while (atomic_load(&engine_busy) < 1) /* ready, not starting (pending capacity) */
+        sleep_ns(MS);
+    swarm_policy_opts po;
+    swarm_policy_opts_init(&po);
+    po.mode = SWARM_POLICY_KEDA; /* max 100 by default */
+    swarm_policy *pol = NULL;
+    assert_int_equal(swarm_policy_create(&pol, &po), 0);
+    swarm_reconcile_pool_opts ro;
+    swarm_reconcile_pool_opts_init(&ro);
+    ro.pool = env.p;
+    ro.policy = pol;
+    ro.target_per_worker = 1;
+    ro.manual = 1;
+    swarm_reconcile *r = NULL;
+    assert_int_equal(swarm_reconcile_create_for_pool(&r, &ro), 0);
+    assert_int_equal(swarm_reconcile_step(r, SEC, NULL), 0);
+    assert_int_equal(swarm_pool_target(env.p), 3);
+    swarm_reconcile_stats st = rstats(r);
+    assert_int_equal(st.errors, 0);
+    assert_int_equal(st.actuations, 1);
+    swarm_policy_decision d;
+    memset(&d, 0, sizeof d);
+    d.size = sizeof d;
+    assert_int_equal(swarm_reconcile_last_decision(r, &d), 0);
+    assert_int_equal(d.replicas, 3);
+    assert_int_equal(d.steps[d.n_steps - 1].rule, SWARM_RULE_MAX);
+    assert_non_null(strstr(d.text, "actuator max 3"));
+    /* Invalid arguments. */
+    swarm_reconcile *bad = NULL;
+    assert_int_equal(swarm_reconcile_create_for_pool(NULL, &ro), SWARM_EINVAL);
+    assert_int_equal(swarm_reconcile_create_for_pool(&bad, NULL), SWARM_EINVAL);
+    ro.target_per_worker = -1;
+    assert_int_equal(swarm_reconcile_create_for_pool(&bad, &ro), SWARM_EINVAL);
+    ro.target_per_worker = 1;
+    ro.policy = NULL;
+    assert_int_equal(swarm_reconcile_create_for_pool(&bad, &ro), SWARM_EINVAL);
+    ro.policy = pol;
+    swarm_reconcile_opts lo;
+    swarm_reconcile_opts_init(&lo);
+    lo.interval_ns = -5;
+    ro.loop = &lo;
+    assert_int_equal(swarm_reconcile_create_for_pool(&bad, &ro), SWARM_EINVAL);
+    assert_null(bad);
+    swarm_reconcile_destroy(r);
+    env_close(&env);
+    swarm_policy_destroy(pol);
+}
+
+/* Threaded: the loop scales the pool up under a backlog, and back to zero once it is gone. */
+static void test_reconcile_create_for_pool_threaded_up_and_down(void **state)
+{
+    (void)state;
+    pool_env env;
+    env_open(&env, 0, 6);
+    swarm_policy_opts po;
+    swarm_policy_opts_init(&po);
+    po.mode = SWARM_POLICY_KEDA;
+    po.cooldown_ns = 50 * MS;
+    po.scale_down.window_ns = -1; /* no stabilization: scale down at once */
+    swarm_policy *pol = NULL;
+    assert_int_equal(swarm_policy_create(&pol, &po), 0);
+    swarm_reconcile_opts lo;
+    swarm_reconcile_opts_init(&lo);
+    lo.interval_ns = 5 * MS;
+    swarm_reconcile_pool_opts ro;
+    swarm_reconcile_pool_opts_init(&ro);
+    ro.pool = env.p;
+    ro.policy = pol;
+    ro.loop = &lo;
+    swarm_reconcile *r = NULL;
+    assert_int_equal(swarm_reconcile_create_for_pool(&r, &ro), 0);
+    env_send(&env, 20);
+    int64_t end = swarm_now_ns() + 20 * SEC;
+    while (swarm_pool_target(env.p) < 6 && swarm_now_ns() < end)
+        sleep_ns(MS);
+    assert_int_equal(swarm_pool_target(env.p), 6);
+    atomic_store(&engine_release, 1);
+    while (swarm_pool_target(env.p) > 0 && swarm_now_ns() < end)
+        sleep_ns(MS);
+    assert_int_equal(swarm_pool_target(env.p), 0);
+    assert_int_equal(atomic_load(&env.results), 20);
+    swarm_reconcile_stats st = rstats(r);
+    assert_int_equal(st.running, 1);
+    assert_int_equal(st.actuate_errors, 0);
+    assert_int_equal(st.decide_errors, 0);
+    swarm_reconcile_destroy(r);
+    env_close(&env);
+    swarm_policy_destroy(pol);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -524,6 +895,15 @@ int main(void)
         cmocka_unit_test(test_reconcile_thread_kick_and_stop_latency),
         cmocka_unit_test(test_reconcile_thread_interval_ticks),
         cmocka_unit_test(test_reconcile_stop_from_callback_refused),
+        cmocka_unit_test(test_reconcile_backoff_step_cost_flat_with_factor_one),
+        cmocka_unit_test(test_reconcile_backoff_step_cost_flat_with_base_zero),
+        cmocka_unit_test(test_reconcile_backoff_tiny_factor_grows_to_cap),
+        cmocka_unit_test(test_reconcile_lag_saturates_on_extreme_times),
+        cmocka_unit_test(test_reconcile_clamps_to_actuator_max_with_rule_step),
+        cmocka_unit_test(test_reconcile_pool_observation_excludes_retiring),
+        cmocka_unit_test(test_reconcile_pool_observation_load_signals),
+        cmocka_unit_test(test_reconcile_create_for_pool_clamps_and_explains),
+        cmocka_unit_test(test_reconcile_create_for_pool_threaded_up_and_down),
     };
     return cmocka_run_group_tests_name("reconcile", tests, NULL, NULL);
 }

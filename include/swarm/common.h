@@ -27,8 +27,29 @@ extern "C" {
 #  define SWARM_API
 #endif
 
+/*
+ * "None" sentinels: one rule for every timeout and every deadline in libswarm.
+ *
+ *   Timeouts are relative durations (arguments and fields named *timeout_ns):
+ *     SWARM_WAIT_FOREVER (-1)  no limit: wait as long as it takes;
+ *     0                        never wait (poll);
+ *     > 0                      wait at most that many ns;
+ *     < -1                     SWARM_EINVAL.
+ *   Deadlines are absolute times on swarm_now_ns()'s clock (fields and arguments named
+ *   *deadline_ns):
+ *     SWARM_NO_DEADLINE (0)    none; INT64_MAX (a saturated "now + forever") is none too;
+ *     > 0                      the call or task stops (SWARM_ETIMEDOUT) once the clock reaches it.
+ *   A negative deadline is never a real time on the monotonic clock. Where the pool takes a
+ *   deadline (swarm_task.deadline_ns, swarm_pool_submit()), a negative one means none, so that
+ *   SWARM_WAIT_FOREVER written into a deadline by mistake means what it says instead of
+ *   "already expired". swarm_deadline_after() turns a timeout into a deadline by these rules.
+ */
+
 /** Timeout argument meaning "wait as long as it takes". 0 means "never wait". */
 #define SWARM_WAIT_FOREVER ((int64_t)-1)
+
+/** Deadline value meaning "none" (the zero a zeroed struct holds). INT64_MAX means none too. */
+#define SWARM_NO_DEADLINE ((int64_t)0)
 
 /*
  * The error table. One X-macro drives the enum, swarm_strerror() and swarm_err_name(); the
@@ -87,6 +108,15 @@ SWARM_API const char *swarm_version_string(void);
  * duration in libswarm. Thread safety: any thread. Blocking: no.
  */
 SWARM_API int64_t swarm_now_ns(void);
+
+/**
+ * Convert a relative timeout into an absolute deadline by the sentinel rules above.
+ *
+ * @return SWARM_NO_DEADLINE for SWARM_WAIT_FOREVER (or any negative timeout); otherwise
+ *         swarm_now_ns() + @p timeout_ns, saturating at INT64_MAX (which also means none).
+ * Thread safety: any thread. Blocking: no (one clock read, none for a negative timeout).
+ */
+SWARM_API int64_t swarm_deadline_after(int64_t timeout_ns);
 
 /**
  * Memory hooks for one object. A NULL `const swarm_allocator *` in any options struct means libc.
@@ -148,6 +178,39 @@ SWARM_API int swarm_cancel_reset(swarm_cancel *c);
  * Destroy a token. No call may be watching it any more. NULL is a no-op.
  */
 SWARM_API void swarm_cancel_destroy(swarm_cancel *c);
+
+/**
+ * Sleep @p ns nanoseconds on the monotonic clock, waking early if @p cancel fires: the
+ * cancel-aware sleep for engine authors (and the default of the swarm_sleep_fn hooks). It
+ * matches swarm_sleep_fn's contract with no context argument.
+ *
+ * @param ns      > 0: sleep that long; 0: do not sleep (only check the token);
+ *                SWARM_WAIT_FOREVER: sleep until @p cancel fires (which must then be non-NULL).
+ * @param cancel  token to watch, or NULL.
+ * @return 0 after the full sleep; SWARM_ECANCELED if @p cancel had fired or fires meanwhile;
+ *         SWARM_EINVAL for @p ns below -1, or SWARM_WAIT_FOREVER without a token.
+ * Thread safety: any thread; any number of sleepers may watch one token.
+ * Blocking: yes, at most @p ns (spurious wake-ups are absorbed). Allocation: none.
+ */
+SWARM_API int swarm_sleep_ns(int64_t ns, swarm_cancel *cancel);
+
+/*
+ * fork(): the contract. In a child process forked while libswarm objects exist, only the
+ * parent's calling thread exists, so the library's worker and loop threads are gone and any
+ * internal lock one of them held stays locked forever. Therefore, in the child:
+ *   - channels (swarm_chan) and policies keep working: they hold no lock that a vanished
+ *     thread could leave held. One caveat: a channel that a parent thread was sending to at the
+ *     instant of fork may hold a slot that thread claimed and never published, and receivers in
+ *     the child would wait for it; use channels created in the child, or ones the parent had
+ *     quiesced. Cancellation tokens and stateful engines (breaker, split, mock, the host's own)
+ *     have short internal locks: create fresh ones in the child;
+ *   - pools, reconcile loops and autoscalers created before the fork are dead: every call on
+ *     them returns SWARM_ESTATE without taking a lock (void destroy functions do nothing and
+ *     leak the object, as the parent's other memory is), so nothing deadlocks;
+ *   - objects created in the child work normally.
+ * The check is a fork generation counter bumped by a pthread_atfork() child handler, compared
+ * with the one an object was created in.
+ */
 
 #ifdef __cplusplus
 }

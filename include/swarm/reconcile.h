@@ -26,13 +26,18 @@
  * the count actuated since) and every metric marked failed, so that the policy's fallback (KEDA
  * fallback replicas) takes over.
  *
- * Time is int64_t nanoseconds on swarm_now_ns()'s clock (or the host's, with step()).
+ * Time is int64_t nanoseconds on swarm_now_ns()'s clock (or the host's, with step()); every sum
+ * and difference of times saturates, so extreme injected times cannot overflow.
+ *
+ * fork(): a loop created before fork() is dead in the child (its thread does not exist there):
+ * every call returns SWARM_ESTATE without taking a lock and destroy does nothing. See common.h.
  */
 #ifndef SWARM_RECONCILE_H
 #define SWARM_RECONCILE_H
 
 #include "swarm/common.h"
 #include "swarm/policy.h"
+#include "swarm/pool.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -82,6 +87,12 @@ typedef struct swarm_reconcile_opts {
                                     the decision */
     uint64_t seed;             /**< jitter PRNG seed; 0: a fixed default (deterministic) */
     const swarm_allocator *alloc; /**< NULL: libc */
+    /* Appended in 0.2: a size that predates them reads the defaults. */
+    int32_t max_replicas;      /**< the actuator's own bound (e.g. the pool's max_workers): a
+                                    decision above it is lowered to it before actuate, and the
+                                    explanation gets a SWARM_RULE_MAX step ("actuator max N").
+                                    0 (default): no bound; negative: SWARM_EINVAL */
+    uint32_t reserved_;        /**< keep 0 */
 } swarm_reconcile_opts;
 
 /** Introspection snapshot. Set stats->size first. */
@@ -141,7 +152,8 @@ SWARM_API void swarm_reconcile_destroy(swarm_reconcile *r);
  *                 error); may be NULL.
  * @return 0 if the tick succeeded; the negative code of the failed observe, decide or actuate
  *         (the tick still counts, and backs off); SWARM_EINVAL if @p r is NULL; SWARM_ESTATE while
- *         the loop's own thread runs or another step() is in progress (nothing is done).
+ *         the loop's own thread runs or another step() is in progress (nothing is done), or in
+ *         a forked child.
  * Thread safety: any thread; steps never overlap. Blocking: for as long as the callbacks take.
  */
 SWARM_API int swarm_reconcile_step(swarm_reconcile *r, int64_t now_ns, int64_t *next_ns);
@@ -188,6 +200,58 @@ SWARM_API int swarm_reconcile_get_stats(swarm_reconcile *r, swarm_reconcile_stat
  * Thread safety: any thread, concurrently with the loop. Blocking: briefly (internal lock).
  */
 SWARM_API int swarm_reconcile_last_decision(swarm_reconcile *r, swarm_policy_decision *out);
+
+/* ============================================================================================ */
+/* One call that autoscales a pool                                                              */
+/* ============================================================================================ */
+
+/** Options of swarm_reconcile_create_for_pool(). Fill with swarm_reconcile_pool_opts_init(). */
+typedef struct swarm_reconcile_pool_opts {
+    uint32_t size;              /**< sizeof(swarm_reconcile_pool_opts) */
+    uint32_t manual;            /**< 0 (default): create starts the loop's thread; 1: not
+                                     started (drive it with swarm_reconcile_step(), or start it) */
+    swarm_pool *pool;           /**< required, borrowed: must outlive the loop */
+    swarm_policy *policy;       /**< required, borrowed: only the loop may use it while it runs */
+    double target_per_worker;   /**< backlog (queued + in flight) per worker to aim for, > 0;
+                                     0 (default): the pool's concurrency (its batch size) */
+    double activation;          /**< KEDA activation threshold on the backlog; default 0 */
+    /** Loop tuning (interval, jitter, backoff, seed, allocator ...), or NULL for the defaults of
+     *  swarm_reconcile_opts_init(). Its policy, observe, actuate and user are ignored; its
+     *  max_replicas, if set, further lowers the pool's max_workers bound. */
+    const swarm_reconcile_opts *loop;
+} swarm_reconcile_pool_opts;
+
+/**
+ * Fill @p opts with defaults (thread started, target per worker = concurrency, no activation,
+ * default loop) and set its size.
+ * @return 0; SWARM_EINVAL if @p opts is NULL. Thread safety: any thread. Blocking: no.
+ */
+SWARM_API int swarm_reconcile_pool_opts_init(swarm_reconcile_pool_opts *opts);
+
+/**
+ * Autoscale a pool in one call: a reconcile loop that observes @p opts->pool with
+ * swarm_pool_observe() (retiring workers excluded, ready <= current, starting counted, backlog =
+ * queued + in flight, and the arrival/service signals of SWARM_POLICY_LOAD), asks the policy,
+ * and actuates with swarm_pool_resize(). Decisions above the pool's max_workers are lowered to it
+ * (a SWARM_RULE_MAX step "actuator max N" in the explanation) instead of failing the resize and
+ * backing off. The C counterpart of Python's ReconcileLoop.for_pool().
+ *
+ * The result is an ordinary loop: swarm_reconcile_get_stats(), swarm_reconcile_last_decision()
+ * (the explained decision), kick, step (with manual), stop and swarm_metrics_add_reconcile() all
+ * apply. Destroy the loop before stopping the pool: a stopped pool refuses resizes
+ * (SWARM_ESTATE), which the loop would count as errors.
+ *
+ * @return 0; SWARM_EINVAL for NULL arguments, no pool or policy, a target or activation that is
+ *         negative or not finite, manual > 1, or invalid loop options (as
+ *         swarm_reconcile_create()); SWARM_ESTATE for a pool created before a fork (in the
+ *         child); SWARM_ENOMEM; SWARM_EINTERNAL if the thread could not start (nothing is left
+ *         allocated on error).
+ * Ownership: the caller owns the loop (swarm_reconcile_destroy()); pool and policy stay the
+ *            caller's.
+ * Thread safety: any thread. Blocking: no.
+ */
+SWARM_API int swarm_reconcile_create_for_pool(swarm_reconcile **out,
+                                              const swarm_reconcile_pool_opts *opts);
 
 #ifdef __cplusplus
 }

@@ -45,6 +45,16 @@ def _swarm_now_ns() -> int:
     """Monotonic ns. Non-blocking."""
 
 
+@cfunc("swarm_deadline_after", [c_int64], c_int64)
+def _swarm_deadline_after(timeout_ns) -> int:
+    """Relative timeout -> absolute deadline (negative: SWARM_NO_DEADLINE, 0)."""
+
+
+@cfunc("swarm_sleep_ns", [c_int64, c_void_p], c_int)
+def _swarm_sleep_ns(ns, cancel) -> int:
+    """Cancel-aware sleep (GIL released by ctypes)."""
+
+
 def version() -> int:
     """The library's packed version 0xMMmmpp (``swarm_version``). Non-blocking, any thread."""
     return int(_swarm_version())

@@ -25,8 +25,8 @@ import ctypes
 import dataclasses
 import itertools
 import logging
-from ctypes import (CFUNCTYPE, POINTER, Structure, byref, c_int, c_int32, c_int64, c_size_t,
-                    c_uint32, c_uint64, c_void_p)
+from ctypes import (CFUNCTYPE, POINTER, Structure, byref, c_double, c_int, c_int32, c_int64,
+                    c_size_t, c_uint32, c_uint64, c_void_p)
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 from . import errors
@@ -34,6 +34,7 @@ from ._handle import _Handle, to_ns
 from ._lib import cfunc
 from .chan import Channel, stats_dict
 from .common import Allocator, alloc_arg, now_ns, swarm_allocator
+from .policy import swarm_policy_obs
 from .engine import (Engine, _swarm_engine_destroy, _swarm_engine_retain,
                      _swarm_response_data, _swarm_response_error_message)
 
@@ -46,7 +47,7 @@ class swarm_task(Structure):
     _fields_ = [
         ("id", c_uint64), ("payload", c_void_p), ("payload_len", c_uint64), ("user", c_void_p),
         ("enqueued_ns", c_int64), ("deadline_ns", c_int64), ("priority", c_int32),
-        ("reserved_", c_uint32),
+        ("reserved_", c_uint32), ("params", c_void_p),
     ]
 
 
@@ -54,7 +55,8 @@ class swarm_pool_result(Structure):
     _fields_ = [
         ("size", c_uint32), ("status", c_int32), ("worker", c_uint32), ("batch", c_uint32),
         ("task", swarm_task), ("start_ns", c_int64), ("end_ns", c_int64),
-        ("output_len", c_uint64), ("response", c_void_p),
+        ("output_len", c_uint64), ("response", c_void_p), ("output", c_void_p),
+        ("owned", c_uint32), ("reserved2_", c_uint32),
     ]
 
 
@@ -69,7 +71,8 @@ class swarm_pool_opts(Structure):
         ("batch_linger_ns", c_int64), ("input", c_void_p), ("engine", c_void_p),
         ("on_result", RESULT_FN), ("result_ctx", c_void_p), ("results", c_void_p),
         ("warmup", WARMUP_FN), ("warmup_ctx", c_void_p), ("response_capacity", c_uint64),
-        ("alloc", POINTER(swarm_allocator)),
+        ("alloc", POINTER(swarm_allocator)), ("keep_input_open", c_uint32),
+        ("timing", c_uint32), ("on_stream", c_void_p), ("stream_ctx", c_void_p),
     ]
 
 
@@ -83,7 +86,8 @@ class swarm_pool_stats(Structure):
         ("retired", c_uint64), ("start_failures", c_uint64), ("wait_p50_ns", c_int64),
         ("wait_p90_ns", c_int64), ("wait_p99_ns", c_int64), ("service_p50_ns", c_int64),
         ("service_p90_ns", c_int64), ("service_p99_ns", c_int64), ("wait_max_ns", c_int64),
-        ("service_max_ns", c_int64),
+        ("service_max_ns", c_int64), ("wait_sum_ns", c_int64), ("service_sum_ns", c_int64),
+        ("held", c_uint64), ("outputs_dropped", c_uint64),
     ]
 
 
@@ -127,6 +131,26 @@ def _swarm_pool_get_stats(p, s) -> int:
 @cfunc("swarm_pool_target", [c_void_p], c_uint32)
 def _swarm_pool_target(p) -> int:
     """Target worker count."""
+
+
+@cfunc("swarm_pool_submit", [c_void_p, POINTER(swarm_task), c_int64], c_int)
+def _swarm_pool_submit(p, task, timeout_ns) -> int:
+    """Stamp enqueued_ns, normalise the deadline, send to the input channel."""
+
+
+@cfunc("swarm_pool_result_release", [c_void_p, POINTER(swarm_pool_result)], c_int)
+def _swarm_pool_result_release(p, r) -> int:
+    """Give an owned output (result channel) back to the pool."""
+
+
+@cfunc("swarm_pool_take_undelivered", [c_void_p, POINTER(swarm_pool_result), c_size_t], c_int)
+def _swarm_pool_take_undelivered(p, out, cap) -> int:
+    """After stop: results the result channel could not take."""
+
+
+@cfunc("swarm_pool_observe", [c_void_p, c_double, c_double, POINTER(swarm_policy_obs)], c_int)
+def _swarm_pool_observe(p, target_per_worker, activation, obs) -> int:
+    """The pool's state as a swarm_policy_obs (pointer; set its size first)."""
 
 
 @dataclasses.dataclass
@@ -424,17 +448,18 @@ class Pool(_Handle):
         return len(self._st.tasks)
 
     def observation(self, target_per_worker: float, activation: float = 0.0):
-        """The pool's state as a policy :class:`~swarm.Observation`: current = target workers,
-        ready/starting from the stats, one TOTAL metric of queued plus in-flight tasks."""
+        """The pool's state as a policy :class:`~swarm.Observation` (``swarm_pool_observe``):
+        current = target workers, ready/starting without the retiring ones, one TOTAL metric of
+        queued plus in-flight tasks."""
         from .policy import Metric, Observation
-        s = self.stats()
-        cur = s["target"]
-        ready = min(s["ready"], cur)
-        starting = min(s["starting"], cur - ready)
-        return Observation(cur, [Metric(float(s["queued"]), float(target_per_worker),
-                                        in_flight=float(s["in_flight"]),
-                                        activation=activation)],
-                           ready=ready, starting=starting)
+        o = swarm_policy_obs()
+        o.size = ctypes.sizeof(swarm_policy_obs)
+        errors.check(self._call(_swarm_pool_observe, float(target_per_worker), float(activation),
+                                byref(o)))
+        m = o.metrics[0]
+        return Observation(o.current_replicas, [Metric(m.value, m.target, in_flight=m.in_flight,
+                                                       activation=m.activation)],
+                           ready=o.ready_replicas, starting=o.starting_replicas)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def stop(self, timeout: Optional[float] = None) -> List[Tuple[int, bytes, Any]]:

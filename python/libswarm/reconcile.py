@@ -48,7 +48,15 @@ class swarm_reconcile_opts(Structure):
         ("jitter", c_double), ("backoff_base_ns", c_int64), ("backoff_factor", c_double),
         ("backoff_cap_ns", c_int64), ("backoff_jitter", c_double),
         ("actuate_always", c_uint32), ("fail_after", c_uint32), ("seed", c_uint64),
-        ("alloc", POINTER(swarm_allocator)),
+        ("alloc", POINTER(swarm_allocator)), ("max_replicas", c_int32), ("reserved_", c_uint32),
+    ]
+
+
+class swarm_reconcile_pool_opts(Structure):
+    _fields_ = [
+        ("size", c_uint32), ("manual", c_uint32), ("pool", c_void_p), ("policy", c_void_p),
+        ("target_per_worker", c_double), ("activation", c_double),
+        ("loop", POINTER(swarm_reconcile_opts)),
     ]
 
 
@@ -109,6 +117,17 @@ def _swarm_reconcile_last_decision(r, d) -> int:
     """Last decision; EAGAIN before the first."""
 
 
+@cfunc("swarm_reconcile_pool_opts_init", [POINTER(swarm_reconcile_pool_opts)], c_int)
+def _swarm_reconcile_pool_opts_init(o) -> int:
+    """Defaults + size."""
+
+
+@cfunc("swarm_reconcile_create_for_pool", [POINTER(c_void_p), POINTER(swarm_reconcile_pool_opts)],
+       c_int)
+def _swarm_reconcile_create_for_pool(out, o) -> int:
+    """A loop that autoscales a pool (the C counterpart of ReconcileLoop.for_pool)."""
+
+
 @dataclasses.dataclass
 class ReconcileConfig:
     """Mirror of ``swarm_reconcile_opts`` (seconds; None: the C default)."""
@@ -122,6 +141,7 @@ class ReconcileConfig:
     actuate_always: bool = False
     fail_after: int = 0
     seed: int = 0
+    max_replicas: int = 0   # the actuator's bound: decisions above it are lowered (explained)
 
 
 class _LoopState:
@@ -231,6 +251,10 @@ class ReconcileLoop(_Handle):
             raise TypeError("fail_after must be a non-negative int")
         o.fail_after = cfg.fail_after
         o.seed = int(cfg.seed)
+        if isinstance(cfg.max_replicas, bool) or not isinstance(cfg.max_replicas, int) or \
+                cfg.max_replicas < 0:
+            raise TypeError("max_replicas must be a non-negative int")
+        o.max_replicas = cfg.max_replicas
         o.alloc = alloc_arg(allocator)
         _loops[key] = _LoopState(observe, actuate)
         out = c_void_p()
@@ -320,6 +344,9 @@ class ReconcileLoop(_Handle):
     def for_pool(cls, pool: Any, policy: Policy, target_per_worker: float, *,
                  activation: float = 0.0, **kwargs: Any) -> "ReconcileLoop":
         """A loop that scales ``pool``: observes its queue and in-flight work against
-        ``target_per_worker`` and actuates with ``pool.resize``."""
+        ``target_per_worker`` and actuates with ``pool.resize``; decisions above the pool's
+        max_workers are lowered to it (``max_replicas``), as ``swarm_reconcile_create_for_pool``
+        does in C."""
+        kwargs.setdefault("max_replicas", int(pool.config.max_workers))
         return cls(policy, lambda: pool.observation(target_per_worker, activation),
                    lambda n, d: pool.resize(n), **kwargs)

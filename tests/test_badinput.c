@@ -255,6 +255,16 @@ BAD(swarm_cancel_is_canceled, "NULL", ANY, swarm_cancel_is_canceled(NULL))
 BAD(swarm_cancel_reset, "NULL", SWARM_EINVAL, swarm_cancel_reset(NULL))
 BADV(swarm_cancel_destroy, "NULL", swarm_cancel_destroy(NULL))
 
+BAD(swarm_deadline_after, "INT64_MAX", INT64_MAX, swarm_deadline_after(INT64_MAX))
+BAD(swarm_deadline_after, "INT64_MIN", SWARM_NO_DEADLINE, swarm_deadline_after(INT64_MIN))
+BAD(swarm_sleep_ns, "forever without a token", SWARM_EINVAL, swarm_sleep_ns(SWARM_WAIT_FOREVER, NULL))
+BAD(swarm_sleep_ns, "INT64_MIN", SWARM_EINVAL, swarm_sleep_ns(INT64_MIN, NULL))
+BAD(swarm_sleep_ns, "INT64_MAX with a fired token", SWARM_ECANCELED, ({
+        swarm_cancel *c = token();
+        swarm_cancel_trigger(c);
+        swarm_sleep_ns(INT64_MAX, c);
+    }))
+
 /* ---- chan ---------------------------------------------------------------------------------- */
 BAD(swarm_chan_opts_init, "NULL", SWARM_EINVAL, swarm_chan_opts_init(NULL))
 BAD(swarm_chan_create, "NULL out", SWARM_EINVAL, swarm_chan_create(NULL, NULL))
@@ -1122,6 +1132,83 @@ BAD(swarm_pool_get_histogram, "INT64_MAX bound", 0, ({
         swarm_pool_get_histogram(pool(), 1, le, 2, sink, NULL, NULL);
     }))
 BAD(swarm_pool_target, "NULL", 0, (long long)swarm_pool_target(NULL))
+
+BAD(swarm_pool_submit, "NULL task", SWARM_EINVAL, swarm_pool_submit(pool(), NULL, 0))
+BAD(swarm_pool_submit, "timeout -2", SWARM_EINVAL, ({
+        swarm_task t = {.id = 1, .payload = "x", .payload_len = 1};
+        swarm_pool_submit(pool(), &t, -2);
+    }))
+BAD(swarm_pool_submit, "stopped pool, timeout INT64_MAX", SWARM_ECLOSED, ({
+        swarm_pool *p = pool();
+        swarm_pool_stop(p, 0, NULL, 0, NULL);
+        swarm_task t = {.id = 1, .payload = "x", .payload_len = 1};
+        swarm_pool_submit(p, &t, INT64_MAX);
+    }))
+BAD(swarm_pool_submit, "deadline INT64_MIN, enqueued INT64_MAX", ANY, ({
+        swarm_task t = {.id = 1, .payload = "x", .payload_len = 1, .deadline_ns = INT64_MIN,
+                        .enqueued_ns = INT64_MAX};
+        swarm_pool *p = pool();
+        int rc = swarm_pool_submit(p, &t, 0);
+        swarm_pool_stop(p, SWARM_WAIT_FOREVER, NULL, 0, NULL);
+        rc;
+    }))
+BAD(swarm_pool_result_release, "NULL result", SWARM_EINVAL, swarm_pool_result_release(pool(), NULL))
+BAD(swarm_pool_result_release, "zeroed result", ANY, ({
+        swarm_pool_result r;
+        memset(&r, 0, sizeof r);
+        swarm_pool_result_release(pool(), &r);
+    }))
+BAD(swarm_pool_take_undelivered, "before stop", SWARM_ESTATE,
+    swarm_pool_take_undelivered(pool(), NULL, 0))
+BAD(swarm_pool_take_undelivered, "NULL out, cap 4", SWARM_EINVAL, ({
+        swarm_pool *p = pool();
+        swarm_pool_stop(p, 0, NULL, 0, NULL);
+        swarm_pool_take_undelivered(p, NULL, 4);
+    }))
+BAD(swarm_pool_observe, "target NaN", SWARM_EINVAL, ({
+        swarm_policy_obs o = obs_of(1, 1);
+        swarm_pool_observe(pool(), NAN, 0, &o);
+    }))
+BAD(swarm_pool_observe, "target -1", SWARM_EINVAL, ({
+        swarm_policy_obs o = obs_of(1, 1);
+        swarm_pool_observe(pool(), -1, 0, &o);
+    }))
+BAD(swarm_pool_observe, "obs size 1", SWARM_EINVAL, ({
+        swarm_policy_obs o = obs_of(1, 1);
+        o.size = 1;
+        swarm_pool_observe(pool(), 1, 0, &o);
+    }))
+BAD(swarm_pool_observe, "activation -inf", ANY_NEG, ({
+        swarm_policy_obs o = obs_of(1, 1);
+        swarm_pool_observe(pool(), 1, -INFINITY, &o);
+    }))
+BAD(swarm_reconcile_pool_opts_init, "NULL", SWARM_EINVAL, swarm_reconcile_pool_opts_init(NULL))
+BAD(swarm_reconcile_create_for_pool, "no pool", SWARM_EINVAL, ({
+        swarm_reconcile_pool_opts o;
+        swarm_reconcile_pool_opts_init(&o);
+        o.policy = keda();
+        swarm_reconcile *r;
+        swarm_reconcile_create_for_pool(&r, &o);
+    }))
+BAD(swarm_reconcile_create_for_pool, "target inf", SWARM_EINVAL, ({
+        swarm_reconcile_pool_opts o;
+        swarm_reconcile_pool_opts_init(&o);
+        o.policy = keda();
+        o.pool = pool();
+        o.target_per_worker = INFINITY;
+        swarm_reconcile *r;
+        swarm_reconcile_create_for_pool(&r, &o);
+    }))
+BAD(swarm_reconcile_create_for_pool, "manual 7", SWARM_EINVAL, ({
+        swarm_reconcile_pool_opts o;
+        swarm_reconcile_pool_opts_init(&o);
+        o.policy = keda();
+        o.pool = pool();
+        o.manual = 7;
+        swarm_reconcile *r;
+        swarm_reconcile_create_for_pool(&r, &o);
+    }))
+BAD(swarm_reconcile_create_for_pool, "NULL out", SWARM_EINVAL, swarm_reconcile_create_for_pool(NULL, NULL))
 
 /* ---- metrics ------------------------------------------------------------------------------- */
 BAD(swarm_metrics_opts_init, "NULL", SWARM_EINVAL, swarm_metrics_opts_init(NULL))

@@ -78,6 +78,10 @@ struct swarm_chan {
     void *drop_ctx;
     swarm_allocator alloc;
     size_t alloc_size;
+    /* References: the creator's, plus one per library object that reads the channel (a pool's
+     * input or result channel). swarm_chan_destroy() drops the creator's; the last one frees.
+     * acq_rel on the decrement orders every user's accesses before the free. */
+    _Atomic uint32_t refs;
 
     /* Producers' and consumers' positions on their own cache lines (CK's padding). */
     _Alignas(SWARM_CACHELINE) _Atomic uint64_t tail;
@@ -674,6 +678,7 @@ int swarm_chan_create(swarm_chan **out, const swarm_chan_opts *opts)
     atomic_init(&ch->not_full.seq, 0);
     atomic_init(&ch->not_full.waiters, 0);
     atomic_init(&ch->spinning_senders, 0);
+    atomic_init(&ch->refs, 1);
     atomic_init(&ch->hwm, 0);
     atomic_init(&ch->evicted_oldest, 0);
     atomic_init(&ch->evicted_newest, 0);
@@ -684,9 +689,16 @@ int swarm_chan_create(swarm_chan **out, const swarm_chan_opts *opts)
     return 0;
 }
 
+void swarm__chan_retain(swarm_chan *ch)
+{
+    atomic_fetch_add_explicit(&ch->refs, 1, memory_order_relaxed);
+}
+
 void swarm_chan_destroy(swarm_chan *ch)
 {
     if (ch == NULL)
+        return;
+    if (atomic_fetch_sub_explicit(&ch->refs, 1, memory_order_acq_rel) != 1)
         return;
     while (pop_many(ch, NULL, INT32_MAX, SWARM_DROP_DESTROY) > 0) {
     }

@@ -58,6 +58,12 @@ void swarm__cancel_watch_del(swarm_cancel *c, swarm__cancel_watch *w);
  * clock; INT64_MAX means none. */
 int64_t swarm__deadline(int64_t timeout_ns);
 
+/* Takes a reference on a channel for a library object that reads it (a pool): the channel
+ * outlives its creator's swarm_chan_destroy() until the object drops the reference with
+ * swarm_chan_destroy() itself. */
+struct swarm_chan;
+void swarm__chan_retain(struct swarm_chan *ch);
+
 /* Saturating time arithmetic: every place that adds or subtracts times or durations (ns) uses
  * these, so extreme but accepted values clamp to INT64_MIN/INT64_MAX instead of overflowing
  * (signed overflow is undefined behaviour). */

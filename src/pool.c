@@ -105,6 +105,9 @@ struct swarm_pool {
     uint32_t held_cap; /* undelivered results a slot keeps: what a worker may hold at a stop
                         * deadline (its batch, or its prefetched run) */
 
+    swarm_chan *held_input;   /* referenced channels (swarm__chan_retain), released at free */
+    swarm_chan *held_results;
+
     pthread_mutex_t ctl;
     pthread_mutex_t mu;
     pthread_cond_t exited_cv; /* a worker left (signalled under mu) */
@@ -665,6 +668,8 @@ static void pool_free(swarm_pool *p)
     swarm__free(&p->alloc, p->scratch, SWARM__HIST_BUCKETS * sizeof *p->scratch);
     swarm_cancel_destroy(p->abort);
     swarm_engine_destroy(p->opts.engine); /* NULL before the reference was taken */
+    swarm_chan_destroy(p->held_input);    /* the channel references, likewise */
+    swarm_chan_destroy(p->held_results);
     swarm_allocator a = p->alloc;
     swarm__free(&a, p, sizeof *p);
 }
@@ -733,6 +738,14 @@ int swarm_pool_create(swarm_pool **out, const swarm_pool_opts *opts)
     }
     swarm_engine_retain(o.engine);
     p->opts.engine = o.engine;
+    /* The pool keeps its channels alive too: a host that destroys a channel before the pool
+     * drops only its own reference, and the pool goes on using valid memory. */
+    swarm__chan_retain(o.input);
+    p->held_input = o.input;
+    if (o.results) {
+        swarm__chan_retain(o.results);
+        p->held_results = o.results;
+    }
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);

@@ -344,6 +344,62 @@ static void test_pool_histogram_cumulative_counts(void **state)
     ledger_free(&l);
 }
 
+/* Issue 10 item 9 (wrong teardown order): a host that destroys its channels before the pool used
+ * to free memory the workers were still reading. The pool holds references now: the channels stay
+ * valid until the pool lets go, every task already queued is still run once, and the queued
+ * leftovers of a channel reach its drop callback only when the pool is destroyed. */
+static _Atomic uint32_t drops_at_destroy;
+static void count_drop(void *ctx, const void *elem, int reason)
+{
+    (void)ctx;
+    (void)elem;
+    if (reason == SWARM_DROP_DESTROY)
+        atomic_fetch_add(&drops_at_destroy, 1);
+}
+
+static void test_pool_channels_destroyed_before_pool(void **state)
+{
+    (void)state;
+    enum { N = 200 };
+    test_engine te;
+    swarm_engine *e = make_engine(&te, 0);
+    swarm_chan_opts co;
+    swarm_chan_opts_init(&co);
+    co.capacity = 256;
+    co.elem_size = sizeof(swarm_task);
+    co.drop_fn = count_drop;
+    swarm_chan *in = NULL;
+    assert_int_equal(swarm_chan_create(&in, &co), 0);
+    swarm_chan_opts ro;
+    swarm_chan_opts_init(&ro);
+    ro.capacity = 2 * N;
+    ro.elem_size = sizeof(swarm_pool_result);
+    swarm_chan *res = NULL;
+    assert_int_equal(swarm_chan_create(&res, &ro), 0);
+    swarm_pool_opts po;
+    swarm_pool_opts_init(&po);
+    po.input = in;
+    po.engine = e;
+    po.results = res;
+    po.workers = 2;
+    swarm_pool *p = NULL;
+    assert_int_equal(swarm_pool_create(&p, &po), 0);
+    for (uint64_t i = 0; i < N; i++) {
+        swarm_task t = task_of(i);
+        assert_int_equal(swarm_chan_send(in, &t), 0);
+    }
+    /* The wrong order: channels and engine first, while the workers run. */
+    swarm_engine_destroy(e);
+    swarm_chan_destroy(res);
+    swarm_chan_destroy(in);
+    atomic_store(&drops_at_destroy, 0);
+    assert_int_equal(swarm_pool_stop(p, SWARM_WAIT_FOREVER, NULL, 0, NULL), 0);
+    swarm_pool_stats st = stats_of(p);
+    assert_int_equal(st.completed + st.failed, N);
+    swarm_pool_destroy(p); /* frees both channels: the results left in `res` are dropped */
+    assert_int_equal(atomic_load(&drops_at_destroy), 0); /* input was drained by the stop */
+}
+
 static void test_pool_failed_results_are_counted(void **state)
 {
     (void)state;
@@ -1732,6 +1788,7 @@ int main(void)
         cmocka_unit_test(test_pool_delivers_each_task_once),
         cmocka_unit_test(test_pool_failed_results_are_counted),
         cmocka_unit_test(test_pool_histogram_cumulative_counts),
+        cmocka_unit_test(test_pool_channels_destroyed_before_pool),
         cmocka_unit_test(test_pool_resize_up_and_down_under_load),
         cmocka_unit_test(test_pool_resize_to_zero_holds_work_and_back),
         cmocka_unit_test(test_pool_rapid_alternating_resizes),

@@ -112,8 +112,10 @@ SWARM_API int swarm_chan_create(swarm_chan **out, const swarm_chan_opts *opts);
 
 /**
  * Destroy a channel. Elements still queued go to the drop callback (reason SWARM_DROP_DESTROY),
- * if there is one. No call may be using the channel: close it and join its users first.
- * NULL is a no-op.
+ * if there is one. No call of the host's may be using the channel: close it and join its
+ * threads first. A library object that reads the channel (a swarm_pool's input or result
+ * channel) holds its own reference: then this drops only the caller's, and the channel is freed
+ * (and its drop callback runs) when that object is destroyed. NULL is a no-op.
  */
 SWARM_API void swarm_chan_destroy(swarm_chan *ch);
 

@@ -27,7 +27,9 @@
  * that the pool allocates until the working set is reached, then recycles.
  *
  * Lifetimes. The pool holds a reference to its engine (swarm_engine_retain()), so the host may
- * drop its own at any time. The channels stay the host's and must outlive the pool. By default
+ * drop its own at any time, and to its input and result channels: a host that destroys a channel
+ * before the pool drops only its own reference, the pool keeps using it, and the channel (with
+ * what is still queued, through its drop callback) is released when the pool is. By default
  * swarm_pool_stop() closes the input channel, as 0.1.0 did; with keep_input_open the pool only
  * borrows it, so several pools can serve one channel (blue/green replacement). Calls that cannot
  * work from a pool's own worker thread (stop and destroy from a result, stream or warm-up callback
@@ -227,7 +229,8 @@ SWARM_API int swarm_pool_opts_init(swarm_pool_opts *opts);
  *         hooks; SWARM_ENOMEM; SWARM_EINTERNAL if a thread could not be started (nothing is
  *         left running or allocated on error).
  * Ownership: the caller owns the pool (release with swarm_pool_destroy()); the pool holds its
- *            own reference to the engine; the channels stay the caller's and must outlive it.
+ *            own references to the engine and to the channels, so they may be destroyed by the
+ *            caller in any order.
  * Thread safety: any thread. Blocking: no (workers run their warm-up on their own threads).
  */
 SWARM_API int swarm_pool_create(swarm_pool **out, const swarm_pool_opts *opts);

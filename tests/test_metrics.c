@@ -23,6 +23,23 @@
 
 #include <swarm/swarm.h>
 
+
+/* The series every render starts with (build info, skipped objects). */
+#define REGISTRY_PROM(skipped)                                                                    \
+    "# HELP swarm_build_info libswarm version of this process (always 1).\n"                    \
+    "# TYPE swarm_build_info gauge\n"                                                           \
+    "swarm_build_info{version=\"" SWARM_TEST_VERSION "\"} 1\n"                                \
+    "# HELP swarm_metrics_objects_skipped Registered objects left out of this render because "  \
+    "their statistics could not be read.\n"                                                     \
+    "# TYPE swarm_metrics_objects_skipped gauge\n"                                              \
+    "swarm_metrics_objects_skipped " skipped "\n"
+#define STR_(x) #x
+#define STR(x)  STR_(x)
+#define SWARM_TEST_VERSION                                                                       \
+    STR(SWARM_VERSION_MAJOR) "." STR(SWARM_VERSION_MINOR) "." STR(SWARM_VERSION_PATCH)
+#define REGISTRY_JSON(skipped) ",\"registry\":{\"version\":\"" SWARM_TEST_VERSION "\"," \
+    "\"objects_skipped\":" skipped "}}\n"
+
 #define MS  1000000LL
 #define SEC 1000000000LL
 
@@ -196,13 +213,15 @@ static void test_metrics_render_empty_registry(void **state)
 {
     (void)state;
     swarm_metrics *m = make_metrics(1);
-    char buf[128];
+    char buf[1024];
     size_t n = 99;
     assert_int_equal(swarm_metrics_render(m, SWARM_METRICS_PROMETHEUS, buf, sizeof buf, &n), 0);
-    assert_int_equal(n, 0);
-    assert_string_equal(buf, "");
+    assert_string_equal(buf, REGISTRY_PROM("0"));
+    assert_int_equal(n, strlen(buf));
+    assert_string_equal(swarm_version_string(), SWARM_TEST_VERSION);
     assert_int_equal(swarm_metrics_render(m, SWARM_METRICS_JSON, buf, sizeof buf, &n), 0);
-    assert_string_equal(buf, "{\"channels\":{},\"pools\":{},\"loops\":{}}\n");
+    assert_string_equal(buf, "{\"channels\":{},\"pools\":{},\"loops\":{},\"engines\":{}"
+                             REGISTRY_JSON("0"));
     assert_int_equal(n, strlen(buf));
     swarm_metrics_destroy(m);
 }
@@ -231,6 +250,7 @@ static void test_metrics_render_chan_prometheus_exact(void **state)
     char *got = render(m, SWARM_METRICS_PROMETHEUS);
     char want[4096];
     snprintf(want, sizeof want,
+             REGISTRY_PROM("0")
              "# HELP swarm_channel_length Elements queued now.\n"
              "# TYPE swarm_channel_length gauge\n"
              "swarm_channel_length{channel=\"requests\"} 3\n"
@@ -258,6 +278,10 @@ static void test_metrics_render_chan_prometheus_exact(void **state)
              "# HELP swarm_channel_dropped_total Elements dropped by the full mode.\n"
              "# TYPE swarm_channel_dropped_total counter\n"
              "swarm_channel_dropped_total{channel=\"requests\"} 0\n"
+             "# HELP swarm_channel_rejected_total Sends refused or failed (full, timed out, "
+             "closed), as reported by the host.\n"
+             "# TYPE swarm_channel_rejected_total counter\n"
+             "swarm_channel_rejected_total{channel=\"requests\"} 0\n"
              "# HELP swarm_channel_send_blocked_seconds_total Time senders spent parked "
              "(backpressure).\n"
              "# TYPE swarm_channel_send_blocked_seconds_total counter\n"
@@ -289,13 +313,13 @@ static void test_metrics_render_chan_json_exact(void **state)
              "{\"channels\":{"
              "\"requests\":{\"length\":3,\"capacity\":16,\"high_watermark\":%llu,"
              "\"blocked_senders\":0,\"blocked_receivers\":0,\"closed\":0,\"sent\":5,"
-             "\"received\":2,\"dropped\":0,\"send_blocked_seconds\":0,"
+             "\"received\":2,\"dropped\":0,\"rejected\":0,\"send_blocked_seconds\":0,"
              "\"recv_blocked_seconds\":0},"
              "\"other\":{\"length\":0,\"capacity\":2,\"high_watermark\":0,"
              "\"blocked_senders\":0,\"blocked_receivers\":0,\"closed\":1,\"sent\":0,"
-             "\"received\":0,\"dropped\":0,\"send_blocked_seconds\":0,"
+             "\"received\":0,\"dropped\":0,\"rejected\":0,\"send_blocked_seconds\":0,"
              "\"recv_blocked_seconds\":0}"
-             "},\"pools\":{},\"loops\":{}}\n",
+             "},\"pools\":{},\"loops\":{},\"engines\":{}" REGISTRY_JSON("0"),
              (unsigned long long)st.high_watermark);
     assert_string_equal(got, want);
     free(got);
@@ -450,7 +474,7 @@ static void test_metrics_render_pool_lines(void **state)
                                  "\"tasks_taken\":10,\"tasks_completed\":10,\"tasks_failed\":0,"));
     assert_non_null(strstr(json, ",\"queue_wait_p50_seconds\":"));
     assert_non_null(strstr(json, ",\"service_p99_seconds\":"));
-    assert_non_null(strstr(json, "}},\"loops\":{}}\n"));
+    assert_non_null(strstr(json, "}},\"loops\":{},\"engines\":{}," ));
 
     /* Backlog counts queued plus in-flight: with no workers, queued tasks show up at once. */
     assert_int_equal(swarm_pool_resize(w.pool, 0), 0);
@@ -524,7 +548,9 @@ static void test_metrics_render_reconcile_lines(void **state)
     /* Before the first tick: -1 replicas and reason 0 "none". */
     char *prom = render(m, SWARM_METRICS_PROMETHEUS);
     assert_has_line(prom, "swarm_reconcile_desired_replicas{loop=\"scaler\"} -1");
-    assert_has_line(prom, "swarm_reconcile_last_reason{loop=\"scaler\",reason=\"none\"} 0");
+    assert_has_line(prom, "swarm_reconcile_last_reason{loop=\"scaler\"} 0");
+    /* No decision yet: the by-reason family has no series, so it is left out entirely. */
+    assert_null(strstr(prom, "# TYPE swarm_reconcile_decisions_by_reason_total"));
     assert_has_line(prom, "swarm_reconcile_ticks_total{loop=\"scaler\"} 0");
     free(prom);
 
@@ -540,9 +566,12 @@ static void test_metrics_render_reconcile_lines(void **state)
     assert_has_line(prom, "swarm_reconcile_desired_replicas{loop=\"scaler\"} 3");
     assert_has_line(prom, "swarm_reconcile_actuated_replicas{loop=\"scaler\"} 3");
     char line[160];
-    snprintf(line, sizeof line, "swarm_reconcile_last_reason{loop=\"scaler\",reason=\"%s\"} %d",
-             swarm_policy_rule_name(SWARM_RULE_COLD_START), (int)SWARM_RULE_COLD_START);
+    snprintf(line, sizeof line, "swarm_reconcile_last_reason{loop=\"scaler\"} %d",
+             (int)SWARM_RULE_COLD_START);
     assert_has_line(prom, line);
+    assert_has_line(prom, "# TYPE swarm_reconcile_decisions_by_reason_total counter");
+    assert_has_line(prom,
+                    "swarm_reconcile_decisions_by_reason_total{loop=\"scaler\",reason=\"cold_start\"} 1");
     assert_has_line(prom, "swarm_reconcile_ticks_total{loop=\"scaler\"} 1");
     assert_has_line(prom, "swarm_reconcile_decisions_total{loop=\"scaler\"} 1");
     assert_has_line(prom, "swarm_reconcile_actuations_total{loop=\"scaler\"} 1");
@@ -613,7 +642,7 @@ static void test_metrics_render_bound_covers_every_value(void **state)
     swarm_metrics *m = make_metrics(4);
     size_t empty = 0;
     assert_int_equal(swarm_metrics_render_bound(m, SWARM_METRICS_PROMETHEUS, &empty), 0);
-    assert_int_equal(empty, 1);
+    assert_int_equal(empty, strlen(REGISTRY_PROM("4294967295")) + 1);
     assert_int_equal(swarm_metrics_add_chan(m, "requests", ch), 0);
     assert_int_equal(swarm_metrics_add_pool(m, "agents", w.pool), 0);
     assert_int_equal(swarm_metrics_add_reconcile(m, "scaler", r), 0);

@@ -83,6 +83,8 @@ static swarm_chan_stats chan_stats(const swarm_chan *ch)
     return st;
 }
 
+static swarm_engine *make_mock(void);
+
 /* Renders into a fresh heap buffer (the test's, not the library's). */
 static char *render(swarm_metrics *m, int format)
 {
@@ -642,13 +644,22 @@ static void test_metrics_render_bound_covers_every_value(void **state)
     make_loop(&lw, &pol, &r);
     assert_int_equal(swarm_reconcile_step(r, SEC, NULL), 0);
 
-    swarm_metrics *m = make_metrics(4);
+    swarm_metrics *m = make_metrics(8);
     size_t empty = 0;
     assert_int_equal(swarm_metrics_render_bound(m, SWARM_METRICS_PROMETHEUS, &empty), 0);
     assert_int_equal(empty, strlen(REGISTRY_PROM("4294967295")) + 1);
     assert_int_equal(swarm_metrics_add_chan(m, "requests", ch), 0);
     assert_int_equal(swarm_metrics_add_pool(m, "agents", w.pool), 0);
     assert_int_equal(swarm_metrics_add_reconcile(m, "scaler", r), 0);
+    assert_int_equal(swarm_metrics_set_loop_bounds(m, r, 0, 20, 1.5), 0);
+    assert_int_equal(swarm_metrics_chan_rejected(m, ch, UINT64_MAX), 0); /* the widest count */
+    swarm_engine *retry = NULL, *breaker = NULL, *batcher = NULL;
+    assert_int_equal(swarm_engine_retry_create(&retry, make_mock(), NULL), 0);
+    assert_int_equal(swarm_engine_breaker_create(&breaker, make_mock(), NULL), 0);
+    assert_int_equal(swarm_engine_batcher_create(&batcher, make_mock(), NULL), 0);
+    assert_int_equal(swarm_metrics_add_engine(m, "e", retry), 0);
+    assert_int_equal(swarm_metrics_add_engine(m, "e", breaker), 0);
+    assert_int_equal(swarm_metrics_add_engine(m, "e", batcher), 0);
     for (int format = SWARM_METRICS_PROMETHEUS; format <= SWARM_METRICS_JSON; format++) {
         size_t bound = 0, need = 0;
         assert_int_equal(swarm_metrics_render_bound(m, format, &bound), 0);
@@ -663,6 +674,9 @@ static void test_metrics_render_bound_covers_every_value(void **state)
         free(buf);
     }
     swarm_metrics_destroy(m);
+    swarm_engine_destroy(retry);
+    swarm_engine_destroy(breaker);
+    swarm_engine_destroy(batcher);
     swarm_reconcile_destroy(r);
     swarm_policy_destroy(pol);
     pool_world_stop(&w);

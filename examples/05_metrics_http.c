@@ -242,9 +242,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     pthread_mutex_lock(&s->buf_lock);
     size_t n = 0;
     int rc = swarm_metrics_render(s->m, format, s->buf, s->buf_len, &n);
-    enum MHD_Result ret = rc == 0 ? reply(c, MHD_HTTP_OK, type, s->buf, n)
-                                  : reply_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
-                                               swarm_strerror(rc));
+    enum MHD_Result ret = rc == 0
+                              ? reply(c, MHD_HTTP_OK, type, s->buf, n)
+                              : reply_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, swarm_strerror(rc));
     pthread_mutex_unlock(&s->buf_lock);
     atomic_fetch_add(format == SWARM_METRICS_PROMETHEUS ? &s->served_metrics : &s->served_keda, 1);
     return ret;
@@ -408,7 +408,8 @@ int main(int argc, char **argv)
             return usage(argv[0]);
     }
     if (port < 0 || port > 65535 || run_seconds < 0 || rate < 0 || max_workers == 0 ||
-        max_workers > 4096 || !(target_per_worker > 0) || (self_check && run_seconds > 0 && run_seconds < 1))
+        max_workers > 4096 || !(target_per_worker > 0) ||
+        (self_check && run_seconds > 0 && run_seconds < 1))
         return usage(argv[0]);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);

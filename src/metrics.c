@@ -90,17 +90,17 @@ typedef struct snap {
         swarm_breaker_stats breaker;
         swarm_batcher_stats batcher;
     } u;
-    uint64_t backlog;      /* pool: queued + in_flight */
-    hist_snap wait;        /* pool */
-    hist_snap service;     /* pool */
-    int64_t reason;        /* loop: rule code of the last decision, 0 before the first */
-    uint64_t rejected;     /* chan: host-reported refused sends */
-    int64_t min_replicas;  /* loop, F_POLICY */
-    int64_t max_replicas;  /* loop, F_POLICY */
-    int64_t target_milli;  /* loop, F_POLICY */
-    int64_t budget_milli;  /* retry: tokens x1000 */
-    int has_policy;        /* loop: bounds were set */
-    int ok;                /* every read succeeded; objects that failed are left out */
+    uint64_t backlog;     /* pool: queued + in_flight */
+    hist_snap wait;       /* pool */
+    hist_snap service;    /* pool */
+    int64_t reason;       /* loop: rule code of the last decision, 0 before the first */
+    uint64_t rejected;    /* chan: host-reported refused sends */
+    int64_t min_replicas; /* loop, F_POLICY */
+    int64_t max_replicas; /* loop, F_POLICY */
+    int64_t target_milli; /* loop, F_POLICY */
+    int64_t budget_milli; /* retry: tokens x1000 */
+    int has_policy;       /* loop: bounds were set */
+    int ok;               /* every read succeeded; objects that failed are left out */
 } snap;
 
 #define OFF(m) ((uint16_t)offsetof(snap, m))
@@ -108,9 +108,9 @@ typedef struct snap {
 /* Histogram upper bounds: 1 ms .. 5 min, roughly x2.5 apart, fixed so that series of every pod
  * share their le values and aggregate (sum by (le) ...). */
 static const int64_t hist_le_ns[HIST_N] = {
-    1000000,     2500000,     5000000,      10000000,     25000000,     50000000,
-    100000000,   250000000,   500000000,    1000000000,   2500000000,   5000000000,
-    10000000000, 30000000000, 60000000000,  300000000000,
+    1000000,     2500000,     5000000,     10000000,     25000000,   50000000,
+    100000000,   250000000,   500000000,   1000000000,   2500000000, 5000000000,
+    10000000000, 30000000000, 60000000000, 300000000000,
 };
 
 static const row chan_rows[] = {
@@ -123,14 +123,13 @@ static const row chan_rows[] = {
      OFF(u.ch.blocked_receivers)},
     {"closed", "1 once the channel is closed.", T_GAUGE, V_U32, 0, OFF(u.ch.closed)},
     {"sent_total", "Elements accepted by sends.", T_COUNTER, V_U64, 0, OFF(u.ch.sent)},
-    {"received_total", "Elements delivered to receivers.", T_COUNTER, V_U64, 0,
-     OFF(u.ch.received)},
-    {"dropped_total", "Elements dropped by the full mode.", T_COUNTER, V_U64, 0,
-     OFF(u.ch.dropped)},
-    {"rejected_total", "Sends refused or failed (full, timed out, closed), as reported by the host.",
-     T_COUNTER, V_U64, 0, OFF(rejected)},
-    {"send_blocked_seconds_total", "Time senders spent parked (backpressure).", T_COUNTER, V_SEC,
-     0, OFF(u.ch.send_blocked_ns)},
+    {"received_total", "Elements delivered to receivers.", T_COUNTER, V_U64, 0, OFF(u.ch.received)},
+    {"dropped_total", "Elements dropped by the full mode.", T_COUNTER, V_U64, 0, OFF(u.ch.dropped)},
+    {"rejected_total",
+     "Sends refused or failed (full, timed out, closed), as reported by the host.", T_COUNTER,
+     V_U64, 0, OFF(rejected)},
+    {"send_blocked_seconds_total", "Time senders spent parked (backpressure).", T_COUNTER, V_SEC, 0,
+     OFF(u.ch.send_blocked_ns)},
     {"recv_blocked_seconds_total", "Time receivers spent parked (idle).", T_COUNTER, V_SEC, 0,
      OFF(u.ch.recv_blocked_ns)},
 };
@@ -150,14 +149,13 @@ static const row pool_rows[] = {
     {"in_flight", "Tasks taken and not yet delivered.", T_GAUGE, V_U64, 0, OFF(u.pool.in_flight)},
     {"backlog", "Queued plus in-flight tasks: the signal to scale on.", T_GAUGE, V_U64, 0,
      OFF(backlog)},
-    {"tasks_taken_total", "Tasks taken from the channel.", T_COUNTER, V_U64, 0,
-     OFF(u.pool.taken)},
+    {"tasks_taken_total", "Tasks taken from the channel.", T_COUNTER, V_U64, 0, OFF(u.pool.taken)},
     {"tasks_completed_total", "Results delivered with status 0.", T_COUNTER, V_U64, 0,
      OFF(u.pool.completed)},
     {"tasks_failed_total", "Results delivered with an error.", T_COUNTER, V_U64, 0,
      OFF(u.pool.failed)},
-    {"results_undelivered_total", "Results the closed result channel refused.", T_COUNTER, V_U64,
-     0, OFF(u.pool.undelivered)},
+    {"results_undelivered_total", "Results the closed result channel refused.", T_COUNTER, V_U64, 0,
+     OFF(u.pool.undelivered)},
     {"batches_total", "Engine calls.", T_COUNTER, V_U64, 0, OFF(u.pool.batches)},
     {"workers_started_total", "Workers started.", T_COUNTER, V_U64, 0, OFF(u.pool.started)},
     {"workers_retired_total", "Workers that left.", T_COUNTER, V_U64, 0, OFF(u.pool.retired)},
@@ -181,14 +179,13 @@ static const row loop_rows[] = {
      OFF(u.loop.last_desired)},
     {"actuated_replicas", "Last count actuate accepted (-1 before the first).", T_GAUGE, V_I32, 0,
      OFF(u.loop.last_actuated)},
-    {"min_replicas", "Lower bound of the policy.", T_GAUGE, V_I64, F_POLICY,
-     OFF(min_replicas)},
-    {"max_replicas", "Upper bound of the policy.", T_GAUGE, V_I64, F_POLICY,
-     OFF(max_replicas)},
-    {"target_per_replica", "Per-replica target of the scaling metric.", T_GAUGE, V_MILLI,
-     F_POLICY, OFF(target_milli)},
-    {"last_reason", "Rule code that set the last decision (0: none yet; names in "
-                    "swarm_reconcile_decisions_by_reason_total).",
+    {"min_replicas", "Lower bound of the policy.", T_GAUGE, V_I64, F_POLICY, OFF(min_replicas)},
+    {"max_replicas", "Upper bound of the policy.", T_GAUGE, V_I64, F_POLICY, OFF(max_replicas)},
+    {"target_per_replica", "Per-replica target of the scaling metric.", T_GAUGE, V_MILLI, F_POLICY,
+     OFF(target_milli)},
+    {"last_reason",
+     "Rule code that set the last decision (0: none yet; names in "
+     "swarm_reconcile_decisions_by_reason_total).",
      T_GAUGE, V_CODE, 0, OFF(reason)},
     {"running", "1 while the loop's thread runs.", T_GAUGE, V_U32, 0, OFF(u.loop.running)},
     {"consecutive_errors", "Failed steps in a row.", T_GAUGE, V_U32, 0,
@@ -209,8 +206,8 @@ static const row loop_rows[] = {
     {"actuations_total", "Actuate calls that succeeded.", T_COUNTER, V_U64, 0,
      OFF(u.loop.actuations)},
     {"kicks_total", "Kicks received.", T_COUNTER, V_U64, 0, OFF(u.loop.kicks)},
-    {"backoff_seconds", "Delay chosen by the last failed step (0 after a success).", T_GAUGE,
-     V_SEC, 0, OFF(u.loop.backoff_ns)},
+    {"backoff_seconds", "Delay chosen by the last failed step (0 after a success).", T_GAUGE, V_SEC,
+     0, OFF(u.loop.backoff_ns)},
     {"last_lag_seconds", "Lateness of the last scheduled tick.", T_GAUGE, V_SEC, 0,
      OFF(u.loop.last_lag_ns)},
     {"max_lag_seconds", "Largest tick lateness seen.", T_GAUGE, V_SEC, 0, OFF(u.loop.max_lag_ns)},
@@ -223,8 +220,7 @@ static const row retry_rows[] = {
      OFF(budget_milli)},
     {"retry_calls_total", "Calls served.", T_COUNTER, V_U64, 0, OFF(u.retry.calls)},
     {"retry_attempts_total", "Inner calls made.", T_COUNTER, V_U64, 0, OFF(u.retry.attempts)},
-    {"retry_retries_total", "Attempts after the first.", T_COUNTER, V_U64, 0,
-     OFF(u.retry.retries)},
+    {"retry_retries_total", "Attempts after the first.", T_COUNTER, V_U64, 0, OFF(u.retry.retries)},
     {"retry_budget_denied_total", "Retries refused by the retry budget.", T_COUNTER, V_U64, 0,
      OFF(u.retry.budget_denied)},
     {"retry_after_stream_denied_total", "Retries refused because output was already streamed.",
@@ -240,19 +236,17 @@ static const row breaker_rows[] = {
      OFF(u.breaker.state)},
     {"breaker_window_calls", "Outcomes in the window now.", T_GAUGE, V_U32, 0,
      OFF(u.breaker.window_calls)},
-    {"breaker_window_failures", "Failures (slow calls included) in the window now.", T_GAUGE,
-     V_U32, 0, OFF(u.breaker.window_failures)},
+    {"breaker_window_failures", "Failures (slow calls included) in the window now.", T_GAUGE, V_U32,
+     0, OFF(u.breaker.window_failures)},
     {"breaker_calls_total", "Calls admitted.", T_COUNTER, V_U64, 0, OFF(u.breaker.calls)},
     {"breaker_rejected_total", "Calls refused while open.", T_COUNTER, V_U64, 0,
      OFF(u.breaker.rejected)},
-    {"breaker_failures_total", "Failures recorded.", T_COUNTER, V_U64, 0,
-     OFF(u.breaker.failures)},
-    {"breaker_slow_calls_total", "Successes counted as failures for being slow.", T_COUNTER,
-     V_U64, 0, OFF(u.breaker.slow_calls)},
+    {"breaker_failures_total", "Failures recorded.", T_COUNTER, V_U64, 0, OFF(u.breaker.failures)},
+    {"breaker_slow_calls_total", "Successes counted as failures for being slow.", T_COUNTER, V_U64,
+     0, OFF(u.breaker.slow_calls)},
     {"breaker_transitions_total", "State changes.", T_COUNTER, V_U64, 0,
      OFF(u.breaker.transitions)},
-    {"breaker_opened_total", "Transitions into open.", T_COUNTER, V_U64, 0,
-     OFF(u.breaker.opened)},
+    {"breaker_opened_total", "Transitions into open.", T_COUNTER, V_U64, 0, OFF(u.breaker.opened)},
 };
 
 static const row batcher_rows[] = {
@@ -915,8 +909,7 @@ static void render_json(const swarm_metrics *m, uint32_t n, uint32_t skipped, ou
         bool first_obj = true;
         for (uint32_t i = 0; i < n; i++) {
             const entry *e = &m->entries[i];
-            if (e->kind < json_groups[g].first || e->kind > json_groups[g].last ||
-                !m->snaps[i].ok)
+            if (e->kind < json_groups[g].first || e->kind > json_groups[g].last || !m->snaps[i].ok)
                 continue;
             /* One JSON object per name: the engine kinds of one name (a retry and a breaker of
              * the same stack) merge into it, in registration order, at the name's first
@@ -1116,8 +1109,8 @@ int swarm_metrics_chan_rejected(swarm_metrics *m, const swarm_chan *ch, uint64_t
     return 0;
 }
 
-int swarm_metrics_set_loop_bounds(swarm_metrics *m, const swarm_reconcile *r,
-                                  int32_t min_replicas, int32_t max_replicas, double target)
+int swarm_metrics_set_loop_bounds(swarm_metrics *m, const swarm_reconcile *r, int32_t min_replicas,
+                                  int32_t max_replicas, double target)
 {
     if (m == NULL || r == NULL || min_replicas < 0 || max_replicas < min_replicas ||
         !(target > 0) || target > 9.0e15)

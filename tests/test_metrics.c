@@ -26,21 +26,21 @@
 
 #include <swarm/swarm.h>
 
-
 /* The series every render starts with (build info, skipped objects). */
-#define REGISTRY_PROM(skipped)                                                                    \
-    "# HELP swarm_build_info libswarm version of this process (always 1).\n"                    \
-    "# TYPE swarm_build_info gauge\n"                                                           \
-    "swarm_build_info{version=\"" SWARM_TEST_VERSION "\"} 1\n"                                \
-    "# HELP swarm_metrics_objects_skipped Registered objects left out of this render because "  \
-    "their statistics could not be read.\n"                                                     \
-    "# TYPE swarm_metrics_objects_skipped gauge\n"                                              \
+#define REGISTRY_PROM(skipped)                                                                     \
+    "# HELP swarm_build_info libswarm version of this process (always 1).\n"                       \
+    "# TYPE swarm_build_info gauge\n"                                                              \
+    "swarm_build_info{version=\"" SWARM_TEST_VERSION "\"} 1\n"                                     \
+    "# HELP swarm_metrics_objects_skipped Registered objects left out of this render because "     \
+    "their statistics could not be read.\n"                                                        \
+    "# TYPE swarm_metrics_objects_skipped gauge\n"                                                 \
     "swarm_metrics_objects_skipped " skipped "\n"
 #define STR_(x) #x
 #define STR(x)  STR_(x)
-#define SWARM_TEST_VERSION                                                                       \
+#define SWARM_TEST_VERSION                                                                         \
     STR(SWARM_VERSION_MAJOR) "." STR(SWARM_VERSION_MINOR) "." STR(SWARM_VERSION_PATCH)
-#define REGISTRY_JSON(skipped) ",\"registry\":{\"version\":\"" SWARM_TEST_VERSION "\"," \
+#define REGISTRY_JSON(skipped)                                                                     \
+    ",\"registry\":{\"version\":\"" SWARM_TEST_VERSION "\","                                       \
     "\"objects_skipped\":" skipped "}}\n"
 
 #define MS  1000000LL
@@ -225,8 +225,8 @@ static void test_metrics_render_empty_registry(void **state)
     assert_int_equal(n, strlen(buf));
     assert_string_equal(swarm_version_string(), SWARM_TEST_VERSION);
     assert_int_equal(swarm_metrics_render(m, SWARM_METRICS_JSON, buf, sizeof buf, &n), 0);
-    assert_string_equal(buf, "{\"channels\":{},\"pools\":{},\"loops\":{},\"engines\":{}"
-                             REGISTRY_JSON("0"));
+    assert_string_equal(
+        buf, "{\"channels\":{},\"pools\":{},\"loops\":{},\"engines\":{}" REGISTRY_JSON("0"));
     assert_int_equal(n, strlen(buf));
     swarm_metrics_destroy(m);
 }
@@ -254,48 +254,49 @@ static void test_metrics_render_chan_prometheus_exact(void **state)
     swarm_chan_stats st = chan_stats(ch);
     char *got = render(m, SWARM_METRICS_PROMETHEUS);
     char want[4096];
-    snprintf(want, sizeof want,
-             REGISTRY_PROM("0")
-             "# HELP swarm_channel_length Elements queued now.\n"
-             "# TYPE swarm_channel_length gauge\n"
-             "swarm_channel_length{channel=\"requests\"} 3\n"
-             "# HELP swarm_channel_capacity Capacity in elements.\n"
-             "# TYPE swarm_channel_capacity gauge\n"
-             "swarm_channel_capacity{channel=\"requests\"} 16\n"
-             "# HELP swarm_channel_high_watermark Largest length seen.\n"
-             "# TYPE swarm_channel_high_watermark gauge\n"
-             "swarm_channel_high_watermark{channel=\"requests\"} %llu\n"
-             "# HELP swarm_channel_blocked_senders Threads parked in a send now.\n"
-             "# TYPE swarm_channel_blocked_senders gauge\n"
-             "swarm_channel_blocked_senders{channel=\"requests\"} 0\n"
-             "# HELP swarm_channel_blocked_receivers Threads parked in a receive now.\n"
-             "# TYPE swarm_channel_blocked_receivers gauge\n"
-             "swarm_channel_blocked_receivers{channel=\"requests\"} 0\n"
-             "# HELP swarm_channel_closed 1 once the channel is closed.\n"
-             "# TYPE swarm_channel_closed gauge\n"
-             "swarm_channel_closed{channel=\"requests\"} 0\n"
-             "# HELP swarm_channel_sent_total Elements accepted by sends.\n"
-             "# TYPE swarm_channel_sent_total counter\n"
-             "swarm_channel_sent_total{channel=\"requests\"} 5\n"
-             "# HELP swarm_channel_received_total Elements delivered to receivers.\n"
-             "# TYPE swarm_channel_received_total counter\n"
-             "swarm_channel_received_total{channel=\"requests\"} 2\n"
-             "# HELP swarm_channel_dropped_total Elements dropped by the full mode.\n"
-             "# TYPE swarm_channel_dropped_total counter\n"
-             "swarm_channel_dropped_total{channel=\"requests\"} 0\n"
-             "# HELP swarm_channel_rejected_total Sends refused or failed (full, timed out, "
-             "closed), as reported by the host.\n"
-             "# TYPE swarm_channel_rejected_total counter\n"
-             "swarm_channel_rejected_total{channel=\"requests\"} 0\n"
-             "# HELP swarm_channel_send_blocked_seconds_total Time senders spent parked "
-             "(backpressure).\n"
-             "# TYPE swarm_channel_send_blocked_seconds_total counter\n"
-             "swarm_channel_send_blocked_seconds_total{channel=\"requests\"} 0\n"
-             "# HELP swarm_channel_recv_blocked_seconds_total Time receivers spent parked "
-             "(idle).\n"
-             "# TYPE swarm_channel_recv_blocked_seconds_total counter\n"
-             "swarm_channel_recv_blocked_seconds_total{channel=\"requests\"} 0\n",
-             (unsigned long long)st.high_watermark);
+    snprintf(
+        want, sizeof want,
+        REGISTRY_PROM(
+            "0") "# HELP swarm_channel_length Elements queued now.\n"
+                 "# TYPE swarm_channel_length gauge\n"
+                 "swarm_channel_length{channel=\"requests\"} 3\n"
+                 "# HELP swarm_channel_capacity Capacity in elements.\n"
+                 "# TYPE swarm_channel_capacity gauge\n"
+                 "swarm_channel_capacity{channel=\"requests\"} 16\n"
+                 "# HELP swarm_channel_high_watermark Largest length seen.\n"
+                 "# TYPE swarm_channel_high_watermark gauge\n"
+                 "swarm_channel_high_watermark{channel=\"requests\"} %llu\n"
+                 "# HELP swarm_channel_blocked_senders Threads parked in a send now.\n"
+                 "# TYPE swarm_channel_blocked_senders gauge\n"
+                 "swarm_channel_blocked_senders{channel=\"requests\"} 0\n"
+                 "# HELP swarm_channel_blocked_receivers Threads parked in a receive now.\n"
+                 "# TYPE swarm_channel_blocked_receivers gauge\n"
+                 "swarm_channel_blocked_receivers{channel=\"requests\"} 0\n"
+                 "# HELP swarm_channel_closed 1 once the channel is closed.\n"
+                 "# TYPE swarm_channel_closed gauge\n"
+                 "swarm_channel_closed{channel=\"requests\"} 0\n"
+                 "# HELP swarm_channel_sent_total Elements accepted by sends.\n"
+                 "# TYPE swarm_channel_sent_total counter\n"
+                 "swarm_channel_sent_total{channel=\"requests\"} 5\n"
+                 "# HELP swarm_channel_received_total Elements delivered to receivers.\n"
+                 "# TYPE swarm_channel_received_total counter\n"
+                 "swarm_channel_received_total{channel=\"requests\"} 2\n"
+                 "# HELP swarm_channel_dropped_total Elements dropped by the full mode.\n"
+                 "# TYPE swarm_channel_dropped_total counter\n"
+                 "swarm_channel_dropped_total{channel=\"requests\"} 0\n"
+                 "# HELP swarm_channel_rejected_total Sends refused or failed (full, timed out, "
+                 "closed), as reported by the host.\n"
+                 "# TYPE swarm_channel_rejected_total counter\n"
+                 "swarm_channel_rejected_total{channel=\"requests\"} 0\n"
+                 "# HELP swarm_channel_send_blocked_seconds_total Time senders spent parked "
+                 "(backpressure).\n"
+                 "# TYPE swarm_channel_send_blocked_seconds_total counter\n"
+                 "swarm_channel_send_blocked_seconds_total{channel=\"requests\"} 0\n"
+                 "# HELP swarm_channel_recv_blocked_seconds_total Time receivers spent parked "
+                 "(idle).\n"
+                 "# TYPE swarm_channel_recv_blocked_seconds_total counter\n"
+                 "swarm_channel_recv_blocked_seconds_total{channel=\"requests\"} 0\n",
+        (unsigned long long)st.high_watermark);
     assert_string_equal(got, want);
     free(got);
     swarm_metrics_destroy(m);
@@ -479,7 +480,7 @@ static void test_metrics_render_pool_lines(void **state)
                                  "\"tasks_taken\":10,\"tasks_completed\":10,\"tasks_failed\":0,"));
     assert_non_null(strstr(json, ",\"queue_wait_p50_seconds\":"));
     assert_non_null(strstr(json, ",\"service_p99_seconds\":"));
-    assert_non_null(strstr(json, "}},\"loops\":{},\"engines\":{}," ));
+    assert_non_null(strstr(json, "}},\"loops\":{},\"engines\":{},"));
 
     /* Backlog counts queued plus in-flight: with no workers, queued tasks show up at once. */
     assert_int_equal(swarm_pool_resize(w.pool, 0), 0);
@@ -575,8 +576,8 @@ static void test_metrics_render_reconcile_lines(void **state)
              (int)SWARM_RULE_COLD_START);
     assert_has_line(prom, line);
     assert_has_line(prom, "# TYPE swarm_reconcile_decisions_by_reason_total counter");
-    assert_has_line(prom,
-                    "swarm_reconcile_decisions_by_reason_total{loop=\"scaler\",reason=\"cold_start\"} 1");
+    assert_has_line(
+        prom, "swarm_reconcile_decisions_by_reason_total{loop=\"scaler\",reason=\"cold_start\"} 1");
     assert_has_line(prom, "swarm_reconcile_ticks_total{loop=\"scaler\"} 1");
     assert_has_line(prom, "swarm_reconcile_decisions_total{loop=\"scaler\"} 1");
     assert_has_line(prom, "swarm_reconcile_actuations_total{loop=\"scaler\"} 1");
@@ -755,13 +756,12 @@ static void test_metrics_render_races_traffic(void **state)
     swarm_chan_destroy(r.ch);
 }
 
-
 /* ---- histograms ---------------------------------------------------------------------------- */
 
 /* The documented bounds, written out independently of the library's table. */
 static const int64_t doc_le_ns[16] = {
-    1 * MS,   2500000,  5 * MS,   10 * MS,  25 * MS,  50 * MS,  100 * MS, 250 * MS,
-    500 * MS, 1 * SEC,  2500 * MS, 5 * SEC, 10 * SEC, 30 * SEC, 60 * SEC, 300 * SEC,
+    1 * MS,   2500000, 5 * MS,    10 * MS, 25 * MS,  50 * MS,  100 * MS, 250 * MS,
+    500 * MS, 1 * SEC, 2500 * MS, 5 * SEC, 10 * SEC, 30 * SEC, 60 * SEC, 300 * SEC,
 };
 
 /* The value of the sample line that starts with @prefix (up to the space), or fail. */
@@ -853,9 +853,8 @@ static void *bump_renderer(void *arg)
     bump_ctx *c = arg;
     char buf[16384];
     while (!atomic_load(&c->stop))
-        assert_int_equal(swarm_metrics_render(c->m, SWARM_METRICS_PROMETHEUS, buf, sizeof buf,
-                                              NULL),
-                         0);
+        assert_int_equal(
+            swarm_metrics_render(c->m, SWARM_METRICS_PROMETHEUS, buf, sizeof buf, NULL), 0);
     return NULL;
 }
 

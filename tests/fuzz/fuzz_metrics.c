@@ -30,7 +30,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define CHECK(cond)                                                                                \
     do {                                                                                           \
         if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz_metrics: check failed at line %d: %s\n", __LINE__, #cond);      \
+            fprintf(stderr, "fuzz_metrics: check failed at line %d: %s\n", __LINE__, #cond);       \
             abort();                                                                               \
         }                                                                                          \
     } while (0)
@@ -40,7 +40,10 @@ typedef struct rd {
     size_t n, off;
 } rd;
 
-static uint8_t u8(rd *r) { return r->off < r->n ? r->p[r->off++] : 0; }
+static uint8_t u8(rd *r)
+{
+    return r->off < r->n ? r->p[r->off++] : 0;
+}
 static uint64_t u64(rd *r)
 {
     uint64_t v = 0;
@@ -51,8 +54,8 @@ static uint64_t u64(rd *r)
 
 static double dbl(rd *r)
 {
-    static const double special[] = {0.0, -1.0, 1e-9, 0.0005, 0.0015, 1.0, 2.5, 9e15, 9.1e15,
-                                     1e300, HUGE_VAL, -HUGE_VAL, NAN};
+    static const double special[] = {0.0,  -1.0,   1e-9,  0.0005,   0.0015,    1.0, 2.5,
+                                     9e15, 9.1e15, 1e300, HUGE_VAL, -HUGE_VAL, NAN};
     uint8_t b = u8(r);
     if (b < sizeof special / sizeof special[0])
         return special[b];
@@ -296,7 +299,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             size_t need = 0;
             CHECK(swarm_metrics_render(m, format, NULL, 0, &need) == SWARM_ERANGE);
             uint8_t how = u8(&r);
-            size_t len = how % 5 == 0 ? 0
+            size_t len = how % 5 == 0   ? 0
                          : how % 5 == 1 ? 1
                          : how % 5 == 2 ? need - 1
                          : how % 5 == 3 ? need

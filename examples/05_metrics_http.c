@@ -546,13 +546,16 @@ int main(int argc, char **argv)
     pthread_join(prod, NULL);
     if (self_check)
         pthread_join(checker, NULL);
-    MHD_stop_daemon(httpd); /* closes the listening socket and joins connection threads */
 
-    /* Shut down in dependency order: the loop (which resizes the pool), the pool (drains what
-     * is queued for up to 2 s), then the registry before the objects it borrows. */
+    /* Shut down in dependency order: the loop (which resizes the pool), the pool (closes its
+     * input, so POST /work now answers 503, and drains what is queued for up to 2 s), then the
+     * HTTP server, then the registry before the objects it borrows. HTTP stays up while the pool
+     * drains: /healthz says 503 (Kubernetes takes the pod out of the Service) and /metrics shows
+     * the drain. */
     swarm_reconcile_stop(loop);
     uint64_t left = 0;
     swarm_pool_stop(pool, 2 * SEC, NULL, 0, &left);
+    MHD_stop_daemon(httpd); /* closes the listening socket and joins connection threads */
     swarm_pool_stats st;
     memset(&st, 0, sizeof st);
     st.size = sizeof st;

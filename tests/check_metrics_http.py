@@ -15,7 +15,8 @@ KEDA and a kubelet would see it:
   - HEAD answers the Content-Length of the GET and no body; /healthz answers "ok";
   - POST /work beyond the channel's capacity is refused with 503 and every refused task shows up
     in swarm_channel_rejected_total;
-  - SIGTERM stops it cleanly with a summary line.
+  - after SIGTERM, while the pool drains, /healthz answers 503 and POST /work is refused; then
+    it exits cleanly with a summary line.
 The process is always killed at the end, whatever happens.
 """
 import json
@@ -121,7 +122,24 @@ def main():
                       text.decode())
         assert m and int(m.group(1)) == refused, (m and m.group(1), refused)
 
+        # SIGTERM with tasks still queued: while the pool drains (up to 2 s) HTTP stays up,
+        # /healthz answers 503 (a kubelet takes the pod out of the Service) and new work is
+        # refused. Poll until the process has seen the signal.
         p.send_signal(signal.SIGTERM)
+        seen = None
+        end = time.monotonic() + 10
+        while time.monotonic() < end:
+            try:
+                st, _, _ = get(base + "healthz", timeout=5)
+            except (urllib.error.URLError, ConnectionError) as e:
+                raise AssertionError("HTTP went away before /healthz said 503: %s" % e)
+            if st == 503:
+                seen = st
+                break
+            time.sleep(0.02)
+        assert seen == 503, "no 503 from /healthz after SIGTERM"
+        st, _, body = get(base + "work?n=1", method="POST")
+        assert st == 503, (st, body)
         out, _ = p.communicate(timeout=30)
         assert p.returncode == 0, p.returncode
         assert "summary: " in out, out

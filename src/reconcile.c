@@ -43,21 +43,6 @@ struct swarm_reconcile {
     swarm_policy_decision last;       /* under mu */
 };
 
-/* The rule that set a decision's count, as a decisions_by_reason index: the last step that
- * changed the count, else the last step; 0 without steps or for codes beyond the array. */
-static uint32_t decision_reason(const swarm_policy_decision *d)
-{
-    uint32_t n = d->n_steps < SWARM_POLICY_MAX_STEPS ? d->n_steps : SWARM_POLICY_MAX_STEPS;
-    uint32_t reason = n > 0 ? d->steps[n - 1].rule : 0;
-    for (uint32_t i = n; i-- > 0;) {
-        if (d->steps[i].before != d->steps[i].after) {
-            reason = d->steps[i].rule;
-            break;
-        }
-    }
-    return reason < SWARM_RECONCILE_REASONS ? reason : 0;
-}
-
 /* xorshift64*: small, fast and good enough for jitter. */
 static double rng_unit(swarm_reconcile *r)
 {
@@ -92,6 +77,21 @@ int swarm_reconcile_opts_init(swarm_reconcile_opts *opts)
     opts->backoff_cap_ns = INT64_C(30000000000);
     opts->backoff_jitter = 0.1;
     return 0;
+}
+
+/* The rule that set a decision's count, as a decisions_by_reason index: the last step that
+ * changed the count, else the last step; 0 without steps or for codes beyond the array. */
+static uint32_t decision_reason(const swarm_policy_decision *d)
+{
+    uint32_t n = d->n_steps < SWARM_POLICY_MAX_STEPS ? d->n_steps : SWARM_POLICY_MAX_STEPS;
+    uint32_t reason = n > 0 ? d->steps[n - 1].rule : 0;
+    for (uint32_t i = n; i-- > 0;) {
+        if (d->steps[i].before != d->steps[i].after) {
+            reason = d->steps[i].rule;
+            break;
+        }
+    }
+    return reason < SWARM_RECONCILE_REASONS ? reason : 0;
 }
 
 int swarm_reconcile_create(swarm_reconcile **out, const swarm_reconcile_opts *opts)

@@ -210,6 +210,11 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     if (strcmp(url, "/work") == 0) {
         if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
             return reply_text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "use POST\n");
+        if (atomic_load(&stopping)) { /* draining: the work would only be dropped */
+            (void)swarm_metrics_chan_rejected(s->m, requests, 1);
+            atomic_fetch_add(&rejected, 1);
+            return reply_text(c, MHD_HTTP_SERVICE_UNAVAILABLE, "stopping\n");
+        }
         const char *q = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "n");
         long n = q != NULL ? strtol(q, NULL, 10) : 1;
         n = n < 0 ? 0 : (n > 100000 ? 100000 : n);

@@ -13,7 +13,7 @@ SAN_DEPS := clang libclang-rt-14-dev
 print-deps:
 	@echo $(DEPS) $(SAN_DEPS)
 
-.PHONY: print-deps all deps san-deps build demo test test-tsan test-asan test-sanitizers bench clean
+.PHONY: print-deps all deps san-deps build demo test test-tsan test-asan test-sanitizers test-nofutex format bench clean
 
 all: build
 
@@ -58,6 +58,7 @@ build-tsan/build.ninja:
 
 build-asan/build.ninja:
 	CC=clang meson setup build-asan $(MESON_FLAGS) -Db_sanitize=address,undefined \
+	    -Dc_args=-fno-sanitize-recover=all \
 	    -Db_lundef=false -Dbenchmarks=false
 
 test-tsan: san-deps build-tsan/build.ninja
@@ -68,10 +69,24 @@ test-asan: san-deps build-asan/build.ninja
 	ninja -C build-asan
 	meson test -C build-asan --setup asan --print-errorlogs --no-suite headers
 
+# The portable parking fallback (mutex+condvar table instead of futexes): the channel, pool and
+# engine suites on a build that compiles it.
+build-nofutex/build.ninja:
+	meson setup build-nofutex $(MESON_FLAGS) -Dfutex=false -Dbenchmarks=false -Dexamples=false
+
+test-nofutex: deps build-nofutex/build.ninja
+	ninja -C build-nofutex
+	meson test -C build-nofutex --print-errorlogs --suite unit --suite stress --suite fuzz
+
 test-sanitizers: test-tsan test-asan
+
+# Format every tracked C source with the checked-in .clang-format (the format test checks it).
+format:
+	git ls-files 'src/*.[ch]' 'include/*.h' 'tests/*.[ch]' 'examples/*.[ch]' 'benchmarks/*.[ch]' \
+	    'tools/*.[ch]' | xargs clang-format -i
 
 bench: build
 	meson test -C $(BUILD) --benchmark --verbose
 
 clean:
-	rm -rf $(BUILD) build-tsan build-asan
+	rm -rf $(BUILD) build-tsan build-asan build-nofutex

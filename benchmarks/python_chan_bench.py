@@ -23,7 +23,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
-import swarm  # noqa: E402
+import libswarm as swarm  # noqa: E402
 
 
 def same_thread_swarm(n: int) -> float:

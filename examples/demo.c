@@ -18,11 +18,17 @@
  *   usage: demo [--quick] [--quiet1=S] [--burst=S] [--quiet2=S] [--quiet-rate=N] [--burst-rate=N]
  *               [--producers=N] [--capacity=N] [--target=N] [--min=N] [--max=N] [--cooldown=S]
  *               [--interval-ms=N] [--print-ms=N] [--warmup-ms=N] [--latency-ms=LO,HI]
- *               [--fail-rate=P] [--batch=N] [--policy=keda|hpa|kpa] [--engine=mock|ngram]
- *               [--seed=N]
+ *               [--fail-rate=P] [--batch=N] [--policy=keda|hpa|kpa] [--engine=mock|ngram|http]
+ *               [--seed=N] [--url=URL --model=M --api=chat|completions --api-key=K --system=S
+ *               --no-stream]
  *
  * --engine=ngram serves each task with the character n-gram model of examples/ngram.c (real CPU
  * inference, trained at start-up) instead of the mock; the summary shows one generated text.
+ *
+ * --engine=http --url=http://127.0.0.1:8080 serves each task through the HTTP engine of
+ * examples/http_engine.c (wrapped in the retry decorator) from any OpenAI-compatible server:
+ * vLLM, llama.cpp's server, Ollama (http://127.0.0.1:11434), OpenAI (https://api.openai.com/v1,
+ * key from OPENAI_API_KEY or --api-key). Built when libcurl and libcjson are found.
  *
  * Defaults run for about 20 seconds; --quick runs a few seconds (used by the test suite).
  */
@@ -38,6 +44,9 @@
 #include <swarm/swarm.h>
 
 #include "ngram.h"
+#ifdef SWARM_DEMO_HTTP
+#include "http_engine.h"
+#endif
 
 #define MS INT64_C(1000000)
 #define SEC INT64_C(1000000000)
@@ -73,10 +82,24 @@ static config cfg = {
     .policy_mode = SWARM_POLICY_KEDA, .seed = 42,
 };
 
+#ifdef SWARM_DEMO_HTTP
+static http_engine_opts http_o; /* --engine=http: --url, --model, --api, ... */
+#endif
+
 static int parse_args(int argc, char **argv)
 {
+#ifdef SWARM_DEMO_HTTP
+    http_engine_opts_init(&http_o);
+#endif
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
+#ifdef SWARM_DEMO_HTTP
+        int hr = http_engine_parse_opt(&http_o, a);
+        if (hr < 0)
+            return -1;
+        if (hr > 0)
+            continue;
+#endif
         const char *eq = strchr(a, '=');
         const char *v = eq ? eq + 1 : "";
         size_t klen = eq ? (size_t)(eq - a) : strlen(a);
@@ -124,6 +147,10 @@ static int parse_args(int argc, char **argv)
                 cfg.ngram = 0;
             else if (strcmp(v, "ngram") == 0)
                 cfg.ngram = 1;
+#ifdef SWARM_DEMO_HTTP
+            else if (strcmp(v, "http") == 0)
+                cfg.ngram = 2; /* not the n-gram: the HTTP engine (engine kind 2) */
+#endif
             else
                 return -1;
         } else if (KEY("--seed")) {
@@ -363,6 +390,25 @@ int main(int argc, char **argv)
     /* The engine: mock latency uniform in [lo, hi] with a few transient failures, or the n-gram
      * model (real CPU work). */
     swarm_engine *engine = NULL;
+#ifdef SWARM_DEMO_HTTP
+    if (cfg.ngram == 2) {
+        if (http_o.base_url == NULL) {
+            fprintf(stderr, "demo: --engine=http needs --url=BASE_URL\n");
+            return 2;
+        }
+        swarm_engine *http = NULL;
+        if ((rc = http_engine_create(&http, NULL, &http_o)) != 0)
+            return fail("http engine", rc);
+        if ((rc = swarm_engine_health(http)) != 0) {
+            fprintf(stderr, "demo: %s is not answering GET /v1/models: %s\n", http_o.base_url,
+                    swarm_strerror(rc));
+            swarm_engine_destroy(http);
+            return 2;
+        }
+        if ((rc = swarm_engine_retry_create(&engine, http, NULL)) != 0)
+            return fail("retry", rc);
+    } else
+#endif
     if (cfg.ngram) {
         ngram_model *m = NULL;
         if ((rc = ngram_train(&m, ngram_corpus, strlen(ngram_corpus), 6)) != 0)

@@ -54,6 +54,8 @@
 #define MAX_ELEM_SIZE (UINT64_C(1) << 20)
 #define MAX_RING_BYTES (UINT64_C(1) << 40)
 #define DEFAULT_SPIN 10u
+/* Larger spin options are clamped: past a few hundred yields spinning only burns a core. */
+#define MAX_SPIN 1000u
 #define HWM_SAMPLE_MASK 63u
 
 /* An event count: waiters park on seq; wakers bump seq and then wake. */
@@ -124,6 +126,20 @@ static inline uint64_t next_pos(const swarm_chan *ch, uint64_t pos)
     uint64_t index = pos & (ch->mark_bit - 1);
     uint64_t lap = pos & ~(ch->one_lap - 1);
     return index + 1 < ch->cap ? pos + 1 : lap + ch->one_lap;
+}
+
+/* Advances a (position, slot pointer) cursor by one slot: within a lap both step by one, and the
+ * successor of the last index is the next lap's index 0 at the start of the ring. The one
+ * wrap-around step of the ring; every walk over slots uses it. */
+static inline void cursor_step(const swarm_chan *ch, uint64_t *pos, unsigned char **slot)
+{
+    if (SWARM_LIKELY((*pos & (ch->mark_bit - 1)) + 1 < ch->cap)) {
+        (*pos)++;
+        *slot += ch->stride;
+    } else {
+        *pos = (*pos & ~(ch->one_lap - 1)) + ch->one_lap;
+        *slot = ch->slots;
+    }
 }
 
 /* Number of operations a position stands for (laps x capacity + index). */
@@ -228,13 +244,7 @@ static int push_many(swarm_chan *ch, const unsigned char *src, size_t max)
                      * the stamp in pop_many(). */
                     atomic_store_explicit((_Atomic uint64_t *)(void *)slot, pos + 1,
                                           memory_order_release);
-                    if (SWARM_LIKELY((pos & (ch->mark_bit - 1)) + 1 < ch->cap)) {
-                        pos++;
-                        slot += ch->stride;
-                    } else {
-                        pos = (pos & ~(ch->one_lap - 1)) + ch->one_lap;
-                        slot = ch->slots;
-                    }
+                    cursor_step(ch, &pos, &slot);
                 }
                 if (SWARM_UNLIKELY((tail & HWM_SAMPLE_MASK) == 0))
                     hwm_update(ch);
@@ -314,22 +324,12 @@ static int pop_many(swarm_chan *ch, unsigned char *dst, size_t max, int reason)
             if (max > 1) {
                 /* Extend the claim over following ready slots (batch receives), across the
                  * wrap; within a lap positions and slots are contiguous, so walk by pointer.
-                 * `end` is always the position of the slot at `index`. */
-                uint64_t index = (head & (ch->mark_bit - 1)) + 1;
-                if (index == ch->cap)
-                    index = 0;
-                const unsigned char *slot = ch->slots + (size_t)index * ch->stride;
+                 * `end` is always the position of the slot at `slot`. */
+                unsigned char *slot = (unsigned char *)stamp_of(ch, end);
                 while (k < max && atomic_load_explicit((_Atomic uint64_t *)(void *)slot,
                                                        memory_order_acquire) == end + 1) {
                     k++;
-                    if (++index < ch->cap) {
-                        end++;
-                        slot += ch->stride;
-                    } else {
-                        index = 0;
-                        end = (end & ~(ch->one_lap - 1)) + ch->one_lap;
-                        slot = ch->slots;
-                    }
+                    cursor_step(ch, &end, &slot);
                 }
             }
             if (atomic_compare_exchange_weak_explicit(&ch->head, &head, end, memory_order_seq_cst,
@@ -370,13 +370,7 @@ static int pop_many(swarm_chan *ch, unsigned char *dst, size_t max, int reason)
                     /* Release the slot for the next lap's producer; pairs with the acquire
                      * stamp loads in push_many(). */
                     atomic_store_explicit(st, pos + ch->one_lap, memory_order_release);
-                    if (SWARM_LIKELY((pos & (ch->mark_bit - 1)) + 1 < ch->cap)) {
-                        pos++;
-                        slot += ch->stride;
-                    } else {
-                        pos = (pos & ~(ch->one_lap - 1)) + ch->one_lap;
-                        slot = ch->slots;
-                    }
+                    cursor_step(ch, &pos, &slot);
                 }
                 return (int)k;
             }
@@ -512,7 +506,7 @@ static inline int send_once(swarm_chan *ch, const void *src)
  * instead of one: a quarter of the capacity, at most 256 slots, or at most 64 when other senders
  * are spinning too. Otherwise it refills each slot the moment a receiver releases it, and the two
  * threads take turns on the same cache line for every element. Measured on 2 vCPUs at capacity
- * 1024 (issue 2's note): 1x1 fell from 40-60 to 6-14 M msgs/s in that lockstep; with 2x2 and
+ * 1024 (bench_chan): 1x1 fell from 40-60 to 6-14 M msgs/s in that lockstep; with 2x2 and
  * more, long runs collapsed instead (4-6 M msgs/s when the vCPUs sat far apart), hence the
  * shorter runs when crowded. Only the spin phase waits for a run; a parked sender takes the
  * first free slot.
@@ -550,6 +544,13 @@ static int wait_for(swarm_chan *ch, struct ec *ec, attempt_fn attempt, void *arg
             for (unsigned i = 0; i < (1u << round); i++)
                 swarm__cpu_relax();
         } else {
+            /* The yield phase can be long (a large spin option, a busy machine): it honours the
+             * deadline and the token like the parked phase does. attempt() ran just before, so
+             * nothing ready is skipped; the park loop below reports the timeout or the cancel
+             * after one more attempt. */
+            if ((cancel != NULL && swarm_cancel_is_canceled(cancel)) ||
+                (deadline != INT64_MAX && swarm__clock_ns() >= deadline))
+                break;
             swarm__yield();
         }
         if (sender && round + 1 < ch->spin && !room_for_burst(ch, crowded))
@@ -658,7 +659,8 @@ int swarm_chan_create(swarm_chan **out, const swarm_chan_opts *opts)
     ch->one_lap = mark << 1;
     ch->elem_size = (size_t)o.elem_size;
     ch->mode = o.full_mode;
-    ch->spin = o.spin == 0 ? DEFAULT_SPIN : (o.spin == UINT32_MAX ? 0 : o.spin);
+    ch->spin = o.spin == 0 ? DEFAULT_SPIN
+                           : (o.spin == UINT32_MAX ? 0 : (o.spin > MAX_SPIN ? MAX_SPIN : o.spin));
     ch->drop_fn = o.drop_fn;
     ch->drop_ctx = o.drop_ctx;
     ch->alloc = a;
@@ -913,7 +915,6 @@ int swarm_chan_get_stats(const swarm_chan *cch, swarm_chan_stats *stats)
     swarm_chan *ch = (swarm_chan *)cch;
     swarm_chan_stats s;
     memset(&s, 0, sizeof s);
-    s.size = stats->size < sizeof s ? stats->size : (uint32_t)sizeof s;
     uint64_t eo = atomic_load_explicit(&ch->evicted_oldest, memory_order_relaxed);
     uint64_t en = atomic_load_explicit(&ch->evicted_newest, memory_order_relaxed);
     uint64_t dw = atomic_load_explicit(&ch->dropped_write, memory_order_relaxed);
@@ -933,7 +934,7 @@ int swarm_chan_get_stats(const swarm_chan *cch, swarm_chan_stats *stats)
     s.high_watermark = hwm > s.length ? hwm : s.length;
     s.send_blocked_ns = atomic_load_explicit(&ch->send_blocked_ns, memory_order_relaxed);
     s.recv_blocked_ns = atomic_load_explicit(&ch->recv_blocked_ns, memory_order_relaxed);
-    memcpy(stats, &s, s.size);
+    swarm__stats_copy_out(stats, &s, sizeof s);
     return 0;
 }
 

@@ -1,6 +1,5 @@
 /* SPDX-License-Identifier: MIT */
 #include <limits.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,6 +125,15 @@ int swarm__opts_copy(void *dst, size_t want, const void *src, size_t min_size)
     return 0;
 }
 
+void swarm__stats_copy_out(void *dst, const void *src, size_t have)
+{
+    uint32_t room;
+    memcpy(&room, dst, sizeof room);
+    uint32_t n = room < have ? room : (uint32_t)have;
+    memcpy(dst, src, n);
+    memcpy(dst, &n, sizeof n);
+}
+
 /* ---- cancellation token -------------------------------------------------------------------- */
 
 /*
@@ -134,7 +142,7 @@ int swarm__opts_copy(void *dst, size_t want, const void *src, size_t min_size)
  */
 struct swarm_cancel {
     _Atomic uint32_t fired; /* 0 or 1; release on trigger, acquire on read */
-    pthread_mutex_t lock;   /* guards watchers */
+    swarm__mutex lock;      /* guards watchers */
     swarm__cancel_watch *watchers;
     swarm_allocator alloc;
 };
@@ -147,7 +155,7 @@ int swarm_cancel_create(swarm_cancel **out, const swarm_allocator *alloc)
     swarm_cancel *c = swarm__alloc(&a, sizeof *c, _Alignof(swarm_cancel));
     if (c == NULL)
         return SWARM_ENOMEM;
-    if (pthread_mutex_init(&c->lock, NULL) != 0) {
+    if (swarm__mutex_init(&c->lock) != 0) {
         swarm__free(&a, c, sizeof *c);
         return SWARM_ENOMEM;
     }
@@ -162,7 +170,7 @@ void swarm_cancel_destroy(swarm_cancel *c)
 {
     if (c == NULL)
         return;
-    pthread_mutex_destroy(&c->lock);
+    swarm__mutex_destroy(&c->lock);
     swarm_allocator a = c->alloc;
     swarm__free(&a, c, sizeof *c);
 }
@@ -171,13 +179,13 @@ int swarm_cancel_trigger(swarm_cancel *c)
 {
     if (c == NULL)
         return SWARM_EINVAL;
-    pthread_mutex_lock(&c->lock);
+    swarm__mutex_lock(&c->lock);
     /* Pairs with the acquire load in swarm_cancel_is_canceled() and with the check made under
      * the lock in swarm__cancel_watch_add(), so a watcher either sees the flag or is woken. */
     atomic_store_explicit(&c->fired, 1, memory_order_release);
     for (swarm__cancel_watch *w = c->watchers; w != NULL; w = w->next)
         w->wake(w->ctx);
-    pthread_mutex_unlock(&c->lock);
+    swarm__mutex_unlock(&c->lock);
     return 0;
 }
 
@@ -193,19 +201,19 @@ int swarm_cancel_reset(swarm_cancel *c)
     if (c == NULL)
         return SWARM_EINVAL;
     int rc = 0;
-    pthread_mutex_lock(&c->lock);
+    swarm__mutex_lock(&c->lock);
     if (c->watchers != NULL)
         rc = SWARM_ESTATE;
     else
         atomic_store_explicit(&c->fired, 0, memory_order_relaxed);
-    pthread_mutex_unlock(&c->lock);
+    swarm__mutex_unlock(&c->lock);
     return rc;
 }
 
 int swarm__cancel_watch_add(swarm_cancel *c, swarm__cancel_watch *w)
 {
     int rc = 0;
-    pthread_mutex_lock(&c->lock);
+    swarm__mutex_lock(&c->lock);
     if (atomic_load_explicit(&c->fired, memory_order_relaxed)) {
         rc = SWARM_ECANCELED;
     } else {
@@ -215,18 +223,18 @@ int swarm__cancel_watch_add(swarm_cancel *c, swarm__cancel_watch *w)
             c->watchers->prev = w;
         c->watchers = w;
     }
-    pthread_mutex_unlock(&c->lock);
+    swarm__mutex_unlock(&c->lock);
     return rc;
 }
 
 void swarm__cancel_watch_del(swarm_cancel *c, swarm__cancel_watch *w)
 {
-    pthread_mutex_lock(&c->lock);
+    swarm__mutex_lock(&c->lock);
     if (w->prev != NULL)
         w->prev->next = w->next;
     else
         c->watchers = w->next;
     if (w->next != NULL)
         w->next->prev = w->prev;
-    pthread_mutex_unlock(&c->lock);
+    swarm__mutex_unlock(&c->lock);
 }

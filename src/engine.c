@@ -463,8 +463,12 @@ int swarm_engine_infer_batch(swarm_engine *e, const swarm_request *const *reqs,
     for (size_t i = 0; i < n; i++) {
         if (resps[i]->state != SWARM__RESP_FRESH) {
             /* Not fresh, or a duplicate we marked a moment ago: undo and refuse. */
-            for (size_t j = 0; j < i; j++)
+            for (size_t j = 0; j < i; j++) {
+                /* A fresh response holds no id or start time: put back exactly that. */
                 resps[j]->state = SWARM__RESP_FRESH;
+                resps[j]->req_id = 0;
+                resps[j]->start_ns = 0;
+            }
             return SWARM_ESTATE;
         }
         begin(resps[i], reqs[i], now);
@@ -543,4 +547,56 @@ int swarm__engine_sleep(void *ctx, int64_t ns, swarm_cancel *cancel)
     if (cancel != NULL)
         swarm__cancel_watch_del(cancel, &w);
     return rc;
+}
+
+/* ---- batch scratch pool -------------------------------------------------------------------- */
+
+int swarm__scratch_init(swarm__scratch_pool *p, const swarm_allocator *a, size_t size)
+{
+    for (size_t i = 0; i < SWARM__SCRATCH_SLOTS; i++)
+        atomic_init(&p->slots[i], NULL);
+    p->size = size;
+    p->alloc = *a;
+    void *b = swarm__alloc(&p->alloc, size, 16);
+    if (b == NULL)
+        return SWARM_ENOMEM;
+    atomic_init(&p->slots[0], b);
+    return 0;
+}
+
+void *swarm__scratch_get(swarm__scratch_pool *p)
+{
+    for (size_t i = 0; i < SWARM__SCRATCH_SLOTS; i++) {
+        if (atomic_load_explicit(&p->slots[i], memory_order_relaxed) == NULL)
+            continue;
+        /* Acquire pairs with the release in swarm__scratch_put(): the previous user's writes
+         * to the block happen before ours. */
+        void *b = atomic_exchange_explicit(&p->slots[i], NULL, memory_order_acquire);
+        if (b != NULL)
+            return b;
+    }
+    /* More batch calls at once than ever before: grow (kept afterwards). */
+    return swarm__alloc(&p->alloc, p->size, 16);
+}
+
+void swarm__scratch_put(swarm__scratch_pool *p, void *block)
+{
+    for (size_t i = 0; i < SWARM__SCRATCH_SLOTS; i++) {
+        void *expect = NULL;
+        /* Release pairs with the acquire exchange in swarm__scratch_get(). */
+        if (atomic_compare_exchange_strong_explicit(&p->slots[i], &expect, block,
+                                                    memory_order_release, memory_order_relaxed))
+            return;
+    }
+    swarm__free(&p->alloc, block, p->size);
+}
+
+void swarm__scratch_fini(swarm__scratch_pool *p)
+{
+    for (size_t i = 0; i < SWARM__SCRATCH_SLOTS; i++) {
+        void *b = atomic_load_explicit(&p->slots[i], memory_order_acquire);
+        if (b != NULL)
+            swarm__free(&p->alloc, b, p->size);
+        atomic_store_explicit(&p->slots[i], NULL, memory_order_relaxed);
+    }
 }

@@ -24,6 +24,7 @@ typedef struct breaker_engine {
     swarm_clock_fn clock;
     void *clock_ctx;
     swarm_allocator alloc;
+    swarm__scratch_pool scratch; /* batch scratch blocks (breaker_scratch) */
     pthread_mutex_t mu;
     /* Guarded by mu. */
     int state;
@@ -48,8 +49,6 @@ typedef struct transition {
     int from, to;
     int64_t at;
 } transition;
-
-#define BATCH_CHUNK 256
 
 int swarm_breaker_opts_init(swarm_breaker_opts *opts)
 {
@@ -150,7 +149,7 @@ static void window_add(breaker_engine *b, bool fail, int64_t now, uint32_t *call
 /* Moves OPEN to HALF_OPEN once the open period is over. Called with mu held. */
 static void maybe_half_open(breaker_engine *b, int64_t now, transition *tr, int *ntr)
 {
-    if (b->state == SWARM_BREAKER_OPEN && now - b->since_ns >= b->o.open_ns)
+    if (b->state == SWARM_BREAKER_OPEN && swarm__time_sub(now, b->since_ns) >= b->o.open_ns)
         set_state(b, SWARM_BREAKER_HALF_OPEN, now, tr, ntr);
 }
 
@@ -177,7 +176,8 @@ static int acquire(breaker_engine *b, permit *p, int64_t *retry_after)
     maybe_half_open(b, now, tr, &ntr);
     if (b->state == SWARM_BREAKER_OPEN) {
         rc = SWARM_EBREAKER_OPEN;
-        *retry_after = b->since_ns + b->o.open_ns - now;
+        /* Saturating: open_ns may be INT64_MAX ("open until reset"). */
+        *retry_after = swarm__time_sub(swarm__time_add(b->since_ns, b->o.open_ns), now);
     } else if (b->state == SWARM_BREAKER_HALF_OPEN) {
         if (b->probes_issued < b->o.half_open_probes) {
             b->probes_issued++;
@@ -205,7 +205,8 @@ static void record(breaker_engine *b, const permit *p, int rc)
     int ntr = 0;
     int64_t now = b->need_clock ? b->clock(b->clock_ctx) : 0;
     bool ignored = rc < 0 && !swarm_engine_error_is_failure(rc);
-    bool slow = rc == 0 && b->o.slow_call_ns > 0 && now - p->start_ns > b->o.slow_call_ns;
+    bool slow =
+        rc == 0 && b->o.slow_call_ns > 0 && swarm__time_sub(now, p->start_ns) > b->o.slow_call_ns;
     bool fail = swarm_engine_error_is_failure(rc) || slow;
     pthread_mutex_lock(&b->mu);
     if (!ignored) {
@@ -252,15 +253,19 @@ static int breaker_infer(void *self, const swarm_request *req, swarm_response *r
     return rc;
 }
 
-static int breaker_infer_batch(void *self, const swarm_request *const *reqs,
-                               swarm_response *const *resps, size_t n)
+/* Per-call scratch of the batch path (one chunk), from the decorator's scratch pool. */
+typedef struct breaker_scratch {
+    const swarm_request *rq[SWARM__BATCH_CHUNK];
+    swarm_response *rs[SWARM__BATCH_CHUNK];
+    permit ps[SWARM__BATCH_CHUNK];
+} breaker_scratch;
+
+static void breaker_chunks(breaker_engine *b, const swarm_request *const *reqs,
+                           swarm_response *const *resps, size_t n, const swarm_request **rq,
+                           swarm_response **rs, permit *ps, size_t cap)
 {
-    breaker_engine *b = self;
-    const swarm_request *rq[BATCH_CHUNK];
-    swarm_response *rs[BATCH_CHUNK];
-    permit ps[BATCH_CHUNK];
-    for (size_t base = 0; base < n; base += BATCH_CHUNK) {
-        size_t m = n - base < BATCH_CHUNK ? n - base : BATCH_CHUNK, k = 0;
+    for (size_t base = 0; base < n; base += cap) {
+        size_t m = n - base < cap ? n - base : cap, k = 0;
         for (size_t i = 0; i < m; i++) {
             int64_t retry_after = 0;
             if (acquire(b, &ps[k], &retry_after) != 0) {
@@ -278,6 +283,29 @@ static int breaker_infer_batch(void *self, const swarm_request *const *reqs,
         for (size_t i = 0; i < k; i++)
             record(b, &ps[i], rs[i]->err_code);
     }
+}
+
+/* Without a pooled scratch block (allocation failed): small chunks on the stack. */
+static SWARM_NOINLINE void breaker_chunks_small(breaker_engine *b, const swarm_request *const *reqs,
+                                                swarm_response *const *resps, size_t n)
+{
+    const swarm_request *rq[SWARM__BATCH_SMALL];
+    swarm_response *rs[SWARM__BATCH_SMALL];
+    permit ps[SWARM__BATCH_SMALL];
+    breaker_chunks(b, reqs, resps, n, rq, rs, ps, SWARM__BATCH_SMALL);
+}
+
+static int breaker_infer_batch(void *self, const swarm_request *const *reqs,
+                               swarm_response *const *resps, size_t n)
+{
+    breaker_engine *b = self;
+    breaker_scratch *s = swarm__scratch_get(&b->scratch);
+    if (s == NULL) {
+        breaker_chunks_small(b, reqs, resps, n);
+        return 0;
+    }
+    breaker_chunks(b, reqs, resps, n, s->rq, s->rs, s->ps, SWARM__BATCH_CHUNK);
+    swarm__scratch_put(&b->scratch, s);
     return 0;
 }
 
@@ -305,6 +333,7 @@ static int breaker_health(void *self)
 static void breaker_free(breaker_engine *b)
 {
     swarm_allocator a = b->alloc;
+    swarm__scratch_fini(&b->scratch); /* also safe on a pool never initialised (zeroed) */
     swarm__free(&a, b->ring, b->o.window_size);
     swarm__free(&a, b->buckets, sizeof(bucket) * b->o.window_size);
     swarm__free(&a, b, sizeof *b);
@@ -359,7 +388,9 @@ int swarm_engine_breaker_create(swarm_engine **out, swarm_engine *inner,
         b->ring = swarm__alloc(&a, o.window_size, 1);
     else
         b->buckets = swarm__alloc(&a, sizeof(bucket) * o.window_size, _Alignof(bucket));
-    if ((b->ring == NULL && b->buckets == NULL) || pthread_mutex_init(&b->mu, NULL) != 0) {
+    if ((b->ring == NULL && b->buckets == NULL) ||
+        swarm__scratch_init(&b->scratch, &a, sizeof(breaker_scratch)) != 0 ||
+        pthread_mutex_init(&b->mu, NULL) != 0) {
         breaker_free(b);
         return SWARM_ENOMEM;
     }

@@ -8,9 +8,8 @@
 typedef struct fallback_engine {
     swarm_engine *primary, *secondary;
     swarm_allocator alloc;
+    swarm__scratch_pool scratch; /* batch scratch blocks (fallback_scratch) */
 } fallback_engine;
-
-#define BATCH_CHUNK 256
 
 static int fallback_infer(void *self, const swarm_request *req, swarm_response *resp)
 {
@@ -23,15 +22,19 @@ static int fallback_infer(void *self, const swarm_request *req, swarm_response *
     return swarm__engine_call(f->secondary, req, resp);
 }
 
-static int fallback_infer_batch(void *self, const swarm_request *const *reqs,
-                                swarm_response *const *resps, size_t n)
+/* Per-call scratch of the batch path (one chunk), from the decorator's scratch pool. */
+typedef struct fallback_scratch {
+    swarm__resp_mark marks[SWARM__BATCH_CHUNK];
+    const swarm_request *rq[SWARM__BATCH_CHUNK];
+    swarm_response *rs[SWARM__BATCH_CHUNK];
+} fallback_scratch;
+
+static void fallback_chunks(fallback_engine *f, const swarm_request *const *reqs,
+                            swarm_response *const *resps, size_t n, swarm__resp_mark *marks,
+                            const swarm_request **rq, swarm_response **rs, size_t cap)
 {
-    fallback_engine *f = self;
-    swarm__resp_mark marks[BATCH_CHUNK];
-    const swarm_request *rq[BATCH_CHUNK];
-    swarm_response *rs[BATCH_CHUNK];
-    for (size_t base = 0; base < n; base += BATCH_CHUNK) {
-        size_t m = n - base < BATCH_CHUNK ? n - base : BATCH_CHUNK, k = 0;
+    for (size_t base = 0; base < n; base += cap) {
+        size_t m = n - base < cap ? n - base : cap, k = 0;
         for (size_t i = 0; i < m; i++)
             marks[i] = swarm__resp_mark_get(resps[base + i]);
         swarm__engine_call_batch(f->primary, reqs + base, resps + base, m);
@@ -48,6 +51,30 @@ static int fallback_infer_batch(void *self, const swarm_request *const *reqs,
         if (k > 0)
             swarm__engine_call_batch(f->secondary, rq, rs, k);
     }
+}
+
+/* Without a pooled scratch block (allocation failed): small chunks on the stack. */
+static SWARM_NOINLINE void fallback_chunks_small(fallback_engine *f,
+                                                 const swarm_request *const *reqs,
+                                                 swarm_response *const *resps, size_t n)
+{
+    swarm__resp_mark marks[SWARM__BATCH_SMALL];
+    const swarm_request *rq[SWARM__BATCH_SMALL];
+    swarm_response *rs[SWARM__BATCH_SMALL];
+    fallback_chunks(f, reqs, resps, n, marks, rq, rs, SWARM__BATCH_SMALL);
+}
+
+static int fallback_infer_batch(void *self, const swarm_request *const *reqs,
+                                swarm_response *const *resps, size_t n)
+{
+    fallback_engine *f = self;
+    fallback_scratch *s = swarm__scratch_get(&f->scratch);
+    if (s == NULL) {
+        fallback_chunks_small(f, reqs, resps, n);
+        return 0;
+    }
+    fallback_chunks(f, reqs, resps, n, s->marks, s->rq, s->rs, SWARM__BATCH_CHUNK);
+    swarm__scratch_put(&f->scratch, s);
     return 0;
 }
 
@@ -70,6 +97,7 @@ static void fallback_destroy(void *self)
     fallback_engine *f = self;
     swarm_engine_destroy(f->primary);
     swarm_engine_destroy(f->secondary);
+    swarm__scratch_fini(&f->scratch);
     swarm_allocator a = f->alloc;
     swarm__free(&a, f, sizeof *f);
 }
@@ -97,10 +125,16 @@ int swarm_engine_fallback_create(swarm_engine **out, swarm_engine *primary, swar
     f->primary = primary;
     f->secondary = secondary;
     f->alloc = a;
+    if (swarm__scratch_init(&f->scratch, &a, sizeof(fallback_scratch)) != 0) {
+        swarm__free(&a, f, sizeof *f);
+        return SWARM_ENOMEM;
+    }
     char name[SWARM__NAME_MAX];
     swarm__engine_name2(name, "fallback", primary, secondary);
     int rc = swarm__engine_wrap(out, &fallback_ops, f, SWARM__ENGINE_FALLBACK, alloc, name);
-    if (rc != 0)
+    if (rc != 0) {
+        swarm__scratch_fini(&f->scratch);
         swarm__free(&a, f, sizeof *f);
+    }
     return rc;
 }

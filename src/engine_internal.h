@@ -128,6 +128,35 @@ static inline double swarm__rng_unit(_Atomic uint64_t *state)
 
 #define SWARM__DEFAULT_SEED 0x5EED5EED5EED5EEDull
 
+/*
+ * Batch scratch. A decorator's batch path needs per-call arrays (request copies, sub-batch
+ * pointers, marks, permits) for up to SWARM__BATCH_CHUNK requests at a time. On the stack they
+ * cost ~30 KB per layer, so deep or mixed stacks overflowed thread stacks (issue 14, item 10).
+ * Each decorator instead owns a pool of heap blocks: one allocated at create, more only when
+ * more batch calls run through that decorator at once than ever before (kept for reuse, up to
+ * SWARM__SCRATCH_SLOTS idle blocks), so the steady state allocates nothing. If an allocation
+ * fails the call falls back to chunks of SWARM__BATCH_SMALL on the stack (a few hundred bytes),
+ * so a batch never fails for want of scratch and stack use per layer stays small and bounded.
+ */
+#define SWARM__BATCH_CHUNK   256
+#define SWARM__BATCH_SMALL   8
+#define SWARM__SCRATCH_SLOTS 64
+
+typedef struct swarm__scratch_pool {
+    _Atomic(void *) slots[SWARM__SCRATCH_SLOTS]; /* idle blocks; NULL: empty slot */
+    size_t size;                                 /* bytes per block */
+    swarm_allocator alloc;
+} swarm__scratch_pool;
+
+/* Prepares the pool and allocates its first block. Returns 0 or SWARM_ENOMEM (nothing held). */
+int swarm__scratch_init(swarm__scratch_pool *p, const swarm_allocator *a, size_t size);
+/* An idle block, or a new one; NULL if allocation failed. Any thread. */
+void *swarm__scratch_get(swarm__scratch_pool *p);
+/* Gives a block back (freed if every slot is taken). Any thread. */
+void swarm__scratch_put(swarm__scratch_pool *p, void *block);
+/* Frees the idle blocks; no call may be using the pool. */
+void swarm__scratch_fini(swarm__scratch_pool *p);
+
 /* Appends src to dst (SWARM__NAME_MAX bytes) at *off, truncating. */
 void swarm__name_cat(char *dst, size_t *off, const char *src);
 /* Builds "prefix(inner)" or "prefix(inner,inner2)" into dst (truncated). */

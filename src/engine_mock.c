@@ -75,8 +75,11 @@ static int64_t draw_latency(mock_engine *m)
         if (u1 < 1e-300)
             u1 = 1e-300;
         double z = sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+        /* sigma is finite (checked at create) but may be huge: the product can still be inf
+         * or, for z == 0 with sigma * z, exactly representable; the conversion saturates. */
         double v = (double)m->o.latency_ns * exp(m->o.lognormal_sigma * z);
-        return v > 9e18 ? (int64_t)9e18 : (int64_t)v;
+        int64_t ns = swarm__double_to_ns(v);
+        return ns < 0 ? 0 : ns;
     }
     default:
         return 0;
@@ -100,7 +103,7 @@ static int wait_for(mock_engine *m, const swarm_request *req, int64_t ns)
         return rc;
     bool cut = false;
     if (swarm__has_deadline(req->deadline_ns)) {
-        int64_t rem = req->deadline_ns - m->clock(m->o.clock_ctx);
+        int64_t rem = swarm__time_sub(req->deadline_ns, m->clock(m->o.clock_ctx));
         if (rem <= ns) {
             ns = rem;
             cut = true;
@@ -249,7 +252,7 @@ int swarm_engine_mock_create(swarm_engine **out, const swarm_mock_opts *opts)
         return SWARM_EINVAL;
     if (o.latency_kind > SWARM_MOCK_LATENCY_LOGNORMAL || o.latency_ns < 0 ||
         (o.latency_kind == SWARM_MOCK_LATENCY_UNIFORM && o.latency_max_ns < o.latency_ns) ||
-        !(o.lognormal_sigma >= 0) || o.n_faults > MOCK_MAX_FAULTS ||
+        !(o.lognormal_sigma >= 0) || !isfinite(o.lognormal_sigma) || o.n_faults > MOCK_MAX_FAULTS ||
         (o.n_faults > 0 && o.faults == NULL) || !(o.hang_probability >= 0) ||
         o.hang_probability > 1 || o.batch > 1)
         return SWARM_EINVAL;

@@ -19,6 +19,7 @@ typedef struct retry_engine {
     swarm_sleep_fn sleep;
     void *clock_ctx;
     swarm_allocator alloc;
+    swarm__scratch_pool scratch; /* batch scratch blocks (retry_scratch) */
     _Alignas(SWARM_CACHELINE) _Atomic uint64_t rng;
     _Atomic int64_t budget_milli;
     /* Statistics: relaxed counters, read individually. */
@@ -82,6 +83,53 @@ static int64_t backoff(retry_engine *r, uint32_t n)
     return (int64_t)(swarm__rng_next(&r->rng) % ((uint64_t)ceil + 1));
 }
 
+/* A clock not read yet: the decision reads it only for a request that has a deadline. */
+#define NOW_UNREAD INT64_MIN
+
+/*
+ * The retry decision, shared by the single and the batch paths: after attempt @p attempt left
+ * @p resp with status resp->err_code, either returns the backoff (>= 0) before the next attempt,
+ * or -1 when the status stands (success, not retryable, out of attempts, output already
+ * streamed, budget exhausted, or the backoff would reach the deadline). Updates the budget and
+ * the refusal counters. @p now caches one clock read across calls (NOW_UNREAD: not read yet).
+ */
+static int64_t retry_decide(retry_engine *r, const swarm_request *req, const swarm_response *resp,
+                            swarm__resp_mark mark, uint32_t attempt, int64_t *now)
+{
+    int rc = resp->err_code;
+    if (rc == 0) {
+        budget_add(r, r->budget_ratio_milli);
+        return -1;
+    }
+    if (!swarm_engine_error_retryable(rc))
+        return -1;
+    budget_add(r, -1000);
+    if (attempt >= r->max_attempts)
+        return -1;
+    if (swarm__resp_streamed_since(resp, mark)) {
+        atomic_fetch_add_explicit(&r->after_stream, 1, RELAXED);
+        return -1;
+    }
+    if (!budget_allows(r)) {
+        atomic_fetch_add_explicit(&r->budget_denied, 1, RELAXED);
+        return -1;
+    }
+    int64_t delay = backoff(r, attempt);
+    if (r->honor_retry_after == 1 && resp->retry_after_ns > delay)
+        delay = resp->retry_after_ns; /* >= 0: swarm_response_set_error() refuses negatives */
+    if (swarm__has_deadline(req->deadline_ns)) {
+        if (*now == NOW_UNREAD)
+            *now = r->clock(r->clock_ctx);
+        /* Saturating: a hint near INT64_MAX must not wrap "now + delay" into the past and
+         * start a sleep of centuries under a one-second deadline. */
+        if (swarm__time_add(*now, delay) >= req->deadline_ns) {
+            atomic_fetch_add_explicit(&r->deadline_denied, 1, RELAXED);
+            return -1;
+        }
+    }
+    return delay;
+}
+
 static int retry_infer(void *self, const swarm_request *req, swarm_response *resp)
 {
     retry_engine *r = self;
@@ -90,31 +138,10 @@ static int retry_infer(void *self, const swarm_request *req, swarm_response *res
     for (uint32_t attempt = 1;; attempt++) {
         atomic_fetch_add_explicit(&r->attempts, 1, RELAXED);
         int rc = swarm__engine_call(r->inner, req, resp);
-        if (rc == 0) {
-            budget_add(r, r->budget_ratio_milli);
-            return 0;
-        }
-        if (!swarm_engine_error_retryable(rc))
+        int64_t now = NOW_UNREAD;
+        int64_t delay = retry_decide(r, req, resp, mark, attempt, &now);
+        if (delay < 0)
             return rc;
-        budget_add(r, -1000);
-        if (attempt >= r->max_attempts)
-            return rc;
-        if (swarm__resp_streamed_since(resp, mark)) {
-            atomic_fetch_add_explicit(&r->after_stream, 1, RELAXED);
-            return rc;
-        }
-        if (!budget_allows(r)) {
-            atomic_fetch_add_explicit(&r->budget_denied, 1, RELAXED);
-            return rc;
-        }
-        int64_t delay = backoff(r, attempt);
-        if (r->honor_retry_after == 1 && resp->retry_after_ns > delay)
-            delay = resp->retry_after_ns;
-        if (swarm__has_deadline(req->deadline_ns) &&
-            r->clock(r->clock_ctx) + delay >= req->deadline_ns) {
-            atomic_fetch_add_explicit(&r->deadline_denied, 1, RELAXED);
-            return rc;
-        }
         swarm__resp_rollback(resp, mark);
         atomic_fetch_add_explicit(&r->retries, 1, RELAXED);
         atomic_fetch_add_explicit(&r->slept_ns, delay, RELAXED);
@@ -125,25 +152,21 @@ static int retry_infer(void *self, const swarm_request *req, swarm_response *res
     }
 }
 
-#define BATCH_CHUNK 256
+/* Per-call scratch of the batch path (one chunk), from the decorator's scratch pool. */
+typedef struct retry_scratch {
+    swarm__resp_mark marks[SWARM__BATCH_CHUNK];
+    const swarm_request *rq[SWARM__BATCH_CHUNK];
+    swarm_response *rs[SWARM__BATCH_CHUNK];
+    uint16_t idx[SWARM__BATCH_CHUNK];
+} retry_scratch;
 
-/*
- * Batches: the whole batch runs once, then only the requests that failed with a retryable code
- * (and pass every check of the single-request path) run again as a smaller batch, after one
- * backoff that is the largest of theirs. The backoff watches no token (the requests may carry
- * different ones); a request whose token fired meanwhile is completed with SWARM_ECANCELED
- * instead of being retried.
- */
-static int retry_infer_batch(void *self, const swarm_request *const *reqs,
-                             swarm_response *const *resps, size_t n)
+/* Runs requests in chunks of at most @p cap through the retry loop, using the given arrays. */
+static void retry_chunks(retry_engine *r, const swarm_request *const *reqs,
+                         swarm_response *const *resps, size_t n, swarm__resp_mark *marks,
+                         const swarm_request **rq, swarm_response **rs, uint16_t *idx, size_t cap)
 {
-    retry_engine *r = self;
-    swarm__resp_mark marks[BATCH_CHUNK];
-    const swarm_request *rq[BATCH_CHUNK];
-    swarm_response *rs[BATCH_CHUNK];
-    uint16_t idx[BATCH_CHUNK];
-    for (size_t base = 0; base < n; base += BATCH_CHUNK) {
-        size_t m = n - base < BATCH_CHUNK ? n - base : BATCH_CHUNK, k = m;
+    for (size_t base = 0; base < n; base += cap) {
+        size_t m = n - base < cap ? n - base : cap, k = m;
         atomic_fetch_add_explicit(&r->calls, m, RELAXED);
         for (size_t i = 0; i < m; i++) {
             marks[i] = swarm__resp_mark_get(resps[base + i]);
@@ -155,38 +178,14 @@ static int retry_infer_batch(void *self, const swarm_request *const *reqs,
             atomic_fetch_add_explicit(&r->attempts, k, RELAXED);
             swarm__engine_call_batch(r->inner, rq, rs, k);
             size_t again = 0;
-            int64_t delay = 0, now = r->clock(r->clock_ctx);
+            int64_t delay = 0, now = NOW_UNREAD;
             for (size_t j = 0; j < k; j++) {
-                swarm_response *resp = rs[j];
-                const swarm_request *req = rq[j];
-                int rc = resp->err_code;
-                if (rc == 0) {
-                    budget_add(r, r->budget_ratio_milli);
+                int64_t d = retry_decide(r, rq[j], rs[j], marks[idx[j]], attempt, &now);
+                if (d < 0)
                     continue;
-                }
-                if (!swarm_engine_error_retryable(rc))
-                    continue;
-                budget_add(r, -1000);
-                if (attempt >= r->max_attempts)
-                    continue;
-                if (swarm__resp_streamed_since(resp, marks[idx[j]])) {
-                    atomic_fetch_add_explicit(&r->after_stream, 1, RELAXED);
-                    continue;
-                }
-                if (!budget_allows(r)) {
-                    atomic_fetch_add_explicit(&r->budget_denied, 1, RELAXED);
-                    continue;
-                }
-                int64_t d = backoff(r, attempt);
-                if (r->honor_retry_after == 1 && resp->retry_after_ns > d)
-                    d = resp->retry_after_ns;
-                if (swarm__has_deadline(req->deadline_ns) && now + d >= req->deadline_ns) {
-                    atomic_fetch_add_explicit(&r->deadline_denied, 1, RELAXED);
-                    continue;
-                }
                 delay = d > delay ? d : delay;
-                rq[again] = req;
-                rs[again] = resp;
+                rq[again] = rq[j];
+                rs[again] = rs[j];
                 idx[again] = idx[j];
                 again++;
             }
@@ -212,6 +211,37 @@ static int retry_infer_batch(void *self, const swarm_request *const *reqs,
             k = live;
         }
     }
+}
+
+/* Without a pooled scratch block (allocation failed): small chunks on the stack. */
+static SWARM_NOINLINE void retry_chunks_small(retry_engine *r, const swarm_request *const *reqs,
+                                              swarm_response *const *resps, size_t n)
+{
+    swarm__resp_mark marks[SWARM__BATCH_SMALL];
+    const swarm_request *rq[SWARM__BATCH_SMALL];
+    swarm_response *rs[SWARM__BATCH_SMALL];
+    uint16_t idx[SWARM__BATCH_SMALL];
+    retry_chunks(r, reqs, resps, n, marks, rq, rs, idx, SWARM__BATCH_SMALL);
+}
+
+/*
+ * Batches: the whole batch runs once, then only the requests that failed with a retryable code
+ * (and pass every check of the single-request path) run again as a smaller batch, after one
+ * backoff that is the largest of theirs. The backoff watches no token (the requests may carry
+ * different ones); a request whose token fired meanwhile is completed with SWARM_ECANCELED
+ * instead of being retried.
+ */
+static int retry_infer_batch(void *self, const swarm_request *const *reqs,
+                             swarm_response *const *resps, size_t n)
+{
+    retry_engine *r = self;
+    retry_scratch *s = swarm__scratch_get(&r->scratch);
+    if (s == NULL) {
+        retry_chunks_small(r, reqs, resps, n);
+        return 0;
+    }
+    retry_chunks(r, reqs, resps, n, s->marks, s->rq, s->rs, s->idx, SWARM__BATCH_CHUNK);
+    swarm__scratch_put(&r->scratch, s);
     return 0;
 }
 
@@ -229,6 +259,7 @@ static void retry_destroy(void *self)
 {
     retry_engine *r = self;
     swarm_engine_destroy(r->inner);
+    swarm__scratch_fini(&r->scratch);
     swarm_allocator a = r->alloc;
     swarm__free(&a, r, sizeof *r);
 }
@@ -277,11 +308,17 @@ int swarm_engine_retry_create(swarm_engine **out, swarm_engine *inner, const swa
     r->alloc = a;
     atomic_init(&r->rng, o.seed ? o.seed : SWARM__DEFAULT_SEED);
     atomic_init(&r->budget_milli, r->budget_max_milli < 0 ? 0 : r->budget_max_milli);
+    if (swarm__scratch_init(&r->scratch, &a, sizeof(retry_scratch)) != 0) {
+        swarm__free(&a, r, sizeof *r);
+        return SWARM_ENOMEM;
+    }
     char name[SWARM__NAME_MAX];
     swarm__engine_name2(name, "retry", inner, NULL);
     int rc = swarm__engine_wrap(out, &retry_ops, r, SWARM__ENGINE_RETRY, o.alloc, name);
-    if (rc != 0)
+    if (rc != 0) {
+        swarm__scratch_fini(&r->scratch);
         swarm__free(&a, r, sizeof *r);
+    }
     return rc;
 }
 

@@ -10,14 +10,14 @@
 
 #include "engine_internal.h"
 
-#define SPLIT_MAX   256
-#define BATCH_CHUNK 256
+#define SPLIT_MAX 256
 
 typedef struct split_engine {
     size_t n;
     uint32_t sticky;
     uint64_t seed;
     swarm_allocator alloc;
+    swarm__scratch_pool scratch; /* batch scratch blocks (split_scratch) */
     pthread_mutex_t mu;
     uint64_t total;           /* guarded by mu */
     uint64_t *cum;            /* n cumulative weights, guarded by mu */
@@ -62,15 +62,19 @@ static int split_infer(void *self, const swarm_request *req, swarm_response *res
     return swarm__engine_call(s->engines[pick(s, req->id)], req, resp);
 }
 
-static int split_infer_batch(void *self, const swarm_request *const *reqs,
-                             swarm_response *const *resps, size_t n)
+/* Per-call scratch of the batch path (one chunk), from the decorator's scratch pool. */
+typedef struct split_scratch {
+    uint16_t route[SWARM__BATCH_CHUNK];
+    const swarm_request *rq[SWARM__BATCH_CHUNK];
+    swarm_response *rs[SWARM__BATCH_CHUNK];
+} split_scratch;
+
+static void split_chunks(split_engine *s, const swarm_request *const *reqs,
+                         swarm_response *const *resps, size_t n, uint16_t *route,
+                         const swarm_request **rq, swarm_response **rs, size_t cap)
 {
-    split_engine *s = self;
-    uint16_t route[BATCH_CHUNK];
-    const swarm_request *rq[BATCH_CHUNK];
-    swarm_response *rs[BATCH_CHUNK];
-    for (size_t base = 0; base < n; base += BATCH_CHUNK) {
-        size_t m = n - base < BATCH_CHUNK ? n - base : BATCH_CHUNK;
+    for (size_t base = 0; base < n; base += cap) {
+        size_t m = n - base < cap ? n - base : cap;
         uint32_t used_lo = UINT32_MAX, used_hi = 0;
         for (size_t i = 0; i < m; i++) {
             route[i] = (uint16_t)pick(s, reqs[base + i]->id);
@@ -91,6 +95,29 @@ static int split_infer_batch(void *self, const swarm_request *const *reqs,
                 swarm__engine_call_batch(s->engines[e], rq, rs, k);
         }
     }
+}
+
+/* Without a pooled scratch block (allocation failed): small chunks on the stack. */
+static SWARM_NOINLINE void split_chunks_small(split_engine *s, const swarm_request *const *reqs,
+                                              swarm_response *const *resps, size_t n)
+{
+    uint16_t route[SWARM__BATCH_SMALL];
+    const swarm_request *rq[SWARM__BATCH_SMALL];
+    swarm_response *rs[SWARM__BATCH_SMALL];
+    split_chunks(s, reqs, resps, n, route, rq, rs, SWARM__BATCH_SMALL);
+}
+
+static int split_infer_batch(void *self, const swarm_request *const *reqs,
+                             swarm_response *const *resps, size_t n)
+{
+    split_engine *s = self;
+    split_scratch *sc = swarm__scratch_get(&s->scratch);
+    if (sc == NULL) {
+        split_chunks_small(s, reqs, resps, n);
+        return 0;
+    }
+    split_chunks(s, reqs, resps, n, sc->route, sc->rq, sc->rs, SWARM__BATCH_CHUNK);
+    swarm__scratch_put(&s->scratch, sc);
     return 0;
 }
 
@@ -117,6 +144,7 @@ static int split_health(void *self)
 static void split_free(split_engine *s)
 {
     swarm_allocator a = s->alloc;
+    swarm__scratch_fini(&s->scratch); /* also safe on a pool never initialised (zeroed) */
     swarm__free(&a, s->cum, sizeof(uint64_t) * s->n);
     swarm__free(&a, s->engines, sizeof(swarm_engine *) * s->n);
     swarm__free(&a, (void *)s->counts, sizeof(uint64_t) * s->n);
@@ -173,9 +201,15 @@ int swarm_engine_split_create(swarm_engine **out, swarm_engine *const *engines,
         return SWARM_EINVAL;
     if (o.sticky > 2 || check_weights(weights, n, &total) != 0)
         return SWARM_EINVAL;
-    for (size_t i = 0; i < n; i++)
+    /* The split takes over one reference per entry and destroys each entry once: the same
+     * handle twice would be destroyed twice (fallback refuses primary == secondary alike). */
+    for (size_t i = 0; i < n; i++) {
         if (engines[i] == NULL)
             return SWARM_EINVAL;
+        for (size_t j = 0; j < i; j++)
+            if (engines[j] == engines[i])
+                return SWARM_EINVAL;
+    }
     swarm_allocator a;
     if (swarm__alloc_init(&a, o.alloc) != 0)
         return SWARM_EINVAL;
@@ -191,6 +225,7 @@ int swarm_engine_split_create(swarm_engine **out, swarm_engine *const *engines,
     s->engines = swarm__alloc(&a, sizeof(swarm_engine *) * n, _Alignof(swarm_engine *));
     s->counts = swarm__alloc(&a, sizeof(uint64_t) * n, _Alignof(uint64_t));
     if (s->cum == NULL || s->engines == NULL || s->counts == NULL ||
+        swarm__scratch_init(&s->scratch, &a, sizeof(split_scratch)) != 0 ||
         pthread_mutex_init(&s->mu, NULL) != 0) {
         split_free(s);
         return SWARM_ENOMEM;

@@ -11,10 +11,8 @@ typedef struct timeout_engine {
     swarm_clock_fn clock;
     void *clock_ctx;
     swarm_allocator alloc;
+    swarm__scratch_pool scratch; /* batch scratch blocks (timeout_scratch) */
 } timeout_engine;
-
-/* Requests copied per inner batch call; the copies live on the stack (no allocation). */
-#define TIMEOUT_CHUNK 256
 
 int swarm_timeout_opts_init(swarm_timeout_opts *opts)
 {
@@ -28,7 +26,8 @@ int swarm_timeout_opts_init(swarm_timeout_opts *opts)
 
 static int64_t tighten(const timeout_engine *t, int64_t deadline, int64_t now)
 {
-    int64_t mine = t->timeout_ns > INT64_MAX - now ? INT64_MAX : now + t->timeout_ns;
+    /* Saturating: a clock hook near either end of the range must not wrap the deadline. */
+    int64_t mine = swarm__time_add(now, t->timeout_ns);
     if (!swarm__has_deadline(deadline) || mine < deadline)
         return mine;
     return deadline;
@@ -57,15 +56,19 @@ static int timeout_infer(void *self, const swarm_request *req, swarm_response *r
     return map_rc(t, req, r.deadline_ns, rc);
 }
 
-static int timeout_infer_batch(void *self, const swarm_request *const *reqs,
-                               swarm_response *const *resps, size_t n)
+/* Per-call scratch of the batch path (one chunk), from the decorator's scratch pool. */
+typedef struct timeout_scratch {
+    swarm_request copies[SWARM__BATCH_CHUNK];
+    const swarm_request *ptrs[SWARM__BATCH_CHUNK];
+    swarm_response *rps[SWARM__BATCH_CHUNK];
+} timeout_scratch;
+
+static void timeout_chunks(timeout_engine *t, const swarm_request *const *reqs,
+                           swarm_response *const *resps, size_t n, swarm_request *copies,
+                           const swarm_request **ptrs, swarm_response **rps, size_t cap)
 {
-    timeout_engine *t = self;
-    swarm_request copies[TIMEOUT_CHUNK];
-    const swarm_request *ptrs[TIMEOUT_CHUNK];
-    swarm_response *rps[TIMEOUT_CHUNK];
-    for (size_t base = 0; base < n; base += TIMEOUT_CHUNK) {
-        size_t m = n - base < TIMEOUT_CHUNK ? n - base : TIMEOUT_CHUNK, k = 0;
+    for (size_t base = 0; base < n; base += cap) {
+        size_t m = n - base < cap ? n - base : cap, k = 0;
         int64_t now = t->clock(t->clock_ctx);
         for (size_t i = 0; i < m; i++) {
             const swarm_request *q = reqs[base + i];
@@ -87,6 +90,29 @@ static int timeout_infer_batch(void *self, const swarm_request *const *reqs,
         for (size_t i = 0; i < k; i++)
             rps[i]->err_code = map_rc(t, ptrs[i], ptrs[i]->deadline_ns, rps[i]->err_code);
     }
+}
+
+/* Without a pooled scratch block (allocation failed): small chunks on the stack. */
+static SWARM_NOINLINE void timeout_chunks_small(timeout_engine *t, const swarm_request *const *reqs,
+                                                swarm_response *const *resps, size_t n)
+{
+    swarm_request copies[SWARM__BATCH_SMALL];
+    const swarm_request *ptrs[SWARM__BATCH_SMALL];
+    swarm_response *rps[SWARM__BATCH_SMALL];
+    timeout_chunks(t, reqs, resps, n, copies, ptrs, rps, SWARM__BATCH_SMALL);
+}
+
+static int timeout_infer_batch(void *self, const swarm_request *const *reqs,
+                               swarm_response *const *resps, size_t n)
+{
+    timeout_engine *t = self;
+    timeout_scratch *s = swarm__scratch_get(&t->scratch);
+    if (s == NULL) {
+        timeout_chunks_small(t, reqs, resps, n);
+        return 0;
+    }
+    timeout_chunks(t, reqs, resps, n, s->copies, s->ptrs, s->rps, SWARM__BATCH_CHUNK);
+    swarm__scratch_put(&t->scratch, s);
     return 0;
 }
 
@@ -104,6 +130,7 @@ static void timeout_destroy(void *self)
 {
     timeout_engine *t = self;
     swarm_engine_destroy(t->inner);
+    swarm__scratch_fini(&t->scratch);
     swarm_allocator a = t->alloc;
     swarm__free(&a, t, sizeof *t);
 }
@@ -142,10 +169,16 @@ int swarm_engine_timeout_create(swarm_engine **out, swarm_engine *inner,
     t->clock = o.clock != NULL ? o.clock : swarm__engine_clock;
     t->clock_ctx = o.clock_ctx;
     t->alloc = a;
+    if (swarm__scratch_init(&t->scratch, &a, sizeof(timeout_scratch)) != 0) {
+        swarm__free(&a, t, sizeof *t);
+        return SWARM_ENOMEM;
+    }
     char name[SWARM__NAME_MAX];
     swarm__engine_name2(name, "timeout", inner, NULL);
     int rc = swarm__engine_wrap(out, &timeout_ops, t, SWARM__ENGINE_TIMEOUT, o.alloc, name);
-    if (rc != 0)
+    if (rc != 0) {
+        swarm__scratch_fini(&t->scratch);
         swarm__free(&a, t, sizeof *t);
+    }
     return rc;
 }

@@ -32,6 +32,12 @@ void swarm__free(const swarm_allocator *a, void *p, size_t size);
  * defaulted copy. Returns SWARM_EINVAL if the caller's size cannot hold the first field set. */
 int swarm__opts_copy(void *dst, size_t want, const void *src, size_t min_size);
 
+/* The other direction, for get_stats(): copies a library-filled snapshot @src of @have bytes
+ * (a struct that begins with uint32_t size) into the caller's @dst, writing only as many bytes
+ * as the caller's dst->size says it holds, and sets dst->size to the count written. The caller
+ * has already checked that dst->size covers the fields it must have. */
+void swarm__stats_copy_out(void *dst, const void *src, size_t have);
+
 /*
  * A watcher registered on a cancel token. The node lives on the blocked caller's stack; wake()
  * runs on the thread that fires the token, with the token's internal lock held, so it must only

@@ -20,6 +20,38 @@ void swarm__yield(void)
     sched_yield();
 }
 
+int swarm__mutex_init(swarm__mutex *m)
+{
+    return pthread_mutex_init(m, NULL) == 0 ? 0 : SWARM_ENOMEM;
+}
+
+int swarm__cond_init(swarm__cond *c)
+{
+    pthread_condattr_t attr;
+    if (pthread_condattr_init(&attr) != 0)
+        return SWARM_ENOMEM;
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    int rc = pthread_cond_init(c, &attr);
+    pthread_condattr_destroy(&attr);
+    return rc == 0 ? 0 : SWARM_ENOMEM;
+}
+
+int swarm__cond_wait_until(swarm__cond *c, swarm__mutex *m, int64_t deadline_ns)
+{
+    if (deadline_ns == INT64_MAX) {
+        pthread_cond_wait(c, m);
+        return 0;
+    }
+    struct timespec ts = swarm__ns_to_timespec(deadline_ns);
+    return pthread_cond_timedwait(c, m, &ts) == ETIMEDOUT ? SWARM_ETIMEDOUT : 0;
+}
+
+int swarm__thread_create(swarm__thread *t, void *(*fn)(void *), void *arg)
+{
+    int rc = pthread_create(t, NULL, fn, arg);
+    return rc == 0 ? 0 : (rc == ENOMEM ? SWARM_ENOMEM : SWARM_EINTERNAL);
+}
+
 #if defined(__linux__) && !defined(SWARM_NO_FUTEX)
 
 #include <linux/futex.h>
@@ -31,11 +63,10 @@ int swarm__park(_Atomic uint32_t *addr, uint32_t expected, int64_t deadline_ns)
     struct timespec ts, *tsp = NULL;
     if (deadline_ns != INT64_MAX) {
         /* FUTEX_WAIT takes a relative CLOCK_MONOTONIC timeout. */
-        int64_t left = deadline_ns - swarm__clock_ns();
-        if (left <= 0)
+        int64_t now = swarm__clock_ns();
+        if (deadline_ns <= now)
             return SWARM_ETIMEDOUT;
-        ts.tv_sec = (time_t)(left / 1000000000);
-        ts.tv_nsec = (long)(left % 1000000000);
+        ts = swarm__ns_to_timespec(deadline_ns - now);
         tsp = &ts;
     }
     long r = syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_PRIVATE, expected, tsp, NULL, 0);
@@ -51,25 +82,19 @@ void swarm__unpark(_Atomic uint32_t *addr, int n)
 
 #else /* portable fallback: a fixed table of mutex+condvar buckets hashed by address */
 
-#include <pthread.h>
-
 #define PARK_BUCKETS 64
 
 static struct park_bucket {
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
+    swarm__mutex lock;
+    swarm__cond cond;
 } park_table[PARK_BUCKETS];
 static pthread_once_t park_once = PTHREAD_ONCE_INIT;
 
 static void park_init(void)
 {
     for (int i = 0; i < PARK_BUCKETS; i++) {
-        pthread_condattr_t attr;
-        pthread_condattr_init(&attr);
-        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-        pthread_mutex_init(&park_table[i].lock, NULL);
-        pthread_cond_init(&park_table[i].cond, &attr);
-        pthread_condattr_destroy(&attr);
+        swarm__mutex_init(&park_table[i].lock);
+        swarm__cond_init(&park_table[i].cond);
     }
 }
 
@@ -86,20 +111,12 @@ int swarm__park(_Atomic uint32_t *addr, uint32_t expected, int64_t deadline_ns)
 {
     struct park_bucket *b = bucket_of(addr);
     int rc = 0;
-    pthread_mutex_lock(&b->lock);
+    swarm__mutex_lock(&b->lock);
     /* The waker changes *addr before taking the bucket lock, so checking under the lock cannot
      * miss a wake-up. */
-    if (atomic_load_explicit(addr, memory_order_acquire) == expected) {
-        if (deadline_ns == INT64_MAX) {
-            pthread_cond_wait(&b->cond, &b->lock);
-        } else {
-            struct timespec ts = {(time_t)(deadline_ns / 1000000000),
-                                  (long)(deadline_ns % 1000000000)};
-            if (pthread_cond_timedwait(&b->cond, &b->lock, &ts) == ETIMEDOUT)
-                rc = SWARM_ETIMEDOUT;
-        }
-    }
-    pthread_mutex_unlock(&b->lock);
+    if (atomic_load_explicit(addr, memory_order_acquire) == expected)
+        rc = swarm__cond_wait_until(&b->cond, &b->lock, deadline_ns);
+    swarm__mutex_unlock(&b->lock);
     return rc;
 }
 
@@ -107,9 +124,9 @@ void swarm__unpark(_Atomic uint32_t *addr, int n)
 {
     (void)n; /* buckets are shared between addresses: wake everyone, waiters re-check */
     struct park_bucket *b = bucket_of(addr);
-    pthread_mutex_lock(&b->lock);
-    pthread_cond_broadcast(&b->cond);
-    pthread_mutex_unlock(&b->lock);
+    swarm__mutex_lock(&b->lock);
+    swarm__cond_broadcast(&b->cond);
+    swarm__mutex_unlock(&b->lock);
 }
 
 #endif

@@ -3,8 +3,9 @@
  * The scaling policy's building blocks: the exact upstream algorithms (Kubernetes HPA, Knative
  * KPA, KEDA's scale executor) as pure functions over caller-owned arrays. swarm_policy_decide()
  * is built from these, and the conformance runner (tests/conformance) calls them directly, so the
- * upstream vectors exercise the very code the policy runs. None of them allocates, reads a clock
- * or keeps hidden state.
+ * upstream vectors exercise the very code the policy runs (tests/conformance/check_shipped.py
+ * fails if the runner calls one that no exported function reaches). None of them allocates,
+ * reads a clock or keeps hidden state.
  *
  * Times are int64 nanoseconds on any clock the caller likes; "inside the last W" means
  * t > now - W, so a timestamp exactly on the boundary is outside (upstream records strictly
@@ -24,9 +25,9 @@
 
 /* One raw recommendation (HPA's timestampedRecommendation). */
 typedef struct swarm__hpa_rec {
-    int32_t replicas;
-    int32_t pad_;
-    int64_t t_ns;
+    int32_t replicas; /* the recommendation; the largest one merged into this entry */
+    int32_t low;      /* the smallest one merged into this entry (== replicas unless merged) */
+    int64_t t_ns;     /* when it was recorded (the latest of the merged ones) */
 } swarm__hpa_rec;
 
 /* One scale event (HPA's timestampedScaleEvent). */
@@ -102,61 +103,40 @@ int64_t swarm__hpa_longest_period(const swarm__hpa_rules *rules);
 
 /* ---- HPA: replica calculator ------------------------------------------------------------ */
 
-enum { SWARM__POD_RUNNING = 0, SWARM__POD_PENDING, SWARM__POD_FAILED, SWARM__POD_SUCCEEDED };
-enum { SWARM__COND_NONE = 0, SWARM__COND_TRUE, SWARM__COND_FALSE, SWARM__COND_UNKNOWN };
-enum { SWARM__GROUP_READY = 0, SWARM__GROUP_UNREADY, SWARM__GROUP_MISSING, SWARM__GROUP_IGNORED };
-
-typedef struct swarm__hpa_pod {
-    const char *name;
-    uint32_t phase;           /* SWARM__POD_* */
-    uint32_t deleted;
-    uint32_t has_start;
-    uint32_t ready_cond;      /* SWARM__COND_* */
-    int64_t start_ns;
-    int64_t ready_ltt_ns;     /* last transition of the Ready condition */
-    /* The metric sample for this pod, if any. */
-    uint32_t has_sample;
-    uint32_t has_request;     /* resource metrics: whether the request is known */
-    int64_t sample_milli;
-    int64_t sample_ts_ns;
-    int64_t sample_window_ns;
-    int64_t request_milli;    /* resource metrics: the pod's (or container's) request */
-    const char *missing_request_container; /* for the error message when !has_request */
-} swarm__hpa_pod;
-
-/* groupPods for one pod. @cpu selects the CPU readiness rules. */
-int swarm__hpa_group_pod(const swarm__hpa_pod *pod, int cpu, int64_t now_ns,
-                         int64_t cpu_init_ns, int64_t delay_ready_ns);
-
 enum {
     SWARM__CALC_PODS = 1,          /* Pods AverageValue (GetMetricReplicas) */
-    SWARM__CALC_RESOURCE,          /* Resource Utilization (GetResourceReplicas) */
     SWARM__CALC_OBJECT_VALUE,      /* Object Value */
     SWARM__CALC_OBJECT_AVERAGE,    /* Object AverageValue (per pod) */
     SWARM__CALC_EXTERNAL_VALUE,    /* External Value */
     SWARM__CALC_EXTERNAL_AVERAGE,  /* External AverageValue (per pod) */
 };
 
+/*
+ * One metric's input to HPA's replica calculator, in Kubernetes' milli-units, with the pods
+ * already grouped the way upstream's groupPods does for a non-CPU metric (the host's view of
+ * its replicas: swarm_policy_decide() passes ready and starting replicas; the conformance
+ * runner groups the vectors' pod lists).
+ */
 typedef struct swarm__hpa_calc_in {
     uint32_t kind;                 /* SWARM__CALC_* */
-    uint32_t cpu;                  /* resource is cpu (readiness rules) */
     int32_t current;               /* the replica count upstream passes (spec or status) */
     double tol_up, tol_down;
-    int64_t target_milli;          /* value / average value target */
-    int32_t target_utilization;    /* resource utilization target, percent */
-    int64_t now_ns, cpu_init_ns, delay_ready_ns;
-    const swarm__hpa_pod *pods;
-    uint32_t n_pods;
-    const int64_t *extra_samples;  /* samples that match no pod (still counted) */
-    uint32_t n_extra;
-    const int64_t *values_milli;   /* object (1 value) / external (n values) */
-    uint32_t n_values;
+    int64_t target_milli;          /* value / average value target, > 0 */
+    /* Pods: the samples of ready pods plus samples that match no pod (upstream keeps them). */
+    int64_t sample_total_milli;    /* their sum (saturating) */
+    int64_t n_samples;             /* their count */
+    int64_t n_ready;               /* Pods: ready pods with a sample; Object/External Value:
+                                      pods Running with Ready=True */
+    int64_t n_unready;             /* Pods: pending pods */
+    int64_t n_missing;             /* Pods: pods without a sample */
+    int64_t n_pods;                /* Object/External Value: pods the selector returns */
+    int64_t usage_milli;           /* Object value, or the sum of External values (saturating) */
 } swarm__hpa_calc_in;
 
 typedef struct swarm__hpa_calc_out {
     int32_t replicas;
-    int32_t utilization;           /* resource: first-pass utilization percent */
-    int64_t usage_milli;           /* first-pass usage (resource: raw average value) */
+    int32_t want;                  /* the count without the tolerance (and unready damping) */
+    int64_t usage_milli;           /* first-pass usage */
     char error[160];               /* set when the call returns < 0 */
 } swarm__hpa_calc_out;
 
@@ -236,7 +216,8 @@ typedef struct swarm__keda_cond {
 typedef struct swarm__keda_in {
     int32_t min;             /* minReplicaCount (0 when unset) */
     int32_t idle;            /* idleReplicaCount, or -1 when unset */
-    uint32_t has_fallback;
+    uint32_t has_fallback;   /* spec.fallback is set ... */
+    int32_t fallback_replicas; /* ... with these replicas (0 does not hold a failing target) */
     int64_t cooldown_ns, initial_cooldown_ns;
     uint32_t paused, paused_scale_in, paused_scale_out, force_activation;
     int32_t current;
@@ -259,12 +240,5 @@ typedef struct swarm__keda_out {
 
 /* scaleExecutor.RequestScale for a ScaledObject. */
 void swarm__keda_request_scale(const swarm__keda_in *in, swarm__keda_out *out);
-
-/* KEDA's event line for a RequestScale that scaled: "Normal KEDAScaleTargetActivated Scaled
- * <kind> <ns>/<name> from X to Y, triggered by a;b" or "Normal KEDAScaleTargetDeactivated
- * Deactivated <kind> <ns>/<name> from X to Y". Empty if no event fired. Returns @buf. */
-char *swarm__keda_event(char *buf, size_t len, const swarm__keda_out *out, const char *kind,
-                        const char *ns, const char *name, int32_t from,
-                        const char *const *triggers, uint32_t n_triggers);
 
 #endif /* SWARM_POLICY_INTERNAL_H */

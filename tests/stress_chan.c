@@ -31,9 +31,7 @@
 
 #include <swarm/swarm.h>
 
-#define US (INT64_C(1000))
-#define MS (INT64_C(1000000))
-#define SEC (INT64_C(1000000000))
+#include "helpers.h"
 #define MAX_THREADS 16
 #define MAX_BATCH 32
 
@@ -79,12 +77,6 @@ static uint64_t rng_seed(uint64_t a, uint64_t b)
     uint64_t s = g_seed ^ (a * UINT64_C(0xD6E8FEB86659FD93)) ^ (b * UINT64_C(0xA0761D6478BD642F));
     s ^= s >> 31;
     return s == 0 ? 1 : s;
-}
-
-static void sleep_ns(int64_t ns)
-{
-    struct timespec ts = {(time_t)(ns / SEC), (long)(ns % SEC)};
-    nanosleep(&ts, NULL);
 }
 
 /* A random timeout: 0 (never wait), a few microseconds, up to ~2 ms, or forever. */
@@ -681,15 +673,7 @@ static void *idle_main(void *p)
 
 int main(void)
 {
-    const char *sc = getenv("SWARM_STRESS_SCALE");
-    if (sc != NULL && *sc != '\0') {
-        char *end;
-        g_scale = strtod(sc, &end);
-        if (end == sc || !(g_scale > 0.0)) {
-            fprintf(stderr, "stress_chan: SWARM_STRESS_SCALE=%s is not a positive number\n", sc);
-            return 1;
-        }
-    }
+    g_scale = swarm_test_stress_scale();
     /* The one prerequisite: enough threads (16 + 16 workers, chaos, closer). Skip if absent. */
     {
         pthread_t th[2 * MAX_THREADS + 2];
@@ -711,10 +695,10 @@ int main(void)
            g_seed);
     fflush(stdout);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_chan_stress_wait),
-        cmocka_unit_test(test_chan_stress_drop_oldest),
-        cmocka_unit_test(test_chan_stress_drop_write),
-        cmocka_unit_test(test_chan_stress_drop_newest),
+        SWARM_TEST_T(test_chan_stress_wait, 600),
+        SWARM_TEST_T(test_chan_stress_drop_oldest, 600),
+        SWARM_TEST_T(test_chan_stress_drop_write, 600),
+        SWARM_TEST_T(test_chan_stress_drop_newest, 600),
     };
     int rc = cmocka_run_group_tests_name("chan_stress", tests, NULL, NULL);
     printf("stress_chan: TOTAL items %" PRIu64 " in %.2fs (%.2f M items/s)\n", g_total_items,

@@ -23,17 +23,9 @@
 
 #include <swarm/swarm.h>
 
-#define MS (INT64_C(1000000))
-#define SEC (INT64_C(1000000000))
+#include "helpers.h"
 
 /* ---- helpers ------------------------------------------------------------------------------- */
-
-static void sleep_ns(int64_t ns)
-{
-    struct timespec ts = {(time_t)(ns / SEC), (long)(ns % SEC)};
-    while (nanosleep(&ts, &ts) != 0) {
-    }
-}
 
 static swarm_chan *make_chan(uint64_t capacity, uint64_t elem_size, uint32_t mode,
                              swarm_chan_drop_fn drop_fn, void *drop_ctx)
@@ -1707,62 +1699,112 @@ static void test_chan_accessors(void **state)
     swarm_chan_destroy(ch);
 }
 
+/* Issue 14 finding 7: a huge spin option used to spin through timeouts and cancellation (spin =
+ * 1e6: recv_timeout(1 ms) took ~420 ms). With UINT32_MAX - 1 rounds, the unbounded spin would
+ * take tens of minutes; the bound here is generous, the point is that it returns at all. */
+static void *fire_after_10ms(void *arg)
+{
+    sleep_ns(10 * MS);
+    swarm_cancel_trigger(arg);
+    return NULL;
+}
+
+static void test_chan_huge_spin_honours_timeout_and_cancel(void **state)
+{
+    (void)state;
+    swarm_chan_opts o;
+    swarm_chan_opts_init(&o);
+    o.capacity = 4;
+    o.spin = UINT32_MAX - 1;
+    swarm_chan *ch = NULL;
+    assert_int_equal(swarm_chan_create(&ch, &o), 0);
+    uint64_t v = 0;
+    int64_t t0 = swarm_now_ns();
+    assert_int_equal(swarm_chan_recv_timeout(ch, &v, 1 * MS), SWARM_ETIMEDOUT);
+    assert_true(swarm_now_ns() - t0 < 5 * SEC);
+
+    swarm_cancel *c = NULL;
+    assert_int_equal(swarm_cancel_create(&c, NULL), 0);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, fire_after_10ms, c), 0);
+    t0 = swarm_now_ns();
+    assert_int_equal(swarm_chan_recv_ex(ch, &v, SWARM_WAIT_FOREVER, c), SWARM_ECANCELED);
+    assert_true(swarm_now_ns() - t0 < 5 * SEC);
+    pthread_join(th, NULL);
+
+    /* Senders too: fill, then a timed send on the full channel. */
+    for (uint64_t i = 0; i < 4; i++)
+        assert_int_equal(swarm_chan_try_send(ch, &i), 0);
+    t0 = swarm_now_ns();
+    assert_int_equal(swarm_chan_send_timeout(ch, &v, 1 * MS), SWARM_ETIMEDOUT);
+    assert_true(swarm_now_ns() - t0 < 5 * SEC);
+    /* Nothing was lost or added by the spinning: the four elements drain in order. */
+    for (uint64_t i = 0; i < 4; i++) {
+        assert_int_equal(swarm_chan_try_recv(ch, &v), 0);
+        assert_int_equal(v, i);
+    }
+    assert_int_equal(swarm_chan_try_recv(ch, &v), SWARM_EAGAIN);
+    swarm_cancel_destroy(c);
+    swarm_chan_destroy(ch);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_chan_opts_init_sets_defaults),
-        cmocka_unit_test(test_chan_create_null_opts_uses_defaults),
-        cmocka_unit_test(test_chan_create_capacities_fill_and_drain),
-        cmocka_unit_test(test_chan_create_elem_sizes_round_trip),
-        cmocka_unit_test(test_chan_create_max_elem_size),
-        cmocka_unit_test(test_chan_create_rejects_bad_options),
-        cmocka_unit_test(test_chan_create_reads_only_opts_size),
-        cmocka_unit_test(test_chan_create_enomem_leaks_nothing),
-        cmocka_unit_test(test_chan_create_uses_allocator_once),
-        cmocka_unit_test(test_chan_fifo_order),
-        cmocka_unit_test(test_chan_try_send_full_returns_eagain),
-        cmocka_unit_test(test_chan_try_recv_empty_returns_eagain),
-        cmocka_unit_test(test_chan_send_timeout_returns_etimedout),
-        cmocka_unit_test(test_chan_recv_timeout_returns_etimedout),
-        cmocka_unit_test(test_chan_timeout_below_minus_one_is_einval),
-        cmocka_unit_test(test_chan_blocked_send_completes_when_room_appears),
-        cmocka_unit_test(test_chan_drop_oldest_evicts_head),
-        cmocka_unit_test(test_chan_drop_newest_replaces_tail),
-        cmocka_unit_test(test_chan_drop_newest_after_wrap),
-        cmocka_unit_test(test_chan_drop_write_drops_sent_element),
-        cmocka_unit_test(test_chan_drop_modes_work_without_callback),
-        cmocka_unit_test(test_chan_drop_modes_reject_sends_after_close),
-        cmocka_unit_test(test_chan_drop_newest_eviction_racing_receiver_keeps_working),
-        cmocka_unit_test(test_chan_destroy_hands_queued_to_drop_fn),
-        cmocka_unit_test(test_chan_close_is_idempotent_and_rejects_sends),
-        cmocka_unit_test(test_chan_close_lets_receivers_drain),
-        cmocka_unit_test(test_chan_close_wakes_blocked_sender),
-        cmocka_unit_test(test_chan_close_wakes_blocked_receiver),
-        cmocka_unit_test(test_chan_close_wakes_blocked_batch_callers),
-        cmocka_unit_test(test_chan_cancel_wakes_blocked_send),
-        cmocka_unit_test(test_chan_cancel_wakes_blocked_recv),
-        cmocka_unit_test(test_chan_cancel_with_timeout_wakes_promptly),
-        cmocka_unit_test(test_chan_fired_token_fails_only_calls_that_would_block),
-        cmocka_unit_test(test_chan_cancel_returns_partial_batch),
-        cmocka_unit_test(test_chan_send_batch_returns_counts),
-        cmocka_unit_test(test_chan_send_batch_rejects_bad_arguments),
-        cmocka_unit_test(test_chan_send_batch_waits_for_room),
-        cmocka_unit_test(test_chan_send_batch_in_drop_modes),
-        cmocka_unit_test(test_chan_recv_batch_returns_max_immediately),
-        cmocka_unit_test(test_chan_recv_batch_lingers_for_more_up_to_max),
-        cmocka_unit_test(test_chan_recv_batch_returns_partial_at_timeout),
-        cmocka_unit_test(test_chan_recv_batch_waits_for_min),
-        cmocka_unit_test(test_chan_recv_batch_linger_zero_returns_what_is_ready),
-        cmocka_unit_test(test_chan_recv_batch_rejects_bad_arguments),
-        cmocka_unit_test(test_chan_recv_batch_after_close_drains),
-        cmocka_unit_test(test_chan_stats_count_traffic),
-        cmocka_unit_test(test_chan_stats_dropped_per_mode),
-        cmocka_unit_test(test_chan_stats_high_watermark_reaches_capacity),
-        cmocka_unit_test(test_chan_stats_high_watermark_checked_when_waking_receiver),
-        cmocka_unit_test(test_chan_stats_blocked_counts_and_times),
-        cmocka_unit_test(test_chan_stats_size_checks),
-        cmocka_unit_test(test_chan_null_handles),
-        cmocka_unit_test(test_chan_accessors),
+        SWARM_TEST(test_chan_opts_init_sets_defaults),
+        SWARM_TEST(test_chan_create_null_opts_uses_defaults),
+        SWARM_TEST(test_chan_create_capacities_fill_and_drain),
+        SWARM_TEST(test_chan_create_elem_sizes_round_trip),
+        SWARM_TEST(test_chan_create_max_elem_size),
+        SWARM_TEST(test_chan_create_rejects_bad_options),
+        SWARM_TEST(test_chan_create_reads_only_opts_size),
+        SWARM_TEST(test_chan_create_enomem_leaks_nothing),
+        SWARM_TEST(test_chan_create_uses_allocator_once),
+        SWARM_TEST(test_chan_fifo_order),
+        SWARM_TEST(test_chan_try_send_full_returns_eagain),
+        SWARM_TEST(test_chan_try_recv_empty_returns_eagain),
+        SWARM_TEST(test_chan_send_timeout_returns_etimedout),
+        SWARM_TEST(test_chan_recv_timeout_returns_etimedout),
+        SWARM_TEST(test_chan_timeout_below_minus_one_is_einval),
+        SWARM_TEST(test_chan_blocked_send_completes_when_room_appears),
+        SWARM_TEST(test_chan_drop_oldest_evicts_head),
+        SWARM_TEST(test_chan_drop_newest_replaces_tail),
+        SWARM_TEST(test_chan_drop_newest_after_wrap),
+        SWARM_TEST(test_chan_drop_write_drops_sent_element),
+        SWARM_TEST(test_chan_drop_modes_work_without_callback),
+        SWARM_TEST(test_chan_drop_modes_reject_sends_after_close),
+        SWARM_TEST(test_chan_drop_newest_eviction_racing_receiver_keeps_working),
+        SWARM_TEST(test_chan_destroy_hands_queued_to_drop_fn),
+        SWARM_TEST(test_chan_close_is_idempotent_and_rejects_sends),
+        SWARM_TEST(test_chan_close_lets_receivers_drain),
+        SWARM_TEST(test_chan_close_wakes_blocked_sender),
+        SWARM_TEST(test_chan_close_wakes_blocked_receiver),
+        SWARM_TEST(test_chan_close_wakes_blocked_batch_callers),
+        SWARM_TEST(test_chan_cancel_wakes_blocked_send),
+        SWARM_TEST(test_chan_cancel_wakes_blocked_recv),
+        SWARM_TEST(test_chan_cancel_with_timeout_wakes_promptly),
+        SWARM_TEST(test_chan_fired_token_fails_only_calls_that_would_block),
+        SWARM_TEST(test_chan_cancel_returns_partial_batch),
+        SWARM_TEST(test_chan_send_batch_returns_counts),
+        SWARM_TEST(test_chan_send_batch_rejects_bad_arguments),
+        SWARM_TEST(test_chan_send_batch_waits_for_room),
+        SWARM_TEST(test_chan_send_batch_in_drop_modes),
+        SWARM_TEST(test_chan_recv_batch_returns_max_immediately),
+        SWARM_TEST(test_chan_recv_batch_lingers_for_more_up_to_max),
+        SWARM_TEST(test_chan_recv_batch_returns_partial_at_timeout),
+        SWARM_TEST(test_chan_recv_batch_waits_for_min),
+        SWARM_TEST(test_chan_recv_batch_linger_zero_returns_what_is_ready),
+        SWARM_TEST(test_chan_recv_batch_rejects_bad_arguments),
+        SWARM_TEST(test_chan_recv_batch_after_close_drains),
+        SWARM_TEST(test_chan_stats_count_traffic),
+        SWARM_TEST(test_chan_stats_dropped_per_mode),
+        SWARM_TEST(test_chan_stats_high_watermark_reaches_capacity),
+        SWARM_TEST(test_chan_stats_high_watermark_checked_when_waking_receiver),
+        SWARM_TEST(test_chan_stats_blocked_counts_and_times),
+        SWARM_TEST(test_chan_stats_size_checks),
+        SWARM_TEST(test_chan_null_handles),
+        SWARM_TEST(test_chan_accessors),
+        SWARM_TEST(test_chan_huge_spin_honours_timeout_and_cancel),
     };
     return cmocka_run_group_tests_name("chan", tests, NULL, NULL);
 }

@@ -14,7 +14,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
                                 "python"))
-import swarm  # noqa: E402
+import libswarm as swarm  # noqa: E402
 
 # (seconds, queued, in-flight, failed-read) — a burst from idle, a metrics outage, then quiet.
 TRACE = [

@@ -22,7 +22,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
                                 "python"))
-import swarm  # noqa: E402
+import libswarm as swarm  # noqa: E402
 
 
 def model(request: swarm.Request) -> bytes:

@@ -10,6 +10,14 @@
  * Exactly-once contract: every element accepted by a send is either received by exactly one
  * receiver or handed exactly once to the drop callback (drop modes, or swarm_chan_destroy() on a
  * non-empty channel), whatever the interleaving of send, receive, close and cancel.
+ *
+ * fork(): a channel holds no lock, so a child process may go on using a channel it inherited,
+ * with one condition: no thread of the parent was inside a send or receive on it at the moment of
+ * the fork. An operation caught half-way (a slot claimed, its element not yet published) is never
+ * finished in the child, and the child's receivers would wait for that slot forever. Threads
+ * blocked in the parent do not exist in the child. Pools, reconcile loops and metrics registries
+ * are not usable in a child (see their headers); the Python binding marks every inherited handle
+ * dead.
  */
 #ifndef SWARM_CHAN_H
 #define SWARM_CHAN_H
@@ -57,8 +65,10 @@ typedef struct swarm_chan_opts {
     void *drop_ctx;               /**< passed to drop_fn */
     const swarm_allocator *alloc; /**< NULL: libc. Copied at create */
     uint32_t spin;                /**< busy-wait rounds before parking; 0: the default 10
-                                       (7 growing pause bursts, then 3 yields);
-                                       UINT32_MAX: never spin */
+                                       (7 growing pause bursts, then 3 yields); larger
+                                       values are clamped to 1000; UINT32_MAX: never spin.
+                                       Timeouts and cancel tokens are honoured while
+                                       spinning */
     uint32_t reserved_;           /**< keep 0 */
 } swarm_chan_opts;
 

@@ -388,8 +388,12 @@ typedef int (*swarm_sleep_fn)(void *ctx, int64_t ns, swarm_cancel *cancel);
 /* Decorators: engines that wrap engines. Each takes over the caller's reference to the engines */
 /* it wraps on success (destroying the decorator destroys them); on error the caller keeps them. */
 /* They stack in any order. Batches pass through every decorator as batches (in chunks of at   */
-/* most 256 requests: their scratch lives on the stack, so a call allocates nothing); retry     */
-/* re-runs only the failed requests of a batch, as a smaller batch.                             */
+/* most 256 requests); retry re-runs only the failed requests of a batch, as a smaller batch.   */
+/* A decorator's batch scratch is heap memory it owns: one block allocated at create, another   */
+/* only when more batch calls run through it at once than ever before (then kept), so the       */
+/* steady state allocates nothing and each layer uses well under 1 KB of the caller's stack     */
+/* (deep stacks run on small thread stacks). Should that allocation fail, the call proceeds in  */
+/* chunks of 8 requests instead.                                                                */
 /*                                                                                              */
 /* A sensible order, outermost first (Polly / Microsoft.Extensions.Http.Resilience):            */
 /*   fallback -> timeout (total) -> split -> retry -> breaker -> timeout (per attempt) -> engine */
@@ -593,8 +597,8 @@ SWARM_API int swarm_split_opts_init(swarm_split_opts *opts);
  * Weighted routing over @p n engines (canary, A/B): engine i serves weights[i] / sum(weights) of
  * the requests (Istio's relative weights; 0 gets none). A batch is routed per request.
  *
- * @return 0; SWARM_EINVAL (NULL arguments, n == 0 or > 256, a NULL engine, all weights 0, sum
- *         above 2^32); SWARM_ENOMEM.
+ * @return 0; SWARM_EINVAL (NULL arguments, n == 0 or > 256, a NULL engine, the same engine
+ *         twice, all weights 0, sum above 2^32); SWARM_ENOMEM.
  * Ownership: takes over all @p engines on success; the arrays are copied.
  * Thread safety: any thread. Blocking: no.
  */
@@ -687,7 +691,7 @@ typedef struct swarm_mock_opts {
     uint32_t latency_kind;          /**< swarm_mock_latency; default NONE */
     int64_t latency_ns;             /**< FIXED value, UNIFORM low, LOGNORMAL median */
     int64_t latency_max_ns;         /**< UNIFORM high */
-    double lognormal_sigma;         /**< LOGNORMAL shape; default 0.5 */
+    double lognormal_sigma;         /**< LOGNORMAL shape, finite and >= 0; default 0.5 */
     uint64_t seed;                  /**< PRNG seed; 0: default fixed seed */
     const swarm_mock_fault *faults; /**< copied; tried in order after scripted outcomes */
     uint32_t n_faults;              /**< entries in faults, <= 16 */
@@ -726,8 +730,9 @@ SWARM_API int swarm_mock_opts_init(swarm_mock_opts *opts);
  * passes or the stream callback asks; set usage (payload bytes in, bytes out).
  * Draws are deterministic for a given seed and call order.
  *
- * @return 0; SWARM_EINVAL (bad opts, unknown latency kind, fault code >= 0, probability outside
- *         [0, 1], more than 16 faults); SWARM_ENOMEM.
+ * @return 0; SWARM_EINVAL (bad opts, unknown latency kind, lognormal_sigma negative, NaN or
+ *         infinite, fault code >= 0, probability outside [0, 1], more than 16 faults);
+ *         SWARM_ENOMEM. Drawn latencies saturate at INT64_MAX ns.
  * Thread safety: any thread. Blocking: no.
  */
 SWARM_API int swarm_engine_mock_create(swarm_engine **out, const swarm_mock_opts *opts);

@@ -9,8 +9,8 @@ import subprocess
 import tempfile
 import unittest
 
-import swarm
-from swarm import chan, common, engine, metrics, policy, pool, reconcile
+import libswarm as swarm
+from libswarm import chan, common, engine, metrics, policy, pool, reconcile
 
 MODULES = [common, chan, engine, policy, pool, reconcile, metrics]
 

@@ -6,8 +6,8 @@ import threading
 import time
 import unittest
 
-import swarm
-from swarm import chan as chanmod
+import libswarm as swarm
+from libswarm import chan as chanmod
 
 
 def spawn(fn, *args):

@@ -5,8 +5,8 @@ import threading
 import time
 import unittest
 
-import swarm
-from swarm import engine as engmod
+import libswarm as swarm
+from libswarm import engine as engmod
 
 HAVE_ENGINE = swarm.has_symbol("swarm_engine_create")
 

@@ -3,8 +3,8 @@
 import pickle
 import unittest
 
-import swarm
-from swarm import errors
+import libswarm as swarm
+from libswarm import errors
 
 
 class TestErrorTable(unittest.TestCase):
@@ -82,7 +82,7 @@ class TestVersionAndLoader(unittest.TestCase):
         import subprocess
         import sys
         env = dict(os.environ, SWARM_LIBRARY="/nonexistent/libswarm.so.0")
-        r = subprocess.run([sys.executable, "-c", "import swarm"], env=env,
+        r = subprocess.run([sys.executable, "-c", "import libswarm"], env=env,
                            capture_output=True, text=True, timeout=30)
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("ImportError", r.stderr)
@@ -94,7 +94,7 @@ class TestVersionAndLoader(unittest.TestCase):
         import ctypes.util
         libm = ctypes.util.find_library("m")
         env = dict(os.environ, SWARM_LIBRARY=libm)
-        r = subprocess.run([sys.executable, "-c", "import swarm"], env=env,
+        r = subprocess.run([sys.executable, "-c", "import libswarm"], env=env,
                            capture_output=True, text=True, timeout=30)
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("not libswarm", r.stderr)

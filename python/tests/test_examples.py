@@ -5,7 +5,7 @@ import subprocess
 import sys
 import unittest
 
-import swarm
+import libswarm as swarm
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXAMPLES = os.path.join(ROOT, "examples", "python")

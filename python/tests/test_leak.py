@@ -6,9 +6,9 @@ import threading
 import tracemalloc
 import unittest
 
-import swarm
-from swarm import chan as chanmod
-from swarm import engine as engmod
+import libswarm as swarm
+from libswarm import chan as chanmod
+from libswarm import engine as engmod
 
 N = 100_000
 SLACK = 256 * 1024   # bytes of Python heap growth tolerated (interned ints, caches, ...)

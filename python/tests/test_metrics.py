@@ -3,7 +3,7 @@
 import ctypes
 import unittest
 
-import swarm
+import libswarm as swarm
 
 HAVE_METRICS = swarm.has_symbol("swarm_metrics_create")
 

@@ -3,8 +3,8 @@
 import ctypes
 import unittest
 
-import swarm
-from swarm import policy as pol
+import libswarm as swarm
+from libswarm import policy as pol
 
 HAVE_POLICY = swarm.has_symbol("swarm_policy_create")
 S = 1_000_000_000

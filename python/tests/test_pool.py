@@ -6,7 +6,7 @@ import threading
 import time
 import unittest
 
-import swarm
+import libswarm as swarm
 
 HAVE_POOL = swarm.has_symbol("swarm_pool_create")
 HAVE_RECONCILE = swarm.has_symbol("swarm_reconcile_create")

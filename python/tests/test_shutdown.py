@@ -7,14 +7,14 @@ import sys
 import textwrap
 import unittest
 
-import swarm
+import libswarm as swarm
 
 HAVE_POOL = swarm.has_symbol("swarm_pool_create")
 HAVE_RECONCILE = swarm.has_symbol("swarm_reconcile_create")
 
 
 def run_script(body: str, timeout: float = 30):
-    code = "import swarm, threading, time, sys\n" + textwrap.dedent(body)
+    code = "import libswarm as swarm, threading, time, sys\n" + textwrap.dedent(body)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(
         [os.path.dirname(os.path.dirname(swarm.__file__))] +

@@ -81,7 +81,7 @@ pylib = ctypes.PyDLL(lib_path)
 
 
 def has_symbol(name: str) -> bool:
-    """Whether the loaded library exports ``name`` (modules land over time)."""
+    """Whether the loaded library exports ``name`` (an older library may lack newer functions)."""
     try:
         getattr(lib, name)
         return True

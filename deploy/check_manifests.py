@@ -11,7 +11,7 @@ what a schema cannot (tests/node/validate_manifests.mjs checks the schemas):
     namespace, TriggerAuthentications and the Secret keys they and the pods use;
   - no Deployment sets spec.replicas (KEDA owns it: a `kubectl apply` would reset the scale);
   - the metrics-api trigger aggregates over the Service's endpoints (sum, AverageValue) instead of
-    reading one random pod;
+    reading one random pod, and a Role lets KEDA's operator list those endpoints;
   - every per-pod target equals what the pods are told to carry, read from their own arguments
     (--max-workers x --target-per-worker, or x --target for rmq_worker), not a constant;
   - the prometheus alternative selects on the `namespace` label that the documented scrape
@@ -162,6 +162,16 @@ def check_base(docs, d, printer):
     if (url.group(1), url.group(2), int(url.group(3)), url.group(4)) != (
             svc["metadata"]["name"], ns, pod_port, "/keda"):
         fail("trigger url %r does not point at the Service's /keda on the pod port" % meta["url"])
+    # KEDA must be allowed to list the Service's endpoints for the aggregation.
+    role, binding = one(docs, "Role", ""), one(docs, "RoleBinding", "")
+    if binding["roleRef"]["name"] != role["metadata"]["name"] or not any(
+            "endpoints" in r["resources"] and "list" in r["verbs"] for r in role["rules"]):
+        fail("no Role letting KEDA list endpoints bound by the RoleBinding")
+    if not any(s.get("kind") == "ServiceAccount" and s.get("name") == "keda-operator"
+               for s in binding["subjects"]):
+        fail("the endpoints RoleBinding does not name KEDA's operator")
+    if "keda-endpoints-rbac.yaml" not in kust["resources"]:
+        fail("keda-endpoints-rbac.yaml is not in the kustomization")
     workers = int(args["--max-workers"])
     per_worker = float(args["--target-per-worker"])
     if float(meta["targetValue"]) != workers * per_worker:

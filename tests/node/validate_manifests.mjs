@@ -25,6 +25,7 @@ const yaml = (await import("js-yaml")).default;
 const core = await import("kubernetes-models/v1");
 const apps = await import("kubernetes-models/apps/v1");
 const batch = await import("kubernetes-models/batch/v1");
+const rbac = await import("kubernetes-models/rbac.authorization.k8s.io/v1");
 const keda = await import("@kubernetes-models/keda/keda.sh/v1alpha1");
 
 const MODELS = {
@@ -34,6 +35,8 @@ const MODELS = {
   "v1/ConfigMap": core.ConfigMap,
   "apps/v1/Deployment": apps.Deployment,
   "batch/v1/Job": batch.Job,
+  "rbac.authorization.k8s.io/v1/Role": rbac.Role,
+  "rbac.authorization.k8s.io/v1/RoleBinding": rbac.RoleBinding,
   "keda.sh/v1alpha1/ScaledObject": keda.ScaledObject,
   "keda.sh/v1alpha1/TriggerAuthentication": keda.TriggerAuthentication,
 };

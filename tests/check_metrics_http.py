@@ -7,7 +7,8 @@ usage: check_metrics_http.py PATH_TO_05_metrics_http
 Starts the example on a free 127.0.0.1 port (no in-process load), then checks, as Prometheus,
 KEDA and a kubelet would see it:
   - /metrics parses as text exposition 0.0.4 (every sample belongs to a TYPE'd family, counters
-    end in _total, histograms have _bucket/_sum/_count), /keda is the JSON KEDA reads;
+    end in _total, histograms have _bucket/_sum/_count; `promtool check metrics` is clean when
+    promtool is installed), /keda is the JSON KEDA reads;
   - three idle connections (two silent, one with half a request) do not delay GET /keda: the
     answer arrives while all three are still open (the server has not had to give up on them
     first, as a one-connection-at-a-time server must). Bounded by a generous 10 s client
@@ -21,6 +22,7 @@ The process is always killed at the end, whatever happens.
 """
 import json
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -73,6 +75,10 @@ def main():
         st, h, body = get(base + "metrics")
         assert st == 200 and h["Content-Type"].startswith("text/plain; version=0.0.4"), (st, h)
         families = check_exposition(body.decode())
+        if shutil.which("promtool"):  # the live endpoint, not only the unit test's render
+            r = subprocess.run(["promtool", "check", "metrics"], input=body, capture_output=True,
+                               timeout=60)
+            assert r.returncode == 0 and not r.stdout.strip(), (r.stdout, r.stderr)
         for fam, kind in (("swarm_pool_queue_wait_seconds", "histogram"),
                           ("swarm_channel_rejected_total", "counter"),
                           ("swarm_reconcile_decisions_total", "counter"),

@@ -361,7 +361,7 @@ static int usage(const char *prog)
 {
     fprintf(stderr,
             "usage: %s [--bind ADDR] [--port N] [--seconds S] [--rate R] [--service-ms MS]\n"
-            "          [--max-workers N] [--self-check]\n",
+            "          [--max-workers N] [--target-per-worker T] [--self-check]\n",
             prog);
     return 2;
 }

@@ -195,6 +195,12 @@ def check_base(docs, d, printer):
     q = alt["spec"]["triggers"][0]["metadata"]["query"]
     if 'namespace="%s"' % ns not in q:
         fail("prometheus query must select namespace=%r: %s" % (ns, q))
+    pm = one(docs, "PodMonitor", "prometheus")
+    if any(labels.get(k) != v for k, v in pm["spec"]["selector"]["matchLabels"].items()):
+        fail("PodMonitor selector does not match the Deployment's pods")
+    if any(e.get("port") not in ports or e.get("path") != "/metrics"
+           for e in pm["spec"]["podMetricsEndpoints"]):
+        fail("PodMonitor must scrape /metrics on a named container port")
     with open(os.path.join(d, "prometheus", "scrape-config.yaml")) as f:
         cfg = yaml.safe_load(f)
     relabels = [r for job in cfg["scrape_configs"] for r in job.get("relabel_configs", [])]

@@ -89,6 +89,21 @@ int swarm_reconcile_opts_init(swarm_reconcile_opts *opts)
     return 0;
 }
 
+/* The rule that set a decision's count, as a decisions_by_reason index: the last step that
+ * changed the count, else the last step; 0 without steps or for codes beyond the array. */
+static uint32_t decision_reason(const swarm_policy_decision *d)
+{
+    uint32_t n = d->n_steps < SWARM_POLICY_MAX_STEPS ? d->n_steps : SWARM_POLICY_MAX_STEPS;
+    uint32_t reason = n > 0 ? d->steps[n - 1].rule : 0;
+    for (uint32_t i = n; i-- > 0;) {
+        if (d->steps[i].before != d->steps[i].after) {
+            reason = d->steps[i].rule;
+            break;
+        }
+    }
+    return reason < SWARM_RECONCILE_REASONS ? reason : 0;
+}
+
 int swarm_reconcile_create(swarm_reconcile **out, const swarm_reconcile_opts *opts)
 {
     if (!out || !opts)
@@ -294,6 +309,7 @@ static int do_step(swarm_reconcile *r, int64_t now, bool end_clock, int64_t *nex
         st->actuate_errors++;
     if (decided) {
         st->decisions++;
+        st->decisions_by_reason[decision_reason(&r->work)]++;
         st->last_desired = r->work.replicas;
         r->last = r->work;
         r->have_decision = true;

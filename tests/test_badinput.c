@@ -1245,6 +1245,28 @@ BAD(swarm_metrics_add_pool, "NULL pool", SWARM_EINVAL, swarm_metrics_add_pool(me
 BAD(swarm_metrics_add_reconcile, "NULL loop", SWARM_EINVAL,
     swarm_metrics_add_reconcile(metrics(), "r", NULL))
 BAD(swarm_metrics_count, "NULL", 0, (long long)swarm_metrics_count(NULL))
+BAD(swarm_metrics_add_engine, "NULL engine", SWARM_EINVAL,
+    swarm_metrics_add_engine(metrics(), "e", NULL))
+BAD(swarm_metrics_add_engine, "not a decorator", SWARM_ENOTSUP,
+    swarm_metrics_add_engine(metrics(), "e", mock()))
+BAD(swarm_metrics_chan_rejected, "NULL registry", SWARM_EINVAL,
+    swarm_metrics_chan_rejected(NULL, chan8(), 1))
+BAD(swarm_metrics_chan_rejected, "unregistered channel", SWARM_EINVAL,
+    swarm_metrics_chan_rejected(metrics(), chan8(), UINT64_MAX))
+BAD(swarm_metrics_set_loop_bounds, "NULL loop", SWARM_EINVAL,
+    swarm_metrics_set_loop_bounds(metrics(), NULL, 0, 1, 1))
+BAD(swarm_metrics_set_loop_bounds, "NaN target", SWARM_EINVAL, ({
+        swarm_metrics *m = metrics();
+        swarm_reconcile *r = loop();
+        swarm_metrics_add_reconcile(m, "r", r);
+        swarm_metrics_set_loop_bounds(m, r, 0, 1, NAN);
+    }))
+BAD(swarm_metrics_set_loop_bounds, "max below min", SWARM_EINVAL, ({
+        swarm_metrics *m = metrics();
+        swarm_reconcile *r = loop();
+        swarm_metrics_add_reconcile(m, "r", r);
+        swarm_metrics_set_loop_bounds(m, r, 5, 2, 1);
+    }))
 BAD(swarm_metrics_render, "format 9", SWARM_EINVAL, ({
         size_t w;
         swarm_metrics_render(metrics(), 9, text, sizeof text, &w);

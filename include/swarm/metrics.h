@@ -21,10 +21,22 @@
  * swarm_pool_backlog{pool="agents"}, swarm_reconcile_desired_replicas{loop="scaler"}. Counters end
  * in _total; durations are in seconds (exact decimals of the nanosecond counters).
  *
- * JSON: {"channels":{"requests":{"length":3,...}},"pools":{"agents":{...}},"loops":{...}}, the
- * same statistics without the swarm_<kind>_ prefix and the _total suffix, so that a KEDA
- * metrics-api trigger can point valueLocation at "channels.requests.length" or
- * "pools.agents.backlog". The three top-level keys are always present.
+ * Engine decorators (retry, circuit breaker, batcher) are exported with label engine="<name>":
+ * swarm_engine_breaker_state{engine="llm"}, swarm_engine_retry_retries_total{engine="llm"}.
+ * Pools export queue-wait and service-time histograms (swarm_pool_queue_wait_seconds_bucket{le},
+ * _sum, _count) with fixed bounds of 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
+ * 2.5, 5, 10, 30, 60 and 300 s, the same in every process so that pods aggregate
+ * (histogram_quantile(0.99, sum by (le) (rate(..._bucket[5m])))). Every render starts with
+ * swarm_build_info{version="X.Y.Z"} 1 and swarm_metrics_objects_skipped (objects left out of
+ * this render because a statistics read failed). A family appears only with at least one series.
+ *
+ * JSON: {"channels":{"requests":{"length":3,...}},"pools":{"agents":{...}},"loops":{...},
+ * "engines":{"llm":{"retry_retries":0,"breaker_state":0,...}},"registry":{"version":"X.Y.Z",
+ * "objects_skipped":0}}, the same statistics without the swarm_<kind>_ prefix and the _total
+ * suffix (histograms as <name>_count and <name>_sum; decisions by reason as an object keyed by
+ * reason), so that a KEDA metrics-api trigger can point valueLocation at
+ * "channels.requests.length" or "pools.agents.backlog". Every top-level key is always present;
+ * the decorators of one engine name merge into one object.
  *
  * Registered objects are borrowed: they must outlive every render (destroy the registry, or stop
  * rendering, before destroying them). Rendering reads them only through their get_stats
@@ -36,6 +48,7 @@
 
 #include "swarm/common.h"
 #include "swarm/chan.h"
+#include "swarm/engine.h"
 #include "swarm/pool.h"
 #include "swarm/reconcile.h"
 
@@ -128,16 +141,64 @@ SWARM_API int swarm_metrics_add_pool(swarm_metrics *m, const char *name, swarm_p
  */
 SWARM_API int swarm_metrics_add_reconcile(swarm_metrics *m, const char *name, swarm_reconcile *r);
 
+/**
+ * Export engine decorator @p e under @p name (label engine="<name>", JSON "engines.<name>"): a
+ * retry engine (calls, attempts, retries, budget denials, tokens, backoff time), a circuit
+ * breaker (state 0 closed / 1 open / 2 half-open, window, calls, rejections, failures,
+ * transitions, openings) or a batcher (requests, batches, skipped, queued, largest batch). Keep
+ * the pointer each decorator's _create returned and register the layers you want; the layers of
+ * one stack may share a name (names are unique per decorator kind).
+ *
+ * @return 0; SWARM_ENOTSUP if @p e is not a retry, breaker or batcher engine; otherwise as
+ *         swarm_metrics_add_chan().
+ * Ownership: @p name is copied; @p e is borrowed (no reference is taken) and must outlive every
+ *            later render: destroying the outermost engine of its stack destroys it.
+ * Thread safety and blocking: as swarm_metrics_add_chan().
+ */
+SWARM_API int swarm_metrics_add_engine(swarm_metrics *m, const char *name, swarm_engine *e);
+
+/**
+ * Count @p n sends to the registered channel @p ch that the host refused or that failed (a
+ * try_send that returned SWARM_EAGAIN and became an HTTP 503, a timed-out or closed send):
+ * swarm_channel_rejected_total{channel="<name>"}, JSON "rejected". The channel itself cannot
+ * see sends that never happened; this is where the host says so.
+ *
+ * @return 0; SWARM_EINVAL for NULL arguments or a channel not registered in @p m (a channel
+ *         registered under several names counts under the first).
+ * Thread safety: any thread, lock-free (one relaxed atomic add after a scan of the slots).
+ * Blocking: no. Allocation: none.
+ */
+SWARM_API int swarm_metrics_chan_rejected(swarm_metrics *m, const swarm_chan *ch, uint64_t n);
+
+/**
+ * Export the scaling policy's bounds and target next to the registered loop @p r (the policy
+ * itself is pure and keeps no readable configuration): swarm_reconcile_min_replicas,
+ * swarm_reconcile_max_replicas and swarm_reconcile_target_per_replica{loop="<name>"} (JSON
+ * min_replicas, max_replicas, target_per_replica). Until the first call these are not rendered.
+ * Call again after swarm_policy_update().
+ *
+ * @param target  the per-replica target of the scaling metric, > 0; rendered in thousandths.
+ * @return 0; SWARM_EINVAL for NULL arguments, a loop not registered in @p m, a negative
+ *         @p min_replicas, @p max_replicas below @p min_replicas, a target not > 0, NaN or
+ *         above 9e15.
+ * Thread safety and blocking: as swarm_metrics_add_chan().
+ */
+SWARM_API int swarm_metrics_set_loop_bounds(swarm_metrics *m, const swarm_reconcile *r,
+                                            int32_t min_replicas, int32_t max_replicas,
+                                            double target);
+
 /** @return the number of objects registered (0 for NULL). Thread safety: any thread. */
 SWARM_API uint32_t swarm_metrics_count(const swarm_metrics *m);
 
 /**
  * Render one snapshot of every registered object into @p buf, NUL-terminated.
  *
- * Each object's statistics are read once (one get_stats call) per render, so the values of one
- * object are mutually consistent as far as its get_stats makes them; objects are read one after
- * another. An empty registry renders an empty string (Prometheus) or the three empty objects
- * (JSON).
+ * Each object's statistics are read once (one get_stats call, plus the two histograms of a
+ * pool) per render, so the values of one object are mutually consistent as far as its get_stats
+ * makes them; objects are read one after another. An object whose read fails (any error, e.g.
+ * SWARM_ESTATE from an object that refuses reads in a forked child) is left out of the render
+ * and counted in swarm_metrics_objects_skipped; the render still succeeds. An empty registry
+ * renders only the registry's own series (Prometheus) or the empty objects (JSON).
  *
  * @param format   SWARM_METRICS_PROMETHEUS or SWARM_METRICS_JSON.
  * @param buf      destination; may be NULL only when @p buf_len is 0 (a size query).

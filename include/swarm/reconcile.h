@@ -95,6 +95,9 @@ typedef struct swarm_reconcile_opts {
     uint32_t reserved_;        /**< keep 0 */
 } swarm_reconcile_opts;
 
+/** Slots of swarm_reconcile_stats.decisions_by_reason (rule codes 0..31). */
+#define SWARM_RECONCILE_REASONS 32
+
 /** Introspection snapshot. Set stats->size first. */
 typedef struct swarm_reconcile_stats {
     uint32_t size;              /**< sizeof(swarm_reconcile_stats) */
@@ -118,6 +121,12 @@ typedef struct swarm_reconcile_stats {
                                      (KEDA's scale_loop_latency); kicked ticks are not counted */
     int64_t max_lag_ns;         /**< largest lag seen */
     int64_t last_step_ns;       /**< how long the last step took (threaded mode; 0 with step()) */
+    /* Appended in 0.2: a caller built against 0.1 passes the smaller size and never sees it. */
+    uint64_t decisions_by_reason[SWARM_RECONCILE_REASONS]; /**< decisions counted by the rule
+                                     that set their count (the last explanation step that changed
+                                     it, else the last step), indexed by swarm_policy_rule; index 0
+                                     counts decisions without steps and rule codes >=
+                                     SWARM_RECONCILE_REASONS. They sum to decisions */
 } swarm_reconcile_stats;
 
 typedef struct swarm_reconcile swarm_reconcile;

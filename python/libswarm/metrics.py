@@ -70,6 +70,22 @@ def _swarm_metrics_add_reconcile(m, name, r) -> int:
     """Register a reconcile loop."""
 
 
+@cfunc("swarm_metrics_add_engine", [c_void_p, c_char_p, c_void_p], c_int)
+def _swarm_metrics_add_engine(m, name, e) -> int:
+    """Register an engine decorator (retry, breaker or batcher); ENOTSUP for another kind."""
+
+
+@cfunc("swarm_metrics_chan_rejected", [c_void_p, c_void_p, ctypes.c_uint64], c_int)
+def _swarm_metrics_chan_rejected(m, ch, n) -> int:
+    """Count n refused or failed sends to a registered channel (lock-free)."""
+
+
+@cfunc("swarm_metrics_set_loop_bounds",
+       [c_void_p, c_void_p, ctypes.c_int32, ctypes.c_int32, ctypes.c_double], c_int)
+def _swarm_metrics_set_loop_bounds(m, r, min_replicas, max_replicas, target) -> int:
+    """Export a registered loop's policy bounds and per-replica target."""
+
+
 @cfunc("swarm_metrics_count", [c_void_p], c_uint32)
 def _swarm_metrics_count(m) -> int:
     """Objects registered."""

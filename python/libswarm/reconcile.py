@@ -69,6 +69,7 @@ class swarm_reconcile_stats(Structure):
         ("actuations", c_uint64), ("kicks", c_uint64), ("last_tick_ns", c_int64),
         ("next_tick_ns", c_int64), ("backoff_ns", c_int64), ("last_lag_ns", c_int64),
         ("max_lag_ns", c_int64), ("last_step_ns", c_int64),
+        ("decisions_by_reason", c_uint64 * 32),  # SWARM_RECONCILE_REASONS
     ]
 
 

@@ -30,7 +30,7 @@ class TestMetrics(unittest.TestCase):
             self.assertIn("# TYPE", text)
             self.assertLessEqual(len(text) + 1, m.render_bound())
             doc = m.render_json()
-            self.assertEqual(set(doc), {"channels", "pools", "loops"})
+            self.assertEqual(set(doc), {"channels", "pools", "loops", "engines", "registry"})
             self.assertIn("requests", doc["channels"])
             self.assertGreater(m.render_bound(swarm.MetricsFormat.JSON), 0)
             # ERANGE from C when the caller's buffer is too small.

@@ -188,17 +188,34 @@ class Broker:
                 return int(f[1]), int(f[2])
         return None
 
-    def stop(self, timeout=30):
-        """Stop the server (graceful, then forced), bounded in time. Keeps the data folder."""
+    def beam_pids(self):
+        pids = []
+        for pid in set(self.tree) | set(descendants(self.proc.pid)):
+            try:
+                with open("/proc/%d/comm" % pid) as f:
+                    if f.read().strip().startswith("beam"):
+                        pids.append(pid)
+            except OSError:
+                pass
+        return pids
+
+    def stop(self, timeout=30, mode="ctl"):
+        """Stop the server, bounded in time, keeping the data folder. mode "ctl": rabbitmqctl
+        stop (graceful); "term": SIGTERM to the Erlang VM (graceful, without the CLI's start-up
+        time); "kill": SIGKILL to the VM (a crash). Whatever is left is then SIGKILLed."""
         if self.proc is None:
             return
         if self.proc.poll() is None:
+            if mode == "ctl":
+                try:
+                    self.ctl("stop", timeout=timeout)
+                except subprocess.TimeoutExpired:
+                    log("rabbitmqctl stop timed out")
+            else:
+                for pid in self.beam_pids():
+                    os.kill(pid, signal.SIGTERM if mode == "term" else signal.SIGKILL)
             try:
-                self.ctl("stop", timeout=timeout)
-            except subprocess.TimeoutExpired:
-                log("rabbitmqctl stop timed out")
-            try:
-                self.proc.wait(timeout=10)
+                self.proc.wait(timeout=timeout if mode != "ctl" else 10)
             except subprocess.TimeoutExpired:
                 pass
         # su starts the server script in a session of its own, so kill every process of the

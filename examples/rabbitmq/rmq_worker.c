@@ -1160,8 +1160,8 @@ int main(int argc, char **argv)
                     if (gen > 1)
                         st.reconnects++;
                     printf("worker %s: consuming queue=%s prefetch=%u connection=%" PRIu64
-                           " after_attempts=%u\n", cfg.name, cfg.queue, cur_prefetch, gen,
-                           attempts);
+                           " after_attempts=%u rss_kib=%ld\n", cfg.name, cfg.queue,
+                           cur_prefetch, gen, attempts, rmq_rss_kib(0));
                     fflush(stdout);
                     attempts = 0;
                 } else {

@@ -4,12 +4,13 @@ rabbitmq-server, with and without publisher confirms; optionally next to the in-
 
     bench_broker.py WORKER GATEWAY [--runs=5] [--count=20000] [--bench-pool=PATH]
 
-Each run fills a fresh durable queue with COUNT persistent 32-byte tasks first (the gateway
-alone, so its publish rate is measured too), then starts one worker process (default pool,
-autoscaled 1..8) and measures the reply rate at the gateway: answers per second from the first
-to the last answer. Runs without and with confirms alternate (without: the gateway publishes
-and the worker replies + acks at once; with: the gateway waits for each task's confirm, at most
-1024 outstanding, and the worker acks a task only after its reply is confirmed). Medians are
+Each run first measures the gateway's publish rate without confirms (COUNT persistent 32-byte
+tasks into a queue nobody reads). Then, twice (worker confirms off, then on): the gateway fills
+a fresh durable queue with COUNT tasks with publisher confirms (at most 1024 outstanding; its
+publish rate with confirms), and only once all are confirmed (the broker has them and is idle)
+one worker process starts (default pool, autoscaled 1..8) and drains the queue; the reply rate
+is measured at the gateway, answers per second from the first to the last answer. With
+confirms the worker acks a task only after the broker confirmed its reply. Medians are
 printed. --bench-pool runs benchmarks/bench_pool (3 runs of 200,000 tasks) for the in-process
 figure: a pool of 1 worker with a no-op engine fed by 1 producer thread.
 """
@@ -24,11 +25,33 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from broker import Broker, Proc, kv, log, install_sigterm_cleanup  # noqa: E402
 
 
+procs = []
+
+
+def start(name, argv):
+    p = Proc(name, argv)
+    procs.append(p)
+    return p
+
+
+def publish_only(b, gateway, count, tag):
+    """Gateway publish rate without confirms: the tasks go to a queue nobody consumes."""
+    g = start("gateway", [gateway, "--queue=pub.%s" % tag, "--count=%d" % count,
+                          "--progress-ms=0", "--timeout-s=300"] + b.amqp_args)
+    line = g.wait_for(r"gateway: published", 200)
+    g.kill()
+    if not line:
+        raise RuntimeError("gateway did not publish: %s" % g.stderr_tail())
+    pub = kv(line)
+    return pub["published"] / pub["elapsed_s"]
+
+
 def one_run(b, worker, gateway, count, confirm, tag):
+    """Fill a queue (with confirms, so the broker has persisted it all and is idle), then one
+    worker (with or without confirms on its replies) drains it; the gateway collects."""
     q = "bench.%s" % tag
-    flag = ["--confirm"] if confirm else []
-    g = Proc("gateway", [gateway, "--queue=" + q, "--count=%d" % count, "--progress-ms=0",
-                         "--timeout-s=300"] + flag + b.amqp_args)
+    g = start("gateway", [gateway, "--queue=" + q, "--count=%d" % count, "--progress-ms=0",
+                          "--timeout-s=300", "--confirm"] + b.amqp_args)
     w = None
     try:
         line = g.wait_for(r"gateway: published", 200)
@@ -36,7 +59,8 @@ def one_run(b, worker, gateway, count, confirm, tag):
             raise RuntimeError("gateway did not publish: %s" % g.stderr_tail())
         pub = kv(line)
         pub_rate = pub["published"] / pub["elapsed_s"]
-        w = Proc("worker", [worker, "--queue=" + q, "--name=bench"] + flag + b.amqp_args)
+        w = start("worker", [worker, "--queue=" + q, "--name=bench"] +
+                  (["--confirm"] if confirm else []) + b.amqp_args)
         rc = g.wait(300)
         fin = kv(g.last("gateway: final"))
         if rc != 0 or fin.get("answered") != count:
@@ -68,34 +92,40 @@ def main():
     install_sigterm_cleanup()
     b = Broker("swarmbench")
     failed = True
-    res = {False: ([], []), True: ([], [])}
+    pub_off, pub_on, rep = [], [], {False: [], True: []}
     try:
         b.start()
         for r in range(runs):
+            pub_off.append(publish_only(b, gateway, count, "%d" % r))
+            time.sleep(2)  # let the broker write that batch away before the timed runs
             for confirm in (False, True):
-                pub, rep = one_run(b, worker, gateway, count, confirm,
-                                   "%s.%d" % ("c" if confirm else "n", r))
-                res[confirm][0].append(pub)
-                res[confirm][1].append(rep)
-                log("run %d confirms=%s: gateway publish %.0f msg/s, worker %.0f msg/s"
-                    % (r + 1, "on" if confirm else "off", pub, rep))
+                p, rate = one_run(b, worker, gateway, count, confirm,
+                                  "%s.%d" % ("c" if confirm else "n", r))
+                pub_on.append(p)
+                rep[confirm].append(rate)
+            log("run %d: gateway publish %.0f msg/s (confirms off) %.0f (on); worker %.0f "
+                "msg/s (confirms off) %.0f (on)" % (r + 1, pub_off[-1], pub_on[-1],
+                                                     rep[False][-1], rep[True][-1]))
         failed = False
     finally:
+        for p in procs:
+            p.kill()
         b.close(failed)
     print("\nrabbitmq bench: %d runs x %d tasks (32 B, persistent, durable queue), medians"
           % (runs, count))
+    med = statistics.median
     for confirm in (False, True):
-        pubs, reps = res[confirm]
-        print("  confirms %-3s  one worker process (echo engine): %7.0f msg/s   gateway "
-              "publish: %7.0f msg/s   (worker runs: %s)"
-              % ("on" if confirm else "off", statistics.median(reps), statistics.median(pubs),
-                 " ".join("%.0f" % x for x in reps)))
+        print("  one worker process (echo engine), confirms %-3s: %7.0f msg/s   (runs: %s)"
+              % ("on" if confirm else "off", med(rep[confirm]),
+                 " ".join("%.0f" % x for x in rep[confirm])))
+    print("  gateway publish, confirms off: %7.0f msg/s; on (window 1024): %7.0f msg/s"
+          % (med(pub_off), med(pub_on)))
     if "bench-pool" in opts:
         rate = bench_pool(opts["bench-pool"])
         if rate:
             print("  in-process pool (bench_pool single 1P/1C, no-op engine): %.0f tasks/s = "
                   "%.0fx the RabbitMQ worker without confirms"
-                  % (rate, rate / statistics.median(res[False][1])))
+                  % (rate, rate / med(rep[False])))
     return 0
 
 

@@ -134,7 +134,7 @@ class Broker:
     def amqp_args(self):
         return ["--host=127.0.0.1", "--port=%d" % self.port]
 
-    def start(self, timeout=90):
+    def start(self, timeout=180):
         if self.epmd is None:
             # Our own port mapper on a private port; the server finds it and starts none.
             self.epmd = subprocess.Popen([self.epmd_bin, "-port", str(self.epmd_port),

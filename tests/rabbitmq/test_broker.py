@@ -100,7 +100,10 @@ def assert_answered_once(rc, gf, count):
 
 def s_exactly_once(b):
     q, n = "swarm.eo", 10000
-    ws = [worker(b, "eo%d" % i, q, "--workers=2", "--max-workers=4") for i in range(3)]
+    # A small recent-id set (the least allowed for the default capacity 512): each worker
+    # answers more ids than it holds, so answered ids are evicted along the way.
+    ws = [worker(b, "eo%d" % i, q, "--workers=2", "--max-workers=4", "--dedupe=2048")
+          for i in range(3)]
     wait_consuming(ws)
     g = gateway(b, q, n, "--timeout-s=90")
     rc, gf = finish_gateway(g, 100)
@@ -113,6 +116,8 @@ def s_exactly_once(b):
     check(sum(f["replies"] for f in finals) == n, "replies published = %d exactly" % n)
     check(sum(f["acks"] for f in finals) == n, "acks = %d exactly" % n)
     check(b.queue_counts(q) == (0, 0), "task queue empty, nothing unacked")
+    check(sum(f["evictions"] for f in finals) > 0, "the bounded id set evicted old ids (%d)"
+          % sum(f["evictions"] for f in finals))
     log("exactly_once: %d tasks, 3 workers (tasks %s), %.1f s, reply rate %s/s"
         % (n, tasks, gf["elapsed_s"], gf["reply_rate"]))
     return {"tasks": n, "per_worker": tasks, "dup_replies": gf["dup_replies"]}

@@ -64,8 +64,8 @@ int rmq_rpc_ok(amqp_rpc_reply_t r, const char *what, char *err, size_t errlen)
     case AMQP_RESPONSE_SERVER_EXCEPTION:
         if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
             amqp_connection_close_t *m = r.reply.decoded;
-            snprintf(err, errlen, "%s: server closed the connection: %u %.*s", what,
-                     m->reply_code, (int)m->reply_text.len, (const char *)m->reply_text.bytes);
+            snprintf(err, errlen, "%s: server closed the connection: %u %.*s", what, m->reply_code,
+                     (int)m->reply_text.len, (const char *)m->reply_text.bytes);
         } else if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
             amqp_channel_close_t *m = r.reply.decoded;
             snprintf(err, errlen, "%s: server closed the channel: %u %.*s", what, m->reply_code,

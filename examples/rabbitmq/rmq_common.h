@@ -16,12 +16,12 @@
 
 /** Where and how to connect. Filled with defaults by rmq_conn_opts_init(). */
 typedef struct rmq_conn_opts {
-    const char *host;  /**< default 127.0.0.1 */
-    int port;          /**< default 5672 */
-    const char *user;  /**< default guest */
-    const char *pass;  /**< default guest */
-    const char *vhost; /**< default / */
-    int heartbeat_s;   /**< AMQP heartbeat; default 10 s (a dead broker is noticed in ~20 s) */
+    const char *host;       /**< default 127.0.0.1 */
+    int port;               /**< default 5672 */
+    const char *user;       /**< default guest */
+    const char *pass;       /**< default guest */
+    const char *vhost;      /**< default / */
+    int heartbeat_s;        /**< AMQP heartbeat; default 10 s (a dead broker is noticed in ~20 s) */
     int connect_timeout_ms; /**< TCP connect timeout; default 2000 */
 } rmq_conn_opts;
 

@@ -21,8 +21,8 @@
  *
  *   usage: rmq_gateway --count=N [--queue=NAME] [--reply-queue=NAME] [--payload-bytes=N]
  *            [--confirm] [--window=N] [--rate=N] [--timeout-s=S] [--progress-ms=N] [--run=ID]
- *            [--duplicate-every=K] [--keep-reply-queue] [--host=H] [--port=P] [--user=U] [--pass=P] [--vhost=V]
- *            [--heartbeat=S]
+ *            [--duplicate-every=K] [--keep-reply-queue] [--host=H] [--port=P] [--user=U]
+ *            [--pass=P] [--vhost=V] [--heartbeat=S]
  *
  * --duplicate-every=K publishes every K-th task twice in a row (as a publisher that retries
  * would): the workers should answer each id once anyway.
@@ -46,9 +46,9 @@
 
 #include "rmq_common.h"
 
-#define MS INT64_C(1000000)
-#define SEC INT64_C(1000000000)
-#define CH_PUB 1
+#define MS       INT64_C(1000000)
+#define SEC      INT64_C(1000000000)
+#define CH_PUB   1
 #define CH_REPLY 2
 
 static struct {
@@ -58,7 +58,10 @@ static struct {
     double rate;
     int64_t timeout_s, progress_ms;
     int confirm, keep_reply_queue;
-} cfg = {.queue = "swarm.tasks", .payload_bytes = 32, .window = 1024, .timeout_s = 120,
+} cfg = {.queue = "swarm.tasks",
+         .payload_bytes = 32,
+         .window = 1024,
+         .timeout_s = 120,
          .progress_ms = 500};
 
 static int parse_args(int argc, char **argv)
@@ -112,22 +115,23 @@ static int parse_args(int argc, char **argv)
         snprintf(rq, sizeof rq, "%s.replies.%s", cfg.queue, cfg.run);
         cfg.reply_queue = rq;
     }
-    if (cfg.count == 0 || cfg.window < 2 || cfg.payload_bytes > (64u << 20) ||
-        cfg.timeout_s <= 0 || cfg.progress_ms < 0 || cfg.rate < 0 || strlen(cfg.run) > 64)
+    if (cfg.count == 0 || cfg.window < 2 || cfg.payload_bytes > (64u << 20) || cfg.timeout_s <= 0 ||
+        cfg.progress_ms < 0 || cfg.rate < 0 || strlen(cfg.run) > 64)
         return -1;
     return 0;
 }
 
-/* ---- tasks ------------------------------------------------------------------------------------ */
+/* ---- tasks ------------------------------------------------------------------------------------
+ */
 
 enum { T_UNSENT, T_UNCONFIRMED, T_SENT };
 
-static uint8_t *tstate;     /* T_* per task */
-static uint8_t *answers;    /* replies seen per task (saturating) */
+static uint8_t *tstate;  /* T_* per task */
+static uint8_t *answers; /* replies seen per task (saturating) */
 static uint32_t next_unsent;
-static uint32_t *retry;     /* tasks to publish again (unconfirmed at a reconnect) */
+static uint32_t *retry; /* tasks to publish again (unconfirmed at a reconnect) */
 static uint32_t n_retry;
-static uint32_t *ring;      /* --confirm: task index per unconfirmed publish, in seq order */
+static uint32_t *ring; /* --confirm: task index per unconfirmed publish, in seq order */
 static uint8_t *ring_done;
 static uint32_t ring_head, ring_count;
 static uint64_t ring_head_seq, pub_seq;
@@ -172,8 +176,8 @@ static int connect_once(void)
     amqp_basic_qos(conn, CH_REPLY, 0, 4096, 0);
     if (rmq_rpc_ok(amqp_get_rpc_reply(conn), "basic.qos", err, sizeof err) != 0)
         goto fail;
-    amqp_basic_consume(conn, CH_REPLY, amqp_cstring_bytes(cfg.reply_queue), amqp_empty_bytes, 0,
-                       0, 0, amqp_empty_table);
+    amqp_basic_consume(conn, CH_REPLY, amqp_cstring_bytes(cfg.reply_queue), amqp_empty_bytes, 0, 0,
+                       0, amqp_empty_table);
     if (rmq_rpc_ok(amqp_get_rpc_reply(conn), "basic.consume", err, sizeof err) != 0)
         goto fail;
     connected = 1;
@@ -226,8 +230,8 @@ static int publish(uint32_t idx)
     p.reply_to = amqp_cstring_bytes(cfg.reply_queue);
     p.delivery_mode = 2;
     p.content_type = amqp_cstring_bytes("application/octet-stream");
-    int rc = amqp_basic_publish(conn, CH_PUB, amqp_empty_bytes, amqp_cstring_bytes(cfg.queue), 0,
-                                0, &p, (amqp_bytes_t){len, payload_buf});
+    int rc = amqp_basic_publish(conn, CH_PUB, amqp_empty_bytes, amqp_cstring_bytes(cfg.queue), 0, 0,
+                                &p, (amqp_bytes_t){len, payload_buf});
     if (rc != AMQP_STATUS_OK) {
         fprintf(stderr, "gateway: publish: %s\n", amqp_error_string2(rc));
         return -1;
@@ -414,12 +418,11 @@ static void print_line(const char *what)
 {
     int64_t now = swarm_now_ns();
     double el = (double)(now - t_start) / SEC;
-    double span = t_last_answer > t_first_reply ? (double)(t_last_answer - t_first_reply) / SEC
-                                                : 0;
-    printf("gateway: %s count=%u published=%" PRIu64 " republished=%" PRIu64
-           " confirmed=%" PRIu64 " answered=%" PRIu64 " missing=%" PRIu64
-           " dup_replies=%" PRIu64 " unknown=%" PRIu64 " bad=%" PRIu64 " failed=%" PRIu64
-           " reconnects=%" PRIu64 " elapsed_s=%.3f reply_rate=%.0f\n",
+    double span = t_last_answer > t_first_reply ? (double)(t_last_answer - t_first_reply) / SEC : 0;
+    printf("gateway: %s count=%u published=%" PRIu64 " republished=%" PRIu64 " confirmed=%" PRIu64
+           " answered=%" PRIu64 " missing=%" PRIu64 " dup_replies=%" PRIu64 " unknown=%" PRIu64
+           " bad=%" PRIu64 " failed=%" PRIu64 " reconnects=%" PRIu64
+           " elapsed_s=%.3f reply_rate=%.0f\n",
            what, cfg.count, st.published, st.republished, st.confirmed, st.answered,
            (uint64_t)cfg.count - st.answered, st.dup_replies, st.unknown, st.bad, st.failed,
            st.reconnects, el, span > 0 ? (double)(st.answered - 1) / span : 0.0);
@@ -509,8 +512,7 @@ int main(int argc, char **argv)
                 n_retry--;
                 st.republished++;
             } else if (next_unsent < cfg.count) {
-                if (cfg.rate > 0 &&
-                    (double)next_unsent > cfg.rate * (double)(now - t_start) / SEC)
+                if (cfg.rate > 0 && (double)next_unsent > cfg.rate * (double)(now - t_start) / SEC)
                     break;
                 idx = next_unsent;
                 if (publish(idx) != 0) {

@@ -78,12 +78,12 @@
 
 #include "rmq_common.h"
 
-#define MS INT64_C(1000000)
-#define SEC INT64_C(1000000000)
-#define CH 1
-#define MAX_TAGS 4       /* delivery tags one running task can carry (original + duplicates) */
-#define RID_INLINE 40    /* id bytes kept for comparison next to the 64-bit hash */
-#define LEFT_CAP 64
+#define MS         INT64_C(1000000)
+#define SEC        INT64_C(1000000000)
+#define CH         1
+#define MAX_TAGS   4  /* delivery tags one running task can carry (original + duplicates) */
+#define RID_INLINE 40 /* id bytes kept for comparison next to the 64-bit hash */
+#define LEFT_CAP   64
 
 /* ---- configuration --------------------------------------------------------------------------- */
 
@@ -97,9 +97,18 @@ static struct {
     uint64_t max_body;
     int confirm;
 } cfg = {
-    .queue = "swarm.tasks", .name = NULL,
-    .capacity = 512, .per_worker = 16, .workers = 1, .max_workers = 8, .dedupe = 65536,
-    .target = 4, .interval_ms = 200, .cooldown_s = 10, .grace_s = 10, .stats_ms = 0,
+    .queue = "swarm.tasks",
+    .name = NULL,
+    .capacity = 512,
+    .per_worker = 16,
+    .workers = 1,
+    .max_workers = 8,
+    .dedupe = 65536,
+    .target = 4,
+    .interval_ms = 200,
+    .cooldown_s = 10,
+    .grace_s = 10,
+    .stats_ms = 0,
     .max_body = 16u << 20,
 };
 
@@ -180,8 +189,8 @@ static int echo_infer(void *self, const swarm_request *req, swarm_response *resp
     (void)self;
     if (cfg.lat_hi_ms > 0) {
         int64_t span = (cfg.lat_hi_ms - cfg.lat_lo_ms) * MS;
-        int64_t d = cfg.lat_lo_ms * MS + (span > 0 ? (int64_t)(mix64(req->id) % (uint64_t)span)
-                                                   : 0);
+        int64_t d =
+            cfg.lat_lo_ms * MS + (span > 0 ? (int64_t)(mix64(req->id) % (uint64_t)span) : 0);
         int64_t end = swarm_now_ns() + d;
         for (;;) {
             int rc = swarm_request_should_stop(req);
@@ -204,13 +213,13 @@ static int echo_infer(void *self, const swarm_request *req, swarm_response *resp
 enum { SLOT_FREE, SLOT_RUNNING, SLOT_READY, SLOT_CONFIRMING };
 
 typedef struct slot {
-    struct slot *next;        /* free list / publish queue (I/O thread only) */
-    uint32_t state;           /* SLOT_* (I/O thread only) */
-    uint32_t entry;           /* index of its recent-id entry */
-    uint32_t n_tags;          /* delivery tags of the current connection to settle */
+    struct slot *next;          /* free list / publish queue (I/O thread only) */
+    uint32_t state;             /* SLOT_* (I/O thread only) */
+    uint32_t entry;             /* index of its recent-id entry */
+    uint32_t n_tags;            /* delivery tags of the current connection to settle */
     uint32_t confirmed, nacked; /* publisher confirm seen for its reply */
     uint64_t tags[MAX_TAGS];
-    uint64_t seq;             /* publish sequence number of its reply (--confirm) */
+    uint64_t seq; /* publish sequence number of its reply (--confirm) */
     uint8_t corr_len, reply_len;
     char corr[256], reply_to[256];
     uint8_t *body;
@@ -253,10 +262,10 @@ enum { RID_FREE, RID_INFLIGHT, RID_DONE };
 
 typedef struct rid_entry {
     uint64_t hash;
-    uint64_t gen;       /* connection generation its reply went out on (DONE) */
-    uint32_t next;      /* bucket chain: index + 1, 0 ends */
+    uint64_t gen;  /* connection generation its reply went out on (DONE) */
+    uint32_t next; /* bucket chain: index + 1, 0 ends */
     uint8_t state, confirmed, len, pad_;
-    slot *s;            /* INFLIGHT: the slot running it */
+    slot *s; /* INFLIGHT: the slot running it */
     char id[RID_INLINE];
 } rid_entry;
 
@@ -336,8 +345,8 @@ static rid_entry *rid_insert(uint64_t h, const char *id, size_t len)
 
 /* ---- state of the I/O thread ----------------------------------------------------------------- */
 
-static swarm_chan *tasks;     /* I/O thread -> pool: swarm_task */
-static swarm_chan *done;      /* pool -> I/O thread: slot * */
+static swarm_chan *tasks; /* I/O thread -> pool: swarm_task */
+static swarm_chan *done;  /* pool -> I/O thread: slot * */
 static swarm_pool *pool;
 static swarm_reconcile *loop;
 static int wake_pipe[2];
@@ -346,15 +355,15 @@ static volatile sig_atomic_t got_signal;
 
 static amqp_connection_state_t conn;
 static int connected;
-static uint64_t gen;          /* connection generation; bumped on each successful connect */
+static uint64_t gen; /* connection generation; bumped on each successful connect */
 static char consumer_tag[256];
 static size_t consumer_tag_len;
 static uint32_t cur_prefetch;
-static uint64_t pub_seq;      /* last publish sequence number on this connection (--confirm) */
+static uint64_t pub_seq; /* last publish sequence number on this connection (--confirm) */
 
 static slot *pubq_head, *pubq_tail; /* results ready to publish */
 
-static slot **ring;           /* replies waiting for their confirm, in publish order */
+static slot **ring; /* replies waiting for their confirm, in publish order */
 static uint32_t ring_head, ring_count;
 static uint64_t ring_head_seq;
 
@@ -913,9 +922,9 @@ static int connect_once(void)
     if (rmq_rpc_ok(amqp_get_rpc_reply(conn), "basic.qos", err, sizeof err) != 0)
         goto fail;
     cur_prefetch = w;
-    amqp_basic_consume_ok_t *ok = amqp_basic_consume(conn, CH, amqp_cstring_bytes(cfg.queue),
-                                                     amqp_empty_bytes, 0, /*no_ack*/ 0, 0,
-                                                     amqp_empty_table);
+    amqp_basic_consume_ok_t *ok =
+        amqp_basic_consume(conn, CH, amqp_cstring_bytes(cfg.queue), amqp_empty_bytes, 0,
+                           /*no_ack*/ 0, 0, amqp_empty_table);
     if (rmq_rpc_ok(amqp_get_rpc_reply(conn), "basic.consume", err, sizeof err) != 0)
         goto fail;
     consumer_tag_len = ok->consumer_tag.len < sizeof consumer_tag ? ok->consumer_tag.len : 0;
@@ -993,10 +1002,10 @@ static void print_stats(const char *what)
            " tasks=%" PRIu64 " replies=%" PRIu64 " acks=%" PRIu64 " nacks=%" PRIu64
            " rejects=%" PRIu64 " failed=%" PRIu64 " canceled=%" PRIu64 " dup_attached=%" PRIu64
            " dup_suppressed=%" PRIu64 " dup_rerun=%" PRIu64 " dropped_on_reconnect=%" PRIu64
-           " republished=%" PRIu64 " confirms=%" PRIu64 " reconnects=%" PRIu64
-           " unacked=%" PRIu64 " max_unacked=%" PRIu64 " held=%u max_held=%" PRIu64
-           " queued=%" PRIu64 " max_queued=%" PRIu64 " prefetch=%u workers=%u completed=%" PRIu64
-           " evictions=%" PRIu64 " rss_kib=%ld\n",
+           " republished=%" PRIu64 " confirms=%" PRIu64 " reconnects=%" PRIu64 " unacked=%" PRIu64
+           " max_unacked=%" PRIu64 " held=%u max_held=%" PRIu64 " queued=%" PRIu64
+           " max_queued=%" PRIu64 " prefetch=%u workers=%u completed=%" PRIu64 " evictions=%" PRIu64
+           " rss_kib=%ld\n",
            cfg.name, what, connected, st.deliveries, st.redelivered, st.tasks, st.replies, st.acks,
            st.nacks, st.rejects, st.failed, st.canceled, st.dup_attached, st.dup_suppressed,
            st.dup_rerun, st.dropped_on_reconnect, st.republished, st.confirms, st.reconnects,
@@ -1160,8 +1169,8 @@ int main(int argc, char **argv)
                     if (gen > 1)
                         st.reconnects++;
                     printf("worker %s: consuming queue=%s prefetch=%u connection=%" PRIu64
-                           " after_attempts=%u rss_kib=%ld\n", cfg.name, cfg.queue,
-                           cur_prefetch, gen, attempts, rmq_rss_kib(0));
+                           " after_attempts=%u rss_kib=%ld\n",
+                           cfg.name, cfg.queue, cur_prefetch, gen, attempts, rmq_rss_kib(0));
                     fflush(stdout);
                     attempts = 0;
                 } else {
@@ -1176,8 +1185,7 @@ int main(int argc, char **argv)
             if (flush_publish() != 0 || (!shutting_down && update_qos() != 0) ||
                 pump_frames() != 0) {
                 disconnect();
-                next_connect = swarm_now_ns() + rmq_backoff_ns(++attempts, 100 * MS, 5 * SEC,
-                                                               &rng);
+                next_connect = swarm_now_ns() + rmq_backoff_ns(++attempts, 100 * MS, 5 * SEC, &rng);
                 continue;
             }
         }

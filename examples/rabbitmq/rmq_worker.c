@@ -52,6 +52,11 @@
  *            [--heartbeat=S] [--capacity=N] [--per-worker=N] [--workers=N] [--max-workers=N]
  *            [--target=N] [--interval-ms=N] [--cooldown-s=S] [--latency-ms=LO[,HI]]
  *            [--confirm] [--grace-s=S] [--dedupe=N] [--stats-ms=N] [--name=S]
+ *            [--test-kill-before-ack=N]
+ *
+ * --test-kill-before-ack=N (a test hook) makes the process SIGKILL itself right after the N-th
+ * reply is out (confirmed, with --confirm) and before that task's ack: the worst moment to die,
+ * which leaves a reply in the broker and its task to be answered again by another worker.
  *
  * The engine echoes the payload (a no-op engine) after an optional simulated latency, uniform in
  * [LO, HI] ms per task, which polls its cancel token.
@@ -95,6 +100,7 @@ static struct {
     double target;
     int64_t interval_ms, cooldown_s, lat_lo_ms, lat_hi_ms, grace_s, stats_ms;
     uint64_t max_body;
+    uint64_t kill_before_ack;
     int confirm;
 } cfg = {
     .queue = "swarm.tasks",
@@ -156,6 +162,8 @@ static int parse_args(int argc, char **argv)
             cfg.dedupe = (uint32_t)strtoul(v, NULL, 10);
         else if (KEY("--stats-ms"))
             cfg.stats_ms = atoll(v);
+        else if (KEY("--test-kill-before-ack"))
+            cfg.kill_before_ack = strtoull(v, NULL, 10);
         else
             return -1;
 #undef KEY
@@ -499,6 +507,12 @@ static int nack_tag(uint64_t tag)
 static int settle_done(slot *s, int confirmed)
 {
     int rc = 0;
+    if (cfg.kill_before_ack && s->reply_len && st.replies >= cfg.kill_before_ack) {
+        printf("worker %s: test hook: SIGKILL before acking a task whose reply is out\n",
+               cfg.name);
+        fflush(stdout);
+        raise(SIGKILL);
+    }
     for (uint32_t i = 0; i < s->n_tags && rc == 0; i++)
         rc = ack_tag(s->tags[i]);
     s->n_tags = 0;

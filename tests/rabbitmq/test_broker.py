@@ -11,6 +11,9 @@ Scenarios (each on its own durable queue, all on one broker started here):
   kill9         3 workers, 10,000 tasks, kill -9 of one worker mid-run while it holds unacked
                 deliveries: nothing lost, its deliveries come back redelivered to the others,
                 every id answered once at the gateway (raw duplicate replies counted).
+  kill_window   a worker SIGKILLs itself right after a reply is confirmed and before the task's
+                ack: the task is answered again by the other worker, the gateway counts the
+                raw duplicate and still sees every id answered once.
   backpressure  a slow worker (capacity 64) under a deep queue of 32 KiB tasks: its unacked count
                 stays within the window, its RSS stays flat, the backlog stays in the broker;
                 then SIGTERM: the worker hands back what it holds and exits cleanly in the grace
@@ -180,6 +183,31 @@ def s_kill9(b):
             "dup_replies": gf["dup_replies"], "answered": gf["answered"]}
 
 
+def s_kill_window(b):
+    q, n = "swarm.killwin", 4000
+    # The victim kills itself (SIGKILL) after a reply is confirmed and before its task's ack:
+    # the broker holds that reply and requeues the task, so the id gets a second reply.
+    ws = [worker(b, "kw%d" % i, q, "--workers=2", "--max-workers=2", "--latency-ms=1,2",
+                 "--confirm", *(["--test-kill-before-ack=1000"] if i == 0 else []))
+          for i in range(2)]
+    wait_consuming(ws)
+    g = gateway(b, q, n, "--timeout-s=90")
+    rc_victim = ws[0].wait(60)
+    check(rc_victim == -signal.SIGKILL, "the victim died by SIGKILL between reply and ack "
+          "(rc=%s)" % rc_victim)
+    before = kv(ws[0].last(r": stats "))
+    rc, gf = finish_gateway(g, 90)
+    assert_answered_once(rc, gf, n)
+    check(gf["dup_replies"] >= 1, "the raw duplicate reply reached the gateway and was "
+          "discarded by id (dup_replies=%d)" % gf["dup_replies"])
+    f = stop_workers(ws[1:])[0]
+    check(f["redelivered"] > 0, "the victim's deliveries were redelivered (%d)"
+          % f["redelivered"])
+    check(b.queue_counts(q) == (0, 0), "task queue empty, nothing unacked")
+    return {"dup_replies": gf["dup_replies"], "redelivered": f["redelivered"],
+            "victim_unacked_last_report": before.get("unacked")}
+
+
 def s_backpressure(b):
     q, n, size, cap = "swarm.bp", 2000, 32768, 64
     # The backlog first (64 MiB of persistent tasks), then a slow worker on top of it.
@@ -283,7 +311,7 @@ def s_restart(b, mode="term"):
 
 
 SCENARIOS = {"exactly_once": s_exactly_once, "dedupe": s_dedupe, "kill9": s_kill9,
-             "backpressure": s_backpressure, "grace": s_grace, "restart": s_restart,
+             "kill_window": s_kill_window, "backpressure": s_backpressure, "grace": s_grace, "restart": s_restart,
              "crash": lambda b: s_restart(b, "kill")}
 
 

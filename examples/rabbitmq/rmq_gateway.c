@@ -115,8 +115,10 @@ static int parse_args(int argc, char **argv)
         snprintf(rq, sizeof rq, "%s.replies.%s", cfg.queue, cfg.run);
         cfg.reply_queue = rq;
     }
+    /* Durations are bounded so that now + duration in ns cannot overflow. */
     if (cfg.count == 0 || cfg.window < 2 || cfg.payload_bytes > (64u << 20) || cfg.timeout_s <= 0 ||
-        cfg.progress_ms < 0 || cfg.rate < 0 || strlen(cfg.run) > 64)
+        cfg.timeout_s > 7 * 86400 || cfg.progress_ms < 0 || cfg.progress_ms > 3600000 ||
+        !(cfg.rate >= 0) || strlen(cfg.run) > 64)
         return -1;
     return 0;
 }

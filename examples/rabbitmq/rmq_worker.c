@@ -174,12 +174,15 @@ static int parse_args(int argc, char **argv)
         cfg.name = buf;
     }
     /* The prefetch count is 16-bit in AMQP 0-9-1. The id set must hold every running task with
-     * room to spare for answered ones. */
+     * room to spare for answered ones. Durations are bounded so that now + duration in ns
+     * cannot overflow. */
     if (cfg.capacity == 0 || cfg.capacity > 65535 || cfg.per_worker == 0 || cfg.workers == 0 ||
         cfg.max_workers < cfg.workers || cfg.max_workers > 4096 || cfg.target <= 0 ||
-        cfg.interval_ms <= 0 || cfg.cooldown_s < 0 || cfg.lat_lo_ms < 0 ||
-        cfg.lat_hi_ms < cfg.lat_lo_ms || cfg.grace_s < 0 || cfg.dedupe < 4 * cfg.capacity ||
-        cfg.dedupe > (1u << 26) || cfg.stats_ms < 0)
+        cfg.interval_ms <= 0 || cfg.interval_ms > 3600000 || cfg.cooldown_s < 0 ||
+        cfg.cooldown_s > 86400 || cfg.lat_lo_ms < 0 || cfg.lat_hi_ms < cfg.lat_lo_ms ||
+        cfg.lat_hi_ms > 3600000 || cfg.grace_s < 0 || cfg.grace_s > 86400 ||
+        cfg.dedupe < 4 * cfg.capacity || cfg.dedupe > (1u << 26) || cfg.stats_ms < 0 ||
+        cfg.stats_ms > 3600000)
         return -1;
     return 0;
 }
@@ -508,8 +511,7 @@ static int settle_done(slot *s, int confirmed)
 {
     int rc = 0;
     if (cfg.kill_before_ack && s->reply_len && st.replies >= cfg.kill_before_ack) {
-        printf("worker %s: test hook: SIGKILL before acking a task whose reply is out\n",
-               cfg.name);
+        printf("worker %s: test hook: SIGKILL before acking a task whose reply is out\n", cfg.name);
         fflush(stdout);
         raise(SIGKILL);
     }

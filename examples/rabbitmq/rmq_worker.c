@@ -48,6 +48,13 @@
  * deadline the pool cancels what still runs (the engine sees SWARM_ECANCELED) and those are
  * nacked too. Then the connection closes and the process prints its final counters.
  *
+ * Limits, stated plainly. Without --confirm a broker crash (not a restart) can lose a reply whose
+ * task ack got through; with --confirm (here and in the gateway) nothing is lost. Replies are
+ * published on the consuming connection, so RabbitMQ's flow control on publishers also delays
+ * the acks of this connection (a busy broker can stall one worker for a moment); a second
+ * connection for publishing would avoid that but needs confirms to keep publish-before-ack.
+ * Acks are sent one by one (multiple=0).
+ *
  *   usage: rmq_worker --queue=NAME [--host=H] [--port=P] [--user=U] [--pass=P] [--vhost=V]
  *            [--heartbeat=S] [--capacity=N] [--per-worker=N] [--workers=N] [--max-workers=N]
  *            [--target=N] [--interval-ms=N] [--cooldown-s=S] [--latency-ms=LO[,HI]]

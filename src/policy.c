@@ -206,7 +206,9 @@ static int configure(swarm_policy *p, const swarm_policy_opts *o)
     p->legacy_factor = o->legacy_factor == 0 ? 2.0 : o->legacy_factor;
     p->legacy_minimum = o->legacy_minimum == 0 ? 4.0 : o->legacy_minimum;
     p->zero_grace_ns = o->zero_grace_ns == 0 ? 30 * NS : o->zero_grace_ns;
-    p->pending_hold_ns = o->pending_hold_max_ns == 0  ? 300 * NS
+    /* Off by default: holding scale-ups for starting replicas lost to upstream on every trace
+     * of issue 9 (it halved ramps); only an explicit bound turns it on. */
+    p->pending_hold_ns = o->pending_hold_max_ns == 0  ? 0
                          : o->pending_hold_max_ns < 0 ? INT64_MAX
                                                       : o->pending_hold_max_ns;
 
@@ -529,7 +531,7 @@ static void store_scale_event(swarm_policy *p, int32_t current, int32_t desired,
 static int32_t pending_hold(swarm_policy *p, int64_t now, int32_t starting, int32_t cur,
                             int32_t r, swarm_policy_decision *d)
 {
-    if (!p->ext_pending || starting <= 0) {
+    if (!p->ext_pending || starting <= 0 || p->pending_hold_ns == 0) {
         p->pending_active = 0;
         return r;
     }
@@ -544,6 +546,33 @@ static int32_t pending_hold(swarm_policy *p, int64_t now, int32_t starting, int3
         return r; /* held long enough: scale as upstream would */
     step(d, SWARM_RULE_PENDING_CAPACITY, -1, r, cur, starting);
     return cur;
+}
+
+/*
+ * libswarm's cold start from zero: go at once where the HPA phase would go on its first sync
+ * from max(min, 1) (its scale-up rate limit), but no further, and record the result as a
+ * recommendation and a scale event, so the stabilization window holds it like any scale-up.
+ * Issue 9, finding 1: an unbounded jump sized the backlog a 30 s poll had gathered (0 -> max for
+ * a burst of a few replicas' load) and, unrecorded, dropped again at the next sync.
+ */
+static int32_t cold_start(swarm_policy *p, int64_t now, int32_t base, int32_t need)
+{
+    int32_t r;
+    if (p->hpa_behavior) {
+        int reason = 0;
+        r = swarm__hpa_behavior_rate(base, need, base, p->max, p->ev_up, p->n_up, p->ev_down,
+                                     p->n_down, &p->up, &p->down, now, &reason);
+        int dir = 0;
+        swarm__hpa_stabilize(p->recs, &p->n_recs, p->cap, base, r, now, p->up.window_ns,
+                             p->down.window_ns, &dir);
+        store_scale_event(p, base, r, now);
+    } else {
+        int reason = 0;
+        r = swarm__hpa_legacy_limits(base, need, base, p->max, p->legacy_factor,
+                                     p->legacy_minimum, &reason);
+        swarm__hpa_stabilize_legacy(p->recs, &p->n_recs, p->cap, r, now, p->legacy_window_ns);
+    }
+    return r < base ? base : r;
 }
 
 static int32_t hpa_phase(swarm_policy *p, int64_t now, int32_t cur, int32_t min, int32_t max,
@@ -611,10 +640,8 @@ static int32_t decide_hpa(swarm_policy *p, int64_t now, const swarm_policy_obs *
         d->flags |= SWARM_DECISION_FALLBACK;
     if (cur == 0 && p->min != 0) {
         if (p->ext_cold_start && pr.n_valid > 0 && pr.max_valid > 0) {
-            int32_t r = pr.max_valid < p->min ? p->min : pr.max_valid;
-            r = r > p->max ? p->max : r;
+            int32_t r = cold_start(p, now, p->min, pr.max_valid);
             step(d, SWARM_RULE_COLD_START, -1, 0, r, pr.max_valid);
-            store_scale_event(p, cur, r, now);
             return r;
         }
         step(d, SWARM_RULE_HPA_DISABLED, -1, 0, 0, 0);
@@ -666,11 +693,12 @@ static int32_t decide_keda(swarm_policy *p, int64_t now, const swarm_policy_obs 
         int32_t r = ko.replicas;
         if (p->ext_cold_start && pr.n_valid > 0) {
             int32_t need = pr.any_fallback ? pr.max_valid : pr.need_total;
-            if (need > p->max)
-                need = p->max;
             if (need > r) {
-                step(d, SWARM_RULE_COLD_START, -1, r, need, pr.need_total);
-                r = need;
+                /* A fallback count is configured, not sized: it applies as it is. */
+                int32_t to = pr.any_fallback ? (need > p->max ? p->max : need)
+                                             : cold_start(p, now, r, need);
+                step(d, SWARM_RULE_COLD_START, -1, r, to, pr.need_total);
+                r = to;
             }
         } else {
             step(d, SWARM_RULE_COLD_START, -1, cur, r, 0);
@@ -710,6 +738,16 @@ static void kpa_record(swarm_policy *p, int64_t now, double v)
     int64_t idx = now / NS; /* now >= 0 is not required: see floor below */
     if (now < 0 && now % NS != 0)
         idx--;
+    /* The policy samples once per decision, Knative's scraper once a second: a sample stands
+     * for every second since the previous one, so a 2 s tick does not leave every other bucket
+     * empty (empty buckets average in as zero and halved the signal; issue 9, finding 3). */
+    if (p->kb_has_write && idx > p->kb_last_idx + 1) {
+        int64_t from = p->kb_last_idx + 1;
+        if (idx - from > (int64_t)p->n_buckets)
+            from = idx - (int64_t)p->n_buckets;
+        for (int64_t j = from; j < idx; j++)
+            p->buckets[(uint64_t)j % p->n_buckets] = (kpa_bucket){j, v, 1, 0};
+    }
     kpa_bucket *b = &p->buckets[(uint64_t)idx % p->n_buckets];
     if (b->index != idx || b->n == 0) {
         b->index = idx;

@@ -100,11 +100,14 @@ typedef struct swarm_policy_hpa_rules {
 
 /** Bits of swarm_policy_opts.disable: libswarm's extensions over upstream, all on by default. */
 enum {
-    /** From zero, jump straight to the needed count (bounded by max), not to max(min, 1). */
+    /** From zero, go at once where the HPA phase's first sync would go from max(min, 1) (its
+     *  scale-up rate limit, e.g. 0 -> 4), not to max(min, 1) and a sync later further; the jump
+     *  is recorded, so the scale-down window holds it. */
     SWARM_POLICY_NO_COLD_START_JUMP = 1u << 0,
-    /** Count replicas still starting as pending capacity: no scale-up while some are starting
-     *  (the backlog grows only because they are not ready yet), for at most
-     *  pending_hold_max_ns, and KPA's panic ratio and rate bases use ready + starting. */
+    /** Count replicas still starting as pending capacity: KPA's panic ratio and rate bases use
+     *  ready + starting, and a metric per ready replica with none ready keeps the count. With
+     *  pending_hold_max_ns > 0 also no scale-up while some are starting, for at most that long
+     *  (off by default: it halved ramps in the simulator, issue 9 finding 2). */
     SWARM_POLICY_NO_PENDING_CAPACITY = 1u << 1,
     /** Fallback also wakes a target at zero (KEDA's only works through the HPA, at >= 1). */
     SWARM_POLICY_NO_FALLBACK_AT_ZERO = 1u << 2,
@@ -177,11 +180,12 @@ typedef struct swarm_policy_opts {
     int64_t zero_grace_ns;       /**< desired must be 0 this long before 1 -> 0; 0: 30 s */
 
     /* libswarm extensions */
-    int64_t pending_hold_max_ns; /**< the longest scale-ups wait for replicas that are still
-                                      starting (pending capacity), counted from the first held
-                                      decision; then they proceed as upstream would, so a
-                                      warm-up that never finishes cannot block scaling. 0: 300 s
-                                      (HPA's initialization period); negative: no limit;
+    int64_t pending_hold_max_ns; /**< > 0: scale-ups wait for replicas that are still starting
+                                      (pending capacity) at most this long, counted from the
+                                      first held decision; then they proceed as upstream would,
+                                      so a warm-up that never finishes cannot block scaling.
+                                      0: no hold (the default: in the simulator the hold lost
+                                      to upstream on every trace); negative: no limit;
                                       at most 3600 s */
 
     /* SWARM_POLICY_LOAD (appended in 0.2; the other modes ignore these) */

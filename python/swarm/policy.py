@@ -41,6 +41,7 @@ class Mode(enum.IntEnum):
     KEDA = 1
     HPA = 2
     KPA = 3
+    LOAD = 4
 
 
 class MetricKind(enum.IntEnum):
@@ -127,6 +128,9 @@ class swarm_policy_opts(Structure):
         ("activation_scale", c_int32), ("unreachable", c_uint32),
         ("target_burst_capacity", c_double), ("total_value", c_double),
         ("zero_grace_ns", c_int64), ("pending_hold_max_ns", c_int64),
+        ("load_wait_ns", c_int64), ("load_percentile", c_double), ("load_drain_ns", c_int64),
+        ("load_service_prior_ns", c_int64), ("load_rate_tau_ns", c_int64),
+        ("load_down_window_ns", c_int64), ("load_down_band", c_double),
     ]
 
 
@@ -309,6 +313,14 @@ class PolicyConfig:
     total_value: Optional[float] = None
     zero_grace: Optional[float] = None
     pending_hold_max: Optional[float] = None
+    # LOAD (seconds; None: the C default)
+    load_wait: Optional[float] = None
+    load_percentile: Optional[float] = None
+    load_drain: Optional[float] = None
+    load_service_prior: Optional[float] = None
+    load_rate_tau: Optional[float] = None
+    load_down_window: Optional[float] = None
+    load_down_band: Optional[float] = None
 
     def to_c(self, allocator: Optional[Allocator] = None) -> swarm_policy_opts:
         """The ``swarm_policy_opts`` this config maps to (size from ctypes.sizeof)."""
@@ -352,6 +364,13 @@ class PolicyConfig:
         o.total_value = _f(self.total_value)
         o.zero_grace_ns = _ns(self.zero_grace)
         o.pending_hold_max_ns = _ns(self.pending_hold_max)
+        o.load_wait_ns = _ns(self.load_wait)
+        o.load_percentile = _f(self.load_percentile)
+        o.load_drain_ns = _ns(self.load_drain)
+        o.load_service_prior_ns = _ns(self.load_service_prior)
+        o.load_rate_tau_ns = _ns(self.load_rate_tau)
+        o.load_down_window_ns = _ns(self.load_down_window)
+        o.load_down_band = _f(self.load_down_band)
         return o
 
 

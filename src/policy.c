@@ -66,6 +66,11 @@ struct swarm_policy {
     uint32_t pending_active; /* a scale-up has been held for starting replicas ... */
     int64_t pending_since_ns; /* ... since this decision */
     swarm__load_state load;   /* SWARM_POLICY_LOAD estimator */
+
+    /* Set by import: the times above are relative to import_anchor_ns until the next decision
+     * places them on this host's clock (resume_after_import()). Not exported as such. */
+    uint32_t resume_pending;
+    int64_t import_anchor_ns;
 };
 
 /* ---- rule names ---------------------------------------------------------------------------- */
@@ -73,36 +78,10 @@ struct swarm_policy {
 const char *swarm_policy_rule_name(uint32_t rule)
 {
     switch (rule) {
-    case SWARM_RULE_RAW: return "raw";
-    case SWARM_RULE_METRIC_FAILED: return "metric_failed";
-    case SWARM_RULE_TOLERANCE: return "tolerance";
-    case SWARM_RULE_PARTIAL_METRICS: return "partial_metrics";
-    case SWARM_RULE_NO_METRICS: return "no_metrics";
-    case SWARM_RULE_FALLBACK: return "fallback";
-    case SWARM_RULE_ACTIVATION: return "activation";
-    case SWARM_RULE_COLD_START: return "cold_start";
-    case SWARM_RULE_COOLDOWN: return "cooldown";
-    case SWARM_RULE_IDLE: return "idle";
-    case SWARM_RULE_STABILIZATION: return "stabilization";
-    case SWARM_RULE_RATE_LIMIT: return "rate_limit";
-    case SWARM_RULE_MIN: return "min";
-    case SWARM_RULE_MAX: return "max";
-    case SWARM_RULE_PANIC: return "panic";
-    case SWARM_RULE_SCALE_DOWN_DELAY: return "scale_down_delay";
-    case SWARM_RULE_ACTIVATION_SCALE: return "activation_scale";
-    case SWARM_RULE_PENDING_CAPACITY: return "pending_capacity";
-    case SWARM_RULE_PAUSE: return "pause";
-    case SWARM_RULE_CLOCK_CLAMPED: return "clock_clamped";
-    case SWARM_RULE_HPA_DISABLED: return "hpa_disabled";
-    case SWARM_RULE_NO_DATA: return "no_data";
-    case SWARM_RULE_LOAD_RATE: return "load_rate";
-    case SWARM_RULE_LOAD_SERVICE: return "load_service";
-    case SWARM_RULE_LOAD_ERLANG: return "load_erlang";
-    case SWARM_RULE_LOAD_DRAIN: return "load_drain";
-    case SWARM_RULE_LOAD_IDLE: return "load_idle";
-    case SWARM_RULE_LOAD_HYSTERESIS: return "load_hysteresis";
-    case SWARM_RULE_LOAD_RESET: return "load_reset";
-    case SWARM_RULE_LOAD_NO_SIGNAL: return "load_no_signal";
+#define RULE_NAME_(name, val, str)                                                           \
+    case (val): return str;
+        SWARM_POLICY_RULE_MAP(RULE_NAME_)
+#undef RULE_NAME_
     default: return "unknown";
     }
 }
@@ -245,7 +224,7 @@ static void ring_sizes(const swarm_policy *p, const swarm_policy_opts *o, uint32
         *nd = (uint32_t)((o->scale_down_delay_ns + 2 * NS - 1) / (2 * NS));
     } else if (o->mode == SWARM_POLICY_LOAD) {
         *nb = 0;
-        *nd = swarm__load_window_buckets(&p->load_cfg); /* the down window, 1 s buckets */
+        *nd = swarm__load_window_buckets(&p->load_cfg); /* the down window, 2 s buckets */
     } else {
         *nb = 0;
         *nd = 0;
@@ -273,6 +252,8 @@ static void reset_state(swarm_policy *p)
     p->pending_active = 0;
     p->pending_since_ns = 0;
     memset(&p->load, 0, sizeof p->load);
+    p->resume_pending = 0;
+    p->import_anchor_ns = 0;
     memset(p->recs, 0, p->cap * sizeof *p->recs);
     memset(p->ev_up, 0, p->cap * sizeof *p->ev_up);
     memset(p->ev_down, 0, p->cap * sizeof *p->ev_down);
@@ -324,7 +305,7 @@ int swarm_policy_create(swarm_policy **out, const swarm_policy_opts *opts)
     p->buckets = (kpa_bucket *)(block + off_b);
     p->delay_ents = (swarm__kpa_maxent *)(block + off_d);
     p->delay.n_buckets = nd;
-    p->delay.gran_ns = o.mode == SWARM_POLICY_LOAD ? NS : 2 * NS;
+    p->delay.gran_ns = 2 * NS;
     reset_state(p);
     *out = p;
     return 0;
@@ -875,6 +856,12 @@ static int32_t decide_kpa(swarm_policy *p, int64_t now, const swarm_policy_obs *
 
 /* ---- decide -------------------------------------------------------------------------------- */
 
+/* Times must stay within +-TIME_LIM (about 146 years) of the clock's origin: decide() rejects
+ * others, so that differences of two accepted times never overflow. */
+#define TIME_LIM (INT64_C(1) << 62)
+
+static void resume_after_import(swarm_policy *p, int64_t now);
+
 static const char *mode_name(uint32_t mode)
 {
     return mode == SWARM_POLICY_KEDA  ? "keda"
@@ -950,7 +937,8 @@ static int check_obs(const swarm_policy *p, const swarm_policy_obs *obs)
 int swarm_policy_decide(swarm_policy *p, int64_t now_ns, const swarm_policy_obs *obs,
                         swarm_policy_decision *out)
 {
-    if (p == NULL || obs == NULL || out == NULL || out->size < sizeof *out)
+    if (p == NULL || obs == NULL || out == NULL || out->size < sizeof *out ||
+        now_ns < -TIME_LIM || now_ns > TIME_LIM)
         return SWARM_EINVAL;
     int rc = check_obs(p, obs);
     if (rc < 0)
@@ -972,13 +960,15 @@ int swarm_policy_decide(swarm_policy *p, int64_t now_ns, const swarm_policy_obs 
         d->metric_raw[i] = -1;
 
     int64_t now = now_ns;
+    if (p->resume_pending)
+        resume_after_import(p, now);
     if (!p->started) {
         p->started = 1;
         p->created_ns = now;
         p->last_now = now;
     } else if (now < p->last_now) {
         step(d, SWARM_RULE_CLOCK_CLAMPED, -1, obs->current_replicas, obs->current_replicas,
-             p->last_now - now);
+             swarm__time_sub(p->last_now, now));
         now = p->last_now;
     }
     p->last_now = now;
@@ -1040,232 +1030,533 @@ int swarm_policy_decide(swarm_policy *p, int64_t now_ns, const swarm_policy_obs 
 /* ---- state export / import ----------------------------------------------------------------- */
 
 /*
- * Format, version 2, all integers little-endian, doubles as their IEEE-754 bits:
- *   "SWPS" u32 version u32 mode u32 cap u32 n_buckets u32 n_delay
- *   u32 started i64 last_now i64 created
- *   u32 fail[8]
- *   u32 has_last_active i64 last_active
- *   u32 kpa_started u32 in_panic i64 panic_time i32 max_panic_pods
- *   u32 has_nonzero i64 last_nonzero
- *   u32 kb_has_write i64 kb_first_idx i64 kb_last_idx
- *   u32 delay_first u32 delay_length
- *   u32 n_recs u32 n_up u32 n_down
- *   u32 pending_active i64 pending_since            (version 2)
- *   cap x (i32 replicas i64 t)            recommendations
- *   cap x (i32 change u32 outdated i64 t) scale-up events, then scale-down events
- *   n_buckets x (i64 index f64 sum u32 n) KPA buckets
- *   n_delay x (i64 index i32 value)       KPA scale-down delay window
+ * The exported state is described once, by the tables below; the size, export, import and the
+ * older versions all follow from them. All integers are little-endian, doubles their IEEE-754
+ * bits. Layout of version 4 (version 4 appended the SWARM_POLICY_LOAD estimator fields):
+ *
+ *   "SWPS" u32 version u32 mode u32 cap u32 n_buckets u32 n_delay    (header)
+ *   i64 anchor                                                         (version >= 3)
+ *   the STATE_FIELDS, in table order (those whose since <= version)
+ *   cap x REC_FIELDS (recommendations), cap x EVENT_FIELDS (scale-up events, then scale-down),
+ *   n_buckets x BUCKET_FIELDS (KPA 1 s buckets), n_delay x DELAY_FIELDS (KPA delay window)
+ *
+ * Times (T_TIME) and bucket indices (T_SEC, T_2SEC: in 1 s and 2 s units) are written relative
+ * to the anchor, a multiple of 2 s at or below the last decision's time, so that the bytes do
+ * not depend on the clock's origin (boot): see resume_after_import(). Versions 1 and 2 had no
+ * anchor and absolute times; import converts them. Ages beyond AGE_MAX (146 years, longer than
+ * any window) are written as AGE_MAX: they behave the same in every rule.
+ *
+ * To add state: append one line with since = the new SWARM_POLICY_STATE_VERSION (and bump it).
  */
-#define HDR_BYTES (4 + 4 * 5)
-#define FIXED_BYTES                                                                          \
-    (HDR_BYTES + 4 + 8 + 8 + 4 * SWARM_POLICY_MAX_METRICS + 4 + 8 + 4 + 4 + 8 + 4 + 4 + 8 +  \
-     4 + 8 + 8 + 4 + 4 + 4 * 3 + 4 + 8)
+enum {
+    T_U32,  /* uint32_t */
+    T_BOOL, /* uint32_t, 0 or 1 */
+    T_I32,  /* int32_t */
+    T_I64,  /* int64_t */
+    T_TIME, /* int64_t ns on the decision clock */
+    T_SEC,  /* int64_t index of a 1 s bucket on the decision clock */
+    T_2SEC, /* int64_t index of a 2 s bucket on the decision clock */
+    T_F64   /* double */
+};
+
+typedef struct state_field {
+    const char *name;
+    uint8_t type;
+    uint8_t since; /* first format version that carries the field */
+    uint16_t count;
+    uint32_t off;  /* offset in its struct */
+} state_field;
+
+#define F_(st, name, type, since, count, member)                                             \
+    {name, type, since, count, (uint32_t)offsetof(st, member)}
+#define SF(name, type, since, member) F_(struct swarm_policy, name, type, since, 1, member)
+
+static const state_field STATE_FIELDS[] = {
+    SF("started", T_BOOL, 1, started),
+    SF("last_now", T_TIME, 1, last_now),
+    SF("created", T_TIME, 1, created_ns),
+    F_(struct swarm_policy, "fail", T_U32, 1, SWARM_POLICY_MAX_METRICS, fail),
+    SF("has_last_active", T_BOOL, 1, has_last_active),
+    SF("last_active", T_TIME, 1, last_active_ns),
+    SF("kpa_started", T_BOOL, 1, kpa_started),
+    SF("in_panic", T_BOOL, 1, kst.in_panic),
+    SF("panic_time", T_TIME, 1, kst.panic_time_ns),
+    SF("max_panic_pods", T_I32, 1, kst.max_panic_pods),
+    SF("has_nonzero", T_BOOL, 1, has_nonzero),
+    SF("last_nonzero", T_TIME, 1, last_nonzero_ns),
+    SF("kb_has_write", T_BOOL, 1, kb_has_write),
+    SF("kb_first_idx", T_SEC, 1, kb_first_idx),
+    SF("kb_last_idx", T_SEC, 1, kb_last_idx),
+    SF("delay_first", T_U32, 1, delay.first),
+    SF("delay_length", T_U32, 1, delay.length),
+    SF("n_recs", T_U32, 1, n_recs),
+    SF("n_up", T_U32, 1, n_up),
+    SF("n_down", T_U32, 1, n_down),
+    SF("pending_active", T_BOOL, 2, pending_active),
+    SF("pending_since", T_TIME, 2, pending_since_ns),
+    /* SWARM_POLICY_LOAD's estimator (its down window is the delay ring) */
+    SF("load_has_base", T_BOOL, 4, load.has_base),
+    SF("load_has_rate", T_BOOL, 4, load.has_rate),
+    SF("load_has_svc", T_BOOL, 4, load.has_svc),
+    SF("load_last_arrived", T_BOOL, 4, load.last_arrived),
+    SF("load_base", T_TIME, 4, load.base_ns),
+    SF("load_base_arrivals", T_I64, 4, load.base_arrivals),
+    SF("load_base_completions", T_I64, 4, load.base_completions),
+    SF("load_base_service", T_F64, 4, load.base_service_s),
+    SF("load_rate", T_F64, 4, load.rate),
+    SF("load_svc", T_F64, 4, load.svc_s),
+};
+
+static const state_field REC_FIELDS[] = {
+    F_(swarm__hpa_rec, "replicas", T_I32, 1, 1, replicas),
+    F_(swarm__hpa_rec, "t", T_TIME, 1, 1, t_ns),
+    F_(swarm__hpa_rec, "low", T_I32, 3, 1, low),
+};
+
+static const state_field EVENT_FIELDS[] = {
+    F_(swarm__hpa_event, "change", T_I32, 1, 1, change),
+    F_(swarm__hpa_event, "outdated", T_BOOL, 1, 1, outdated),
+    F_(swarm__hpa_event, "t", T_TIME, 1, 1, t_ns),
+};
+
+static const state_field BUCKET_FIELDS[] = {
+    F_(kpa_bucket, "index", T_SEC, 1, 1, index),
+    F_(kpa_bucket, "sum", T_F64, 1, 1, sum),
+    F_(kpa_bucket, "n", T_U32, 1, 1, n),
+};
+
+static const state_field DELAY_FIELDS[] = {
+    F_(swarm__kpa_maxent, "index", T_2SEC, 1, 1, index),
+    F_(swarm__kpa_maxent, "value", T_I32, 1, 1, value),
+};
+
+#undef SF
+#undef F_
+#define N_OF(a) (sizeof(a) / sizeof((a)[0]))
+
+/* The oldest format import still reads. */
+#define STATE_VERSION_MIN 1u
+#define AGE_MAX TIME_LIM
+#define GRID_NS (2 * NS) /* the anchor's grid: whole KPA delay buckets (and 1 s buckets) */
+
+static size_t type_bytes(uint8_t t)
+{
+    return t == T_U32 || t == T_BOOL || t == T_I32 ? 4 : 8;
+}
+
+static size_t fields_bytes(const state_field *f, size_t n, uint32_t version)
+{
+    size_t b = 0;
+    for (size_t i = 0; i < n; i++)
+        if (f[i].since <= version)
+            b += type_bytes(f[i].type) * f[i].count;
+    return b;
+}
+
+static size_t header_bytes(uint32_t version) { return 4 + 4 * 5 + (version >= 3 ? 8 : 0); }
+
+static size_t state_bytes(uint32_t version, uint32_t cap, uint32_t nb, uint32_t nd)
+{
+    return header_bytes(version) + fields_bytes(STATE_FIELDS, N_OF(STATE_FIELDS), version) +
+           (size_t)cap * (fields_bytes(REC_FIELDS, N_OF(REC_FIELDS), version) +
+                          2 * fields_bytes(EVENT_FIELDS, N_OF(EVENT_FIELDS), version)) +
+           (size_t)nb * fields_bytes(BUCKET_FIELDS, N_OF(BUCKET_FIELDS), version) +
+           (size_t)nd * fields_bytes(DELAY_FIELDS, N_OF(DELAY_FIELDS), version);
+}
+
+/* floor(a / b) for b > 0. */
+static int64_t floor_div64(int64_t a, int64_t b)
+{
+    int64_t q = a / b;
+    return (a % b != 0 && a < 0) ? q - 1 : q;
+}
+
+/* The unit of a time-like field in ns (0: not a time). */
+static int64_t time_unit(uint8_t t)
+{
+    return t == T_TIME ? 1 : t == T_SEC ? NS : t == T_2SEC ? GRID_NS : 0;
+}
+
+/* t - base in the field's unit, saturating, clamped to [-AGE_MAX, hi] (hi in ns). Export
+ * clamps at the top too: no time that matters is later than the last decision, and a field
+ * without meaning (its flag is off, e.g. last_active before any activity) may hold anything. */
+static int64_t to_rel(int64_t t, int64_t base_ns, int64_t unit, int64_t hi_ns)
+{
+    int64_t r = swarm__time_sub(t, base_ns / unit);
+    int64_t hi = floor_div64(hi_ns, unit);
+    return r < -(AGE_MAX / unit) ? -(AGE_MAX / unit) : r > hi ? hi : r;
+}
 
 typedef struct wbuf {
     unsigned char *p;
     size_t off, len;
-    int err;
 } wbuf;
 
-static void put(wbuf *w, uint64_t v, int n)
+static void put(wbuf *w, uint64_t v, size_t n)
 {
-    if (w->off + (size_t)n > w->len) {
-        w->err = 1;
-        return;
-    }
-    for (int i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++)
         w->p[w->off++] = (unsigned char)(v >> (8 * i));
 }
-static void put32(wbuf *w, uint32_t v) { put(w, v, 4); }
-static void put64(wbuf *w, int64_t v) { put(w, (uint64_t)v, 8); }
-static void putf(wbuf *w, double d)
-{
-    uint64_t u;
-    memcpy(&u, &d, sizeof u);
-    put(w, u, 8);
-}
 
-static uint64_t get(wbuf *r, int n)
+static uint64_t get(wbuf *r, size_t n)
 {
-    if (r->off + (size_t)n > r->len) {
-        r->err = 1;
-        return 0;
-    }
     uint64_t v = 0;
-    for (int i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++)
         v |= (uint64_t)r->p[r->off++] << (8 * i);
     return v;
 }
-static uint32_t get32(wbuf *r) { return (uint32_t)get(r, 4); }
-static int64_t get64(wbuf *r) { return (int64_t)get(r, 8); }
-static double getf(wbuf *r)
+
+/* Writes the fields of one struct at @base; time-like fields relative to @rel_ns and at most
+ * @hi_ns (relative); a NULL @base writes zeros. */
+static void put_fields(wbuf *w, const state_field *f, size_t n, const void *base, int64_t rel_ns,
+                       int64_t hi_ns)
 {
-    uint64_t u = get(r, 8);
-    double d;
-    memcpy(&d, &u, sizeof d);
-    return d;
+    if (base == NULL) {
+        for (size_t i = 0; i < n; i++)
+            put(w, 0, type_bytes(f[i].type) * f[i].count);
+        return;
+    }
+    const unsigned char *b = base;
+    for (size_t i = 0; i < n; i++) {
+        for (uint16_t k = 0; k < f[i].count; k++) {
+            size_t sz = type_bytes(f[i].type);
+            const unsigned char *at = b + f[i].off + k * sz;
+            uint64_t v;
+            if (sz == 4) {
+                uint32_t u;
+                memcpy(&u, at, 4);
+                v = u;
+            } else {
+                memcpy(&v, at, 8);
+            }
+            int64_t unit = time_unit(f[i].type);
+            if (unit != 0)
+                v = (uint64_t)to_rel((int64_t)v, rel_ns, unit, hi_ns);
+            put(w, v, sz);
+        }
+    }
+}
+
+/* Reads the fields of one struct (version @version) into @base; absent fields become 0.
+ * Returns -1 if a field holds a value export never writes (a bool other than 0/1). */
+static int get_fields(wbuf *r, const state_field *f, size_t n, void *base, uint32_t version)
+{
+    unsigned char *b = base;
+    for (size_t i = 0; i < n; i++) {
+        for (uint16_t k = 0; k < f[i].count; k++) {
+            size_t sz = type_bytes(f[i].type);
+            unsigned char *at = b + f[i].off + k * sz;
+            uint64_t v = f[i].since <= version ? get(r, sz) : 0;
+            if (f[i].type == T_BOOL && v > 1)
+                return -1;
+            if (sz == 4) {
+                uint32_t u = (uint32_t)v;
+                memcpy(at, &u, 4);
+            } else {
+                memcpy(at, &v, 8);
+            }
+        }
+    }
+    return 0;
+}
+
+/* Adds @d (in the field's unit) to every time-like field of one struct, saturating. */
+static void shift_fields(const state_field *f, size_t n, void *base, int64_t d_ns)
+{
+    unsigned char *b = base;
+    for (size_t i = 0; i < n; i++) {
+        int64_t unit = time_unit(f[i].type);
+        if (unit == 0)
+            continue;
+        int64_t v;
+        memcpy(&v, b + f[i].off, 8);
+        v = swarm__time_add(v, d_ns / unit);
+        memcpy(b + f[i].off, &v, 8);
+    }
+}
+
+/* Checks that every time-like field of one struct lies in [-AGE_MAX, @max_ns] (relative). */
+static int check_times(const state_field *f, size_t n, const void *base, int64_t max_ns)
+{
+    const unsigned char *b = base;
+    for (size_t i = 0; i < n; i++) {
+        int64_t unit = time_unit(f[i].type);
+        if (unit == 0)
+            continue;
+        int64_t v;
+        memcpy(&v, b + f[i].off, 8);
+        if (v < -(AGE_MAX / unit) || v > floor_div64(max_ns, unit))
+            return -1;
+    }
+    return 0;
+}
+
+static int all_zero(const void *p, size_t n)
+{
+    const unsigned char *c = p;
+    for (size_t i = 0; i < n; i++)
+        if (c[i] != 0)
+            return 0;
+    return 1;
+}
+
+/* Is delay-window slot @i outside the live deque [first, first + length)? */
+static int delay_stale(const swarm__kpa_maxwin *w, uint32_t i)
+{
+    uint32_t pos = (i + w->n_buckets - w->first) % w->n_buckets;
+    return pos >= w->length;
+}
+
+/* The rings, in export order: recommendations, up events, down events, buckets, delay. */
+enum { RING_RECS, RING_UP, RING_DOWN, RING_BUCKETS, RING_DELAY, N_RINGS };
+
+typedef struct ring_desc {
+    const state_field *fields;
+    size_t n_fields, size;
+} ring_desc;
+
+static const ring_desc RINGS[N_RINGS] = {
+    {REC_FIELDS, N_OF(REC_FIELDS), sizeof(swarm__hpa_rec)},
+    {EVENT_FIELDS, N_OF(EVENT_FIELDS), sizeof(swarm__hpa_event)},
+    {EVENT_FIELDS, N_OF(EVENT_FIELDS), sizeof(swarm__hpa_event)},
+    {BUCKET_FIELDS, N_OF(BUCKET_FIELDS), sizeof(kpa_bucket)},
+    {DELAY_FIELDS, N_OF(DELAY_FIELDS), sizeof(swarm__kpa_maxent)},
+};
+
+static uint32_t ring_len(const swarm_policy *s, int ring)
+{
+    return ring <= RING_DOWN ? s->cap : ring == RING_BUCKETS ? s->n_buckets : s->n_delay;
+}
+
+static void *ring_slot(swarm_policy *p, int ring, uint32_t i)
+{
+    switch (ring) {
+    case RING_RECS: return &p->recs[i];
+    case RING_UP: return &p->ev_up[i];
+    case RING_DOWN: return &p->ev_down[i];
+    case RING_BUCKETS: return &p->buckets[i];
+    default: return &p->delay_ents[i];
+    }
+}
+
+/* Does slot @i of @ring hold state (as opposed to a never-used or dropped slot)? For buckets
+ * the answer depends on the slot itself (n > 0). */
+static int slot_used(const swarm_policy *s, int ring, uint32_t i, const void *slot)
+{
+    switch (ring) {
+    case RING_RECS: return i < s->n_recs;
+    case RING_UP: return i < s->n_up;
+    case RING_DOWN: return i < s->n_down;
+    case RING_BUCKETS: return ((const kpa_bucket *)slot)->n > 0;
+    default: return !delay_stale(&s->delay, i);
+    }
+}
+
+/* Every time-like field of the state, rings included, moved by @d_ns (a multiple of 2 s). */
+static void shift_state(swarm_policy *p, int64_t d_ns)
+{
+    shift_fields(STATE_FIELDS, N_OF(STATE_FIELDS), p, d_ns);
+    for (uint32_t i = 0; i < p->n_recs; i++)
+        shift_fields(REC_FIELDS, N_OF(REC_FIELDS), &p->recs[i], d_ns);
+    for (uint32_t i = 0; i < p->n_up; i++)
+        shift_fields(EVENT_FIELDS, N_OF(EVENT_FIELDS), &p->ev_up[i], d_ns);
+    for (uint32_t i = 0; i < p->n_down; i++)
+        shift_fields(EVENT_FIELDS, N_OF(EVENT_FIELDS), &p->ev_down[i], d_ns);
+    for (uint32_t i = 0; i < p->n_buckets; i++)
+        if (p->buckets[i].n > 0)
+            shift_fields(BUCKET_FIELDS, N_OF(BUCKET_FIELDS), &p->buckets[i], d_ns);
+    for (uint32_t i = 0; i < p->n_delay; i++)
+        if (!delay_stale(&p->delay, i))
+            shift_fields(DELAY_FIELDS, N_OF(DELAY_FIELDS), &p->delay_ents[i], d_ns);
+}
+
+/*
+ * The first decision after an import places the imported timeline on this host's clock. The
+ * state holds times relative to the exporter's anchor, and its last decision at anchor +
+ * last_now. If @now is at or after that instant, the clock is taken to continue the exporter's
+ * (the same boot: a process restart), and the times come back exactly, downtime included. If
+ * @now is earlier, the clock restarted (a reboot, another host): the timeline is moved so that
+ * its last decision lies just before @now (less than 2 s, the bucket grid), so every window,
+ * cooldown and hold resumes where it stopped instead of every decision clamping to the old
+ * time. (A clock that is ahead cannot be told from downtime; it counts as downtime.)
+ */
+static void resume_after_import(swarm_policy *p, int64_t now)
+{
+    p->resume_pending = 0;
+    if (!p->started)
+        return;
+    int64_t last = swarm__time_add(p->import_anchor_ns, p->last_now);
+    int64_t d = now >= last ? p->import_anchor_ns
+                            : floor_div64(swarm__time_sub(now, p->last_now), GRID_NS) * GRID_NS;
+    shift_state(p, d);
 }
 
 size_t swarm_policy_state_size(const swarm_policy *p)
 {
     if (p == NULL)
         return 0;
-    return FIXED_BYTES + (size_t)p->cap * (12 + 16 + 16) + (size_t)p->n_buckets * 20 +
-           (size_t)p->n_delay * 12;
+    return state_bytes(SWARM_POLICY_STATE_VERSION, p->cap, p->n_buckets, p->n_delay);
 }
 
 int swarm_policy_export_state(const swarm_policy *p, void *buf, size_t len, size_t *written)
 {
     if (p == NULL || buf == NULL)
         return SWARM_EINVAL;
-    if (len < swarm_policy_state_size(p))
+    size_t need = swarm_policy_state_size(p);
+    if (len < need)
         return SWARM_ERANGE;
-    wbuf w = {buf, 0, len, 0};
+    /* After an import and before the next decision, the times are still relative to the
+     * imported anchor: write them as they are. */
+    int64_t anchor = p->resume_pending ? p->import_anchor_ns
+                                       : floor_div64(p->last_now, GRID_NS) * GRID_NS;
+    int64_t rel = p->resume_pending ? 0 : anchor;
+    wbuf w = {buf, 0, len};
     memcpy(w.p, "SWPS", 4);
     w.off = 4;
-    put32(&w, SWARM_POLICY_STATE_VERSION);
-    put32(&w, p->o.mode);
-    put32(&w, p->cap);
-    put32(&w, p->n_buckets);
-    put32(&w, p->n_delay);
-    put32(&w, p->started);
-    put64(&w, p->last_now);
-    put64(&w, p->created_ns);
-    for (int i = 0; i < SWARM_POLICY_MAX_METRICS; i++)
-        put32(&w, p->fail[i]);
-    put32(&w, p->has_last_active);
-    put64(&w, p->last_active_ns);
-    put32(&w, p->kpa_started);
-    put32(&w, p->kst.in_panic);
-    put64(&w, p->kst.panic_time_ns);
-    put32(&w, (uint32_t)p->kst.max_panic_pods);
-    put32(&w, p->has_nonzero);
-    put64(&w, p->last_nonzero_ns);
-    put32(&w, p->kb_has_write);
-    put64(&w, p->kb_first_idx);
-    put64(&w, p->kb_last_idx);
-    put32(&w, p->delay.first);
-    put32(&w, p->delay.length);
-    put32(&w, p->n_recs);
-    put32(&w, p->n_up);
-    put32(&w, p->n_down);
-    put32(&w, p->pending_active);
-    put64(&w, p->pending_since_ns);
-    for (uint32_t i = 0; i < p->cap; i++) {
-        put32(&w, (uint32_t)p->recs[i].replicas);
-        put64(&w, p->recs[i].t_ns);
-    }
-    const swarm__hpa_event *lists[2] = {p->ev_up, p->ev_down};
-    for (int l = 0; l < 2; l++)
-        for (uint32_t i = 0; i < p->cap; i++) {
-            put32(&w, (uint32_t)lists[l][i].change);
-            put32(&w, (uint32_t)lists[l][i].outdated);
-            put64(&w, lists[l][i].t_ns);
+    put(&w, SWARM_POLICY_STATE_VERSION, 4);
+    put(&w, p->o.mode, 4);
+    put(&w, p->cap, 4);
+    put(&w, p->n_buckets, 4);
+    put(&w, p->n_delay, 4);
+    put(&w, (uint64_t)anchor, 8);
+    int64_t hi = p->resume_pending ? p->last_now : swarm__time_sub(p->last_now, anchor);
+    put_fields(&w, STATE_FIELDS, N_OF(STATE_FIELDS), p, rel, hi);
+    /* Slots that carry no state (never used, empty buckets, dropped delay entries) are written
+     * as zeros, whatever they hold. */
+    for (int ring = 0; ring < N_RINGS; ring++) {
+        for (uint32_t i = 0; i < ring_len(p, ring); i++) {
+            const void *slot = ring_slot((swarm_policy *)(uintptr_t)p, ring, i);
+            put_fields(&w, RINGS[ring].fields, RINGS[ring].n_fields,
+                       slot_used(p, ring, i, slot) ? slot : NULL, rel, hi);
         }
-    for (uint32_t i = 0; i < p->n_buckets; i++) {
-        put64(&w, p->buckets[i].index);
-        putf(&w, p->buckets[i].sum);
-        put32(&w, p->buckets[i].n);
     }
-    for (uint32_t i = 0; i < p->n_delay; i++) {
-        put64(&w, p->delay_ents[i].index);
-        put32(&w, (uint32_t)p->delay_ents[i].value);
-    }
-    if (w.err)
+    if (w.off != need)
         return SWARM_EINTERNAL;
     if (written != NULL)
         *written = w.off;
     return 0;
 }
 
+/* Rewrites the time-like fields of one struct from absolute (versions 1 and 2) to relative to
+ * @anchor, in the form export writes. */
+static void relativize(const state_field *f, size_t n, void *base, int64_t anchor,
+                       int64_t last_rel)
+{
+    unsigned char *b = base;
+    for (size_t i = 0; i < n; i++) {
+        int64_t unit = time_unit(f[i].type);
+        if (unit == 0)
+            continue;
+        int64_t v;
+        memcpy(&v, b + f[i].off, 8);
+        v = to_rel(v, anchor, unit, last_rel);
+        memcpy(b + f[i].off, &v, 8);
+    }
+}
+
+/* Decodes one ring slot of format @version into @out (relative times); -1 if invalid. */
+static int decode_slot(wbuf *r, const swarm_policy *s, int ring, uint32_t i, uint32_t version,
+                       int64_t old_anchor, void *out)
+{
+    const ring_desc *d = &RINGS[ring];
+    memset(out, 0, d->size);
+    if (get_fields(r, d->fields, d->n_fields, out, version) < 0)
+        return -1;
+    int used = slot_used(s, ring, i, out);
+    if (version < 3) {
+        if (!used) {
+            /* Older exports wrote dropped delay slots as they were: they carry nothing. */
+            memset(out, 0, d->size);
+            return 0;
+        }
+        relativize(d->fields, d->n_fields, out, old_anchor, s->last_now);
+        if (ring == RING_RECS)
+            ((swarm__hpa_rec *)out)->low = ((swarm__hpa_rec *)out)->replicas;
+    }
+    if (!used)
+        return all_zero(out, d->size) ? 0 : -1;
+    if (ring == RING_BUCKETS) {
+        double sum = ((const kpa_bucket *)out)->sum;
+        if (!isfinite(sum) || sum < 0)
+            return -1;
+    }
+    return check_times(d->fields, d->n_fields, out, s->last_now);
+}
+
+/* Checks the scalar state (times relative to its anchor) against everything export writes. */
+static int check_scalars(const swarm_policy *s)
+{
+    uint32_t cap = s->cap, nd = s->n_delay;
+    if (s->n_recs > cap || s->n_up > cap || s->n_down > cap)
+        return -1;
+    if (nd == 0 ? (s->delay.first | s->delay.length) != 0
+                : (s->delay.first >= nd || s->delay.length > nd))
+        return -1;
+    /* The last decision lies in [anchor, anchor + 2 s); nothing is later than it. */
+    int64_t last = s->last_now;
+    if (last < 0 || last >= GRID_NS || (!s->started && last != 0))
+        return -1;
+    if (check_times(STATE_FIELDS, N_OF(STATE_FIELDS), s, last) < 0 ||
+        s->kb_first_idx > s->kb_last_idx || swarm__load_state_check(&s->load) < 0)
+        return -1;
+    return 0;
+}
+
 int swarm_policy_import_state(swarm_policy *p, const void *buf, size_t len)
 {
-    if (p == NULL || buf == NULL || len < HDR_BYTES)
+    if (p == NULL || buf == NULL || len < header_bytes(1))
         return SWARM_EINVAL;
-    wbuf r = {(unsigned char *)(uintptr_t)buf, 0, len, 0};
+    wbuf r = {(unsigned char *)(uintptr_t)buf, 0, len};
     if (memcmp(r.p, "SWPS", 4) != 0)
         return SWARM_EINVAL;
     r.off = 4;
-    if (get32(&r) != SWARM_POLICY_STATE_VERSION)
+    uint32_t version = (uint32_t)get(&r, 4);
+    if (version < STATE_VERSION_MIN || version > SWARM_POLICY_STATE_VERSION)
         return SWARM_ENOTSUP;
-    uint32_t mode = get32(&r), cap = get32(&r), nb = get32(&r), nd = get32(&r);
+    uint32_t mode = (uint32_t)get(&r, 4), cap = (uint32_t)get(&r, 4);
+    uint32_t nb = (uint32_t)get(&r, 4), nd = (uint32_t)get(&r, 4);
     if (mode != p->o.mode || cap != p->cap || nb != p->n_buckets || nd != p->n_delay)
         return SWARM_ESTATE;
-    if (len < swarm_policy_state_size(p))
+    if (len < state_bytes(version, cap, nb, nd))
         return SWARM_EINVAL;
-    /* Decode into a scratch copy of the scalar state first, validate, then commit. */
+    int64_t anchor = version >= 3 ? (int64_t)get(&r, 8) : 0;
+
+    /* The scalars go to a copy of the policy; the rings are decoded twice, once to validate
+     * slot by slot and once into the policy, so that a rejected state leaves no trace and
+     * nothing is allocated. */
     swarm_policy s = *p;
-    s.started = get32(&r) != 0;
-    s.last_now = get64(&r);
-    s.created_ns = get64(&r);
-    for (int i = 0; i < SWARM_POLICY_MAX_METRICS; i++)
-        s.fail[i] = get32(&r);
-    s.has_last_active = get32(&r) != 0;
-    s.last_active_ns = get64(&r);
-    s.kpa_started = get32(&r) != 0;
-    s.kst.in_panic = get32(&r) != 0;
-    s.kst.panic_time_ns = get64(&r);
-    s.kst.max_panic_pods = (int32_t)get32(&r);
-    s.has_nonzero = get32(&r) != 0;
-    s.last_nonzero_ns = get64(&r);
-    s.kb_has_write = get32(&r) != 0;
-    s.kb_first_idx = get64(&r);
-    s.kb_last_idx = get64(&r);
-    s.delay.first = get32(&r);
-    s.delay.length = get32(&r);
-    s.n_recs = get32(&r);
-    s.n_up = get32(&r);
-    s.n_down = get32(&r);
-    s.pending_active = get32(&r) != 0;
-    s.pending_since_ns = get64(&r);
-    if (r.err || s.n_recs > cap || s.n_up > cap || s.n_down > cap ||
-        (nd == 0 ? (s.delay.first | s.delay.length) != 0
-                 : (s.delay.first >= nd || s.delay.length > nd)))
+    if (get_fields(&r, STATE_FIELDS, N_OF(STATE_FIELDS), &s, version) < 0)
         return SWARM_EINVAL;
-    const int64_t lim = INT64_MAX / NS;
-    if (s.kb_first_idx > lim || s.kb_first_idx < -lim || s.kb_last_idx > lim ||
-        s.kb_last_idx < -lim || s.kb_first_idx > s.kb_last_idx)
+    int64_t old_anchor = 0;
+    if (version < 3) {
+        if (s.last_now < -TIME_LIM || s.last_now > TIME_LIM)
+            return SWARM_EINVAL;
+        old_anchor = s.started ? floor_div64(s.last_now, GRID_NS) * GRID_NS : 0;
+        relativize(STATE_FIELDS, N_OF(STATE_FIELDS), &s, old_anchor,
+                   swarm__time_sub(s.last_now, old_anchor));
+        anchor = old_anchor;
+    }
+    if (anchor < -TIME_LIM || anchor > TIME_LIM || anchor % GRID_NS != 0 || check_scalars(&s) < 0)
         return SWARM_EINVAL;
-    size_t rings = r.off;
-    /* Validate the rings' contents before touching the policy. */
-    for (uint32_t i = 0; i < nb; i++) {
-        wbuf t = {r.p, rings + (size_t)cap * 44 + (size_t)i * 20, len, 0};
-        int64_t bi = get64(&t);
-        double sum = getf(&t);
-        if (bi > lim || bi < -lim || !isfinite(sum))
-            return SWARM_EINVAL;
-    }
-    for (uint32_t i = 0; i < nd; i++) {
-        wbuf t = {r.p, rings + (size_t)cap * 44 + (size_t)nb * 20 + (size_t)i * 12, len, 0};
-        int64_t di = get64(&t);
-        if (di > lim || di < -lim)
-            return SWARM_EINVAL;
-    }
-    for (uint32_t i = 0; i < cap; i++) {
-        s.recs[i].replicas = (int32_t)get32(&r);
-        s.recs[i].pad_ = 0;
-        s.recs[i].t_ns = get64(&r);
-    }
-    swarm__hpa_event *lists[2] = {s.ev_up, s.ev_down};
-    for (int l = 0; l < 2; l++)
-        for (uint32_t i = 0; i < cap; i++) {
-            lists[l][i].change = (int32_t)get32(&r);
-            lists[l][i].outdated = get32(&r) != 0;
-            lists[l][i].t_ns = get64(&r);
+    size_t rings_off = r.off;
+    for (int pass = 0; pass < 2; pass++) {
+        r.off = rings_off;
+        for (int ring = 0; ring < N_RINGS; ring++) {
+            for (uint32_t i = 0; i < ring_len(&s, ring); i++) {
+                union {
+                    swarm__hpa_rec rec;
+                    swarm__hpa_event ev;
+                    kpa_bucket b;
+                    swarm__kpa_maxent d;
+                } tmp;
+                void *out = pass == 0 ? (void *)&tmp : ring_slot(&s, ring, i);
+                if (decode_slot(&r, &s, ring, i, version, old_anchor, out) < 0)
+                    return SWARM_EINVAL; /* only in pass 0: pass 1 decodes the same bytes */
+            }
         }
-    for (uint32_t i = 0; i < nb; i++) {
-        s.buckets[i].index = get64(&r);
-        s.buckets[i].sum = getf(&r);
-        s.buckets[i].n = get32(&r);
-        s.buckets[i].pad_ = 0;
     }
-    for (uint32_t i = 0; i < nd; i++) {
-        s.delay_ents[i].index = get64(&r);
-        s.delay_ents[i].value = (int32_t)get32(&r);
-        s.delay_ents[i].pad_ = 0;
-    }
-    if (r.err)
-        return SWARM_EINTERNAL; /* sizes were checked above */
+    s.import_anchor_ns = anchor;
+    s.resume_pending = 1;
     *p = s;
     return 0;
 }

@@ -143,7 +143,7 @@ static void store_rec(swarm__hpa_rec *recs, uint32_t *n, uint32_t cap, int found
         }
     }
     recs[idx].replicas = desired;
-    recs[idx].pad_ = 0;
+    recs[idx].low = desired;
     recs[idx].t_ns = now_ns;
 }
 
@@ -186,7 +186,7 @@ int32_t swarm__hpa_stabilize(swarm__hpa_rec *recs, uint32_t *n, uint32_t cap, in
         int in_up = inside(recs[i].t_ns, now_ns, up_window_ns);
         int in_down = inside(recs[i].t_ns, now_ns, down_window_ns);
         if (in_up)
-            up_rec = min32(recs[i].replicas, up_rec);
+            up_rec = min32(recs[i].low, up_rec);
         if (in_down)
             down_rec = max32(recs[i].replicas, down_rec);
         if (!in_up && !in_down) {

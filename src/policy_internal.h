@@ -24,9 +24,9 @@
 
 /* One raw recommendation (HPA's timestampedRecommendation). */
 typedef struct swarm__hpa_rec {
-    int32_t replicas;
-    int32_t pad_;
-    int64_t t_ns;
+    int32_t replicas; /* the recommendation; the largest one merged into this entry */
+    int32_t low;      /* the smallest one merged into this entry (== replicas unless merged) */
+    int64_t t_ns;     /* when it was recorded (the latest of the merged ones) */
 } swarm__hpa_rec;
 
 /* One scale event (HPA's timestampedScaleEvent). */
@@ -296,8 +296,11 @@ typedef struct swarm__load_state {
 /* Validates and defaults the LOAD fields of @o. Returns 0 or SWARM_EINVAL. */
 int swarm__load_config(swarm__load_cfg *c, const swarm_policy_opts *o);
 
-/* Buckets (1 s each) of the down window. */
+/* Buckets (2 s each, in the KPA delay ring) of the down window. */
 uint32_t swarm__load_window_buckets(const swarm__load_cfg *c);
+
+/* Whether an imported estimator holds only values decide() itself produces: 0, or -1. */
+int swarm__load_state_check(const swarm__load_state *st);
 
 /* One LOAD decision before the generic bounds and pause rules; records its steps in @d. */
 int32_t swarm__load_decide(const swarm__load_cfg *c, swarm__load_state *st,

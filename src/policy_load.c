@@ -80,7 +80,17 @@ int swarm__load_config(swarm__load_cfg *c, const swarm_policy_opts *o)
 
 uint32_t swarm__load_window_buckets(const swarm__load_cfg *c)
 {
-    return (uint32_t)((c->down_window_ns + NS - 1) / NS);
+    /* 2 s buckets (the KPA delay ring's); a need recorded in bucket i stays until bucket
+     * i + n: one extra bucket makes that at least the whole window. */
+    return (uint32_t)((c->down_window_ns + 2 * NS - 1) / (2 * NS)) + 1;
+}
+
+int swarm__load_state_check(const swarm__load_state *st)
+{
+    if (!isfinite(st->base_service_s) || st->base_service_s < 0 || !isfinite(st->rate) ||
+        st->rate < 0 || !isfinite(st->svc_s) || st->svc_s < 0 || (st->has_svc && st->svc_s == 0))
+        return -1;
+    return 0;
 }
 
 /* ---- Erlang C ------------------------------------------------------------------------------ */

@@ -31,7 +31,7 @@ extern "C" {
 /** Size of the decision's one-line explanation buffer, NUL included. */
 #define SWARM_POLICY_TEXT_LEN 320
 /** Version of the exported state format (swarm_policy_export_state()). */
-#define SWARM_POLICY_STATE_VERSION 2u
+#define SWARM_POLICY_STATE_VERSION 4u
 
 /** Which upstream the policy follows. */
 typedef enum swarm_policy_mode {
@@ -245,44 +245,78 @@ typedef struct swarm_policy_obs {
 /** Size of a swarm_policy_obs built against 0.1 (before the load signals). */
 #define SWARM_POLICY_OBS_V1_SIZE (offsetof(swarm_policy_obs, arrivals))
 
-/** Rule codes of the explanation, in the order they can apply. */
+/**
+ * Rule codes of the explanation, in the order they can apply: one table drives the enum and
+ * swarm_policy_rule_name() (code, name, meaning). Codes are appended, never renumbered.
+ */
+#define SWARM_POLICY_RULE_MAP(XX)                                                            \
+    /* a metric's raw recommendation (metric = index) */                                     \
+    XX(RAW, 1, "raw")                                                                        \
+    /* a metric failed to read (value = consecutive failures) */                             \
+    XX(METRIC_FAILED, 2, "metric_failed")                                                    \
+    /* ratio within tolerance: the metric keeps current */                                   \
+    XX(TOLERANCE, 3, "tolerance")                                                            \
+    /* some metrics failed: no scale-down */                                                 \
+    XX(PARTIAL_METRICS, 4, "partial_metrics")                                                \
+    /* every metric failed: hold */                                                          \
+    XX(NO_METRICS, 5, "no_metrics")                                                          \
+    /* fallback replicas replaced a failing metric */                                        \
+    XX(FALLBACK, 6, "fallback")                                                              \
+    /* KEDA: inactive (no metric above activation) */                                        \
+    XX(ACTIVATION, 7, "activation")                                                          \
+    /* from zero: jump to the needed count */                                                \
+    XX(COLD_START, 8, "cold_start")                                                          \
+    /* scale to zero/idle waits for the cooldown */                                          \
+    XX(COOLDOWN, 9, "cooldown")                                                              \
+    /* inactive: scaled to zero/idle */                                                      \
+    XX(IDLE, 10, "idle")                                                                     \
+    /* HPA stabilization window held the value */                                            \
+    XX(STABILIZATION, 11, "stabilization")                                                   \
+    /* HPA policies / KPA max up/down rates / legacy x2+4 */                                 \
+    XX(RATE_LIMIT, 12, "rate_limit")                                                         \
+    /* raised to min */                                                                      \
+    XX(MIN, 13, "min")                                                                       \
+    /* lowered to max */                                                                     \
+    XX(MAX, 14, "max")                                                                       \
+    /* KPA panic mode (value: 1 enter, 2 in, 3 exit) */                                      \
+    XX(PANIC, 15, "panic")                                                                   \
+    /* KPA scale-down delay window */                                                        \
+    XX(SCALE_DOWN_DELAY, 16, "scale_down_delay")                                             \
+    /* KPA activation scale */                                                               \
+    XX(ACTIVATION_SCALE, 17, "activation_scale")                                             \
+    /* starting replicas counted as capacity */                                              \
+    XX(PENDING_CAPACITY, 18, "pending_capacity")                                             \
+    /* paused (or paused in this direction) */                                               \
+    XX(PAUSE, 19, "pause")                                                                   \
+    /* now went backwards: the last time was used */                                         \
+    XX(CLOCK_CLAMPED, 20, "clock_clamped")                                                   \
+    /* HPA at zero with min > 0: scaling disabled (upstream) */                              \
+    XX(HPA_DISABLED, 21, "hpa_disabled")                                                     \
+    /* KPA: no samples yet; hold */                                                          \
+    XX(NO_DATA, 22, "no_data")                                                               \
+    /* LOAD: arrival-rate estimate used for sizing (value: requests/s x 1000) */             \
+    XX(LOAD_RATE, 23, "load_rate")                                                           \
+    /* LOAD: service-time estimate (value: ns; metric 0: the prior, 1: measured) */          \
+    XX(LOAD_SERVICE, 24, "load_service")                                                     \
+    /* LOAD: Erlang C count for the wait target (before: Little's law minimum */             \
+    /* ceil(rate x service / concurrency); value: offered load, milli-Erlangs) */            \
+    XX(LOAD_ERLANG, 25, "load_erlang")                                                       \
+    /* LOAD: raised to drain the backlog within the drain time (value: queued) */            \
+    XX(LOAD_DRAIN, 26, "load_drain")                                                         \
+    /* LOAD: no arrivals and no work: zero needed */                                         \
+    XX(LOAD_IDLE, 27, "load_idle")                                                           \
+    /* LOAD: scale-down held by the down window or the band (value: window max) */           \
+    XX(LOAD_HYSTERESIS, 28, "load_hysteresis")                                               \
+    /* LOAD: a load counter went backwards (host restart): re-baselined */                   \
+    XX(LOAD_RESET, 29, "load_reset")                                                         \
+    /* LOAD: no rate yet: the work in service is the offered load (Little) */                \
+    XX(LOAD_NO_SIGNAL, 30, "load_no_signal")
+
+/** Rule codes of the explanation (SWARM_POLICY_RULE_MAP). */
 typedef enum swarm_policy_rule {
-    SWARM_RULE_RAW = 1,          /**< a metric's raw recommendation (metric = index) */
-    SWARM_RULE_METRIC_FAILED,    /**< a metric failed to read (value = consecutive failures) */
-    SWARM_RULE_TOLERANCE,        /**< ratio within tolerance: the metric keeps current */
-    SWARM_RULE_PARTIAL_METRICS,  /**< some metrics failed: no scale-down */
-    SWARM_RULE_NO_METRICS,       /**< every metric failed: hold */
-    SWARM_RULE_FALLBACK,         /**< fallback replicas replaced a failing metric */
-    SWARM_RULE_ACTIVATION,       /**< KEDA: inactive (no metric above activation) */
-    SWARM_RULE_COLD_START,       /**< from zero: jump to the needed count */
-    SWARM_RULE_COOLDOWN,         /**< scale to zero/idle waits for the cooldown */
-    SWARM_RULE_IDLE,             /**< inactive: scaled to zero/idle */
-    SWARM_RULE_STABILIZATION,    /**< HPA stabilization window held the value */
-    SWARM_RULE_RATE_LIMIT,       /**< HPA policies / KPA max up/down rates / legacy x2+4 */
-    SWARM_RULE_MIN,              /**< raised to min */
-    SWARM_RULE_MAX,              /**< lowered to max */
-    SWARM_RULE_PANIC,            /**< KPA panic mode (value: 1 enter, 2 in, 3 exit) */
-    SWARM_RULE_SCALE_DOWN_DELAY, /**< KPA scale-down delay window */
-    SWARM_RULE_ACTIVATION_SCALE, /**< KPA activation scale */
-    SWARM_RULE_PENDING_CAPACITY, /**< starting replicas counted as capacity */
-    SWARM_RULE_PAUSE,            /**< paused (or paused in this direction) */
-    SWARM_RULE_CLOCK_CLAMPED,    /**< now went backwards: the last time was used */
-    SWARM_RULE_HPA_DISABLED,     /**< HPA at zero with min > 0: scaling disabled (upstream) */
-    SWARM_RULE_NO_DATA,          /**< KPA: no samples yet; hold */
-    /* SWARM_POLICY_LOAD (0.2): */
-    SWARM_RULE_LOAD_RATE,        /**< arrival-rate estimate (value: requests/s x 1000) */
-    SWARM_RULE_LOAD_SERVICE,     /**< service-time estimate (value: ns; metric 0 when it is the
-                                      configured prior, 1 when measured) */
-    SWARM_RULE_LOAD_ERLANG,      /**< replicas for the wait target by Erlang C (before: Little's
-                                      law minimum ceil(rate x service / concurrency); value:
-                                      offered load in milli-Erlangs) */
-    SWARM_RULE_LOAD_DRAIN,       /**< raised to drain the backlog in time (value: queued) */
-    SWARM_RULE_LOAD_IDLE,        /**< no arrivals and no work: zero needed */
-    SWARM_RULE_LOAD_HYSTERESIS,  /**< scale-down held: within the band, or the down window still
-                                      holds a larger need (value: the window's largest need) */
-    SWARM_RULE_LOAD_RESET,       /**< a counter went backwards (host restart): re-baselined */
-    SWARM_RULE_LOAD_NO_SIGNAL    /**< no load counters yet: sized from the backlog level like
-                                      KEDA (ceil((queued + in flight) / target)) */
+#define SWARM_RULE_XX_(name, val, str) SWARM_RULE_##name = (val),
+    SWARM_POLICY_RULE_MAP(SWARM_RULE_XX_)
+#undef SWARM_RULE_XX_
 } swarm_policy_rule;
 
 /** One explanation step. */

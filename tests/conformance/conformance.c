@@ -189,6 +189,7 @@ static uint32_t parse_recs(const cJSON *arr, swarm__hpa_rec *recs, uint32_t cap)
         if (n >= cap)
             break;
         recs[n].replicas = (int32_t)num(e, "replicas", 0);
+        recs[n].low = recs[n].replicas;
         recs[n].t_ns = tns(e, "t");
         n++;
     }

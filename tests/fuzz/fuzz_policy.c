@@ -160,6 +160,8 @@ static void run(const uint8_t *data, size_t size)
     CHECK(state != NULL);
 
     int64_t now = (int64_t)u32(&r) * 1000;
+    int64_t last = INT64_MIN; /* the latest time a decision was taken at (a's last_now) */
+    int c_fresh = 0;          /* c was imported and has not decided yet */
     int32_t cur = u8(&r) % 20;
     for (int step = 0; step < 64 && r.off < r.n; step++) {
         swarm_policy_obs ob;
@@ -209,7 +211,15 @@ static void run(const uint8_t *data, size_t size)
             CHECK(memcmp(&da, &db, sizeof da) == 0);
             check_bounds(&o, &ob, &da);
         }
+        if (c != NULL && c_fresh && ra == 0 && now < last) {
+            /* The clock is behind the exported state's last decision: c takes it for another
+             * boot and resumes its timeline at now, where a clamps to its last time. They no
+             * longer share a timeline; stop comparing. */
+            swarm_policy_destroy(c);
+            c = NULL;
+        }
         if (c != NULL) {
+            c_fresh = 0;
             memset(&dc, 0, sizeof dc);
             dc.size = sizeof dc;
             int rcc = swarm_policy_decide(c, now, &ob, &dc);
@@ -222,7 +232,10 @@ static void run(const uint8_t *data, size_t size)
             CHECK(swarm_policy_export_state(a, state, n_state, &w) == 0 && w == n_state);
             CHECK(swarm_policy_create(&c, &o) == 0);
             CHECK(swarm_policy_import_state(c, state, n_state) == 0);
+            c_fresh = 1;
         }
+        if (ra == 0 && now > last)
+            last = now;
         if (ra == 0 && (s & 3) != 0)
             cur = da.replicas; /* usually the host actuates */
         if (cur < 0)

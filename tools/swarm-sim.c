@@ -238,10 +238,11 @@ static void series(FILE *f, const pol *p, field_fn fn, int cols, double x0, doub
     if (p->ntl == 0)
         return;
     fprintf(f, "<path %s d=\"", style);
-    if (area)
-        fprintf(f, "M%.1f %.1f", x0, y0 + h);
+    double cy = 0, cx = 0;
+    int open = 0;
     for (int c = 0; c < cols; c++) {
-        size_t a = (size_t)((double)c / cols * p->ntl), b = (size_t)((double)(c + 1) / cols * p->ntl);
+        size_t a = (size_t)((double)c / cols * p->ntl);
+        size_t b = (size_t)((double)(c + 1) / cols * p->ntl);
         if (b <= a)
             b = a + 1;
         if (b > p->ntl)
@@ -254,10 +255,22 @@ static void series(FILE *f, const pol *p, field_fn fn, int cols, double x0, doub
         }
         double xa = x0 + p->tl[a].t_s / tmax * w, xb = x0 + p->tl[b - 1].t_s / tmax * w;
         double yy = y0 + h - (ymax > 0 ? (v > ymax ? ymax : v) / ymax * h : 0);
-        fprintf(f, "%s%.1f %.1f L%.1f %.1f", (c == 0 && !area) ? "M" : " L", xa, yy, xb, yy);
+        /* Runs of equal values become one horizontal segment (keeps the file small). */
+        if (!open) {
+            if (area)
+                fprintf(f, "M%.1f %.1fL%.1f %.1f", xa, y0 + h, xa, yy);
+            else
+                fprintf(f, "M%.1f %.1f", xa, yy);
+            open = 1;
+        } else if (fabs(yy - cy) >= 0.05) {
+            fprintf(f, "L%.1f %.1fL%.1f %.1f", cx, cy, xa, yy);
+        }
+        cy = yy;
+        cx = xb;
     }
+    fprintf(f, "L%.1f %.1f", cx, cy);
     if (area)
-        fprintf(f, " L%.1f %.1f Z", x0 + p->tl[p->ntl - 1].t_s / tmax * w, y0 + h);
+        fprintf(f, "L%.1f %.1fZ", cx, y0 + h);
     fprintf(f, "\"/>\n");
 }
 
@@ -279,11 +292,12 @@ static void write_svg(const char *path, pol *ps, int np, const char *title)
             if (x->ready + x->starting > repmax) repmax = x->ready + x->starting;
         }
     }
-    const double W = 960, L = 70, R = 70, top = 56, ph = 150, qh = 46, gap = 40;
+    const double W = 960, L = 70, R = 70, top = 56, ph = 150, qh = 46, gap = 48;
     const double pw = W - L - R;
     double H = top + n * (ph + qh + gap) + 30;
     int cols = 480;
-    double rstep = nice_step(rmax, 4), pstep = nice_step(repmax, 4);
+    rmax *= 1.08; /* headroom: the rate line should not sit on the frame */
+    double rstep = nice_step(rmax, 5), pstep = nice_step(repmax, 4);
     rmax = ceil(rmax / rstep) * rstep;
     repmax = ceil(repmax / pstep) * pstep;
     double tstep = nice_step(tmax / 60, 8) * 60;
@@ -344,8 +358,9 @@ static void write_svg(const char *path, pol *ps, int np, const char *title)
         fprintf(f, "<rect x=\"%.0f\" y=\"%.0f\" width=\"%.0f\" height=\"%.0f\" fill=\"none\" "
                    "stroke=\"#bbb\"/>\n", L, qy, pw, qh);
         fprintf(f, "<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"end\">queue</text>"
-                   "<text x=\"%.0f\" y=\"%.0f\" fill=\"#d62728\">max %.0f</text>\n",
-                L - 6, qy + qh / 2 + 4, L + pw + 6, qy + 12, qmax);
+                   "<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"end\" fill=\"#d62728\">"
+                   "max %.0f</text>\n",
+                L - 6, qy + qh / 2 + 4, L + pw - 4, qy + 13, qmax);
         if (qmax > 0)
             series(f, p, f_queue, cols, L, pw, qy, qh, qmax, tmax, 1, "fill=\"#d62728\"");
         for (double t = 0; t <= tmax + 1e-9; t += tstep) {

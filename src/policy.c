@@ -40,6 +40,7 @@ struct swarm_policy {
     swarm__kpa_spec kpa; /* target_value and total_value are filled per decision */
     int64_t panic_window_ns;
     uint32_t ext_cold_start, ext_pending, ext_fallback_zero;
+    swarm__load_cfg load_cfg; /* SWARM_POLICY_LOAD */
 
     /* Rings, sized at create. */
     uint32_t cap, n_buckets, n_delay;
@@ -64,6 +65,7 @@ struct swarm_policy {
     swarm__kpa_maxwin delay;
     uint32_t pending_active; /* a scale-up has been held for starting replicas ... */
     int64_t pending_since_ns; /* ... since this decision */
+    swarm__load_state load;   /* SWARM_POLICY_LOAD estimator */
 };
 
 /* ---- rule names ---------------------------------------------------------------------------- */
@@ -93,6 +95,14 @@ const char *swarm_policy_rule_name(uint32_t rule)
     case SWARM_RULE_CLOCK_CLAMPED: return "clock_clamped";
     case SWARM_RULE_HPA_DISABLED: return "hpa_disabled";
     case SWARM_RULE_NO_DATA: return "no_data";
+    case SWARM_RULE_LOAD_RATE: return "load_rate";
+    case SWARM_RULE_LOAD_SERVICE: return "load_service";
+    case SWARM_RULE_LOAD_ERLANG: return "load_erlang";
+    case SWARM_RULE_LOAD_DRAIN: return "load_drain";
+    case SWARM_RULE_LOAD_IDLE: return "load_idle";
+    case SWARM_RULE_LOAD_HYSTERESIS: return "load_hysteresis";
+    case SWARM_RULE_LOAD_RESET: return "load_reset";
+    case SWARM_RULE_LOAD_NO_SIGNAL: return "load_no_signal";
     default: return "unknown";
     }
 }
@@ -127,7 +137,9 @@ static int check_rules(const swarm_policy_hpa_rules *r)
 /* Validates @o (already size-normalized) and fills the derived fields of @p. */
 static int configure(swarm_policy *p, const swarm_policy_opts *o)
 {
-    if (o->mode < SWARM_POLICY_KEDA || o->mode > SWARM_POLICY_KPA)
+    if (o->mode < SWARM_POLICY_KEDA || o->mode > SWARM_POLICY_LOAD)
+        return SWARM_EINVAL;
+    if (o->mode == SWARM_POLICY_LOAD && swarm__load_config(&p->load_cfg, o) < 0)
         return SWARM_EINVAL;
     if (o->min_replicas < 0 || o->max_replicas < 0 || o->history_cap > MAX_HISTORY_CAP ||
         o->paused_replicas < 0 || o->fallback_replicas < 0 ||
@@ -229,6 +241,9 @@ static void ring_sizes(const swarm_policy *p, const swarm_policy_opts *o, uint32
         *nb = (uint32_t)(p->kpa.stable_window_ns / NS) + 1;
         /* Knative: ceil(delay / 2 s) buckets of 2 s. */
         *nd = (uint32_t)((o->scale_down_delay_ns + 2 * NS - 1) / (2 * NS));
+    } else if (o->mode == SWARM_POLICY_LOAD) {
+        *nb = 0;
+        *nd = swarm__load_window_buckets(&p->load_cfg); /* the down window, 1 s buckets */
     } else {
         *nb = 0;
         *nd = 0;
@@ -255,6 +270,7 @@ static void reset_state(swarm_policy *p)
     p->delay.first = p->delay.length = 0;
     p->pending_active = 0;
     p->pending_since_ns = 0;
+    memset(&p->load, 0, sizeof p->load);
     memset(p->recs, 0, p->cap * sizeof *p->recs);
     memset(p->ev_up, 0, p->cap * sizeof *p->ev_up);
     memset(p->ev_down, 0, p->cap * sizeof *p->ev_down);
@@ -306,7 +322,7 @@ int swarm_policy_create(swarm_policy **out, const swarm_policy_opts *opts)
     p->buckets = (kpa_bucket *)(block + off_b);
     p->delay_ents = (swarm__kpa_maxent *)(block + off_d);
     p->delay.n_buckets = nd;
-    p->delay.gran_ns = 2 * NS;
+    p->delay.gran_ns = o.mode == SWARM_POLICY_LOAD ? NS : 2 * NS;
     reset_state(p);
     *out = p;
     return 0;
@@ -823,7 +839,10 @@ static int32_t decide_kpa(swarm_policy *p, int64_t now, const swarm_policy_obs *
 
 static const char *mode_name(uint32_t mode)
 {
-    return mode == SWARM_POLICY_KEDA ? "keda" : mode == SWARM_POLICY_HPA ? "hpa" : "kpa";
+    return mode == SWARM_POLICY_KEDA  ? "keda"
+           : mode == SWARM_POLICY_HPA ? "hpa"
+           : mode == SWARM_POLICY_KPA ? "kpa"
+                                      : "load";
 }
 
 static void format_text(const swarm_policy *p, swarm_policy_decision *d, uint32_t n_metrics)
@@ -936,6 +955,10 @@ int swarm_policy_decide(swarm_policy *p, int64_t now_ns, const swarm_policy_obs 
         switch (p->o.mode) {
         case SWARM_POLICY_KEDA: r = decide_keda(p, now, obs, d); break;
         case SWARM_POLICY_HPA: r = decide_hpa(p, now, obs, d); break;
+        case SWARM_POLICY_LOAD:
+            r = swarm__load_decide(&p->load_cfg, &p->load, &p->delay, p->delay_ents, p->min,
+                                   p->max, now, obs, d);
+            break;
         default: r = decide_kpa(p, now, obs, d); break;
         }
         int hold = (d->flags & SWARM_DECISION_HOLD) != 0;

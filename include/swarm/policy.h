@@ -183,6 +183,24 @@ typedef struct swarm_policy_opts {
                                       warm-up that never finishes cannot block scaling. 0: 300 s
                                       (HPA's initialization period); negative: no limit;
                                       at most 3600 s */
+
+    /* SWARM_POLICY_LOAD (appended in 0.2; the other modes ignore these) */
+    int64_t load_wait_ns;        /**< queue-wait target: the load_percentile of the wait of an
+                                      arriving task stays under this (Erlang C). 0: 1 s;
+                                      at most 3600 s */
+    double load_percentile;      /**< the quantile the wait target is for, in (0, 1).
+                                      0: 0.99 */
+    int64_t load_drain_ns;       /**< capacity beyond the steady need drains the current backlog
+                                      (metrics[0] value) within this time. 0: 10 s; 1 s .. 3600 s */
+    int64_t load_service_prior_ns; /**< service time assumed until completions are observed.
+                                      0: 1 s; at most 3600 s */
+    int64_t load_rate_tau_ns;    /**< time constant of the arrival-rate and service-time moving
+                                      averages. 0: 5 s; at most 3600 s */
+    int64_t load_down_window_ns; /**< scale down only to the largest need of this window (and
+                                      never within it after a scale-up). 0: 120 s; 1 s .. 3600 s */
+    double load_down_band;       /**< and only when that need is below current by more than this
+                                      fraction of current (at least one replica). 0: 0.1;
+                                      negative: none; at most 1 */
 } swarm_policy_opts;
 
 /** One metric sample. */
@@ -246,7 +264,21 @@ typedef enum swarm_policy_rule {
     SWARM_RULE_PAUSE,            /**< paused (or paused in this direction) */
     SWARM_RULE_CLOCK_CLAMPED,    /**< now went backwards: the last time was used */
     SWARM_RULE_HPA_DISABLED,     /**< HPA at zero with min > 0: scaling disabled (upstream) */
-    SWARM_RULE_NO_DATA           /**< KPA: no samples yet; hold */
+    SWARM_RULE_NO_DATA,          /**< KPA: no samples yet; hold */
+    /* SWARM_POLICY_LOAD (0.2): */
+    SWARM_RULE_LOAD_RATE,        /**< arrival-rate estimate (value: requests/s x 1000) */
+    SWARM_RULE_LOAD_SERVICE,     /**< service-time estimate (value: ns; metric 0 when it is the
+                                      configured prior, 1 when measured) */
+    SWARM_RULE_LOAD_ERLANG,      /**< replicas for the wait target by Erlang C (before: Little's
+                                      law minimum ceil(rate x service / concurrency); value:
+                                      offered load in milli-Erlangs) */
+    SWARM_RULE_LOAD_DRAIN,       /**< raised to drain the backlog in time (value: queued) */
+    SWARM_RULE_LOAD_IDLE,        /**< no arrivals and no work: zero needed */
+    SWARM_RULE_LOAD_HYSTERESIS,  /**< scale-down held: within the band, or the down window still
+                                      holds a larger need (value: the window's largest need) */
+    SWARM_RULE_LOAD_RESET,       /**< a counter went backwards (host restart): re-baselined */
+    SWARM_RULE_LOAD_NO_SIGNAL    /**< no load counters yet: sized from the backlog level like
+                                      KEDA (ceil((queued + in flight) / target)) */
 } swarm_policy_rule;
 
 /** One explanation step. */

@@ -61,6 +61,7 @@ static int run_one(const swarm_sim_trace *tr, int p, double startup, uint64_t se
         break;
     case P_REC:
         po.mode = SWARM_POLICY_LOAD;
+        po.load_wait_ns = INT64_C(1000000000); /* the SLO: 1 s at p99 (its defaults) */
         so.policy = &po;
         break;
     case P_ORACLE:

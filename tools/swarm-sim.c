@@ -561,6 +561,8 @@ int main(int argc, char **argv)
                 po.max_replicas = c.max;
             if (c.have_min)
                 po.min_replicas = c.min;
+            if (po.mode == SWARM_POLICY_LOAD && po.load_wait_ns == 0)
+                po.load_wait_ns = (int64_t)llround(c.slo_ms * 1e6); /* the same objective */
             so.policy = &po;
         } else if (p->kind == SWARM_SIM_ORACLE && c.have_min) {
             so.initial_replicas = c.min;

@@ -390,7 +390,7 @@ int main(int argc, char **argv)
     c.max = 100;
     c.seed = 1;
     c.runs = 1;
-    pol *ps = calloc(MAX_POL, sizeof *ps);
+    static pol ps[MAX_POL];
     int np = 0;
     const char *policy_list = NULL;
     const char *policy_files[MAX_POL];
@@ -642,7 +642,6 @@ int main(int argc, char **argv)
         write_svg(c.svg, ps, np, title);
     for (int i = 0; i < np; i++)
         free(ps[i].tl);
-    free(ps);
     swarm_sim_trace_destroy(tr);
     return failures == np ? 1 : 0;
 }

@@ -357,6 +357,47 @@ static void test_sim_scale_down_finishes_in_flight(void **state)
     swarm_sim_trace_destroy(tr);
 }
 
+/* Scale-down removes idle replicas before busy ones: with a few long requests in flight and a
+ * policy that shrinks from 10 towards what they need, no busy replica is ever retired (the live
+ * count always equals the spec: none is left finishing work). */
+static void test_sim_scale_down_retires_idle_first(void **state)
+{
+    (void)state;
+    swarm_sim_point rows[] = {{0, 0.02}, {300, 0}};
+    swarm_sim_trace *tr = NULL;
+    assert_int_equal(swarm_sim_trace_create(&tr, rows, 2, NULL), 0);
+    swarm_policy_opts p = upstream(SWARM_POLICY_KPA);
+    swarm_sim_opts o;
+    swarm_sim_opts_init(&o);
+    o.policy = &p;
+    o.service_dist = SWARM_SIM_DIST_FIXED;
+    o.service_mean_s = 5000;
+    o.initial_replicas = 10;
+    o.tail_s = 600;
+    o.seed = 3;
+    swarm_sim *s = NULL;
+    swarm_sim_result r = run(tr, &o, &s);
+    size_t n = swarm_sim_timeline_len(s);
+    swarm_sim_sample *t = calloc(n, sizeof *t);
+    swarm_sim_get_timeline(s, 0, t, n);
+    int32_t min_live = 10;
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(t[i].replicas, t[i].ready + t[i].starting);
+        assert_true((int32_t)t[i].in_flight <= t[i].ready);
+        if (t[i].replicas < min_live)
+            min_live = t[i].replicas;
+    }
+    print_message("%llu requests, live replicas down to %d\n", (unsigned long long)r.arrivals,
+                  min_live);
+    assert_true(r.arrivals >= 2 && r.arrivals <= 15);
+    assert_true(min_live < 10);           /* it did scale down */
+    assert_int_equal(r.completions, 0);   /* and every request is still being served */
+    assert_int_equal(r.unfinished, r.arrivals);
+    free(t);
+    swarm_sim_destroy(s);
+    swarm_sim_trace_destroy(tr);
+}
+
 /* The oracle knows the trace: on a flash crowd with 30 s start-up it meets the SLO at p99 with
  * capacity that fits the load, and never flaps. */
 static void test_sim_oracle_meets_slo(void **state)
@@ -563,6 +604,7 @@ int main(void)
         cmocka_unit_test(test_sim_metrics_lag_delays_reaction),
         cmocka_unit_test(test_sim_unfinished_requests_count),
         cmocka_unit_test(test_sim_scale_down_finishes_in_flight),
+        cmocka_unit_test(test_sim_scale_down_retires_idle_first),
         cmocka_unit_test(test_sim_oracle_meets_slo),
         cmocka_unit_test(test_sim_trace_parse_errors_name_the_line),
         cmocka_unit_test(test_sim_generators),

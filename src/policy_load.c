@@ -29,7 +29,8 @@
  * average of a Poisson count has variance rate / (2 tau), and sizing exactly at the estimate
  * would put the true load above capacity half of the time. */
 #define RATE_Z 2.0
-#define JUMP_Z 3.0
+#define JUMP_Z 5.0
+#define JUMP_REL 0.5
 
 static void step(swarm_policy_decision *d, uint32_t rule, int32_t metric, int32_t before,
                  int32_t after, int64_t value)
@@ -71,7 +72,7 @@ int swarm__load_config(swarm__load_cfg *c, const swarm_policy_opts *o)
     c->tail = 1.0 - (o->load_percentile == 0 ? 0.99 : o->load_percentile);
     c->drain_s = (double)(o->load_drain_ns == 0 ? 10 * NS : o->load_drain_ns) / (double)NS;
     c->prior_s =
-        (double)(o->load_service_prior_ns == 0 ? NS : o->load_service_prior_ns) / (double)NS;
+        (double)(o->load_service_prior_ns == 0 ? NS / 10 : o->load_service_prior_ns) / (double)NS;
     c->tau_s = (double)(o->load_rate_tau_ns == 0 ? 5 * NS : o->load_rate_tau_ns) / (double)NS;
     c->band = o->load_down_band == 0 ? 0.1 : (o->load_down_band < 0 ? 0 : o->load_down_band);
     c->down_window_ns = o->load_down_window_ns == 0 ? 120 * NS : o->load_down_window_ns;
@@ -154,9 +155,12 @@ int64_t swarm__erlang_servers(double a, double t_over_s, double tail, int64_t li
 
 /* ---- the estimator ------------------------------------------------------------------------- */
 
+/* Whether the host sends the load counters: a 0.2 observation with a counter moved or the
+ * concurrency set (so that counters still at zero, before the first task, count as observed). */
 static int has_signals(const swarm_policy_obs *obs)
 {
-    return obs->arrivals != 0 || obs->completions != 0 || obs->service_total_s != 0;
+    return obs->size >= sizeof *obs && (obs->arrivals != 0 || obs->completions != 0 ||
+                                        obs->service_total_s != 0 || obs->concurrency != 0);
 }
 
 static void rebase(swarm__load_state *st, int64_t now, const swarm_policy_obs *obs)
@@ -193,11 +197,14 @@ static void estimate(const swarm__load_cfg *c, swarm__load_state *st, int64_t no
     double arrived = (double)(obs->arrivals - st->base_arrivals);
     double inst = arrived / dt;
     /* A rise the moving average cannot explain (more than JUMP_Z standard deviations of a
-     * Poisson count above it) is a new level: adopt it at once instead of ramping towards it
+     * Poisson count above it, and more than half of it) is a new level: adopt it at once instead of ramping towards it
      * over tau, so a step or a burst out of idle is sized on its first decision. Falls stay
      * smoothed; the down window holds capacity anyway. */
     double floor_rate = st->rate > 1.0 / dt ? st->rate : 1.0 / dt;
-    if (!st->has_rate || inst - st->rate > JUMP_Z * sqrt(floor_rate / dt))
+    double jump = JUMP_Z * sqrt(floor_rate / dt);
+    if (jump < JUMP_REL * st->rate)
+        jump = JUMP_REL * st->rate;
+    if (!st->has_rate || inst - st->rate > jump)
         st->rate = inst;
     else
         st->rate += alpha * (inst - st->rate);
@@ -293,10 +300,16 @@ int32_t swarm__load_decide(const swarm__load_cfg *c, swarm__load_state *st,
         step(d, SWARM_RULE_PARTIAL_METRICS, -1, need, cur, 1);
         return cur;
     }
-    int32_t r = held;
+    /* Down only when the window's largest need is below current by more than the band, and
+     * then keep half the band above it, so that the need has to rise past the whole window's
+     * maximum and that margin before a scale-up reverses the step. */
+    int32_t r = cur;
     double gap = (double)cur - (double)held;
-    if (held >= cur || gap < 1.0 || gap <= c->band * (double)cur)
-        r = cur;
+    if (gap >= 1.0 && gap > c->band * (double)cur) {
+        r = ceil_i32((double)held * (1.0 + c->band / 2.0));
+        if (r >= cur)
+            r = cur - 1;
+    }
     if (r != need)
         step(d, SWARM_RULE_LOAD_HYSTERESIS, -1, need, r, held);
     return r;

@@ -194,9 +194,12 @@ int main(int argc, char **argv)
                 cases++;
                 met += ok;
                 snprintf(verdict, sizeof verdict,
-                         "%s (best %s; p99 %s; %.0f%% of its replica-s; %.2fx oracle; %u flaps)",
-                         ok ? "YES" : "no", pol_names[best], p99_ok ? "ok" : "worse",
-                         100 * vs_best, vs_oracle, r->flaps);
+                         "%s (best %s; p99 %+.2f s%s; %.0f%% of its replica-s%s; %.2fx oracle%s; "
+                         "%u flaps%s)",
+                         ok ? "YES" : "no", pol_names[best], r->p99_wait_s - b->p99_wait_s,
+                         p99_ok ? "" : " MISS", 100 * vs_best, vs_best <= 0.8 ? "" : " MISS",
+                         vs_oracle, vs_oracle <= 1.3 ? "" : " MISS", r->flaps,
+                         r->flaps == 0 ? "" : " MISS");
             }
             printf("%-12s %5.0f", shape_names[sh], startups[si]);
             char buf[64];

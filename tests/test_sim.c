@@ -540,6 +540,78 @@ static void test_sim_config_parse(void **state)
     }
 }
 
+/* ---- allocation failures ----------------------------------------------------------------- */
+
+typedef struct counting {
+    long calls, fail_at; /* fail the fail_at-th allocation (0-based); -1: never */
+    long live;
+    size_t bytes;
+} counting;
+
+static void *c_alloc(void *ctx, size_t size, size_t align)
+{
+    counting *c = ctx;
+    if (c->fail_at >= 0 && c->calls++ == c->fail_at)
+        return NULL;
+    void *p = NULL;
+    if (posix_memalign(&p, align < sizeof(void *) ? sizeof(void *) : align, size) != 0)
+        return NULL;
+    c->live++;
+    c->bytes += size;
+    return p;
+}
+
+static void c_free(void *ctx, void *p, size_t size)
+{
+    counting *c = ctx;
+    c->live--;
+    c->bytes -= size;
+    free(p);
+}
+
+/* Every allocation of trace, create and run can fail: the call returns SWARM_ENOMEM and, after
+ * the destroys, nothing is left allocated (sizes are freed as allocated). */
+static void test_sim_enomem_leaks_nothing(void **state)
+{
+    (void)state;
+    int ok = 0;
+    for (long k = 0; k < 400 && !ok; k++) {
+        counting c = {0, k, 0, 0};
+        swarm_allocator a = {&c, c_alloc, c_free};
+        swarm_sim_gen_opts g;
+        swarm_sim_gen_opts_init(&g);
+        g.shape = SWARM_SIM_SHAPE_SPIKES;
+        g.duration_s = 600;
+        swarm_sim_trace *tr = NULL;
+        int rc = swarm_sim_trace_generate(&tr, &g, &a);
+        if (rc == 0) {
+            swarm_policy_opts p = upstream(SWARM_POLICY_HPA);
+            p.alloc = &a;
+            swarm_sim_opts o;
+            swarm_sim_opts_init(&o);
+            o.policy = &p;
+            o.alloc = &a;
+            o.startup_s = 10;
+            o.metrics_lag_s = 2;
+            swarm_sim *s = NULL;
+            rc = swarm_sim_create(&s, tr, &o);
+            if (rc == 0) {
+                rc = swarm_sim_run(s);
+                if (rc == 0)
+                    ok = 1;
+                else
+                    assert_int_equal(swarm_sim_run(s), SWARM_ESTATE); /* no resume */
+                swarm_sim_destroy(s);
+            }
+            swarm_sim_trace_destroy(tr);
+        }
+        assert_true(rc == 0 || rc == SWARM_ENOMEM);
+        assert_int_equal(c.live, 0);
+        assert_int_equal(c.bytes, 0);
+    }
+    assert_true(ok);
+}
+
 /* ---- bad input --------------------------------------------------------------------------- */
 
 static void test_sim_bad_arguments(void **state)
@@ -609,6 +681,7 @@ int main(void)
         cmocka_unit_test(test_sim_trace_parse_errors_name_the_line),
         cmocka_unit_test(test_sim_generators),
         cmocka_unit_test(test_sim_config_parse),
+        cmocka_unit_test(test_sim_enomem_leaks_nothing),
         cmocka_unit_test(test_sim_bad_arguments),
     };
     return cmocka_run_group_tests_name("sim", tests, NULL, NULL);

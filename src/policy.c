@@ -870,47 +870,98 @@ static const char *mode_name(uint32_t mode)
                                       : "load";
 }
 
+/*
+ * The explanation line, appended piece by piece. The C library's snprintf spent four fifths of
+ * a decision here (callgrind: ~13,000 of ~16,000 instructions for a SWARM_POLICY_LOAD
+ * decision); plain copies give the same text. Pieces past the buffer are counted, not written,
+ * and a line that did not fit ends in "...".
+ */
+typedef struct text_buf {
+    char *p;
+    size_t cap, len;
+} text_buf;
+
+/* The pieces are short: a byte loop beats a call to memcpy. */
+static inline void put_n(text_buf *t, const char *s, size_t n)
+{
+    size_t room = t->len + 1 < t->cap ? t->cap - 1 - t->len : 0;
+    size_t k = n < room ? n : room;
+    char *o = t->p + t->len;
+    for (size_t i = 0; i < k; i++)
+        o[i] = s[i];
+    t->len += n;
+}
+
+static inline void put_s(text_buf *t, const char *s) { put_n(t, s, strlen(s)); }
+
+static inline void put_i(text_buf *t, int32_t v)
+{
+    char num[12], *e = num + sizeof num, *b = e;
+    uint32_t u = v < 0 ? 0u - (uint32_t)v : (uint32_t)v;
+    do {
+        *--b = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (v < 0)
+        *--b = '-';
+    put_n(t, b, (size_t)(e - b));
+}
+
+/* " <before>-><after>" */
+static void put_change(text_buf *t, int32_t before, int32_t after)
+{
+    put_n(t, " ", 1);
+    put_i(t, before);
+    put_n(t, "->", 2);
+    put_i(t, after);
+}
+
 static void format_text(const swarm_policy *p, swarm_policy_decision *d, uint32_t n_metrics)
 {
-    char *buf = d->text;
-    size_t cap = sizeof d->text, len = 0;
-    int n = snprintf(buf, cap, "%s %d->%d", mode_name(p->o.mode), d->current, d->replicas);
-    len = n > 0 ? (size_t)n : 0;
-#define APPEND(...)                                                                          \
-    do {                                                                                     \
-        if (len < cap) {                                                                     \
-            int k_ = snprintf(buf + len, cap - len, __VA_ARGS__);                            \
-            if (k_ > 0)                                                                      \
-                len += (size_t)k_;                                                           \
-        }                                                                                    \
-    } while (0)
-    APPEND(" raw");
+    text_buf t = {d->text, sizeof d->text, 0};
+    put_s(&t, mode_name(p->o.mode));
+    put_change(&t, d->current, d->replicas);
+    put_n(&t, " raw", 4);
     for (uint32_t i = 0; i < n_metrics; i++) {
-        if (d->metric_raw[i] < 0)
-            APPEND(" m%u=fail", i);
-        else
-            APPEND(" m%u=%d", i, d->metric_raw[i]);
+        put_n(&t, " m", 2);
+        put_i(&t, (int32_t)i);
+        if (d->metric_raw[i] < 0) {
+            put_n(&t, "=fail", 5);
+        } else {
+            put_n(&t, "=", 1);
+            put_i(&t, d->metric_raw[i]);
+        }
     }
     int first = 1;
     for (uint32_t i = 0; i < d->n_steps; i++) {
         const swarm_policy_step *s = &d->steps[i];
         if (s->rule == SWARM_RULE_RAW)
             continue;
-        APPEND(first ? " |" : ";");
+        put_n(&t, first ? " | " : "; ", first ? 3 : 2);
         first = 0;
-        if (s->metric >= 0)
-            APPEND(" %s(m%d) %d->%d", swarm_policy_rule_name(s->rule), s->metric, s->before,
-                   s->after);
-        else
-            APPEND(" %s %d->%d", swarm_policy_rule_name(s->rule), s->before, s->after);
-        if (s->rule == SWARM_RULE_RATE_LIMIT && p->o.mode != SWARM_POLICY_KPA)
-            APPEND(" (%s)", swarm__hpa_reason_name((int)s->value));
+        put_s(&t, swarm_policy_rule_name(s->rule));
+        if (s->metric >= 0) {
+            put_n(&t, "(m", 2);
+            put_i(&t, s->metric);
+            put_n(&t, ")", 1);
+        }
+        put_change(&t, s->before, s->after);
+        if (s->rule == SWARM_RULE_RATE_LIMIT && p->o.mode != SWARM_POLICY_KPA) {
+            put_n(&t, " (", 2);
+            put_s(&t, swarm__hpa_reason_name((int)s->value));
+            put_n(&t, ")", 1);
+        }
     }
-    if (d->retire > 0)
-        APPEND(" | retire %d (starting %d, idle first)", d->retire, d->retire_starting);
-#undef APPEND
-    if (len >= cap && cap >= 4)
-        memcpy(buf + cap - 4, "...", 4);
+    if (d->retire > 0) {
+        put_n(&t, " | retire ", 10);
+        put_i(&t, d->retire);
+        put_n(&t, " (starting ", 11);
+        put_i(&t, d->retire_starting);
+        put_n(&t, ", idle first)", 13);
+    }
+    t.p[t.len < t.cap ? t.len : t.cap - 1] = '\0';
+    if (t.len >= t.cap && t.cap >= 4)
+        memcpy(t.p + t.cap - 4, "...", 4);
 }
 
 static int check_obs(const swarm_policy *p, const swarm_policy_obs *obs)

@@ -38,9 +38,28 @@ typedef enum swarm_policy_mode {
     SWARM_POLICY_KEDA = 1, /**< KEDA ScaledObject: activation and 0<->1 by KEDA, 1<->N by its HPA */
     SWARM_POLICY_HPA = 2,  /**< Kubernetes HPA autoscaling/v2 */
     SWARM_POLICY_KPA = 3,  /**< Knative Pod Autoscaler (stable/panic windows) */
-    /** libswarm's load-aware mode: sizes from the estimated arrival rate and service time
-     *  (Little's law, Erlang C for a queue-wait target) plus what drains the backlog in bounded
-     *  time; reads the load fields of swarm_policy_obs. */
+    /** libswarm's load-aware mode. It estimates the arrival rate (deltas of obs.arrivals
+     *  between decisions, a moving average over load_rate_tau_ns that jumps to a new level at
+     *  once when a rise is far beyond Poisson noise) and the mean service time (delta of
+     *  obs.service_total_s over delta of obs.completions; load_service_prior_ns until the first
+     *  completion), sizes replicas by Erlang C so that the load_percentile of the queue wait
+     *  stays under load_wait_ns (concurrency servers per replica), adds what drains the current
+     *  backlog (metrics[0], kind TOTAL) within load_drain_ns, and counts starting replicas as
+     *  capacity already ordered. Up: at once. Down: only to the largest need of the last
+     *  load_down_window_ns, only when that is more than load_down_band below current, keeping
+     *  half the band, so it does not flap. A host should fill arrivals, completions,
+     *  service_total_s and concurrency (>= 1, which also marks counters still at 0 as
+     *  observed); without them (a 0.1 caller) it sizes from the work in service (Little).
+     *
+     *  Pick it when the work is a queue of tasks with a measurable service time and a
+     *  queue-wait objective: it reacts to a step on the next decision instead of ramping by
+     *  rate limits, holds about the Erlang C count instead of a backlog multiple, and in the
+     *  simulator (benchmarks/bench_scaling) used a quarter to nine tenths of the best upstream
+     *  default's replica-seconds with no flaps. Prefer the upstream modes when the deployment
+     *  must behave exactly like a KEDA/HPA/Knative one (the same YAML elsewhere, conformance),
+     *  when the signal is not a queue (CPU, latency or a custom metric: HPA's Value/Average
+     *  kinds), or when the counters cannot be observed. No mode can beat the replica start-up
+     *  time on a sudden burst from a small count: capacity ordered now serves after it. */
     SWARM_POLICY_LOAD = 4
 } swarm_policy_mode;
 

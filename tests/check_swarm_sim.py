@@ -68,6 +68,11 @@ with tempfile.TemporaryDirectory() as d:
     r = run(tr, "--policy-file", pf, ok=False)
     assert r.returncode == 2 and ":2:" in r.stderr, r.stderr
 
+# The example policy file in docs/ stays valid.
+if len(sys.argv) > 2:
+    r = run("--gen", "step", "--policy-file", sys.argv[2], "--json")
+    assert json.loads(r.stdout)["policy"] == "custom-policy", r.stdout
+
 r = run("--help")
 assert r.stdout.startswith("usage: swarm-sim") and "--policy" in r.stdout
 r = run("--bogus", ok=False)

@@ -357,6 +357,47 @@ static void test_sim_scale_down_finishes_in_flight(void **state)
     swarm_sim_trace_destroy(tr);
 }
 
+/* Scale-down removes idle replicas before busy ones: with a few long requests in flight and a
+ * policy that shrinks from 10 towards what they need, no busy replica is ever retired (the live
+ * count always equals the spec: none is left finishing work). */
+static void test_sim_scale_down_retires_idle_first(void **state)
+{
+    (void)state;
+    swarm_sim_point rows[] = {{0, 0.02}, {300, 0}};
+    swarm_sim_trace *tr = NULL;
+    assert_int_equal(swarm_sim_trace_create(&tr, rows, 2, NULL), 0);
+    swarm_policy_opts p = upstream(SWARM_POLICY_KPA);
+    swarm_sim_opts o;
+    swarm_sim_opts_init(&o);
+    o.policy = &p;
+    o.service_dist = SWARM_SIM_DIST_FIXED;
+    o.service_mean_s = 5000;
+    o.initial_replicas = 10;
+    o.tail_s = 600;
+    o.seed = 3;
+    swarm_sim *s = NULL;
+    swarm_sim_result r = run(tr, &o, &s);
+    size_t n = swarm_sim_timeline_len(s);
+    swarm_sim_sample *t = calloc(n, sizeof *t);
+    swarm_sim_get_timeline(s, 0, t, n);
+    int32_t min_live = 10;
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(t[i].replicas, t[i].ready + t[i].starting);
+        assert_true((int32_t)t[i].in_flight <= t[i].ready);
+        if (t[i].replicas < min_live)
+            min_live = t[i].replicas;
+    }
+    print_message("%llu requests, live replicas down to %d\n", (unsigned long long)r.arrivals,
+                  min_live);
+    assert_true(r.arrivals >= 2 && r.arrivals <= 15);
+    assert_true(min_live < 10);           /* it did scale down */
+    assert_int_equal(r.completions, 0);   /* and every request is still being served */
+    assert_int_equal(r.unfinished, r.arrivals);
+    free(t);
+    swarm_sim_destroy(s);
+    swarm_sim_trace_destroy(tr);
+}
+
 /* The oracle knows the trace: on a flash crowd with 30 s start-up it meets the SLO at p99 with
  * capacity that fits the load, and never flaps. */
 static void test_sim_oracle_meets_slo(void **state)
@@ -499,6 +540,78 @@ static void test_sim_config_parse(void **state)
     }
 }
 
+/* ---- allocation failures ----------------------------------------------------------------- */
+
+typedef struct counting {
+    long calls, fail_at; /* fail the fail_at-th allocation (0-based); -1: never */
+    long live;
+    size_t bytes;
+} counting;
+
+static void *c_alloc(void *ctx, size_t size, size_t align)
+{
+    counting *c = ctx;
+    if (c->fail_at >= 0 && c->calls++ == c->fail_at)
+        return NULL;
+    void *p = NULL;
+    if (posix_memalign(&p, align < sizeof(void *) ? sizeof(void *) : align, size) != 0)
+        return NULL;
+    c->live++;
+    c->bytes += size;
+    return p;
+}
+
+static void c_free(void *ctx, void *p, size_t size)
+{
+    counting *c = ctx;
+    c->live--;
+    c->bytes -= size;
+    free(p);
+}
+
+/* Every allocation of trace, create and run can fail: the call returns SWARM_ENOMEM and, after
+ * the destroys, nothing is left allocated (sizes are freed as allocated). */
+static void test_sim_enomem_leaks_nothing(void **state)
+{
+    (void)state;
+    int ok = 0;
+    for (long k = 0; k < 400 && !ok; k++) {
+        counting c = {0, k, 0, 0};
+        swarm_allocator a = {&c, c_alloc, c_free};
+        swarm_sim_gen_opts g;
+        swarm_sim_gen_opts_init(&g);
+        g.shape = SWARM_SIM_SHAPE_SPIKES;
+        g.duration_s = 600;
+        swarm_sim_trace *tr = NULL;
+        int rc = swarm_sim_trace_generate(&tr, &g, &a);
+        if (rc == 0) {
+            swarm_policy_opts p = upstream(SWARM_POLICY_HPA);
+            p.alloc = &a;
+            swarm_sim_opts o;
+            swarm_sim_opts_init(&o);
+            o.policy = &p;
+            o.alloc = &a;
+            o.startup_s = 10;
+            o.metrics_lag_s = 2;
+            swarm_sim *s = NULL;
+            rc = swarm_sim_create(&s, tr, &o);
+            if (rc == 0) {
+                rc = swarm_sim_run(s);
+                if (rc == 0)
+                    ok = 1;
+                else
+                    assert_int_equal(swarm_sim_run(s), SWARM_ESTATE); /* no resume */
+                swarm_sim_destroy(s);
+            }
+            swarm_sim_trace_destroy(tr);
+        }
+        assert_true(rc == 0 || rc == SWARM_ENOMEM);
+        assert_int_equal(c.live, 0);
+        assert_int_equal(c.bytes, 0);
+    }
+    assert_true(ok);
+}
+
 /* ---- bad input --------------------------------------------------------------------------- */
 
 static void test_sim_bad_arguments(void **state)
@@ -563,10 +676,12 @@ int main(void)
         cmocka_unit_test(test_sim_metrics_lag_delays_reaction),
         cmocka_unit_test(test_sim_unfinished_requests_count),
         cmocka_unit_test(test_sim_scale_down_finishes_in_flight),
+        cmocka_unit_test(test_sim_scale_down_retires_idle_first),
         cmocka_unit_test(test_sim_oracle_meets_slo),
         cmocka_unit_test(test_sim_trace_parse_errors_name_the_line),
         cmocka_unit_test(test_sim_generators),
         cmocka_unit_test(test_sim_config_parse),
+        cmocka_unit_test(test_sim_enomem_leaks_nothing),
         cmocka_unit_test(test_sim_bad_arguments),
     };
     return cmocka_run_group_tests_name("sim", tests, NULL, NULL);

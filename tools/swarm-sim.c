@@ -56,7 +56,9 @@ static const char usage_text[] =
     "                            30, hpa 15, kpa 2; recommended 1, oracle 1)\n"
     "  --slo-ms MS               queue-wait objective (1000); the oracle meets it at p99\n"
     "runs and output:\n"
-    "  --seed N                  (1)    --runs N   average over seeds seed..seed+N-1 (1)\n"
+    "  --seed N                  seed of the requests and of --gen's random shapes (1)\n"
+    "  --runs N                  average over seeds seed..seed+N-1 (same trace, other\n"
+    "                            requests; max wait and max queue: the largest) (1)\n"
     "  --json                    one JSON object per policy per line instead of the table\n"
     "  --csv FILE                per-second timeline of every policy (first seed)\n"
     "  --svg FILE                plot: rate, queue, ready and starting replicas over time,\n"
@@ -390,7 +392,7 @@ int main(int argc, char **argv)
     c.max = 100;
     c.seed = 1;
     c.runs = 1;
-    pol *ps = calloc(MAX_POL, sizeof *ps);
+    static pol ps[MAX_POL];
     int np = 0;
     const char *policy_list = NULL;
     const char *policy_files[MAX_POL];
@@ -642,7 +644,6 @@ int main(int argc, char **argv)
         write_svg(c.svg, ps, np, title);
     for (int i = 0; i < np; i++)
         free(ps[i].tl);
-    free(ps);
     swarm_sim_trace_destroy(tr);
     return failures == np ? 1 : 0;
 }

@@ -303,8 +303,8 @@ class SimResult:
     timeline: List[Sample] = dataclasses.field(default_factory=list, repr=False)
 
 
-def _policy_opts(policy: Union[str, PolicyConfig], max_replicas: int,
-                 min_replicas: Optional[int]) -> Tuple[int, Optional[swarm_policy_opts], int]:
+def _policy_opts(policy: Union[str, PolicyConfig], max_replicas: int, min_replicas: Optional[int],
+                 slo_s: float) -> Tuple[int, Optional[swarm_policy_opts], int]:
     """(kind, policy opts or None, fixed count) for a policy name or config."""
     if isinstance(policy, PolicyConfig):
         po = policy.to_c()
@@ -313,8 +313,7 @@ def _policy_opts(policy: Union[str, PolicyConfig], max_replicas: int,
                            hpa_path=HpaPath.BEHAVIOR if policy != "kpa" else HpaPath.AUTO)
         po = cfg.to_c()
     elif policy in ("recommended", "load"):
-        po = PolicyConfig(mode=Mode.KEDA).to_c()
-        po.mode = 4  # SWARM_POLICY_LOAD
+        po = PolicyConfig(mode=Mode.LOAD, load_wait=slo_s).to_c()
     elif policy == "oracle":
         return int(Kind.ORACLE), None, 0
     elif isinstance(policy, str) and policy.startswith("fixed:"):
@@ -341,7 +340,7 @@ def simulate(trace: Trace, policy: Union[str, PolicyConfig] = "hpa", *,
     Raises InvalidArgument for bad options, or when this library lacks the policy's mode."""
     if isinstance(service_dist, str):
         service_dist = Dist[service_dist.upper()]
-    kind, po, fixed = _policy_opts(policy, max_replicas, min_replicas)
+    kind, po, fixed = _policy_opts(policy, max_replicas, min_replicas, slo_s)
     o = swarm_sim_opts()
     errors.check(_swarm_sim_opts_init(byref(o)))
     o.kind = kind

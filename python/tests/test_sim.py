@@ -77,6 +77,9 @@ class TestSim(unittest.TestCase):
         o = sim.simulate(tr, "oracle", startup_s=30, seed=7)
         self.assertLessEqual(o.p99_wait_s, 1.0)
         self.assertEqual(o.arrivals, a.arrivals)  # same requests for every policy
+        rec = sim.simulate(tr, "recommended", startup_s=30, seed=7, timeline=False)
+        self.assertEqual(rec.arrivals, a.arrivals)
+        self.assertEqual(rec.completions + rec.unfinished, rec.arrivals)
 
     def test_sim_trace_parse_errors(self):
         tr = sim.Trace.parse("0,5\n# c\n60,10\n")

@@ -284,17 +284,62 @@ static void test_policy_load_noisy_steady_load_never_flaps(void **state)
         swarm_policy_reset(p);
         host h = {.cur = 1, .ready = 1, .rng = 0x9e3779b97f4a7c15ull + (uint64_t)k};
         int32_t last = -1;
-        int changes_after_warmup = 0;
+        int changes = 0, reversals = 0, last_dir = 0, last_t = -1000;
         for (int t = 0; t < 3600; t++) {
             swarm_policy_decision d = tick(p, &h, t, rate, 0.1, 1);
-            if (t > 300 && last >= 0 && d.replicas != last)
-                changes_after_warmup++;
+            if (last >= 0 && d.replicas != last) {
+                int dir = d.replicas > last ? 1 : -1;
+                if (last_dir != 0 && dir != last_dir && t - last_t <= 60)
+                    reversals++;
+                last_dir = dir;
+                last_t = t;
+                if (t > 300)
+                    changes++;
+            }
             last = d.replicas;
         }
-        /* Poisson noise (even 5 rps) moves nothing once settled: the noise margin, the band
-         * and the window absorb it. */
-        assert_int_equal(changes_after_warmup, 0);
+        /* Poisson noise (even 5 rps) never reverses a change within a minute, and moves the
+         * count at most a couple of times an hour once settled: the rate's noise margin, the
+         * band, the window and the up hold absorb it. */
+        assert_int_equal(reversals, 0);
+        assert_true(changes <= 2);
     }
+    swarm_policy_destroy(p);
+}
+
+static void test_policy_load_up_is_never_reversed_within_the_hold(void **state)
+{
+    (void)state;
+    swarm_policy_opts o = load_opts();
+    swarm_policy *p = make_load(&o);
+    host h = {.cur = 1, .ready = 1};
+    swarm_policy_decision d;
+    for (int t = 0; t < 100; t++)
+        d = tick(p, &h, t, 20, 0.1, 0);
+    int32_t base = d.replicas;
+    d = tick(p, &h, 100, 300, 0.1, 0); /* a burst: up at once */
+    int32_t high = d.replicas;
+    assert_true(high > base);
+    /* It vanishes the next second: the count holds for the 65 s hold (the 30 s down window
+     * alone would let it go after 30 s), then comes down. */
+    for (int t = 101; t < 165; t++) {
+        d = tick(p, &h, t, 20, 0.1, 0);
+        assert_int_equal(d.replicas, high);
+    }
+    for (int t = 165; t < 200; t++)
+        d = tick(p, &h, t, 20, 0.1, 0);
+    assert_true(d.replicas < high);
+    swarm_policy_destroy(p);
+    /* Negative: no hold; only the down window (30 s) applies. */
+    o.load_up_hold_ns = -1;
+    p = make_load(&o);
+    h = (host){.cur = 1, .ready = 1};
+    for (int t = 0; t < 100; t++)
+        tick(p, &h, t, 20, 0.1, 0);
+    tick(p, &h, 100, 300, 0.1, 0);
+    for (int t = 101; t < 140; t++)
+        d = tick(p, &h, t, 20, 0.1, 0);
+    assert_true(d.replicas < high);
     swarm_policy_destroy(p);
 }
 
@@ -454,6 +499,9 @@ static void test_policy_load_validates_opts(void **state)
     o.load_wait_ns = -1;
     assert_int_equal(swarm_policy_create(&p, &o), SWARM_EINVAL);
     o = load_opts();
+    o.load_up_hold_ns = 3601 * S;
+    assert_int_equal(swarm_policy_create(&p, &o), SWARM_EINVAL);
+    o = load_opts();
     o.load_service_prior_ns = 3601 * S;
     assert_int_equal(swarm_policy_create(&p, &o), SWARM_EINVAL);
     assert_null(p);
@@ -501,6 +549,7 @@ int main(void)
         cmocka_unit_test(test_policy_load_scales_up_at_once_and_drains),
         cmocka_unit_test(test_policy_load_scale_down_waits_for_the_window),
         cmocka_unit_test(test_policy_load_noisy_steady_load_never_flaps),
+        cmocka_unit_test(test_policy_load_up_is_never_reversed_within_the_hold),
         cmocka_unit_test(test_policy_load_idle_goes_to_min_after_the_window),
         cmocka_unit_test(test_policy_load_starting_replicas_are_pending_capacity),
         cmocka_unit_test(test_policy_load_counter_reset_rebaselines),

@@ -539,6 +539,69 @@ static void test_policy_load_deterministic_and_bounded(void **state)
     swarm_policy_destroy(b);
 }
 
+/* Random observations, counters included (backwards, huge, NaN service totals, zero
+ * concurrency, failed metrics), with random times: every decision succeeds, stays in bounds
+ * (or holds current), explains itself, and an export taken at any point imports. */
+static void test_policy_load_random_observations_stay_sane(void **state)
+{
+    (void)state;
+    uint64_t x = 0x1234567u;
+#define RND() (x ^= x << 13, x ^= x >> 7, x ^= x << 17, x)
+    for (int run = 0; run < 40; run++) {
+        swarm_policy_opts o = load_opts();
+        o.min_replicas = (int32_t)(RND() % 4);
+        o.max_replicas = o.min_replicas + 1 + (int32_t)(RND() % 60);
+        o.load_down_band = (RND() % 3 == 0) ? -1 : 0;
+        swarm_policy *p = make_load(&o);
+        int32_t cur = (int32_t)(RND() % 10);
+        int64_t now = (int64_t)(RND() % 100000) * S;
+        swarm_policy_obs ob;
+        memset(&ob, 0, sizeof ob);
+        ob.size = sizeof ob;
+        ob.n_metrics = 1;
+        ob.metrics[0].kind = SWARM_METRIC_TOTAL;
+        ob.metrics[0].target = 1;
+        for (int i = 0; i < 300; i++) {
+            uint64_t r = RND();
+            now += (int64_t)(r % 5000) * 1000000 - (r % 97 == 0 ? 3 * S : 0);
+            ob.current_replicas = cur;
+            ob.ready_replicas = cur - (int32_t)(r % (uint64_t)(cur + 1));
+            ob.starting_replicas = cur - ob.ready_replicas;
+            ob.metrics[0].value = (double)(r % 2000);
+            ob.metrics[0].in_flight = (double)((r >> 12) % 50);
+            ob.metrics[0].failed = (r >> 20) % 17 == 0;
+            ob.arrivals = (r >> 24) % 13 == 0 ? (r >> 30) : ob.arrivals + (r >> 40) % 500;
+            ob.completions = (r >> 28) % 11 == 0 ? 0 : ob.completions + (r >> 44) % 500;
+            ob.service_total_s = (r >> 33) % 29 == 0 ? NAN
+                                 : (r >> 35) % 31 == 0 ? -5.0
+                                 : ob.service_total_s + (double)((r >> 48) % 100) * 0.01;
+            if (!isfinite(ob.service_total_s) || ob.service_total_s < 0)
+                ob.service_total_s = (r >> 35) % 2 ? ob.service_total_s : 0;
+            ob.concurrency = (uint32_t)((r >> 52) % 4);
+            swarm_policy_decision d = decide(p, now, &ob);
+            assert_true(d.n_steps > 0);
+            if (!(d.flags & SWARM_DECISION_HOLD)) {
+                assert_true(d.replicas <= o.max_replicas);
+                assert_true(d.replicas >= o.min_replicas || d.replicas == 0);
+            } else {
+                assert_int_equal(d.replicas, cur);
+            }
+            cur = d.replicas;
+            if (i % 50 == 49) {
+                size_t n = swarm_policy_state_size(p);
+                unsigned char *buf = malloc(n);
+                assert_int_equal(swarm_policy_export_state(p, buf, n, NULL), 0);
+                swarm_policy *q = make_load(&o);
+                assert_int_equal(swarm_policy_import_state(q, buf, n), 0);
+                swarm_policy_destroy(q);
+                free(buf);
+            }
+        }
+        swarm_policy_destroy(p);
+    }
+#undef RND
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -557,6 +620,7 @@ int main(void)
         cmocka_unit_test(test_policy_load_export_import_continues_identically),
         cmocka_unit_test(test_policy_load_validates_opts),
         cmocka_unit_test(test_policy_load_deterministic_and_bounded),
+        cmocka_unit_test(test_policy_load_random_observations_stay_sane),
     };
     return cmocka_run_group_tests_name("policy_load", tests, NULL, NULL);
 }

@@ -208,7 +208,10 @@ static int configure(swarm_policy *p, const swarm_policy_opts *o)
         o->target_burst_capacity == 0 ? 211.0 : (o->target_burst_capacity < 0 ? -1.0
                                                                              : o->target_burst_capacity);
     uint32_t dis = o->disable;
-    p->ext_cold_start = !(dis & SWARM_POLICY_NO_COLD_START_JUMP);
+    /* Opt-in since issue 9: even bounded and recorded, the jump did not win against upstream
+     * on every simulator trace (it did on the idle and flash ones). */
+    p->ext_cold_start = (o->enable & SWARM_POLICY_COLD_START_JUMP) &&
+                        !(dis & SWARM_POLICY_NO_COLD_START_JUMP);
     p->ext_pending = !(dis & SWARM_POLICY_NO_PENDING_CAPACITY);
     p->ext_fallback_zero = !(dis & SWARM_POLICY_NO_FALLBACK_AT_ZERO);
     return 0;
@@ -714,7 +717,8 @@ static int32_t decide_keda(swarm_policy *p, int64_t now, const swarm_policy_obs 
 
     if (ko.scaled_from_zero) {
         int32_t r = ko.replicas;
-        if (p->ext_cold_start && pr.n_valid > 0) {
+        if ((p->ext_cold_start || (pr.any_fallback && p->ext_fallback_zero)) &&
+            pr.n_valid > 0) {
             int32_t need = pr.any_fallback ? pr.max_valid : pr.need_total;
             if (need > r) {
                 /* A fallback count is configured, not sized: it applies as it is. */

@@ -29,7 +29,7 @@ from .common import Allocator, alloc_arg, now_ns, swarm_allocator
 
 __all__ = ["Policy", "PolicyConfig", "HpaRules", "Rate", "Metric", "Observation", "Decision",
            "Step", "Mode", "MetricKind", "FallbackBehavior", "Select", "RateType", "rule_name",
-           "Disable", "Pause", "HpaPath"]
+           "Disable", "Enable", "Pause", "HpaPath"]
 
 MAX_METRICS = 8
 MAX_RATES = 4
@@ -75,6 +75,11 @@ class Disable(enum.IntFlag):
     NO_PENDING_CAPACITY = 1 << 1
     NO_FALLBACK_AT_ZERO = 1 << 2
     STRICT_UPSTREAM = 0xFFFF
+
+
+class Enable(enum.IntFlag):
+    NONE = 0
+    COLD_START_JUMP = 1 << 0
 
 
 class Pause(enum.IntFlag):
@@ -131,7 +136,7 @@ class swarm_policy_opts(Structure):
         ("load_wait_ns", c_int64), ("load_percentile", c_double), ("load_drain_ns", c_int64),
         ("load_service_prior_ns", c_int64), ("load_rate_tau_ns", c_int64),
         ("load_down_window_ns", c_int64), ("load_down_band", c_double),
-        ("load_up_hold_ns", c_int64),
+        ("load_up_hold_ns", c_int64), ("enable", c_uint32), ("pad3_", c_uint32),
     ]
 
 
@@ -323,6 +328,7 @@ class PolicyConfig:
     load_down_window: Optional[float] = None
     load_down_band: Optional[float] = None
     load_up_hold: Optional[float] = None
+    enable: int = 0     # Enable flags (opt-in extensions)
 
     def to_c(self, allocator: Optional[Allocator] = None) -> swarm_policy_opts:
         """The ``swarm_policy_opts`` this config maps to (size from ctypes.sizeof)."""
@@ -374,6 +380,7 @@ class PolicyConfig:
         o.load_down_window_ns = _ns(self.load_down_window)
         o.load_down_band = _f(self.load_down_band)
         o.load_up_hold_ns = _ns(self.load_up_hold)
+        o.enable = int(self.enable)
         return o
 
 

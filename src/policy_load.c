@@ -22,6 +22,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "internal.h"
 #include "policy_internal.h"
 
 #define NS SWARM__NS_PER_S
@@ -65,7 +66,8 @@ int swarm__load_config(swarm__load_cfg *c, const swarm_policy_opts *o)
         o->load_percentile < 0 || o->load_percentile >= 1 || o->load_drain_ns < 0 ||
         (o->load_drain_ns != 0 && o->load_drain_ns < NS) || o->load_drain_ns > hour ||
         o->load_service_prior_ns < 0 || o->load_service_prior_ns > hour ||
-        o->load_rate_tau_ns < 0 || o->load_rate_tau_ns > hour || o->load_down_window_ns < 0 ||
+        o->load_rate_tau_ns < 0 || (o->load_rate_tau_ns != 0 && o->load_rate_tau_ns < NS) ||
+        o->load_rate_tau_ns > hour || o->load_down_window_ns < 0 ||
         (o->load_down_window_ns != 0 && o->load_down_window_ns < NS) ||
         o->load_down_window_ns > hour || !isfinite(o->load_down_band) || o->load_down_band > 1 ||
         o->load_up_hold_ns > hour)
@@ -196,7 +198,7 @@ static void estimate(const swarm__load_cfg *c, swarm__load_state *st, int64_t no
     }
     if (now <= st->base_ns)
         return;
-    double dt = (double)(now - st->base_ns) / (double)NS;
+    double dt = (double)swarm__time_sub(now, st->base_ns) / (double)NS;
     double alpha = 1.0 - exp(-dt / c->tau_s);
     double arrived = (double)(obs->arrivals - st->base_arrivals);
     double inst = arrived / dt;
@@ -327,7 +329,8 @@ int32_t swarm__load_decide(const swarm__load_cfg *c, swarm__load_state *st,
         r = cur;
     /* And never within up_hold of the last decision that asked for more: a scale-up is not
      * reversed inside the hold, whatever the need does (load that came and went at once). */
-    if (r < cur && st->has_up && c->up_hold_ns > 0 && now - st->up_ns < c->up_hold_ns)
+    if (r < cur && st->has_up && c->up_hold_ns > 0 &&
+        swarm__time_sub(now, st->up_ns) < c->up_hold_ns)
         r = cur;
     if (r != need)
         step(d, SWARM_RULE_LOAD_HYSTERESIS, -1, need, r, held);

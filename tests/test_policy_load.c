@@ -499,6 +499,9 @@ static void test_policy_load_validates_opts(void **state)
     o.load_wait_ns = -1;
     assert_int_equal(swarm_policy_create(&p, &o), SWARM_EINVAL);
     o = load_opts();
+    o.load_rate_tau_ns = S / 2;
+    assert_int_equal(swarm_policy_create(&p, &o), SWARM_EINVAL);
+    o = load_opts();
     o.load_up_hold_ns = 3601 * S;
     assert_int_equal(swarm_policy_create(&p, &o), SWARM_EINVAL);
     o = load_opts();

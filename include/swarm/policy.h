@@ -233,7 +233,7 @@ typedef struct swarm_policy_opts {
     int64_t load_service_prior_ns; /**< service time assumed until completions are observed.
                                       0: 1 s; at most 3600 s */
     int64_t load_rate_tau_ns;    /**< time constant of the arrival-rate and service-time moving
-                                      averages. 0: 5 s; at most 3600 s */
+                                      averages. 0: 5 s; 1 s .. 3600 s */
     int64_t load_down_window_ns; /**< scale down only to the largest need of this window (plus
                                       a margin of half the band, at least one replica).
                                       0: 30 s; 1 s .. 3600 s */

@@ -531,12 +531,13 @@ static void store_scale_event(swarm_policy *p, int32_t current, int32_t desired,
         return;
     if ((p->o.pause & SWARM_POLICY_PAUSED_SCALE_OUT) && desired > current)
         return;
+    int64_t up = swarm__hpa_longest_period(&p->up), down = swarm__hpa_longest_period(&p->down);
     if (desired > current)
-        swarm__hpa_store_event(p->ev_up, &p->n_up, p->cap, desired - current, now,
-                               swarm__hpa_longest_period(&p->up));
+        swarm__hpa_store_event(p->ev_up, &p->n_up, p->cap, desired - current, now, up,
+                               swarm__hpa_gran(up, p->cap));
     else
-        swarm__hpa_store_event(p->ev_down, &p->n_down, p->cap, current - desired, now,
-                               swarm__hpa_longest_period(&p->down));
+        swarm__hpa_store_event(p->ev_down, &p->n_down, p->cap, current - desired, now, down,
+                               swarm__hpa_gran(down, p->cap));
 }
 
 /* The HPA controller's reconcile from "current within bounds" on: combine, normalize, record.
@@ -690,7 +691,9 @@ static int32_t decide_keda(swarm_policy *p, int64_t now, const swarm_policy_obs 
     in.min = p->min;
     in.idle = p->o.use_idle ? p->o.idle_replicas : -1;
     in.has_fallback = p->o.fallback_failures > 0;
-    in.fallback_replicas = p->o.fallback_replicas;
+    /* Upstream holds a failing, inactive target iff fallback.replicas != 0; with a behavior
+     * that follows the current count, the count it would apply decides. */
+    in.fallback_replicas = fallback_replicas(p, cur);
     in.cooldown_ns = p->cooldown_ns;
     in.initial_cooldown_ns = p->initial_cooldown_ns;
     in.paused_scale_in = (p->o.pause & SWARM_POLICY_PAUSED_SCALE_IN) != 0;

@@ -359,17 +359,29 @@ int64_t swarm__hpa_longest_period(const swarm__hpa_rules *rules)
 }
 
 void swarm__hpa_store_event(swarm__hpa_event *ev, uint32_t *n, uint32_t cap, int32_t change,
-                            int64_t now_ns, int64_t longest_period_ns)
+                            int64_t now_ns, int64_t longest_period_ns, int64_t gran_ns)
 {
-    int found = 0;
-    uint32_t idx = 0;
+    int found = 0, have_newest = 0;
+    uint32_t idx = 0, newest = 0;
     for (uint32_t i = 0; i < *n; i++) {
         if (!inside(ev[i].t_ns, now_ns, longest_period_ns))
             ev[i].outdated = 1;
         if (ev[i].outdated) {
             found = 1;
             idx = i;
+        } else if (!have_newest || ev[i].t_ns > ev[newest].t_ns) {
+            have_newest = 1;
+            newest = i;
         }
+    }
+    /* libswarm: merge into the newest live event of the same gran-long bucket (the sum kept,
+     * the later time), so the list holds the longest period at any rescale rate. */
+    if (gran_ns > 0 && have_newest && ev[newest].t_ns <= now_ns &&
+        floor_div64(ev[newest].t_ns, gran_ns) == floor_div64(now_ns, gran_ns)) {
+        int64_t sum = (int64_t)ev[newest].change + change;
+        ev[newest].change = sum > INT32_MAX ? INT32_MAX : (int32_t)sum;
+        ev[newest].t_ns = now_ns;
+        return;
     }
     if (!found) {
         if (*n < cap) {

@@ -105,9 +105,11 @@ int32_t swarm__hpa_behavior_rate(int32_t current, int32_t desired, int32_t min, 
                                  int *reason);
 
 /* storeScaleEvent for one list: marks events older than @longest_period_ns outdated, reuses the
- * last outdated slot, else appends (else overwrites the oldest when full). */
+ * last outdated slot, else appends (else overwrites the oldest when full). @gran_ns > 0 merges
+ * the change into the newest live event of the same gran-long bucket (libswarm, as for the
+ * recommendations: swarm__hpa_gran(longest period, cap)); 0 stores every event, as upstream. */
 void swarm__hpa_store_event(swarm__hpa_event *ev, uint32_t *n, uint32_t cap, int32_t change,
-                            int64_t now_ns, int64_t longest_period_ns);
+                            int64_t now_ns, int64_t longest_period_ns, int64_t gran_ns);
 int64_t swarm__hpa_longest_period(const swarm__hpa_rules *rules);
 
 /* ---- HPA: replica calculator ------------------------------------------------------------ */

@@ -421,6 +421,22 @@ static void test_policy_keda_fallback_behaviors_and_zero(void **state)
     dec(p, 0, &ob);
     assert_int_equal(dec(p, S, &ob).replicas, 0);
     swarm_policy_destroy(p);
+
+    /* Failing and inactive above zero, past the cooldown: a fallback that applies a non-zero
+     * count holds the target (KEDA: fallback.replicas != 0), one of 0 lets it scale to zero. */
+    for (int k = 0; k < 3; k++) {
+        o = opts_for(SWARM_POLICY_KEDA);
+        o.fallback_failures = 3;
+        o.cooldown_ns = 10 * S;
+        o.fallback_behavior = k == 1 ? SWARM_FALLBACK_CURRENT : SWARM_FALLBACK_STATIC;
+        o.fallback_replicas = k == 0 ? 5 : 0;
+        p = make(&o);
+        ob = obs1(4, SWARM_METRIC_TOTAL, 0, 5);
+        ob.metrics[0].failed = 1;
+        swarm_policy_decision d = dec(p, 100 * S, &ob);
+        assert_int_equal(d.replicas, k == 2 ? 0 : 4);
+        swarm_policy_destroy(p);
+    }
 }
 
 static void test_policy_pause_rules(void **state)
@@ -1419,6 +1435,32 @@ static void test_policy_hpa_stabilization_window_holds_at_high_rates(void **stat
     }
 }
 
+/* The scale-event lists hold the longest rate period at any rescale rate too: with policies
+ * "at most +1 per 1 s" and "at most +20 per 100 s" (select Min) and 4 decisions a second, an
+ * 8-entry list once forgot the early events and let the count run past 21 within 100 s. */
+static void test_policy_hpa_rate_limit_holds_with_small_history(void **state)
+{
+    (void)state;
+    for (uint32_t cap = 8; cap <= 65536; cap *= 8192) {
+        swarm_policy_opts o = opts_for(SWARM_POLICY_HPA);
+        o.history_cap = cap;
+        o.max_replicas = 1000;
+        o.scale_up.select = SWARM_POLICY_SELECT_MIN;
+        o.scale_up.n_policies = 2;
+        o.scale_up.policies[0] = (swarm_policy_rate){SWARM_RATE_PODS, 1, S};
+        o.scale_up.policies[1] = (swarm_policy_rate){SWARM_RATE_PODS, 20, 100 * S};
+        swarm_policy *p = make(&o);
+        int32_t cur = 1;
+        for (int64_t k = 0; k < 4 * 99; k++) {
+            swarm_policy_obs ob = obs1(cur, SWARM_METRIC_TOTAL, 10000, 1);
+            cur = dec(p, k * S / 4, &ob).replicas;
+            assert_true(cur <= 21);
+        }
+        assert_int_equal(cur, 21);
+        swarm_policy_destroy(p);
+    }
+}
+
 /* AVERAGE metrics go through HPA's replica calculator (the one the replica_calc vectors run):
  * starting replicas are pending pods, counted at 0 on a scale-up, so 2 ready replicas at 2.1
  * (target 1) with 2 more starting stay at 4 (the amended ratio 4.2 / 4 is within tolerance),
@@ -1543,6 +1585,7 @@ int main(void)
         cmocka_unit_test(test_policy_kpa_huge_counts),
         cmocka_unit_test(test_policy_hpa_stabilization_window_holds_at_high_rates),
         cmocka_unit_test(test_policy_hpa_average_counts_starting_as_pending_pods),
+        cmocka_unit_test(test_policy_hpa_rate_limit_holds_with_small_history),
         cmocka_unit_test(test_policy_explanation_string),
         cmocka_unit_test(test_policy_deterministic),
     };

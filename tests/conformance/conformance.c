@@ -327,7 +327,7 @@ static int run_event_store(const cJSON *c)
             if (rules_of(rj, up, &rules) < 0)
                 return fail("too many policies");
             swarm__hpa_store_event(ev, &n, n + 1, (int32_t)num(in, "replica_change", 0), 0,
-                                   swarm__hpa_longest_period(&rules));
+                                   swarm__hpa_longest_period(&rules), 0);
         }
         const cJSON *after = get(exp, "events_after");
         if (cJSON_IsArray(after)) {

@@ -219,7 +219,8 @@ static void run(const uint8_t *data, size_t size)
             c = NULL;
         }
         if (c != NULL) {
-            c_fresh = 0;
+            if (ra == 0)
+                c_fresh = 0; /* a rejected observation leaves c's state (and resume) alone */
             memset(&dc, 0, sizeof dc);
             dc.size = sizeof dc;
             int rcc = swarm_policy_decide(c, now, &ob, &dc);

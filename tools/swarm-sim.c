@@ -556,7 +556,7 @@ int main(int argc, char **argv)
         so.tail_s = c.tail_s > 0 ? c.tail_s : -1;
         if (c.interval_s > 0)
             so.interval_ns = (int64_t)llround(c.interval_s * 1e9);
-        so.max_replicas = c.max;
+        so.max_replicas = p->kind == SWARM_SIM_FIXED ? 0 : c.max; /* fixed:N means N */
         swarm_policy_opts po = p->po;
         if (p->kind == SWARM_SIM_POLICY) {
             if (po.max_replicas == 0 || po.max_replicas > c.max)

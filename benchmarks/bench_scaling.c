@@ -53,8 +53,9 @@ static int run_one(const swarm_sim_trace *tr, int p, double startup, uint64_t se
     case P_KEDA:
     case P_HPA:
     case P_KPA:
-        po.mode = p == P_KEDA ? SWARM_POLICY_KEDA : p == P_HPA ? SWARM_POLICY_HPA
-                                                              : SWARM_POLICY_KPA;
+        po.mode = p == P_KEDA  ? SWARM_POLICY_KEDA
+                  : p == P_HPA ? SWARM_POLICY_HPA
+                               : SWARM_POLICY_KPA;
         po.disable = SWARM_POLICY_STRICT_UPSTREAM;
         if (p != P_KPA)
             po.hpa_path = SWARM_POLICY_HPA_BEHAVIOR;
@@ -233,12 +234,13 @@ int main(int argc, char **argv)
         printf("\nrecommended: skipped, this libswarm has no SWARM_POLICY_LOAD mode yet\n");
     else
         printf("\nrecommended meets the goal in %d of %d cases\n", met, cases);
-    printf("simulation speed: %.0f simulated s per CPU s; slowest run %.0f ms of CPU\n", wall_total > 0 ? sim_total / wall_total : 0,
-           wall_max * 1e3);
+    printf("simulation speed: %.0f simulated s per CPU s; slowest run %.0f ms of CPU\n",
+           wall_total > 0 ? sim_total / wall_total : 0, wall_max * 1e3);
     if (md) {
-        fprintf(md, "\nCells: p99 queue wait (s) / replica-seconds / flaps. 100 ms exponential "
-                    "service, one request per replica, SLO 1 s, max 100 replicas, seed %llu. "
-                    "fixed: the Erlang C count for the trace's peak (n).\n",
+        fprintf(md,
+                "\nCells: p99 queue wait (s) / replica-seconds / flaps. 100 ms exponential "
+                "service, one request per replica, SLO 1 s, max 100 replicas, seed %llu. "
+                "fixed: the Erlang C count for the trace's peak (n).\n",
                 (unsigned long long)seed);
         if (!rec_missing)
             fprintf(md, "\nrecommended meets the goal in %d of %d cases.\n", met, cases);

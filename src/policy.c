@@ -5,6 +5,7 @@
  * changed the count. One allocation at create holds the object and its rings; decide() never
  * allocates.
  */
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -360,14 +361,7 @@ static void step(swarm_policy_decision *d, uint32_t rule, int32_t metric, int32_
 }
 
 /* now - then, saturating (imported state may hold any value). */
-static int64_t sat_elapsed(int64_t now, int64_t then)
-{
-    if (then < 0 && now > INT64_MAX + then)
-        return INT64_MAX;
-    if (then > 0 && now < INT64_MIN + then)
-        return INT64_MIN;
-    return now - then;
-}
+static int64_t sat_elapsed(int64_t now, int64_t then) { return swarm__time_sub(now, then); }
 
 /* What is left of @window after @el has elapsed, in [0, window]. */
 static int64_t remaining(int64_t window, int64_t el)
@@ -406,6 +400,56 @@ static int32_t fallback_replicas(const swarm_policy *p, int32_t current)
     case SWARM_FALLBACK_CURRENT_IF_LOWER: return current < f ? current : f;
     default: return f;
     }
+}
+
+/* Kubernetes metric values are quantities in milli-units (HPA reads MilliValue()); a metric
+ * here reads as round(v * 1000), saturating, and a target as at least 1 milli-unit. */
+static int64_t to_milli(double v)
+{
+    double m = round(v * 1000.0);
+    if (!(m < 9223372036854775807.0))
+        return INT64_MAX;
+    return m > 0 ? (int64_t)m : 0;
+}
+
+/*
+ * One metric through HPA's replica calculator (the same code the conformance vectors run):
+ * TOTAL is an External AverageValue metric over the current replicas, VALUE an External Value
+ * metric over the ready ones, AVERAGE a Pods AverageValue metric whose ready replicas all
+ * reported the average and whose starting replicas are pending pods (upstream counts them as
+ * 0 on a scale-up, which damps scaling on a warm-up).
+ */
+static int calc_metric(const swarm_policy *p, const swarm_policy_metric *m, double v,
+                       const swarm_policy_obs *obs, swarm__hpa_calc_out *co)
+{
+    swarm__hpa_calc_in in;
+    memset(&in, 0, sizeof in);
+    in.current = obs->current_replicas;
+    in.tol_up = p->tol_up;
+    in.tol_down = p->tol_down;
+    int64_t t = to_milli(m->target);
+    in.target_milli = t > 0 ? t : 1;
+    int64_t u = to_milli(v);
+    switch (m->kind) {
+    case SWARM_METRIC_TOTAL:
+        in.kind = SWARM__CALC_EXTERNAL_AVERAGE;
+        in.usage_milli = u;
+        break;
+    case SWARM_METRIC_VALUE:
+        in.kind = SWARM__CALC_EXTERNAL_VALUE;
+        in.usage_milli = u;
+        in.n_ready = obs->ready_replicas;
+        in.n_pods = obs->current_replicas;
+        break;
+    default:
+        in.kind = SWARM__CALC_PODS;
+        in.n_ready = in.n_samples = obs->ready_replicas;
+        if (__builtin_mul_overflow(u, (int64_t)obs->ready_replicas, &in.sample_total_milli))
+            in.sample_total_milli = INT64_MAX;
+        in.n_unready = obs->starting_replicas;
+        break;
+    }
+    return swarm__hpa_replica_calc(&in, co);
 }
 
 /* Per-metric proposals shared by the KEDA and HPA modes. */
@@ -447,29 +491,21 @@ static void compute_proposals(swarm_policy *p, const swarm_policy_obs *obs, prop
             int32_t need = clamp_i32(ceil(ratio));
             if (need > pr->need_total)
                 pr->need_total = need;
-            if (m->kind == SWARM_METRIC_TOTAL) {
-                /* External AverageValue: ratio against the current count only for tolerance. */
-                if (cur != 0 && swarm__hpa_within(v / (m->target * (double)cur), p->tol_up,
-                                                  p->tol_down)) {
-                    rec = cur;
-                    if (need != cur)
-                        step(d, SWARM_RULE_TOLERANCE, (int32_t)i, need, cur, 0);
-                } else {
-                    rec = need;
-                }
-            } else if (cur == 0) {
-                rec = need;
-            } else if (swarm__hpa_within(ratio, p->tol_up, p->tol_down)) {
-                int32_t want = clamp_i32(ceil(ratio * (double)obs->ready_replicas));
+            swarm__hpa_calc_out co;
+            int ok = m->kind == SWARM_METRIC_TOTAL || cur != 0 ? calc_metric(p, m, v, obs, &co)
+                                                               : -1;
+            if (m->kind != SWARM_METRIC_TOTAL && cur == 0) {
+                rec = need; /* from zero: no replica to measure; Value metrics size directly */
+            } else if (ok == 0 && co.replicas == cur && co.want != cur) {
                 rec = cur;
-                if (want != cur)
-                    step(d, SWARM_RULE_TOLERANCE, (int32_t)i, want, cur, 0);
-            } else if (obs->ready_replicas == 0 && p->ext_pending) {
+                step(d, SWARM_RULE_TOLERANCE, (int32_t)i, co.want, cur, 0);
+            } else if (m->kind != SWARM_METRIC_TOTAL && obs->ready_replicas == 0 &&
+                       p->ext_pending) {
                 /* No ready replica measured anything: the ones starting are pending capacity. */
                 rec = cur;
                 step(d, SWARM_RULE_PENDING_CAPACITY, (int32_t)i, 0, cur, obs->starting_replicas);
             } else {
-                rec = clamp_i32(ceil(ratio * (double)obs->ready_replicas));
+                rec = ok == 0 ? co.replicas : 0; /* no ready replica reported a sample: 0 */
             }
         }
         d->metric_raw[i] = rec;
@@ -544,14 +580,16 @@ static int32_t cold_start(swarm_policy *p, int64_t now, int32_t base, int32_t ne
         r = swarm__hpa_behavior_rate(base, need, base, p->max, p->ev_up, p->n_up, p->ev_down,
                                      p->n_down, &p->up, &p->down, now, &reason);
         int dir = 0;
+        int64_t w = p->up.window_ns > p->down.window_ns ? p->up.window_ns : p->down.window_ns;
         swarm__hpa_stabilize(p->recs, &p->n_recs, p->cap, base, r, now, p->up.window_ns,
-                             p->down.window_ns, &dir);
+                             p->down.window_ns, swarm__hpa_gran(w, p->cap), &dir);
         store_scale_event(p, base, r, now);
     } else {
         int reason = 0;
         r = swarm__hpa_legacy_limits(base, need, base, p->max, p->legacy_factor,
                                      p->legacy_minimum, &reason);
-        swarm__hpa_stabilize_legacy(p->recs, &p->n_recs, p->cap, r, now, p->legacy_window_ns);
+        swarm__hpa_stabilize_legacy(p->recs, &p->n_recs, p->cap, r, now, p->legacy_window_ns,
+                                    swarm__hpa_gran(p->legacy_window_ns, p->cap));
     }
     return r < base ? base : r;
 }
@@ -582,7 +620,8 @@ static int32_t hpa_phase(swarm_policy *p, int64_t now, int32_t cur, int32_t min,
     int reason = 0;
     if (!p->hpa_behavior) {
         int32_t s = swarm__hpa_stabilize_legacy(p->recs, &p->n_recs, p->cap, desired, now,
-                                                p->legacy_window_ns);
+                                                p->legacy_window_ns,
+                                                swarm__hpa_gran(p->legacy_window_ns, p->cap));
         if (s != desired)
             step(d, SWARM_RULE_STABILIZATION, -1, desired, s, p->legacy_window_ns);
         int32_t r = swarm__hpa_legacy_limits(cur, s, min, max, p->legacy_factor,
@@ -595,8 +634,10 @@ static int32_t hpa_phase(swarm_policy *p, int64_t now, int32_t cur, int32_t min,
         return pending_hold(p, now, starting, cur, r, d);
     }
     int dir = 0;
+    int64_t w = p->up.window_ns > p->down.window_ns ? p->up.window_ns : p->down.window_ns;
     int32_t s = swarm__hpa_stabilize(p->recs, &p->n_recs, p->cap, cur, desired, now,
-                                     p->up.window_ns, p->down.window_ns, &dir);
+                                     p->up.window_ns, p->down.window_ns,
+                                     swarm__hpa_gran(w, p->cap), &dir);
     if (s != desired)
         step(d, SWARM_RULE_STABILIZATION, -1, desired, s, dir);
     int32_t r = swarm__hpa_behavior_rate(cur, s, min, max, p->ev_up, p->n_up, p->ev_down,
@@ -646,6 +687,7 @@ static int32_t decide_keda(swarm_policy *p, int64_t now, const swarm_policy_obs 
     in.min = p->min;
     in.idle = p->o.use_idle ? p->o.idle_replicas : -1;
     in.has_fallback = p->o.fallback_failures > 0;
+    in.fallback_replicas = p->o.fallback_replicas;
     in.cooldown_ns = p->cooldown_ns;
     in.initial_cooldown_ns = p->initial_cooldown_ns;
     in.paused_scale_in = (p->o.pause & SWARM_POLICY_PAUSED_SCALE_IN) != 0;
@@ -714,6 +756,14 @@ static int32_t decide_keda(swarm_policy *p, int64_t now, const swarm_policy_obs 
 
 /* ---- KPA ---------------------------------------------------------------------------------- */
 
+/* The ring slot of 1 s bucket @idx: idx modulo n, also for negative times, so that moving every
+ * index by k rotates the ring by k (see shift_state()). */
+static uint32_t bucket_slot(int64_t idx, uint32_t n)
+{
+    int64_t r = idx % (int64_t)n;
+    return (uint32_t)(r < 0 ? r + (int64_t)n : r);
+}
+
 static void kpa_record(swarm_policy *p, int64_t now, double v)
 {
     int64_t idx = now / NS; /* now >= 0 is not required: see floor below */
@@ -727,16 +777,21 @@ static void kpa_record(swarm_policy *p, int64_t now, double v)
         if (idx - from > (int64_t)p->n_buckets)
             from = idx - (int64_t)p->n_buckets;
         for (int64_t j = from; j < idx; j++)
-            p->buckets[(uint64_t)j % p->n_buckets] = (kpa_bucket){j, v, 1, 0};
+            p->buckets[bucket_slot(j, p->n_buckets)] = (kpa_bucket){j, v, 1, 0};
     }
-    kpa_bucket *b = &p->buckets[(uint64_t)idx % p->n_buckets];
+    kpa_bucket *b = &p->buckets[bucket_slot(idx, p->n_buckets)];
     if (b->index != idx || b->n == 0) {
         b->index = idx;
         b->sum = 0;
         b->n = 0;
     }
     b->sum += v;
-    b->n++;
+    /* Finite values can still sum to infinity (two DBL_MAX in one second): saturate, so the
+     * state stays exportable and the average meaningful. */
+    if (!(b->sum <= DBL_MAX))
+        b->sum = DBL_MAX;
+    if (b->n < UINT32_MAX)
+        b->n++;
     if (!p->kb_has_write) {
         p->kb_has_write = 1;
         p->kb_first_idx = idx;
@@ -760,7 +815,7 @@ static double kpa_avg(const swarm_policy *p, int64_t now, int64_t w_ns)
         return 0;
     double sum = 0;
     for (int64_t j = idx - wb + 1; j <= idx; j++) {
-        const kpa_bucket *b = &p->buckets[(uint64_t)j % p->n_buckets];
+        const kpa_bucket *b = &p->buckets[bucket_slot(j, p->n_buckets)];
         if (b->index == j && b->n > 0)
             sum += b->sum / b->n;
     }
@@ -808,9 +863,8 @@ static int32_t decide_kpa(swarm_policy *p, int64_t now, const swarm_policy_obs *
     spec.total_value = p->o.total_value > 0 ? p->o.total_value : m->target / 0.7;
     int32_t capacity = ready;
     if (p->ext_pending && obs->starting_replicas > 0) {
-        capacity = ready + obs->starting_replicas;
-        if (capacity < ready) /* overflow */
-            capacity = INT32_MAX;
+        int64_t c = (int64_t)ready + obs->starting_replicas; /* both <= current: no overflow */
+        capacity = c > INT32_MAX ? INT32_MAX : (int32_t)c;
         step(d, SWARM_RULE_PENDING_CAPACITY, -1, ready, capacity, obs->starting_replicas);
     }
     uint32_t was_panic = p->kst.in_panic;
@@ -1398,27 +1452,43 @@ static int slot_used(const swarm_policy *s, int ring, uint32_t i, const void *sl
     case RING_RECS: return i < s->n_recs;
     case RING_UP: return i < s->n_up;
     case RING_DOWN: return i < s->n_down;
-    case RING_BUCKETS: return ((const kpa_bucket *)slot)->n > 0;
+    case RING_BUCKETS: {
+        /* A bucket older than the ring's span can never be read again (kpa_avg() looks at the
+         * last n_buckets indices, kpa_record() overwrites it). */
+        const kpa_bucket *b = slot;
+        return b->n > 0 && b->index > floor_div64(s->last_now, NS) - (int64_t)s->n_buckets;
+    }
     default: return !delay_stale(&s->delay, i);
     }
 }
 
-/* Every time-like field of the state, rings included, moved by @d_ns (a multiple of 2 s). */
-static void shift_state(swarm_policy *p, int64_t d_ns)
+static void reverse_buckets(kpa_bucket *b, uint32_t lo, uint32_t hi)
+{
+    while (lo + 1 < hi) {
+        kpa_bucket t = b[lo];
+        b[lo++] = b[--hi];
+        b[hi] = t;
+    }
+}
+
+/* Every time-like field of the state moved by @d_ns (a multiple of 2 s), rings included. The
+ * 1 s buckets sit at slot index mod n: they rotate by @rot_s slots. */
+static void shift_state(swarm_policy *p, int64_t d_ns, int64_t rot_s)
 {
     shift_fields(STATE_FIELDS, N_OF(STATE_FIELDS), p, d_ns);
-    for (uint32_t i = 0; i < p->n_recs; i++)
-        shift_fields(REC_FIELDS, N_OF(REC_FIELDS), &p->recs[i], d_ns);
-    for (uint32_t i = 0; i < p->n_up; i++)
-        shift_fields(EVENT_FIELDS, N_OF(EVENT_FIELDS), &p->ev_up[i], d_ns);
-    for (uint32_t i = 0; i < p->n_down; i++)
-        shift_fields(EVENT_FIELDS, N_OF(EVENT_FIELDS), &p->ev_down[i], d_ns);
-    for (uint32_t i = 0; i < p->n_buckets; i++)
-        if (p->buckets[i].n > 0)
-            shift_fields(BUCKET_FIELDS, N_OF(BUCKET_FIELDS), &p->buckets[i], d_ns);
-    for (uint32_t i = 0; i < p->n_delay; i++)
-        if (!delay_stale(&p->delay, i))
-            shift_fields(DELAY_FIELDS, N_OF(DELAY_FIELDS), &p->delay_ents[i], d_ns);
+    for (int ring = 0; ring < N_RINGS; ring++)
+        for (uint32_t i = 0; i < ring_len(p, ring); i++) {
+            void *slot = ring_slot(p, ring, i);
+            if (ring == RING_BUCKETS ? ((kpa_bucket *)slot)->n > 0 : slot_used(p, ring, i, slot))
+                shift_fields(RINGS[ring].fields, RINGS[ring].n_fields, slot, d_ns);
+        }
+    uint32_t nb = p->n_buckets;
+    uint32_t k = nb ? bucket_slot(rot_s, nb) : 0;
+    if (k != 0) { /* rotate right by k: three reversals, nothing allocated */
+        reverse_buckets(p->buckets, 0, nb);
+        reverse_buckets(p->buckets, 0, k);
+        reverse_buckets(p->buckets, k, nb);
+    }
 }
 
 /*
@@ -1439,7 +1509,8 @@ static void resume_after_import(swarm_policy *p, int64_t now)
     int64_t last = swarm__time_add(p->import_anchor_ns, p->last_now);
     int64_t d = now >= last ? p->import_anchor_ns
                             : floor_div64(swarm__time_sub(now, p->last_now), GRID_NS) * GRID_NS;
-    shift_state(p, d);
+    /* Bucket slots follow the exporter's absolute indices (anchor + relative index). */
+    shift_state(p, d, d / NS - p->import_anchor_ns / NS);
 }
 
 size_t swarm_policy_state_size(const swarm_policy *p)
@@ -1505,14 +1576,18 @@ static void relativize(const state_field *f, size_t n, void *base, int64_t ancho
     }
 }
 
-/* Decodes one ring slot of format @version into @out (relative times); -1 if invalid. */
+/* Decodes one ring slot of format @version into @out (relative times to @anchor); -1 if
+ * invalid. */
 static int decode_slot(wbuf *r, const swarm_policy *s, int ring, uint32_t i, uint32_t version,
-                       int64_t old_anchor, void *out)
+                       int64_t anchor, void *out)
 {
+    int64_t old_anchor = anchor;
     const ring_desc *d = &RINGS[ring];
     memset(out, 0, d->size);
     if (get_fields(r, d->fields, d->n_fields, out, version) < 0)
         return -1;
+    if (version < 3 && ring == RING_BUCKETS && ((kpa_bucket *)out)->n > 0)
+        relativize(d->fields, d->n_fields, out, old_anchor, s->last_now); /* for slot_used() */
     int used = slot_used(s, ring, i, out);
     if (version < 3) {
         if (!used) {
@@ -1520,15 +1595,20 @@ static int decode_slot(wbuf *r, const swarm_policy *s, int ring, uint32_t i, uin
             memset(out, 0, d->size);
             return 0;
         }
-        relativize(d->fields, d->n_fields, out, old_anchor, s->last_now);
+        if (ring != RING_BUCKETS)
+            relativize(d->fields, d->n_fields, out, old_anchor, s->last_now);
         if (ring == RING_RECS)
             ((swarm__hpa_rec *)out)->low = ((swarm__hpa_rec *)out)->replicas;
     }
     if (!used)
         return all_zero(out, d->size) ? 0 : -1;
     if (ring == RING_BUCKETS) {
-        double sum = ((const kpa_bucket *)out)->sum;
-        if (!isfinite(sum) || sum < 0)
+        const kpa_bucket *b = out;
+        if (!isfinite(b->sum) || b->sum < 0)
+            return -1;
+        /* Export writes a bucket in the slot of its absolute index (version 3; older versions
+         * placed negative indices elsewhere, and import moves them: see the caller). */
+        if (version >= 3 && bucket_slot(b->index + anchor / NS, s->n_buckets) != i)
             return -1;
     }
     return check_times(d->fields, d->n_fields, out, s->last_now);
@@ -1578,16 +1658,16 @@ int swarm_policy_import_state(swarm_policy *p, const void *buf, size_t len)
     swarm_policy s = *p;
     if (get_fields(&r, STATE_FIELDS, N_OF(STATE_FIELDS), &s, version) < 0)
         return SWARM_EINVAL;
-    int64_t old_anchor = 0;
     if (version < 3) {
         if (s.last_now < -TIME_LIM || s.last_now > TIME_LIM)
             return SWARM_EINVAL;
-        old_anchor = s.started ? floor_div64(s.last_now, GRID_NS) * GRID_NS : 0;
-        relativize(STATE_FIELDS, N_OF(STATE_FIELDS), &s, old_anchor,
-                   swarm__time_sub(s.last_now, old_anchor));
-        anchor = old_anchor;
+        anchor = s.started ? floor_div64(s.last_now, GRID_NS) * GRID_NS : 0;
+        relativize(STATE_FIELDS, N_OF(STATE_FIELDS), &s, anchor,
+                   swarm__time_sub(s.last_now, anchor));
     }
-    if (anchor < -TIME_LIM || anchor > TIME_LIM || anchor % GRID_NS != 0 || check_scalars(&s) < 0)
+    /* The anchor is the last decision's time rounded down to the 2 s grid. */
+    if (anchor < -TIME_LIM - GRID_NS || anchor > TIME_LIM || anchor % GRID_NS != 0 ||
+        check_scalars(&s) < 0)
         return SWARM_EINVAL;
     size_t rings_off = r.off;
     for (int pass = 0; pass < 2; pass++) {
@@ -1600,9 +1680,17 @@ int swarm_policy_import_state(swarm_policy *p, const void *buf, size_t len)
                     kpa_bucket b;
                     swarm__kpa_maxent d;
                 } tmp;
-                void *out = pass == 0 ? (void *)&tmp : ring_slot(&s, ring, i);
-                if (decode_slot(&r, &s, ring, i, version, old_anchor, out) < 0)
+                /* Versions 1 and 2 put a bucket at (uint64_t)index mod n: in pass 1 it moves
+                 * to the slot of its index (live buckets span fewer than n indices, so no two
+                 * meet). */
+                int move = pass == 1 && ring == RING_BUCKETS && version < 3;
+                void *out = pass == 0 || move ? (void *)&tmp : ring_slot(&s, ring, i);
+                if (move && i == 0)
+                    memset(s.buckets, 0, (size_t)s.n_buckets * sizeof *s.buckets);
+                if (decode_slot(&r, &s, ring, i, version, anchor, out) < 0)
                     return SWARM_EINVAL; /* only in pass 0: pass 1 decodes the same bytes */
+                if (move && tmp.b.n > 0)
+                    s.buckets[bucket_slot(tmp.b.index + anchor / NS, s.n_buckets)] = tmp.b;
             }
         }
     }

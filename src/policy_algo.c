@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "internal.h"
 #include "policy_internal.h"
 
 /* Go's int32(f) for the values upstream produces, clamped instead of wrapping; NaN gives 0. */
@@ -47,6 +48,13 @@ static int32_t sat_add32(int32_t a, int64_t b)
     if (r < INT32_MIN)
         return INT32_MIN;
     return (int32_t)r;
+}
+
+/* floor(a / b) for b > 0. */
+static int64_t floor_div64(int64_t a, int64_t b)
+{
+    int64_t q = a / b;
+    return (a % b != 0 && a < 0) ? q - 1 : q;
 }
 
 const char *swarm__hpa_reason_name(int reason)
@@ -130,9 +138,32 @@ static uint32_t oldest_rec(const swarm__hpa_rec *recs, uint32_t n)
     return o;
 }
 
+/*
+ * Stores (desired, now): into slot @idx if @found (upstream reuses the last entry that fell out
+ * of every window), else appended; on a full array the oldest entry is overwritten.
+ *
+ * libswarm: with @gran_ns > 0, a recommendation in the same gran-long time bucket as the newest
+ * entry merges into it (largest and smallest kept, the later time), so an array of n entries
+ * spans (n - 2) buckets and holds a window of (n - 2) * gran whatever the decision rate: the
+ * window never shrinks (an upstream array grows without bound instead). A merged value may
+ * leave the window up to one bucket late. 0: exact, as upstream.
+ */
 static void store_rec(swarm__hpa_rec *recs, uint32_t *n, uint32_t cap, int found, uint32_t idx,
-                      int32_t desired, int64_t now_ns)
+                      int32_t desired, int64_t now_ns, int64_t gran_ns)
 {
+    if (gran_ns > 0 && *n > 0) {
+        uint32_t newest = 0;
+        for (uint32_t i = 1; i < *n; i++)
+            if (recs[i].t_ns > recs[newest].t_ns)
+                newest = i;
+        swarm__hpa_rec *r = &recs[newest];
+        if (floor_div64(r->t_ns, gran_ns) == floor_div64(now_ns, gran_ns) && r->t_ns <= now_ns) {
+            r->replicas = max32(r->replicas, desired);
+            r->low = min32(r->low, desired);
+            r->t_ns = now_ns;
+            return;
+        }
+    }
     if (!found) {
         if (*n < cap) {
             idx = (*n)++;
@@ -158,7 +189,8 @@ static int inside(int64_t t, int64_t now, int64_t w)
 }
 
 int32_t swarm__hpa_stabilize_legacy(swarm__hpa_rec *recs, uint32_t *n, uint32_t cap,
-                                    int32_t desired, int64_t now_ns, int64_t window_ns)
+                                    int32_t desired, int64_t now_ns, int64_t window_ns,
+                                    int64_t gran_ns)
 {
     int32_t best = desired;
     int found = 0;
@@ -171,13 +203,13 @@ int32_t swarm__hpa_stabilize_legacy(swarm__hpa_rec *recs, uint32_t *n, uint32_t 
             best = recs[i].replicas;
         }
     }
-    store_rec(recs, n, cap, found, idx, desired, now_ns);
+    store_rec(recs, n, cap, found, idx, desired, now_ns, gran_ns);
     return best;
 }
 
 int32_t swarm__hpa_stabilize(swarm__hpa_rec *recs, uint32_t *n, uint32_t cap, int32_t current,
                              int32_t desired, int64_t now_ns, int64_t up_window_ns,
-                             int64_t down_window_ns, int *stabilized_dir)
+                             int64_t down_window_ns, int64_t gran_ns, int *stabilized_dir)
 {
     int32_t up_rec = desired, down_rec = desired;
     int found = 0;
@@ -199,9 +231,17 @@ int32_t swarm__hpa_stabilize(swarm__hpa_rec *recs, uint32_t *n, uint32_t cap, in
         r = up_rec;
     if (r > down_rec)
         r = down_rec;
-    store_rec(recs, n, cap, found, idx, desired, now_ns);
+    store_rec(recs, n, cap, found, idx, desired, now_ns, gran_ns);
     *stabilized_dir = r < desired ? 1 : (r > desired ? -1 : 0);
     return r;
+}
+
+int64_t swarm__hpa_gran(int64_t window_ns, uint32_t cap)
+{
+    if (window_ns <= 0 || cap < 3)
+        return 0;
+    int64_t span = (int64_t)cap - 2;
+    return window_ns / span + (window_ns % span != 0);
 }
 
 /* ---- behavior rate limits ----------------------------------------------------------------- */
@@ -348,38 +388,6 @@ void swarm__hpa_store_event(swarm__hpa_event *ev, uint32_t *n, uint32_t cap, int
 
 /* ---- replica calculator ------------------------------------------------------------------- */
 
-int swarm__hpa_group_pod(const swarm__hpa_pod *pod, int cpu, int64_t now_ns,
-                         int64_t cpu_init_ns, int64_t delay_ready_ns)
-{
-    if (pod->deleted || pod->phase == SWARM__POD_FAILED)
-        return SWARM__GROUP_IGNORED;
-    if (pod->phase == SWARM__POD_PENDING)
-        return SWARM__GROUP_UNREADY;
-    if (!pod->has_sample)
-        return SWARM__GROUP_MISSING;
-    if (cpu) {
-        if (pod->ready_cond == SWARM__COND_NONE || !pod->has_start)
-            return SWARM__GROUP_UNREADY;
-        int unready;
-        /* Times may be Go's zero time (about -6e19 ns); saturating arithmetic keeps it finite. */
-        int64_t start_plus = pod->start_ns > INT64_MAX - cpu_init_ns ? INT64_MAX
-                                                                      : pod->start_ns + cpu_init_ns;
-        if (start_plus > now_ns) {
-            int64_t ltt_plus = pod->ready_ltt_ns > INT64_MAX - pod->sample_window_ns
-                                   ? INT64_MAX
-                                   : pod->ready_ltt_ns + pod->sample_window_ns;
-            unready = pod->ready_cond == SWARM__COND_FALSE || pod->sample_ts_ns < ltt_plus;
-        } else {
-            int64_t s = pod->start_ns > INT64_MAX - delay_ready_ns ? INT64_MAX
-                                                                   : pod->start_ns + delay_ready_ns;
-            unready = pod->ready_cond == SWARM__COND_FALSE && s > pod->ready_ltt_ns;
-        }
-        if (unready)
-            return SWARM__GROUP_UNREADY;
-    }
-    return SWARM__GROUP_READY;
-}
-
 /* Overflow-safe sum that saturates at INT64_MAX / INT64_MIN (upstream's external-metric sum). */
 static int64_t sat_add64(int64_t a, int64_t b)
 {
@@ -390,141 +398,58 @@ static int64_t sat_add64(int64_t a, int64_t b)
     return a + b;
 }
 
-/* The amended sample set of the plain / resource calculation. */
-typedef struct calc_set {
-    int64_t total;     /* sum of samples (saturating) */
-    int64_t req_total; /* resource: sum of requests of samples that have one */
-    int64_t count;     /* number of samples */
-    int64_t req_count; /* resource: samples with a request */
-} calc_set;
-
-/* usage ratio for the current set; resource: utilization via requests. */
-static int set_ratio(const swarm__hpa_calc_in *in, const calc_set *s, double *ratio,
-                     int64_t *usage, int32_t *util, swarm__hpa_calc_out *out)
+/* a * b for b >= 0, saturating. */
+static int64_t sat_mul64(int64_t a, int64_t b)
 {
-    if (in->kind == SWARM__CALC_RESOURCE) {
-        if (s->req_total == 0) {
-            snprintf(out->error, sizeof out->error, "no metrics returned matched known pods");
-            return SWARM_EINVAL;
-        }
-        /* metricsTotal*100 in int64, as upstream; saturate instead of wrapping. */
-        int64_t t100 = s->total > INT64_MAX / 100 ? INT64_MAX : s->total * 100;
-        int64_t u = t100 / s->req_total;
-        *util = u > INT32_MAX ? INT32_MAX : (int32_t)u;
-        *usage = s->req_count ? s->total / s->req_count : 0;
-        *ratio = (double)*util / (double)in->target_utilization;
+    if (b == 0 || a == 0)
         return 0;
-    }
-    *usage = s->count ? s->total / s->count : 0;
-    *ratio = (double)*usage / (double)in->target_milli;
-    return 0;
+    if (a > 0 ? a > INT64_MAX / b : a < INT64_MIN / b)
+        return a > 0 ? INT64_MAX : INT64_MIN;
+    return a * b;
 }
 
+/* calcPlainMetricReplicas over the grouped pods: usage = total // count, then the amended set
+ * (missing pods at the target on a scale-down and at 0 on a scale-up, unready pods at 0 on a
+ * scale-up) decides whether the scale goes ahead. */
 static int calc_pods(const swarm__hpa_calc_in *in, swarm__hpa_calc_out *out)
 {
-    int resource = in->kind == SWARM__CALC_RESOURCE;
-    if (in->n_pods == 0) {
+    if (in->n_ready + in->n_unready + in->n_missing == 0 && in->n_samples == 0) {
         snprintf(out->error, sizeof out->error,
                  "no pods returned by selector while calculating replica count");
         return SWARM_EINVAL;
     }
-    if (resource) {
-        for (uint32_t i = 0; i < in->n_pods; i++) {
-            if (!in->pods[i].has_request) {
-                snprintf(out->error, sizeof out->error,
-                         "missing request for cpu in container %s of Pod %s",
-                         in->pods[i].missing_request_container ? in->pods[i].missing_request_container
-                                                               : "",
-                         in->pods[i].name ? in->pods[i].name : "");
-                return SWARM_EINVAL;
-            }
-        }
-    }
-    int cpu = (int)in->cpu;
-    int64_t ready = 0, n_unready = 0, n_missing = 0;
-    calc_set s = {0, 0, 0, 0};
-    for (uint32_t i = 0; i < in->n_pods; i++) {
-        const swarm__hpa_pod *p = &in->pods[i];
-        int g = swarm__hpa_group_pod(p, cpu, in->now_ns, in->cpu_init_ns, in->delay_ready_ns);
-        if (g == SWARM__GROUP_READY) {
-            ready++;
-            s.total = sat_add64(s.total, p->sample_milli);
-            s.count++;
-            s.req_total = sat_add64(s.req_total, p->request_milli);
-            s.req_count++;
-        } else if (g == SWARM__GROUP_UNREADY) {
-            n_unready++;
-        } else if (g == SWARM__GROUP_MISSING) {
-            n_missing++;
-        }
-    }
-    /* Samples for pods the lister does not know stay in the set (no request for resource). */
-    for (uint32_t i = 0; i < in->n_extra; i++) {
-        s.total = resource ? s.total : sat_add64(s.total, in->extra_samples[i]);
-        s.count++;
-    }
-    if (s.count == 0) {
+    if (in->n_samples <= 0) {
         snprintf(out->error, sizeof out->error,
                  "did not receive metrics for targeted pods (pods might be unready)");
         return SWARM_EINVAL;
     }
-    double ratio;
-    int64_t usage;
-    int32_t util = 0;
-    int rc = set_ratio(in, &s, &ratio, &usage, &util, out);
-    if (rc < 0)
-        return rc;
+    int64_t usage = in->sample_total_milli / in->n_samples;
+    double ratio = (double)usage / (double)in->target_milli;
     out->usage_milli = usage;
-    out->utilization = util;
+    out->want = f2i32(ceil(ratio * (double)in->n_ready));
 
-    int scale_up_unready = n_unready > 0 && ratio > 1.0;
-    if (!scale_up_unready && n_missing == 0) {
-        if (swarm__hpa_within(ratio, in->tol_up, in->tol_down))
-            out->replicas = in->current;
-        else
-            out->replicas = f2i32(ceil(ratio * (double)ready));
+    int scale_up_unready = in->n_unready > 0 && ratio > 1.0;
+    if (!scale_up_unready && in->n_missing == 0) {
+        out->replicas = swarm__hpa_within(ratio, in->tol_up, in->tol_down) ? in->current
+                                                                             : out->want;
         return 0;
     }
-    /* Amend the set: missing pods count as the target on a scale-down and 0 on a scale-up;
-     * unready pods count as 0 when scaling up. */
-    for (uint32_t i = 0; i < in->n_pods; i++) {
-        const swarm__hpa_pod *p = &in->pods[i];
-        int g = swarm__hpa_group_pod(p, cpu, in->now_ns, in->cpu_init_ns, in->delay_ready_ns);
-        if (g == SWARM__GROUP_MISSING) {
-            /* At exactly 1.0 upstream adds nothing for missing pods. */
-            if (ratio == 1.0)
-                continue;
-            int64_t v = 0;
-            if (ratio < 1.0) {
-                if (resource) {
-                    int64_t pct = in->target_utilization > 100 ? in->target_utilization : 100;
-                    v = p->request_milli * pct / 100;
-                } else {
-                    v = in->target_milli;
-                }
-            }
-            s.total = sat_add64(s.total, v);
-            s.count++;
-            s.req_total = sat_add64(s.req_total, p->request_milli);
-            s.req_count++;
-        } else if (g == SWARM__GROUP_UNREADY && scale_up_unready) {
-            s.count++;
-            s.req_total = sat_add64(s.req_total, p->request_milli);
-            s.req_count++;
-        }
+    int64_t total = in->sample_total_milli, count = in->n_samples;
+    /* At exactly 1.0 upstream adds nothing for missing pods. */
+    if (in->n_missing > 0 && ratio != 1.0) {
+        if (ratio < 1.0)
+            total = sat_add64(total, sat_mul64(in->target_milli, in->n_missing));
+        count = sat_add64(count, in->n_missing);
     }
-    double new_ratio;
-    int64_t u2;
-    int32_t util2 = 0;
-    rc = set_ratio(in, &s, &new_ratio, &u2, &util2, out);
-    if (rc < 0)
-        return rc;
+    if (scale_up_unready)
+        count = sat_add64(count, in->n_unready);
+    double new_ratio = (double)(total / count) / (double)in->target_milli;
     if (swarm__hpa_within(new_ratio, in->tol_up, in->tol_down) ||
         (ratio > 1.0 && new_ratio < 1.0) || (ratio < 1.0 && new_ratio > 1.0)) {
         out->replicas = in->current;
         return 0;
     }
-    int32_t nr = f2i32(ceil(new_ratio * (double)s.count));
+    int32_t nr = f2i32(ceil(new_ratio * (double)count));
     if ((new_ratio < 1.0 && nr > in->current) || (new_ratio > 1.0 && nr < in->current))
         out->replicas = in->current;
     else
@@ -534,13 +459,12 @@ static int calc_pods(const swarm__hpa_calc_in *in, swarm__hpa_calc_out *out)
 
 static int calc_value(const swarm__hpa_calc_in *in, swarm__hpa_calc_out *out)
 {
-    int64_t usage = 0;
-    for (uint32_t i = 0; i < in->n_values; i++)
-        usage = sat_add64(usage, in->values_milli[i]);
+    int64_t usage = in->usage_milli;
     out->usage_milli = usage;
     double ratio = (double)usage / (double)in->target_milli;
     if (in->kind == SWARM__CALC_OBJECT_VALUE || in->kind == SWARM__CALC_EXTERNAL_VALUE) {
         if (in->current != 0) {
+            out->want = f2i32(ceil(ratio * (double)in->n_ready));
             if (swarm__hpa_within(ratio, in->tol_up, in->tol_down)) {
                 out->replicas = in->current;
                 return 0;
@@ -551,23 +475,16 @@ static int calc_value(const swarm__hpa_calc_in *in, swarm__hpa_calc_out *out)
                          "calculating replica count");
                 return SWARM_EINVAL;
             }
-            int64_t ready = 0;
-            for (uint32_t i = 0; i < in->n_pods; i++)
-                if (in->pods[i].phase == SWARM__POD_RUNNING &&
-                    in->pods[i].ready_cond == SWARM__COND_TRUE)
-                    ready++;
-            out->replicas = f2i32(ceil(ratio * (double)ready));
+            out->replicas = out->want;
         } else {
-            out->replicas = f2i32(ceil(ratio));
+            out->replicas = out->want = f2i32(ceil(ratio));
         }
         return 0;
     }
     /* AverageValue per pod: current is the status replica count. */
-    int32_t replicas = in->current;
-    double r = (double)usage / ((double)in->target_milli * (double)replicas);
-    if (!swarm__hpa_within(r, in->tol_up, in->tol_down))
-        replicas = f2i32(ceil((double)usage / (double)in->target_milli));
-    out->replicas = replicas;
+    double r = (double)usage / ((double)in->target_milli * (double)in->current);
+    out->want = f2i32(ceil((double)usage / (double)in->target_milli));
+    out->replicas = swarm__hpa_within(r, in->tol_up, in->tol_down) ? in->current : out->want;
     if (usage == INT64_MAX)
         out->usage_milli = INT64_MAX;
     else
@@ -578,24 +495,15 @@ static int calc_value(const swarm__hpa_calc_in *in, swarm__hpa_calc_out *out)
 int swarm__hpa_replica_calc(const swarm__hpa_calc_in *in, swarm__hpa_calc_out *out)
 {
     memset(out, 0, sizeof *out);
-    switch (in->kind) {
-    case SWARM__CALC_PODS:
-        if (in->target_milli == 0)
-            break;
-        return calc_pods(in, out);
-    case SWARM__CALC_RESOURCE:
-        if (in->target_utilization <= 0)
-            break;
-        return calc_pods(in, out);
-    case SWARM__CALC_OBJECT_VALUE:
-    case SWARM__CALC_EXTERNAL_VALUE:
-    case SWARM__CALC_OBJECT_AVERAGE:
-    case SWARM__CALC_EXTERNAL_AVERAGE:
-        if (in->target_milli == 0)
-            break;
-        return calc_value(in, out);
-    default:
-        break;
+    if (in->target_milli > 0) {
+        switch (in->kind) {
+        case SWARM__CALC_PODS: return calc_pods(in, out);
+        case SWARM__CALC_OBJECT_VALUE:
+        case SWARM__CALC_EXTERNAL_VALUE:
+        case SWARM__CALC_OBJECT_AVERAGE:
+        case SWARM__CALC_EXTERNAL_AVERAGE: return calc_value(in, out);
+        default: break;
+        }
     }
     snprintf(out->error, sizeof out->error, "invalid metric or zero target");
     return SWARM_EINVAL;
@@ -698,9 +606,7 @@ void swarm__kpa_scale(swarm__kpa_state *st, const swarm__kpa_spec *spec, int64_t
         st->panic_time_ns = now_ns;
     } else if (st->in_panic && !over) {
         /* panicTime + stableWindow strictly before now */
-        int64_t end = st->panic_time_ns > INT64_MAX - spec->stable_window_ns
-                          ? INT64_MAX
-                          : st->panic_time_ns + spec->stable_window_ns;
+        int64_t end = swarm__time_add(st->panic_time_ns, spec->stable_window_ns);
         if (end < now_ns) {
             st->in_panic = 0;
             st->panic_time_ns = 0;
@@ -747,7 +653,7 @@ static void cond(swarm__keda_cond *c, uint32_t status, const char *reason, const
  * now, so equality counts as elapsed. Saturates instead of overflowing. */
 static int elapsed(int64_t t, int64_t d, int64_t now)
 {
-    int64_t end = (d > 0 && t > INT64_MAX - d) ? INT64_MAX : t + d;
+    int64_t end = swarm__time_add(t, d);
     return end <= now;
 }
 
@@ -755,6 +661,10 @@ void swarm__keda_request_scale(const swarm__keda_in *in, swarm__keda_out *out)
 {
     memset(out, 0, sizeof *out);
     out->replicas = in->current;
+    /* Ready until something below says otherwise (upstream sets it first, so a scaler error
+     * with a fallback, a pause or a scale from zero leave it True). */
+    cond(&out->ready, SWARM__KEDA_COND_TRUE, "ScaledObjectReady",
+         "ScaledObject is defined correctly and is ready for scaling");
     if (in->paused) {
         cond(&out->paused, SWARM__KEDA_COND_TRUE, "ScaledObjectPaused", "ScaledObject is paused");
         return;
@@ -762,7 +672,7 @@ void swarm__keda_request_scale(const swarm__keda_in *in, swarm__keda_out *out)
     int active = in->is_active || in->force_activation;
     if (active) {
         cond(&out->active, SWARM__KEDA_COND_TRUE, "ScalerActive",
-             in->force_activation && !in->is_active
+             in->force_activation
                  ? "Scaling is performed because activation is being forced by annotation"
                  : "Scaling is performed because triggers are active");
         if ((in->idle >= 0 && in->current < in->min) || in->current == 0) {
@@ -778,21 +688,17 @@ void swarm__keda_request_scale(const swarm__keda_in *in, swarm__keda_out *out)
         } else {
             out->last_active_set = 1;
         }
-        if (!in->is_error)
-            cond(&out->ready, SWARM__KEDA_COND_TRUE, "ScaledObjectReady",
-                 "ScaledObject is defined correctly and is ready for scaling");
         return;
     }
     cond(&out->active, SWARM__KEDA_COND_FALSE, "ScalerNotActive",
          "Scaling is not performed because triggers are not active");
-    if (in->is_error) {
-        if (!in->has_fallback)
-            cond(&out->ready, SWARM__KEDA_COND_FALSE, "TriggerError",
-                 "Triggers defined in ScaledObject are not working correctly");
+    if (in->is_error && in->has_fallback && in->fallback_replicas != 0)
+        return; /* the HPA applies the fallback replicas; scaling to zero would defeat it */
+    if (in->is_error && !in->has_fallback) {
+        cond(&out->ready, SWARM__KEDA_COND_FALSE, "TriggerError",
+             "Triggers defined in ScaledObject are not working correctly");
         return;
     }
-    cond(&out->ready, SWARM__KEDA_COND_TRUE, "ScaledObjectReady",
-         "ScaledObject is defined correctly and is ready for scaling");
     if ((in->idle >= 0 && in->current > in->idle) || (in->current > 0 && in->min == 0)) {
         if (in->paused_scale_in)
             return;
@@ -812,26 +718,4 @@ void swarm__keda_request_scale(const swarm__keda_in *in, swarm__keda_out *out)
         out->replicas = in->min;
         out->scale_updated = 1;
     }
-}
-
-char *swarm__keda_event(char *buf, size_t len, const swarm__keda_out *out, const char *kind,
-                        const char *ns, const char *name, int32_t from,
-                        const char *const *triggers, uint32_t n_triggers)
-{
-    if (len == 0)
-        return buf;
-    buf[0] = '\0';
-    if (out->scaled_from_zero && out->scale_updated) {
-        int n = snprintf(buf, len, "Normal KEDAScaleTargetActivated Scaled %s %s/%s from %d to %d, "
-                         "triggered by ", kind, ns, name, from, out->replicas);
-        size_t at = n > 0 ? (size_t)n : 0;
-        for (uint32_t i = 0; i < n_triggers && at < len; i++) {
-            n = snprintf(buf + at, len - at, "%s%s", i ? ";" : "", triggers[i]);
-            at += n > 0 ? (size_t)n : 0;
-        }
-    } else if (out->scaled_to_idle && out->scale_updated) {
-        snprintf(buf, len, "Normal KEDAScaleTargetDeactivated Deactivated %s %s/%s from %d to %d",
-                 kind, ns, name, from, out->replicas);
-    }
-    return buf;
 }

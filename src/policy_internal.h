@@ -3,8 +3,9 @@
  * The scaling policy's building blocks: the exact upstream algorithms (Kubernetes HPA, Knative
  * KPA, KEDA's scale executor) as pure functions over caller-owned arrays. swarm_policy_decide()
  * is built from these, and the conformance runner (tests/conformance) calls them directly, so the
- * upstream vectors exercise the very code the policy runs. None of them allocates, reads a clock
- * or keeps hidden state.
+ * upstream vectors exercise the very code the policy runs (tests/conformance/check_shipped.py
+ * fails if the runner calls one that no exported function reaches). None of them allocates,
+ * reads a clock or keeps hidden state.
  *
  * Times are int64 nanoseconds on any clock the caller likes; "inside the last W" means
  * t > now - W, so a timestamp exactly on the boundary is outside (upstream records strictly
@@ -64,15 +65,24 @@ int32_t swarm__hpa_legacy_limits(int32_t current, int32_t desired, int32_t min, 
 
 /* stabilizeRecommendation: max over recs inside @window_ns, then store (desired, now) in the last
  * slot older than the window, else append; when the array is full and nothing is old, the oldest
- * entry is overwritten. *n is updated. */
+ * entry is overwritten. *n is updated. @gran_ns > 0 merges a recommendation into the newest
+ * entry when both fall in the same gran-long bucket (libswarm: a fixed array then holds the
+ * window at any decision rate, see swarm__hpa_gran()); 0 stores every one, as upstream. */
 int32_t swarm__hpa_stabilize_legacy(swarm__hpa_rec *recs, uint32_t *n, uint32_t cap,
-                                    int32_t desired, int64_t now_ns, int64_t window_ns);
+                                    int32_t desired, int64_t now_ns, int64_t window_ns,
+                                    int64_t gran_ns);
 
-/* stabilizeRecommendationWithBehaviors; *stabilized_dir is +1 if the up window held the value
- * below @desired, -1 if the down window held it above, 0 otherwise. */
+/* stabilizeRecommendationWithBehaviors (the up window reads each entry's low, the down window
+ * its replicas); *stabilized_dir is +1 if the up window held the value below @desired, -1 if the
+ * down window held it above, 0 otherwise. @gran_ns as above. */
 int32_t swarm__hpa_stabilize(swarm__hpa_rec *recs, uint32_t *n, uint32_t cap, int32_t current,
                              int32_t desired, int64_t now_ns, int64_t up_window_ns,
-                             int64_t down_window_ns, int *stabilized_dir);
+                             int64_t down_window_ns, int64_t gran_ns, int *stabilized_dir);
+
+/* The merge bucket for @cap entries holding a window of @window_ns: entries in distinct buckets
+ * span at least (cap - 2) buckets, so gran = ceil(window / (cap - 2)) keeps the whole window.
+ * 0 (exact) for a zero window or cap < 3 (too small to hold one: the oldest is overwritten). */
+int64_t swarm__hpa_gran(int64_t window_ns, uint32_t cap);
 
 /* getReplicasChangePerPeriod. */
 int32_t swarm__hpa_change_in_period(const swarm__hpa_event *ev, uint32_t n, int64_t now_ns,
@@ -102,61 +112,40 @@ int64_t swarm__hpa_longest_period(const swarm__hpa_rules *rules);
 
 /* ---- HPA: replica calculator ------------------------------------------------------------ */
 
-enum { SWARM__POD_RUNNING = 0, SWARM__POD_PENDING, SWARM__POD_FAILED, SWARM__POD_SUCCEEDED };
-enum { SWARM__COND_NONE = 0, SWARM__COND_TRUE, SWARM__COND_FALSE, SWARM__COND_UNKNOWN };
-enum { SWARM__GROUP_READY = 0, SWARM__GROUP_UNREADY, SWARM__GROUP_MISSING, SWARM__GROUP_IGNORED };
-
-typedef struct swarm__hpa_pod {
-    const char *name;
-    uint32_t phase;           /* SWARM__POD_* */
-    uint32_t deleted;
-    uint32_t has_start;
-    uint32_t ready_cond;      /* SWARM__COND_* */
-    int64_t start_ns;
-    int64_t ready_ltt_ns;     /* last transition of the Ready condition */
-    /* The metric sample for this pod, if any. */
-    uint32_t has_sample;
-    uint32_t has_request;     /* resource metrics: whether the request is known */
-    int64_t sample_milli;
-    int64_t sample_ts_ns;
-    int64_t sample_window_ns;
-    int64_t request_milli;    /* resource metrics: the pod's (or container's) request */
-    const char *missing_request_container; /* for the error message when !has_request */
-} swarm__hpa_pod;
-
-/* groupPods for one pod. @cpu selects the CPU readiness rules. */
-int swarm__hpa_group_pod(const swarm__hpa_pod *pod, int cpu, int64_t now_ns,
-                         int64_t cpu_init_ns, int64_t delay_ready_ns);
-
 enum {
     SWARM__CALC_PODS = 1,          /* Pods AverageValue (GetMetricReplicas) */
-    SWARM__CALC_RESOURCE,          /* Resource Utilization (GetResourceReplicas) */
     SWARM__CALC_OBJECT_VALUE,      /* Object Value */
     SWARM__CALC_OBJECT_AVERAGE,    /* Object AverageValue (per pod) */
     SWARM__CALC_EXTERNAL_VALUE,    /* External Value */
     SWARM__CALC_EXTERNAL_AVERAGE,  /* External AverageValue (per pod) */
 };
 
+/*
+ * One metric's input to HPA's replica calculator, in Kubernetes' milli-units, with the pods
+ * already grouped the way upstream's groupPods does for a non-CPU metric (the host's view of
+ * its replicas: swarm_policy_decide() passes ready and starting replicas; the conformance
+ * runner groups the vectors' pod lists).
+ */
 typedef struct swarm__hpa_calc_in {
     uint32_t kind;                 /* SWARM__CALC_* */
-    uint32_t cpu;                  /* resource is cpu (readiness rules) */
     int32_t current;               /* the replica count upstream passes (spec or status) */
     double tol_up, tol_down;
-    int64_t target_milli;          /* value / average value target */
-    int32_t target_utilization;    /* resource utilization target, percent */
-    int64_t now_ns, cpu_init_ns, delay_ready_ns;
-    const swarm__hpa_pod *pods;
-    uint32_t n_pods;
-    const int64_t *extra_samples;  /* samples that match no pod (still counted) */
-    uint32_t n_extra;
-    const int64_t *values_milli;   /* object (1 value) / external (n values) */
-    uint32_t n_values;
+    int64_t target_milli;          /* value / average value target, > 0 */
+    /* Pods: the samples of ready pods plus samples that match no pod (upstream keeps them). */
+    int64_t sample_total_milli;    /* their sum (saturating) */
+    int64_t n_samples;             /* their count */
+    int64_t n_ready;               /* Pods: ready pods with a sample; Object/External Value:
+                                      pods Running with Ready=True */
+    int64_t n_unready;             /* Pods: pending pods */
+    int64_t n_missing;             /* Pods: pods without a sample */
+    int64_t n_pods;                /* Object/External Value: pods the selector returns */
+    int64_t usage_milli;           /* Object value, or the sum of External values (saturating) */
 } swarm__hpa_calc_in;
 
 typedef struct swarm__hpa_calc_out {
     int32_t replicas;
-    int32_t utilization;           /* resource: first-pass utilization percent */
-    int64_t usage_milli;           /* first-pass usage (resource: raw average value) */
+    int32_t want;                  /* the count without the tolerance (and unready damping) */
+    int64_t usage_milli;           /* first-pass usage */
     char error[160];               /* set when the call returns < 0 */
 } swarm__hpa_calc_out;
 
@@ -236,7 +225,8 @@ typedef struct swarm__keda_cond {
 typedef struct swarm__keda_in {
     int32_t min;             /* minReplicaCount (0 when unset) */
     int32_t idle;            /* idleReplicaCount, or -1 when unset */
-    uint32_t has_fallback;
+    uint32_t has_fallback;   /* spec.fallback is set ... */
+    int32_t fallback_replicas; /* ... with these replicas (0 does not hold a failing target) */
     int64_t cooldown_ns, initial_cooldown_ns;
     uint32_t paused, paused_scale_in, paused_scale_out, force_activation;
     int32_t current;
@@ -259,13 +249,6 @@ typedef struct swarm__keda_out {
 
 /* scaleExecutor.RequestScale for a ScaledObject. */
 void swarm__keda_request_scale(const swarm__keda_in *in, swarm__keda_out *out);
-
-/* KEDA's event line for a RequestScale that scaled: "Normal KEDAScaleTargetActivated Scaled
- * <kind> <ns>/<name> from X to Y, triggered by a;b" or "Normal KEDAScaleTargetDeactivated
- * Deactivated <kind> <ns>/<name> from X to Y". Empty if no event fired. Returns @buf. */
-char *swarm__keda_event(char *buf, size_t len, const swarm__keda_out *out, const char *kind,
-                        const char *ns, const char *name, int32_t from,
-                        const char *const *triggers, uint32_t n_triggers);
 
 /* ---- LOAD: libswarm's load-aware mode (policy_load.c) ---------------------------------- */
 

@@ -6,11 +6,14 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <swarm/swarm.h>
+
+#include "test_policy_states.h"
 
 #define S INT64_C(1000000000)
 
@@ -866,6 +869,10 @@ static void round_trip(swarm_policy_opts o)
     assert_int_equal(swarm_policy_export_state(a, buf, n, &written), 0);
     assert_int_equal(written, n);
     assert_int_equal(swarm_policy_import_state(b, buf, n), 0);
+    unsigned char *again = malloc(n);
+    assert_int_equal(swarm_policy_export_state(b, again, n, NULL), 0);
+    assert_memory_equal(buf, again, n); /* an accepted state re-exports byte for byte */
+    free(again);
     /* Same later decisions, field for field. */
     int32_t cur_b = cur;
     for (int i = 200; i < 400; i++) {
@@ -1102,6 +1109,328 @@ static void test_policy_finding4_kpa_steady_load_does_not_oscillate(void **state
     }
 }
 
+/* Format versions 1 and 2, exported by older builds, import again and resume the decisions
+ * those builds took (tests/test_policy_states.h). */
+static void resume_old(uint32_t mode, const unsigned char *st, size_t n, const int32_t *next,
+                       int32_t cur)
+{
+    swarm_policy_opts o = opts_for(mode);
+    o.history_cap = 8;
+    o.max_replicas = 50;
+    o.pending_hold_max_ns = 300 * S; /* those builds' default (off by default since issue 9) */
+    if (mode == SWARM_POLICY_KPA) {
+        o.stable_window_ns = 6 * S;
+        o.scale_down_delay_ns = 4 * S;
+    } else {
+        o.scale_down.window_ns = 30 * S;
+    }
+    swarm_policy *p = make(&o);
+    assert_int_equal(swarm_policy_import_state(p, st, n), 0);
+    /* Re-exported in the current format, it imports again. */
+    size_t sz = swarm_policy_state_size(p);
+    unsigned char *buf = malloc(sz);
+    assert_int_equal(swarm_policy_export_state(p, buf, sz, NULL), 0);
+    swarm_policy *q = make(&o);
+    assert_int_equal(swarm_policy_import_state(q, buf, sz), 0);
+    int32_t cur_q = cur;
+    int64_t now = 1080 * S;
+    for (int i = 0; i < 40; i++) {
+        double queue = i < 5 ? 90 : 0;
+        swarm_policy_obs a = obs1(cur, SWARM_METRIC_TOTAL, queue, 10);
+        a.ready_replicas = cur > 1 ? cur - 1 : cur;
+        a.starting_replicas = cur - a.ready_replicas;
+        a.metrics[0].activation = 5;
+        swarm_policy_obs b = a;
+        b.current_replicas = cur_q;
+        b.ready_replicas = cur_q > 1 ? cur_q - 1 : cur_q;
+        b.starting_replicas = cur_q - b.ready_replicas;
+        cur = dec(p, now, &a).replicas;
+        cur_q = dec(q, now, &b).replicas;
+        assert_int_equal(cur, next[i]);
+        assert_int_equal(cur_q, next[i]);
+        now += 10 * S;
+    }
+    free(buf);
+    swarm_policy_destroy(p);
+    swarm_policy_destroy(q);
+}
+
+static void test_policy_import_versions_1_and_2(void **state)
+{
+    (void)state;
+    resume_old(SWARM_POLICY_KEDA, STATE_V1_KEDA, sizeof STATE_V1_KEDA, NEXT_V1_KEDA, 2);
+    resume_old(SWARM_POLICY_HPA, STATE_V1_HPA, sizeof STATE_V1_HPA, NEXT_V1_HPA, 2);
+    resume_old(SWARM_POLICY_KPA, STATE_V1_KPA, sizeof STATE_V1_KPA, NEXT_V1_KPA, 4);
+    resume_old(SWARM_POLICY_KEDA, STATE_V2_KEDA, sizeof STATE_V2_KEDA, NEXT_V2_KEDA, 2);
+    resume_old(SWARM_POLICY_HPA, STATE_V2_HPA, sizeof STATE_V2_HPA, NEXT_V2_HPA, 2);
+    resume_old(SWARM_POLICY_KPA, STATE_V2_KPA, sizeof STATE_V2_KPA, NEXT_V2_KPA, 4);
+    /* A version newer than this build, or 0, is not supported. */
+    unsigned char bad[sizeof STATE_V2_HPA];
+    memcpy(bad, STATE_V2_HPA, sizeof bad);
+    swarm_policy_opts o = opts_for(SWARM_POLICY_HPA);
+    o.history_cap = 8;
+    swarm_policy *p = make(&o);
+    bad[4] = (unsigned char)(SWARM_POLICY_STATE_VERSION + 1);
+    assert_int_equal(swarm_policy_import_state(p, bad, sizeof bad), SWARM_ENOTSUP);
+    bad[4] = 0;
+    assert_int_equal(swarm_policy_import_state(p, bad, sizeof bad), SWARM_ENOTSUP);
+    swarm_policy_destroy(p);
+}
+
+/* Counts the decisions with a CLOCK_CLAMPED step and returns the first time (s, relative to
+ * @t0) at which the replicas reach @target, or -1. */
+static int64_t run_until(swarm_policy *p, int64_t t0, int64_t seconds, int32_t *cur, double q,
+                         int32_t target, int *clamped)
+{
+    int64_t hit = -1;
+    for (int64_t t = 1; t <= seconds; t++) {
+        swarm_policy_obs ob = obs1(*cur, SWARM_METRIC_TOTAL, q, 10);
+        swarm_policy_decision d = dec(p, t0 + t * S, &ob);
+        *clamped += has_rule(&d, SWARM_RULE_CLOCK_CLAMPED);
+        *cur = d.replicas;
+        if (hit < 0 && *cur == target)
+            hit = t;
+    }
+    return hit;
+}
+
+/* A state exported at 10 days of monotonic uptime and imported on a fresh host (clock near 0)
+ * resumes the same decisions: an idle KEDA target still scales to zero once the rest of its
+ * cooldown has passed, and no decision is clamped to the old host's time. */
+static void test_policy_state_survives_reboot(void **state)
+{
+    (void)state;
+    const int64_t day = 86400 * S, t_export = 10 * day + 123456789;
+    for (uint32_t mode = SWARM_POLICY_KEDA; mode <= SWARM_POLICY_KPA; mode++) {
+        swarm_policy_opts o = opts_for(mode);
+        o.max_replicas = 20;
+        swarm_policy *a = make(&o);
+        int32_t cur = 1;
+        int clamped = 0;
+        /* Busy for a minute, then idle for a while (KEDA's cooldown and HPA's scale-down
+         * window are 300 s: 200 s left), then export. */
+        int64_t idle = mode == SWARM_POLICY_KPA ? 20 : 100; /* KPA: 60 s window + 30 s grace */
+        run_until(a, t_export - (idle + 60) * S, 60, &cur, 80, -1, &clamped);
+        run_until(a, t_export - idle * S, idle, &cur, 0, -1, &clamped);
+        assert_true(cur > 0);
+        size_t n = swarm_policy_state_size(a);
+        unsigned char *buf = malloc(n);
+        assert_int_equal(swarm_policy_export_state(a, buf, n, NULL), 0);
+
+        /* The old host goes on (1 s later) and the new one starts at 1 s of uptime. */
+        swarm_policy *b = make(&o);
+        assert_int_equal(swarm_policy_import_state(b, buf, n), 0);
+        int32_t cur_a = cur, cur_b = cur;
+        int ca = 0, cb = 0;
+        int32_t floor = mode == SWARM_POLICY_HPA ? 1 : 0; /* HPA's min is 1 */
+        int64_t za = run_until(a, t_export, 3600, &cur_a, 0, floor, &ca);
+        int64_t zb = run_until(b, 0, 3600, &cur_b, 0, floor, &cb);
+        assert_int_equal(ca, 0);
+        assert_int_equal(cb, 0);
+        assert_true(za > 0);
+        assert_true(zb > 0);
+        print_message("mode %u: zero at %lld s (old host) and %lld s (new host)\n", mode, (long long)za, (long long)zb);
+        /* Resumed just before its first decision: within the 2 s grid of the anchor. */
+        assert_true(zb >= za - 2 && zb <= za + 2);
+        if (mode == SWARM_POLICY_KEDA)
+            assert_true(za > 150 && za < 250); /* the rest of the 300 s cooldown */
+        assert_int_equal(cur_b, floor);
+        free(buf);
+        swarm_policy_destroy(a);
+        swarm_policy_destroy(b);
+    }
+}
+
+/* Import accepts exactly what export writes: an accepted state re-exports byte for byte, and
+ * every state export writes imports again, also after extreme but accepted values. */
+static void expect_round_trip(swarm_policy *p, const swarm_policy_opts *o)
+{
+    size_t n = swarm_policy_state_size(p);
+    unsigned char *a = malloc(n), *b = malloc(n);
+    assert_int_equal(swarm_policy_export_state(p, a, n, NULL), 0);
+    swarm_policy *q = make(o);
+    assert_int_equal(swarm_policy_import_state(q, a, n), 0);
+    assert_int_equal(swarm_policy_export_state(q, b, n, NULL), 0);
+    assert_memory_equal(a, b, n);
+    free(a);
+    free(b);
+    swarm_policy_destroy(q);
+}
+
+static void test_policy_state_round_trip_extremes(void **state)
+{
+    (void)state;
+    /* Two finite DBL_MAX observations in one KPA second once summed to +inf. */
+    swarm_policy_opts o = opts_for(SWARM_POLICY_KPA);
+    swarm_policy *p = make(&o);
+    swarm_policy_obs ob = obs1(3, SWARM_METRIC_TOTAL, DBL_MAX, 10);
+    dec(p, 5 * S, &ob);
+    dec(p, 5 * S + 1, &ob);
+    expect_round_trip(p, &o);
+    swarm_policy_destroy(p);
+
+    /* Decisions at the ends of the accepted time range, and beyond it. */
+    const int64_t lim = INT64_C(1) << 62;
+    for (uint32_t mode = SWARM_POLICY_KEDA; mode <= SWARM_POLICY_KPA; mode++) {
+        o = opts_for(mode);
+        p = make(&o);
+        ob = obs1(3, SWARM_METRIC_TOTAL, 30, 10);
+        swarm_policy_decision d;
+        memset(&d, 0, sizeof d);
+        d.size = sizeof d;
+        assert_int_equal(swarm_policy_decide(p, INT64_MIN, &ob, &d), SWARM_EINVAL);
+        assert_int_equal(swarm_policy_decide(p, -lim - 1, &ob, &d), SWARM_EINVAL);
+        assert_int_equal(swarm_policy_decide(p, lim + 1, &ob, &d), SWARM_EINVAL);
+        dec(p, -lim, &ob);
+        expect_round_trip(p, &o);
+        dec(p, -lim + 3 * S, &ob);
+        expect_round_trip(p, &o);
+        /* The clock jumps to the other end and back: clamped, the step saturating. */
+        dec(p, lim, &ob);
+        expect_round_trip(p, &o);
+        d = dec(p, -lim, &ob);
+        assert_true(has_rule(&d, SWARM_RULE_CLOCK_CLAMPED));
+        for (uint32_t i = 0; i < d.n_steps; i++)
+            if (d.steps[i].rule == SWARM_RULE_CLOCK_CLAMPED)
+                assert_true(d.steps[i].value == INT64_MAX);
+        expect_round_trip(p, &o);
+        swarm_policy_destroy(p);
+    }
+}
+
+/* Import rejects states whose times disagree (a time after the last decision, a first KPA
+ * bucket after the last), which one decision later would have exported something it rejects. */
+static void test_policy_import_rejects_inconsistent_times(void **state)
+{
+    (void)state;
+    swarm_policy_opts o = opts_for(SWARM_POLICY_KEDA);
+    swarm_policy *p = make(&o);
+    swarm_policy_obs ob = obs1(3, SWARM_METRIC_TOTAL, 30, 10);
+    ob.metrics[0].activation = 5;
+    for (int i = 0; i < 5; i++)
+        dec(p, (100 + i) * S, &ob);
+    size_t n = swarm_policy_state_size(p);
+    unsigned char *buf = malloc(n), *bad = malloc(n);
+    assert_int_equal(swarm_policy_export_state(p, buf, n, NULL), 0);
+    /* Header 32 bytes (magic, version, mode, cap, n_buckets, n_delay, anchor), then started
+     * (4), last_now (8), created (8), fail[8] (32), has_last_active (4), last_active (8). */
+    const size_t last_now = 32 + 4, created = last_now + 8, last_active = created + 8 + 32 + 4;
+    int64_t v;
+    memcpy(bad, buf, n);
+    v = 3 * S; /* the last decision outside [anchor, anchor + 2 s) */
+    memcpy(bad + last_now, &v, 8);
+    assert_int_equal(swarm_policy_import_state(p, bad, n), SWARM_EINVAL);
+    memcpy(bad, buf, n);
+    memcpy(&v, bad + last_now, 8);
+    v += 1; /* active after the last decision */
+    memcpy(bad + last_active, &v, 8);
+    assert_int_equal(swarm_policy_import_state(p, bad, n), SWARM_EINVAL);
+    memcpy(bad, buf, n);
+    bad[32] = 2; /* a bool that is neither 0 nor 1 */
+    assert_int_equal(swarm_policy_import_state(p, bad, n), SWARM_EINVAL);
+    memcpy(bad, buf, n);
+    v = 1; /* an anchor off the 2 s grid */
+    memcpy(bad + 24, &v, 8);
+    assert_int_equal(swarm_policy_import_state(p, bad, n), SWARM_EINVAL);
+    /* The untouched state still imports and re-exports byte for byte. */
+    assert_int_equal(swarm_policy_import_state(p, buf, n), 0);
+    assert_int_equal(swarm_policy_export_state(p, bad, n, NULL), 0);
+    assert_memory_equal(buf, bad, n);
+    free(buf);
+    free(bad);
+    swarm_policy_destroy(p);
+}
+
+/* KPA: ready + starting near INT32_MAX once overflowed (undefined behaviour). */
+static void test_policy_kpa_huge_counts(void **state)
+{
+    (void)state;
+    swarm_policy_opts o = opts_for(SWARM_POLICY_KPA);
+    swarm_policy *p = make(&o);
+    swarm_policy_obs ob = obs1(INT32_MAX, SWARM_METRIC_TOTAL, 1e12, 10);
+    ob.ready_replicas = INT32_MAX;
+    ob.starting_replicas = INT32_MAX;
+    swarm_policy_decision d = dec(p, 0, &ob);
+    assert_true(d.replicas > 0);
+    assert_true(has_rule(&d, SWARM_RULE_PENDING_CAPACITY));
+    for (uint32_t i = 0; i < d.n_steps; i++)
+        if (d.steps[i].rule == SWARM_RULE_PENDING_CAPACITY && d.steps[i].metric < 0 &&
+            d.steps[i].before == INT32_MAX)
+            assert_int_equal(d.steps[i].after, INT32_MAX);
+    swarm_policy_destroy(p);
+}
+
+/* The first scale-down (ns) after 10 s of load for 10 replicas, then load for 1, deciding
+ * @rate times per second. */
+static int64_t first_scale_down(uint32_t hpa_path, uint32_t cap, int rate)
+{
+    swarm_policy_opts o = opts_for(SWARM_POLICY_HPA);
+    o.hpa_path = hpa_path;
+    o.history_cap = cap;
+    swarm_policy *p = make(&o);
+    int32_t cur = 10;
+    int64_t hit = -1;
+    for (int64_t k = 0; k < (int64_t)rate * 600 && hit < 0; k++) {
+        int64_t now = k * S / rate;
+        swarm_policy_obs ob = obs1(cur, SWARM_METRIC_TOTAL, now < 10 * S ? 100 : 10, 10);
+        cur = dec(p, now, &ob).replicas;
+        if (cur < 10)
+            hit = now;
+    }
+    swarm_policy_destroy(p);
+    return hit;
+}
+
+/* HPA's 300 s scale-down window once shrank when decisions came faster than the 256-entry
+ * history could hold (first scale-down at 266 s at 1 decision/s, 74 s at 4/s). Upstream keeps
+ * every recommendation: the last one for 10 replicas (at 9 s, or 9.75 s) leaves the window at
+ * 309 s (309.75 s). The default history now merges recommendations per bucket of
+ * ceil(300 s / 254) = 1.18 s, so the window holds at any rate, at most a bucket late; a history
+ * large enough for every decision (65536) gives upstream's exact times. */
+static void test_policy_hpa_stabilization_window_holds_at_high_rates(void **state)
+{
+    (void)state;
+    const uint32_t paths[2] = {SWARM_POLICY_HPA_BEHAVIOR, SWARM_POLICY_HPA_LEGACY};
+    const int64_t gran = (300 * S + 253) / 254;
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(first_scale_down(paths[i], 65536, 1), 309 * S);
+        assert_int_equal(first_scale_down(paths[i], 65536, 4), 309 * S + 750000000);
+        for (int rate = 1; rate <= 4; rate *= 4) {
+            int64_t exact = first_scale_down(paths[i], 65536, rate);
+            int64_t t = first_scale_down(paths[i], 0, rate);
+            print_message("path %u, %d decisions/s: first scale-down at %.2f s (upstream "
+                          "%.2f s)\n", paths[i], rate, (double)t / 1e9, (double)exact / 1e9);
+            assert_true(t >= exact && t <= exact + gran);
+        }
+        /* Four decisions a second with a 16-entry history still keep the whole window. */
+        int64_t t = first_scale_down(paths[i], 16, 4);
+        assert_true(t >= 309 * S && t <= 309 * S + 750000000 + (300 * S + 13) / 14);
+    }
+}
+
+/* AVERAGE metrics go through HPA's replica calculator (the one the replica_calc vectors run):
+ * starting replicas are pending pods, counted at 0 on a scale-up, so 2 ready replicas at 2.1
+ * (target 1) with 2 more starting stay at 4 (the amended ratio 4.2 / 4 is within tolerance),
+ * where ceil(2.1 * 2) = 5 ignored the replicas on their way. */
+static void test_policy_hpa_average_counts_starting_as_pending_pods(void **state)
+{
+    (void)state;
+    swarm_policy_opts o = opts_for(SWARM_POLICY_HPA);
+    o.disable = SWARM_POLICY_STRICT_UPSTREAM;
+    swarm_policy *p = make(&o);
+    swarm_policy_obs ob = obs1(4, SWARM_METRIC_AVERAGE, 2.1, 1);
+    ob.ready_replicas = 2;
+    ob.starting_replicas = 2;
+    swarm_policy_decision d = dec(p, 0, &ob);
+    assert_int_equal(d.metric_raw[0], 4);
+    assert_true(has_rule(&d, SWARM_RULE_TOLERANCE));
+    /* At 3 per ready replica the amended ratio (6 / 4) is outside: ceil(1.5 * 4) = 6. */
+    ob.metrics[0].value = 3;
+    d = dec(p, S, &ob);
+    assert_int_equal(d.metric_raw[0], 6);
+    swarm_policy_destroy(p);
+}
+
 /* ---- explanations and determinism -------------------------------------------------------- */
 
 static void test_policy_explanation_string(void **state)
@@ -1196,6 +1525,13 @@ int main(void)
         cmocka_unit_test(test_policy_finding2_starting_replicas_do_not_block_scale_up),
         cmocka_unit_test(test_policy_finding3_kpa_two_second_ticks_keep_the_signal),
         cmocka_unit_test(test_policy_finding4_kpa_steady_load_does_not_oscillate),
+        cmocka_unit_test(test_policy_import_versions_1_and_2),
+        cmocka_unit_test(test_policy_state_survives_reboot),
+        cmocka_unit_test(test_policy_state_round_trip_extremes),
+        cmocka_unit_test(test_policy_import_rejects_inconsistent_times),
+        cmocka_unit_test(test_policy_kpa_huge_counts),
+        cmocka_unit_test(test_policy_hpa_stabilization_window_holds_at_high_rates),
+        cmocka_unit_test(test_policy_hpa_average_counts_starting_as_pending_pods),
         cmocka_unit_test(test_policy_explanation_string),
         cmocka_unit_test(test_policy_deterministic),
     };

@@ -158,7 +158,12 @@ typedef struct swarm_policy_opts {
     uint32_t mode;           /**< swarm_policy_mode; required */
     int32_t min_replicas;    /**< KEDA/KPA 0; HPA: 0 means 1 */
     int32_t max_replicas;    /**< 0: 100 (KEDA/HPA), unlimited (KPA) */
-    uint32_t history_cap;    /**< entries per history ring (recommendations, events); 0: 256 */
+    uint32_t history_cap;    /**< entries per history ring (recommendations, events); 0: 256.
+                                  The recommendations keep the whole stabilization window at
+                                  any decision rate: those closer than ceil(window /
+                                  (history_cap - 2)) merge (largest and smallest kept), and a
+                                  merged one leaves the window at most that much late (1.18 s
+                                  for 300 s and 256 entries). Below 3 the oldest is dropped. */
     uint32_t disable;        /**< SWARM_POLICY_NO_* bits; 0: every extension on */
     uint32_t pause;          /**< SWARM_POLICY_PAUSED* bits */
     int32_t paused_replicas; /**< with SWARM_POLICY_PAUSED: > 0 pins this count; 0 holds current */
@@ -418,7 +423,10 @@ SWARM_API int swarm_policy_update(swarm_policy *p, const swarm_policy_opts *opts
  *
  * Deterministic: the same policy state, now and observation always give the same decision.
  * If @p now_ns is earlier than the previous call's, the previous time is used instead (step
- * SWARM_RULE_CLOCK_CLAMPED), so windows never run backwards.
+ * SWARM_RULE_CLOCK_CLAMPED), so windows never run backwards. @p now_ns must lie within
+ * +-2^62 ns (146 years) of the clock's origin, so that differences of accepted times never
+ * overflow. Metric values and targets are read in milli-units, as Kubernetes quantities are
+ * (round(v * 1000); a target below 0.0005 acts as 0.001).
  *
  * The result is within [min, max], except: KEDA (and KPA with min 0) may return 0 or the idle
  * count; SWARM_POLICY_PAUSED returns current (or paused_replicas); a hold (no valid metric)
@@ -426,8 +434,8 @@ SWARM_API int swarm_policy_update(swarm_policy *p, const swarm_policy_opts *opts
  *
  * @return 0; SWARM_EINVAL if an argument is NULL, obs->size or out->size is too small, counts
  *         are negative or ready/starting exceed current, n_metrics is 0 or too large, a kind is
- *         unknown, or a target is not finite and > 0. On error neither the state nor @p out
- *         change.
+ *         unknown, a target is not finite and > 0, or @p now_ns is beyond +-2^62. On error
+ *         neither the state nor @p out change.
  * Ownership: nothing is kept from @p obs. Thread safety: not concurrently with other calls on
  * @p p (distinct policies are independent). Blocking: no; no allocation, I/O or clock read.
  */
@@ -443,7 +451,11 @@ SWARM_API size_t swarm_policy_state_size(const swarm_policy *p);
 /**
  * Export all state (histories, events, panic state, KEDA last-active time, failure counters,
  * last time) in a versioned, fixed-layout little-endian form: "SWPS", u32 version
- * (SWARM_POLICY_STATE_VERSION), u32 mode, u32 history_cap, then the fields (see src/policy.c).
+ * (SWARM_POLICY_STATE_VERSION), u32 mode, u32 history_cap, u32 KPA buckets, u32 KPA delay
+ * buckets, i64 anchor, then the fields (one table in src/policy.c describes them). Every time
+ * is written relative to the anchor (the last decision's time rounded down to 2 s), so the
+ * bytes do not depend on the clock's origin: a state moves between processes, boots and hosts.
+ * Ages beyond 146 years are written as 146 years (they act the same).
  *
  * @param buf   destination, at least swarm_policy_state_size() bytes.
  * @param len   size of @p buf.
@@ -455,11 +467,25 @@ SWARM_API int swarm_policy_export_state(const swarm_policy *p, void *buf, size_t
                                         size_t *written);
 
 /**
- * Replace the state with an export from a policy of the same mode and history_cap.
+ * Replace the state with an export from a policy of the same mode and history_cap (format
+ * versions 1 to SWARM_POLICY_STATE_VERSION; older ones are converted).
  *
- * @return 0; SWARM_EINVAL for NULL arguments, a bad magic, a truncated buffer or counts that do
- *         not fit; SWARM_ENOTSUP for another format version; SWARM_ESTATE for another mode or
- *         history_cap. On error the state is unchanged.
+ * The next swarm_policy_decide() places the imported timeline on this host's clock. If its now
+ * is at or after the exported last decision (on the exporter's clock), the clock is taken to
+ * continue the exporter's (a process restart on the same boot): every time comes back exactly
+ * and the downtime counts as elapsed. If it is earlier, the clock restarted (a reboot, another
+ * host): the timeline moves so that the exported last decision lies just before now (less than
+ * 2 s), and every window, cooldown and hold resumes where it stopped; the downtime does not
+ * count. A clock that is ahead of the exporter's cannot be told from downtime.
+ *
+ * Import accepts exactly the states export writes (so export reproduces an accepted buffer
+ * byte for byte, and every export imports again).
+ *
+ * @return 0; SWARM_EINVAL for NULL arguments, a bad magic, a truncated buffer, counts that do
+ *         not fit, or values export never writes (a time after the last decision, a bool other
+ *         than 0/1, a used-looking unused slot, a non-finite bucket sum); SWARM_ENOTSUP for an
+ *         unknown format version; SWARM_ESTATE for another mode, history_cap or KPA window. On
+ *         error the state is unchanged.
  * Thread safety: not concurrently with other calls on @p p. Blocking: no.
  */
 SWARM_API int swarm_policy_import_state(swarm_policy *p, const void *buf, size_t len);

@@ -1204,6 +1204,8 @@ static const state_field STATE_FIELDS[] = {
     SF("load_has_rate", T_BOOL, 4, load.has_rate),
     SF("load_has_svc", T_BOOL, 4, load.has_svc),
     SF("load_last_arrived", T_BOOL, 4, load.last_arrived),
+    SF("load_has_up", T_BOOL, 4, load.has_up),
+    SF("load_up", T_TIME, 4, load.up_ns),
     SF("load_base", T_TIME, 4, load.base_ns),
     SF("load_base_arrivals", T_I64, 4, load.base_arrivals),
     SF("load_base_completions", T_I64, 4, load.base_completions),

@@ -261,6 +261,7 @@ typedef struct swarm__load_cfg {
     double tau_s;        /* moving-average time constant */
     double band;         /* scale-down hysteresis band, fraction of current (0: none) */
     int64_t down_window_ns;
+    int64_t up_hold_ns;  /* no scale-down this long after asking for more (0: none) */
 } swarm__load_cfg;
 
 /* The estimator: everything LOAD keeps between decisions besides its down window. */
@@ -269,6 +270,9 @@ typedef struct swarm__load_state {
     uint32_t has_rate;       /* rate holds an estimate */
     uint32_t has_svc;        /* svc_s was measured (else the prior applies) */
     uint32_t last_arrived;   /* the last rate sample saw arrivals (0: idle interval) */
+    uint32_t has_up;         /* up_ns holds the last decision that asked for more */
+    uint32_t pad_;
+    int64_t up_ns;
     int64_t base_ns;
     uint64_t base_arrivals, base_completions;
     double base_service_s;

@@ -11,9 +11,10 @@
  * target. On top comes what drains the current backlog within the drain time (c >= a + Q*S/D).
  *
  * Direction rules: a need above the current count (which includes replicas still starting, so
- * they count as pending capacity) is applied at once; a smaller one only after the down window
- * (the largest need of the window) and outside a hysteresis band, so a scale-up is never
- * followed by a scale-down within the window and small wobbles never move the count.
+ * they count as pending capacity) is applied at once; a smaller one never within the up hold
+ * (65 s) of the last decision that asked for more, then only to the largest need of the down
+ * window (30 s) plus a margin, and only outside a hysteresis band: a scale-up is never reversed
+ * within a minute and small wobbles never move the count.
  *
  * Pure and deterministic like the rest of the policy: the estimator lives in swarm__load_state,
  * the down window in the caller's ring, and every rule that shaped the count is recorded.
@@ -66,7 +67,8 @@ int swarm__load_config(swarm__load_cfg *c, const swarm_policy_opts *o)
         o->load_service_prior_ns < 0 || o->load_service_prior_ns > hour ||
         o->load_rate_tau_ns < 0 || o->load_rate_tau_ns > hour || o->load_down_window_ns < 0 ||
         (o->load_down_window_ns != 0 && o->load_down_window_ns < NS) ||
-        o->load_down_window_ns > hour || !isfinite(o->load_down_band) || o->load_down_band > 1)
+        o->load_down_window_ns > hour || !isfinite(o->load_down_band) || o->load_down_band > 1 ||
+        o->load_up_hold_ns > hour)
         return SWARM_EINVAL;
     c->wait_s = (double)(o->load_wait_ns == 0 ? NS : o->load_wait_ns) / (double)NS;
     c->tail = 1.0 - (o->load_percentile == 0 ? 0.99 : o->load_percentile);
@@ -75,7 +77,9 @@ int swarm__load_config(swarm__load_cfg *c, const swarm_policy_opts *o)
         (double)(o->load_service_prior_ns == 0 ? NS / 10 : o->load_service_prior_ns) / (double)NS;
     c->tau_s = (double)(o->load_rate_tau_ns == 0 ? 5 * NS : o->load_rate_tau_ns) / (double)NS;
     c->band = o->load_down_band == 0 ? 0.1 : (o->load_down_band < 0 ? 0 : o->load_down_band);
-    c->down_window_ns = o->load_down_window_ns == 0 ? 120 * NS : o->load_down_window_ns;
+    c->down_window_ns = o->load_down_window_ns == 0 ? 30 * NS : o->load_down_window_ns;
+    c->up_hold_ns = o->load_up_hold_ns == 0 ? 65 * NS : (o->load_up_hold_ns < 0 ? 0
+                                                                          : o->load_up_hold_ns);
     return 0;
 }
 
@@ -271,7 +275,14 @@ int32_t swarm__load_decide(const swarm__load_cfg *c, swarm__load_state *st,
             need = max;
         step(d, SWARM_RULE_LOAD_ERLANG, -1, little, need, f2i64_sat(a * 1000.0));
         if (queued > 0) {
-            int32_t drain = ceil_i32((a + queued * svc / c->drain_s) / k);
+            /* While the capacity asked for (ready + starting) is short of the offered load,
+             * the backlog keeps growing at the difference: size for the backlog as it will
+             * be one drain time from now, not as it is. */
+            double have = (double)cur * k;
+            double backlog = queued;
+            if (have < a)
+                backlog += (a - have) / svc * c->drain_s;
+            int32_t drain = ceil_i32((a + backlog * svc / c->drain_s) / k);
             if (drain > max)
                 drain = max;
             if (drain > need) {
@@ -293,6 +304,10 @@ int32_t swarm__load_decide(const swarm__load_cfg *c, swarm__load_state *st,
     int32_t held = swarm__kpa_maxwin_current(win, ents);
     if (held < need)
         held = need;
+    if (need > cur) {
+        st->has_up = 1;
+        st->up_ns = now;
+    }
     if (need >= cur)
         return need; /* up (or unchanged) at once */
     if (!backlog_ok) {
@@ -301,15 +316,19 @@ int32_t swarm__load_decide(const swarm__load_cfg *c, swarm__load_state *st,
         return cur;
     }
     /* Down only when the window's largest need is below current by more than the band, and
-     * then keep half the band above it, so that the need has to rise past the whole window's
-     * maximum and that margin before a scale-up reverses the step. */
-    int32_t r = cur;
-    double gap = (double)cur - (double)held;
-    if (gap >= 1.0 && gap > c->band * (double)cur) {
-        r = ceil_i32((double)held * (1.0 + c->band / 2.0));
-        if (r >= cur)
-            r = cur - 1;
-    }
+     * then to a margin above it (half the band, at least one replica unless the need is min),
+     * so that the need has to rise past the whole window's maximum and that margin before a
+     * scale-up reverses the step. */
+    int32_t margin = held > min ? ceil_i32((double)held * c->band / 2.0) : 0;
+    if (held > min && margin < 1)
+        margin = 1;
+    int32_t r = held + margin < held ? INT32_MAX : held + margin;
+    if (r >= cur || (double)cur - (double)held <= c->band * (double)cur)
+        r = cur;
+    /* And never within up_hold of the last decision that asked for more: a scale-up is not
+     * reversed inside the hold, whatever the need does (load that came and went at once). */
+    if (r < cur && st->has_up && c->up_hold_ns > 0 && now - st->up_ns < c->up_hold_ns)
+        r = cur;
     if (r != need)
         step(d, SWARM_RULE_LOAD_HYSTERESIS, -1, need, r, held);
     return r;

@@ -284,17 +284,62 @@ static void test_policy_load_noisy_steady_load_never_flaps(void **state)
         swarm_policy_reset(p);
         host h = {.cur = 1, .ready = 1, .rng = 0x9e3779b97f4a7c15ull + (uint64_t)k};
         int32_t last = -1;
-        int changes_after_warmup = 0;
+        int changes = 0, reversals = 0, last_dir = 0, last_t = -1000;
         for (int t = 0; t < 3600; t++) {
             swarm_policy_decision d = tick(p, &h, t, rate, 0.1, 1);
-            if (t > 300 && last >= 0 && d.replicas != last)
-                changes_after_warmup++;
+            if (last >= 0 && d.replicas != last) {
+                int dir = d.replicas > last ? 1 : -1;
+                if (last_dir != 0 && dir != last_dir && t - last_t <= 60)
+                    reversals++;
+                last_dir = dir;
+                last_t = t;
+                if (t > 300)
+                    changes++;
+            }
             last = d.replicas;
         }
-        /* Poisson noise (even 5 rps) moves nothing once settled: the noise margin, the band
-         * and the window absorb it. */
-        assert_int_equal(changes_after_warmup, 0);
+        /* Poisson noise (even 5 rps) never reverses a change within a minute, and moves the
+         * count at most a couple of times an hour once settled: the rate's noise margin, the
+         * band, the window and the up hold absorb it. */
+        assert_int_equal(reversals, 0);
+        assert_true(changes <= 2);
     }
+    swarm_policy_destroy(p);
+}
+
+static void test_policy_load_up_is_never_reversed_within_the_hold(void **state)
+{
+    (void)state;
+    swarm_policy_opts o = load_opts();
+    swarm_policy *p = make_load(&o);
+    host h = {.cur = 1, .ready = 1};
+    swarm_policy_decision d;
+    for (int t = 0; t < 100; t++)
+        d = tick(p, &h, t, 20, 0.1, 0);
+    int32_t base = d.replicas;
+    d = tick(p, &h, 100, 300, 0.1, 0); /* a burst: up at once */
+    int32_t high = d.replicas;
+    assert_true(high > base);
+    /* It vanishes the next second: the count holds for the 65 s hold (the 30 s down window
+     * alone would let it go after 30 s), then comes down. */
+    for (int t = 101; t < 165; t++) {
+        d = tick(p, &h, t, 20, 0.1, 0);
+        assert_int_equal(d.replicas, high);
+    }
+    for (int t = 165; t < 200; t++)
+        d = tick(p, &h, t, 20, 0.1, 0);
+    assert_true(d.replicas < high);
+    swarm_policy_destroy(p);
+    /* Negative: no hold; only the down window (30 s) applies. */
+    o.load_up_hold_ns = -1;
+    p = make_load(&o);
+    h = (host){.cur = 1, .ready = 1};
+    for (int t = 0; t < 100; t++)
+        tick(p, &h, t, 20, 0.1, 0);
+    tick(p, &h, 100, 300, 0.1, 0);
+    for (int t = 101; t < 140; t++)
+        d = tick(p, &h, t, 20, 0.1, 0);
+    assert_true(d.replicas < high);
     swarm_policy_destroy(p);
 }
 
@@ -454,6 +499,9 @@ static void test_policy_load_validates_opts(void **state)
     o.load_wait_ns = -1;
     assert_int_equal(swarm_policy_create(&p, &o), SWARM_EINVAL);
     o = load_opts();
+    o.load_up_hold_ns = 3601 * S;
+    assert_int_equal(swarm_policy_create(&p, &o), SWARM_EINVAL);
+    o = load_opts();
     o.load_service_prior_ns = 3601 * S;
     assert_int_equal(swarm_policy_create(&p, &o), SWARM_EINVAL);
     assert_null(p);
@@ -491,6 +539,69 @@ static void test_policy_load_deterministic_and_bounded(void **state)
     swarm_policy_destroy(b);
 }
 
+/* Random observations, counters included (backwards, huge, NaN service totals, zero
+ * concurrency, failed metrics), with random times: every decision succeeds, stays in bounds
+ * (or holds current), explains itself, and an export taken at any point imports. */
+static void test_policy_load_random_observations_stay_sane(void **state)
+{
+    (void)state;
+    uint64_t x = 0x1234567u;
+#define RND() (x ^= x << 13, x ^= x >> 7, x ^= x << 17, x)
+    for (int run = 0; run < 40; run++) {
+        swarm_policy_opts o = load_opts();
+        o.min_replicas = (int32_t)(RND() % 4);
+        o.max_replicas = o.min_replicas + 1 + (int32_t)(RND() % 60);
+        o.load_down_band = (RND() % 3 == 0) ? -1 : 0;
+        swarm_policy *p = make_load(&o);
+        int32_t cur = (int32_t)(RND() % 10);
+        int64_t now = (int64_t)(RND() % 100000) * S;
+        swarm_policy_obs ob;
+        memset(&ob, 0, sizeof ob);
+        ob.size = sizeof ob;
+        ob.n_metrics = 1;
+        ob.metrics[0].kind = SWARM_METRIC_TOTAL;
+        ob.metrics[0].target = 1;
+        for (int i = 0; i < 300; i++) {
+            uint64_t r = RND();
+            now += (int64_t)(r % 5000) * 1000000 - (r % 97 == 0 ? 3 * S : 0);
+            ob.current_replicas = cur;
+            ob.ready_replicas = cur - (int32_t)(r % (uint64_t)(cur + 1));
+            ob.starting_replicas = cur - ob.ready_replicas;
+            ob.metrics[0].value = (double)(r % 2000);
+            ob.metrics[0].in_flight = (double)((r >> 12) % 50);
+            ob.metrics[0].failed = (r >> 20) % 17 == 0;
+            ob.arrivals = (r >> 24) % 13 == 0 ? (r >> 30) : ob.arrivals + (r >> 40) % 500;
+            ob.completions = (r >> 28) % 11 == 0 ? 0 : ob.completions + (r >> 44) % 500;
+            ob.service_total_s = (r >> 33) % 29 == 0 ? NAN
+                                 : (r >> 35) % 31 == 0 ? -5.0
+                                 : ob.service_total_s + (double)((r >> 48) % 100) * 0.01;
+            if (!isfinite(ob.service_total_s) || ob.service_total_s < 0)
+                ob.service_total_s = (r >> 35) % 2 ? ob.service_total_s : 0;
+            ob.concurrency = (uint32_t)((r >> 52) % 4);
+            swarm_policy_decision d = decide(p, now, &ob);
+            assert_true(d.n_steps > 0);
+            if (!(d.flags & SWARM_DECISION_HOLD)) {
+                assert_true(d.replicas <= o.max_replicas);
+                assert_true(d.replicas >= o.min_replicas || d.replicas == 0);
+            } else {
+                assert_int_equal(d.replicas, cur);
+            }
+            cur = d.replicas;
+            if (i % 50 == 49) {
+                size_t n = swarm_policy_state_size(p);
+                unsigned char *buf = malloc(n);
+                assert_int_equal(swarm_policy_export_state(p, buf, n, NULL), 0);
+                swarm_policy *q = make_load(&o);
+                assert_int_equal(swarm_policy_import_state(q, buf, n), 0);
+                swarm_policy_destroy(q);
+                free(buf);
+            }
+        }
+        swarm_policy_destroy(p);
+    }
+#undef RND
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -501,6 +612,7 @@ int main(void)
         cmocka_unit_test(test_policy_load_scales_up_at_once_and_drains),
         cmocka_unit_test(test_policy_load_scale_down_waits_for_the_window),
         cmocka_unit_test(test_policy_load_noisy_steady_load_never_flaps),
+        cmocka_unit_test(test_policy_load_up_is_never_reversed_within_the_hold),
         cmocka_unit_test(test_policy_load_idle_goes_to_min_after_the_window),
         cmocka_unit_test(test_policy_load_starting_replicas_are_pending_capacity),
         cmocka_unit_test(test_policy_load_counter_reset_rebaselines),
@@ -508,6 +620,7 @@ int main(void)
         cmocka_unit_test(test_policy_load_export_import_continues_identically),
         cmocka_unit_test(test_policy_load_validates_opts),
         cmocka_unit_test(test_policy_load_deterministic_and_bounded),
+        cmocka_unit_test(test_policy_load_random_observations_stay_sane),
     };
     return cmocka_run_group_tests_name("policy_load", tests, NULL, NULL);
 }

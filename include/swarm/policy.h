@@ -45,17 +45,17 @@ typedef enum swarm_policy_mode {
      *  completion), sizes replicas by Erlang C so that the load_percentile of the queue wait
      *  stays under load_wait_ns (concurrency servers per replica), adds what drains the current
      *  backlog (metrics[0], kind TOTAL) within load_drain_ns, and counts starting replicas as
-     *  capacity already ordered. Up: at once. Down: only to the largest need of the last
-     *  load_down_window_ns, only when that is more than load_down_band below current, keeping
-     *  half the band, so it does not flap. A host should fill arrivals, completions,
+     *  capacity already ordered. Up: at once. Down: never within load_up_hold_ns of asking
+     *  for more, then only to the largest need of the last load_down_window_ns plus a margin,
+     *  and only when that is more than load_down_band below current, so it does not flap. A host should fill arrivals, completions,
      *  service_total_s and concurrency (>= 1, which also marks counters still at 0 as
      *  observed); without them (a 0.1 caller) it sizes from the work in service (Little).
      *
      *  Pick it when the work is a queue of tasks with a measurable service time and a
      *  queue-wait objective: it reacts to a step on the next decision instead of ramping by
      *  rate limits, holds about the Erlang C count instead of a backlog multiple, and in the
-     *  simulator (benchmarks/bench_scaling) used a quarter to nine tenths of the best upstream
-     *  default's replica-seconds with no flaps. Prefer the upstream modes when the deployment
+     *  simulator (benchmarks/bench_scaling: five traces x three start-up times) used 6-84 % of
+     *  the best upstream default's replica-seconds, with no flaps except on random spikes. Prefer the upstream modes when the deployment
      *  must behave exactly like a KEDA/HPA/Knative one (the same YAML elsewhere, conformance),
      *  when the signal is not a queue (CPU, latency or a custom metric: HPA's Value/Average
      *  kinds), or when the counters cannot be observed. No mode can beat the replica start-up
@@ -224,11 +224,15 @@ typedef struct swarm_policy_opts {
                                       0: 1 s; at most 3600 s */
     int64_t load_rate_tau_ns;    /**< time constant of the arrival-rate and service-time moving
                                       averages. 0: 5 s; at most 3600 s */
-    int64_t load_down_window_ns; /**< scale down only to the largest need of this window (and
-                                      never within it after a scale-up). 0: 120 s; 1 s .. 3600 s */
+    int64_t load_down_window_ns; /**< scale down only to the largest need of this window (plus
+                                      a margin of half the band, at least one replica).
+                                      0: 30 s; 1 s .. 3600 s */
     double load_down_band;       /**< and only when that need is below current by more than this
                                       fraction of current (at least one replica). 0: 0.1;
                                       negative: none; at most 1 */
+    int64_t load_up_hold_ns;     /**< no scale-down this long after a decision that asked for
+                                      more, so a scale-up is never reversed within a minute (a
+                                      flap). 0: 65 s; negative: none; at most 3600 s */
 } swarm_policy_opts;
 
 /** One metric sample. */

@@ -131,6 +131,7 @@ class swarm_policy_opts(Structure):
         ("load_wait_ns", c_int64), ("load_percentile", c_double), ("load_drain_ns", c_int64),
         ("load_service_prior_ns", c_int64), ("load_rate_tau_ns", c_int64),
         ("load_down_window_ns", c_int64), ("load_down_band", c_double),
+        ("load_up_hold_ns", c_int64),
     ]
 
 
@@ -321,6 +322,7 @@ class PolicyConfig:
     load_rate_tau: Optional[float] = None
     load_down_window: Optional[float] = None
     load_down_band: Optional[float] = None
+    load_up_hold: Optional[float] = None
 
     def to_c(self, allocator: Optional[Allocator] = None) -> swarm_policy_opts:
         """The ``swarm_policy_opts`` this config maps to (size from ctypes.sizeof)."""
@@ -371,6 +373,7 @@ class PolicyConfig:
         o.load_rate_tau_ns = _ns(self.load_rate_tau)
         o.load_down_window_ns = _ns(self.load_down_window)
         o.load_down_band = _f(self.load_down_band)
+        o.load_up_hold_ns = _ns(self.load_up_hold)
         return o
 
 

@@ -13,7 +13,8 @@
  * 80 % of that policy's replica-seconds, zero flaps, and at most 1.3 x the oracle's
  * replica-seconds.
  *
- * Usage: bench_scaling [--md FILE] [--seed N] [--startup LIST] [--trace NAME]
+ * Usage: bench_scaling [--md FILE] [--seed N] [--runs N] [--startup LIST] [--trace NAME]
+ * --runs N: each cell is the mean over seeds seed..seed+N-1 (same traces, other requests).
  * Prints one table (and writes it as Markdown with --md), then the simulation speed.
  */
 #include <math.h>
@@ -53,8 +54,9 @@ static int run_one(const swarm_sim_trace *tr, int p, double startup, uint64_t se
     case P_KEDA:
     case P_HPA:
     case P_KPA:
-        po.mode = p == P_KEDA ? SWARM_POLICY_KEDA : p == P_HPA ? SWARM_POLICY_HPA
-                                                              : SWARM_POLICY_KPA;
+        po.mode = p == P_KEDA  ? SWARM_POLICY_KEDA
+                  : p == P_HPA ? SWARM_POLICY_HPA
+                               : SWARM_POLICY_KPA;
         po.disable = SWARM_POLICY_STRICT_UPSTREAM;
         if (p != P_KPA)
             po.hpa_path = SWARM_POLICY_HPA_BEHAVIOR;
@@ -115,11 +117,16 @@ int main(int argc, char **argv)
 {
     const char *md_path = NULL, *only = NULL;
     uint64_t seed = 1;
+    int runs = 1;
     double startups[3] = {5, 30, 60};
     int nst = 3;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--md") == 0 && i + 1 < argc) {
             md_path = argv[++i];
+        } else if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc) {
+            runs = atoi(argv[++i]);
+            if (runs < 1)
+                runs = 1;
         } else if (strcmp(argv[i], "--seed") == 0 && i + 1 < argc) {
             seed = strtoull(argv[++i], NULL, 10);
         } else if (strcmp(argv[i], "--trace") == 0 && i + 1 < argc) {
@@ -131,8 +138,9 @@ int main(int argc, char **argv)
                 startups[nst++] = atof(t);
             free(dup);
         } else {
-            fprintf(stderr, "usage: bench_scaling [--md FILE] [--seed N] [--startup 5,30,60] "
-                            "[--trace step|sine|spikes|flash|idle-bursts]\n");
+            fprintf(stderr,
+                    "usage: bench_scaling [--md FILE] [--seed N] [--runs N] [--startup 5,30,60] "
+                    "[--trace step|sine|spikes|flash|idle-bursts]\n");
             return strcmp(argv[i], "--help") == 0 ? 0 : 2;
         }
     }
@@ -141,9 +149,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "cannot write %s\n", md_path);
         return 1;
     }
-    printf("scaling quality: 100 ms exp service, 1 request/replica, SLO 1 s, max 100, seed %llu\n"
-           "cells: p99 queue wait s / replica-seconds / flaps\n\n",
-           (unsigned long long)seed);
+    printf("scaling quality: 100 ms exp service, 1 request/replica, SLO 1 s, max 100, seed %llu, "
+           "runs %d\ncells: p99 queue wait s / replica-seconds / flaps%s\n\n",
+           (unsigned long long)seed, runs, runs > 1 ? " (means over the runs)" : "");
     printf("%-12s %5s", "trace", "start");
     for (int p = 0; p < NP; p++)
         printf(" %-22s", pol_names[p]);
@@ -172,7 +180,21 @@ int main(int argc, char **argv)
             cell c[NP];
             memset(c, 0, sizeof c);
             for (int p = 0; p < NP; p++) {
-                int rc = run_one(tr, p, startups[si], seed, &c[p]);
+                int rc = 0;
+                swarm_sim_result sum;
+                memset(&sum, 0, sizeof sum);
+                uint32_t flaps = 0;
+                for (int k = 0; k < runs && rc == 0; k++) {
+                    rc = run_one(tr, p, startups[si], seed + (uint64_t)k, &c[p]);
+                    sum.p99_wait_s += c[p].r.p99_wait_s / runs;
+                    sum.replica_seconds += c[p].r.replica_seconds / runs;
+                    flaps += c[p].r.flaps;
+                }
+                if (rc == 0 && runs > 1) { /* means over the seeds; flaps rounded */
+                    c[p].r.p99_wait_s = sum.p99_wait_s;
+                    c[p].r.replica_seconds = sum.replica_seconds;
+                    c[p].r.flaps = (flaps + (uint32_t)runs / 2) / (uint32_t)runs;
+                }
                 if (rc < 0 && p == P_REC)
                     rec_missing = 1;
                 else if (rc < 0)
@@ -233,13 +255,15 @@ int main(int argc, char **argv)
         printf("\nrecommended: skipped, this libswarm has no SWARM_POLICY_LOAD mode yet\n");
     else
         printf("\nrecommended meets the goal in %d of %d cases\n", met, cases);
-    printf("simulation speed: %.0f simulated s per CPU s; slowest run %.0f ms of CPU\n", wall_total > 0 ? sim_total / wall_total : 0,
-           wall_max * 1e3);
+    printf("simulation speed: %.0f simulated s per CPU s; slowest run %.0f ms of CPU\n",
+           wall_total > 0 ? sim_total / wall_total : 0, wall_max * 1e3);
     if (md) {
-        fprintf(md, "\nCells: p99 queue wait (s) / replica-seconds / flaps. 100 ms exponential "
-                    "service, one request per replica, SLO 1 s, max 100 replicas, seed %llu. "
-                    "fixed: the Erlang C count for the trace's peak (n).\n",
-                (unsigned long long)seed);
+        fprintf(md,
+                "\nCells: p99 queue wait (s) / replica-seconds / flaps. 100 ms exponential "
+                "service, one request per replica, SLO 1 s, max 100 replicas, seed %llu, "
+                "%d run(s) per cell (means over seeds seed..seed+runs-1). "
+                "fixed: the Erlang C count for the trace's peak (n).\n",
+                (unsigned long long)seed, runs);
         if (!rec_missing)
             fprintf(md, "\nrecommended meets the goal in %d of %d cases.\n", met, cases);
         fclose(md);

@@ -21,9 +21,9 @@
 #include "swarm/reconcile.h"
 #include "swarm/sim.h"
 
-#define SIM_INF HUGE_VAL
+#define SIM_INF      HUGE_VAL
 #define SIM_HARD_CAP 100000
-#define SIM_LAG_DT 0.1 /* s: resolution of the metrics-lag history */
+#define SIM_LAG_DT   0.1 /* s: resolution of the metrics-lag history */
 
 /* ---- random numbers ------------------------------------------------------------------------ */
 
@@ -220,13 +220,14 @@ static int rb_finish(rowbuf *b, swarm_sim_trace **out, double end_t)
     if (b->n > 0 && end_t > b->p[b->n - 1].t_s)
         rb_append(b, end_t, b->p[b->n - 1].rps);
     int rc = b->oom ? SWARM_ENOMEM
-                    : b->n ? swarm_sim_trace_create(out, b->p, b->n, &b->a) : SWARM_EINVAL;
+             : b->n ? swarm_sim_trace_create(out, b->p, b->n, &b->a)
+                    : SWARM_EINVAL;
     swarm__free(&b->a, b->p, b->cap * sizeof *b->p);
     return rc;
 }
 
-int swarm_sim_trace_parse(swarm_sim_trace **out, const char *text, size_t len,
-                          uint32_t *err_line, const swarm_allocator *alloc)
+int swarm_sim_trace_parse(swarm_sim_trace **out, const char *text, size_t len, uint32_t *err_line,
+                          const swarm_allocator *alloc)
 {
     if (err_line)
         *err_line = 0;
@@ -452,7 +453,7 @@ typedef struct event {
 
 typedef struct replica {
     uint32_t state;
-    uint32_t gen;      /* bumped when the slot is freed: stale ready events are ignored */
+    uint32_t gen; /* bumped when the slot is freed: stale ready events are ignored */
     uint32_t inflight;
     uint32_t in_avail;
     int32_t prev, next; /* avail list (ready, not retiring, inflight < k); free list via next */
@@ -777,8 +778,7 @@ static void actuate(swarm_sim *s, int32_t want)
     if (want == cur)
         return;
     int dir = want > cur ? 1 : -1;
-    if (s->last_dir != 0 && dir != s->last_dir &&
-        s->now - s->last_change_t <= s->o.flap_window_s)
+    if (s->last_dir != 0 && dir != s->last_dir && s->now - s->last_change_t <= s->o.flap_window_s)
         s->flaps++;
     s->last_dir = dir;
     s->last_change_t = s->now;
@@ -999,11 +999,11 @@ int swarm_sim_create(swarm_sim **out, const swarm_sim_trace *trace, const swarm_
         (o.kind == SWARM_SIM_POLICY && o.policy == NULL) || o.interval_ns < 0 ||
         (o.interval_ns > 0 && o.interval_ns < INT64_C(1000000)) || o.fixed_replicas < 0 ||
         o.initial_replicas < 0 || o.max_replicas < 0 || o.max_replicas > SIM_HARD_CAP ||
-        !fin_nonneg(o.service_mean_s) || !fin_nonneg(o.service_cv) ||
-        !fin_nonneg(o.startup_s) || !fin_nonneg(o.startup_jitter_s) ||
-        !fin_nonneg(o.metrics_lag_s) || !fin_nonneg(o.target) || !fin_nonneg(o.slo_s) ||
-        !fin_nonneg(o.flap_window_s) || !isfinite(o.tail_s) || !isfinite(o.slo_quantile) ||
-        o.slo_quantile < 0 || o.slo_quantile >= 1 || o.concurrency > 1000000)
+        !fin_nonneg(o.service_mean_s) || !fin_nonneg(o.service_cv) || !fin_nonneg(o.startup_s) ||
+        !fin_nonneg(o.startup_jitter_s) || !fin_nonneg(o.metrics_lag_s) || !fin_nonneg(o.target) ||
+        !fin_nonneg(o.slo_s) || !fin_nonneg(o.flap_window_s) || !isfinite(o.tail_s) ||
+        !isfinite(o.slo_quantile) || o.slo_quantile < 0 || o.slo_quantile >= 1 ||
+        o.concurrency > 1000000)
         return SWARM_EINVAL;
     if (o.kind == SWARM_SIM_FIXED && o.fixed_replicas > SIM_HARD_CAP)
         return SWARM_EINVAL;
@@ -1058,8 +1058,8 @@ int swarm_sim_create(swarm_sim **out, const swarm_sim_trace *trace, const swarm_
     s->interval_s = (double)o.interval_ns / 1e9;
     s->end_t = trace->rows[trace->n - 1].t_s + o.tail_s;
     s->lookahead = o.startup_s + o.startup_jitter_s + s->interval_s;
-    s->target = o.target > 0 ? o.target
-                             : (po.mode == SWARM_POLICY_KPA ? 0.7 : 1.0) * (double)o.concurrency;
+    s->target =
+        o.target > 0 ? o.target : (po.mode == SWARM_POLICY_KPA ? 0.7 : 1.0) * (double)o.concurrency;
     s->free_head = s->avail_head = -1;
     rng_seed(&s->r_arr, o.seed, 1);
     rng_seed(&s->r_svc, o.seed, 2);
@@ -1070,9 +1070,9 @@ int swarm_sim_create(swarm_sim **out, const swarm_sim_trace *trace, const swarm_
     if (o.kind == SWARM_SIM_POLICY) {
         minr = po.min_replicas > 0 ? po.min_replicas : (po.mode == SWARM_POLICY_HPA ? 1 : 0);
         if (cap == 0)
-            cap = po.max_replicas > 0 ? po.max_replicas
+            cap = po.max_replicas > 0                                             ? po.max_replicas
                   : (po.mode == SWARM_POLICY_KEDA || po.mode == SWARM_POLICY_HPA) ? 100
-                                                                                : SIM_HARD_CAP;
+                                                                                  : SIM_HARD_CAP;
     } else if (o.kind == SWARM_SIM_ORACLE && cap == 0) {
         cap = 1000;
     } else if (o.kind == SWARM_SIM_FIXED && cap == 0) {
@@ -1307,7 +1307,7 @@ int swarm_sim_run(swarm_sim *s)
         }
         if (s->next_lag == t) {
             snap *sn = &s->lag[(size_t)lag_k % s->nlag];
-            *sn = (snap){lag_k, (double)s->qlen, (double)s->inflight, s->service_total,
+            *sn = (snap){lag_k,       (double)s->qlen, (double)s->inflight, s->service_total,
                          s->arrivals, s->completions};
             lag_k++;
             s->next_lag = (double)lag_k * SIM_LAG_DT;
@@ -1411,8 +1411,14 @@ typedef struct cfg_key {
     size_t off;
 } cfg_key;
 
-#define PK(n, t, f) {n, W_POL, t, offsetof(swarm_policy_opts, f)}
-#define SK(n, t, f) {n, W_SIM, t, offsetof(swarm_sim_opts, f)}
+#define PK(n, t, f)                                                                                \
+    {                                                                                              \
+        n, W_POL, t, offsetof(swarm_policy_opts, f)                                                \
+    }
+#define SK(n, t, f)                                                                                \
+    {                                                                                              \
+        n, W_SIM, t, offsetof(swarm_sim_opts, f)                                                   \
+    }
 static const cfg_key cfg_keys[] = {
     PK("mode", T_MODE, mode),
     PK("min_replicas", T_I32, min_replicas),
@@ -1618,8 +1624,8 @@ int swarm_sim_config_parse(const char *text, size_t len, swarm_sim_opts *sim,
 {
     if (err_line)
         *err_line = 0;
-    if ((text == NULL && len > 0) || sim == NULL || policy == NULL ||
-        sim->size < sizeof *sim || policy->size < sizeof *policy)
+    if ((text == NULL && len > 0) || sim == NULL || policy == NULL || sim->size < sizeof *sim ||
+        policy->size < sizeof *policy)
         return SWARM_EINVAL;
     const char *p = text, *end = text + len;
     uint32_t line = 0;

@@ -127,7 +127,8 @@ static void test_sim_mmc_matches_erlang_c(void **state)
         o.no_timeline = 1;
         swarm_sim_result r = run(tr, &o, NULL);
         print_message("M/M/10 (variant %d): mean wait %.5f s (Erlang C %.5f), waited %.4f "
-                      "(C %.4f)\n", v, r.mean_wait_s, wq, r.waited_frac, pw);
+                      "(C %.4f)\n",
+                      v, r.mean_wait_s, wq, r.waited_frac, pw);
         assert_true(fabs(r.mean_wait_s - wq) / wq < 0.05);
         assert_true(fabs(r.waited_frac - pw) < 0.02);
         /* The observed rate is the trace's. */
@@ -390,8 +391,8 @@ static void test_sim_scale_down_retires_idle_first(void **state)
     print_message("%llu requests, live replicas down to %d\n", (unsigned long long)r.arrivals,
                   min_live);
     assert_true(r.arrivals >= 2 && r.arrivals <= 15);
-    assert_true(min_live < 10);           /* it did scale down */
-    assert_int_equal(r.completions, 0);   /* and every request is still being served */
+    assert_true(min_live < 10);         /* it did scale down */
+    assert_int_equal(r.completions, 0); /* and every request is still being served */
     assert_int_equal(r.unfinished, r.arrivals);
     free(t);
     swarm_sim_destroy(s);
@@ -409,8 +410,8 @@ static void test_sim_oracle_meets_slo(void **state)
     o.kind = SWARM_SIM_ORACLE;
     o.startup_s = 30;
     swarm_sim_result r = run(tr, &o, NULL);
-    print_message("oracle: p99 %.3f s, replica-s %.0f, peak %d\n", r.p99_wait_s,
-                  r.replica_seconds, r.peak_replicas);
+    print_message("oracle: p99 %.3f s, replica-s %.0f, peak %d\n", r.p99_wait_s, r.replica_seconds,
+                  r.peak_replicas);
     assert_true(r.p99_wait_s <= 1.0);
     assert_int_equal(r.flaps, 0);
     assert_true(r.peak_replicas >= 41 && r.peak_replicas <= 50);
@@ -436,7 +437,7 @@ static void test_sim_trace_parse_errors_name_the_line(void **state)
     assert_int_equal(rc, SWARM_EINVAL);
     assert_int_equal(parse_line("t_seconds,rps\n0,1\n", &rc), 1); /* no header allowed */
     assert_int_equal(rc, SWARM_EINVAL);
-    assert_int_equal(parse_line("0,1\n5,2\n5,3\n", &rc), 3); /* time not increasing */
+    assert_int_equal(parse_line("0,1\n5,2\n5,3\n", &rc), 3);       /* time not increasing */
     assert_int_equal(parse_line("0,1\n\n# note\n4,-2\n", &rc), 4); /* negative rate */
     assert_int_equal(parse_line("-1,1\n", &rc), 1);
     assert_int_equal(parse_line("0,1,2\n", &rc), 1);

@@ -105,8 +105,7 @@ static double num(const char *opt, const char *v, double lo, double hi)
     errno = 0;
     double x = strtod(v, &e);
     if (e == v || *e || errno || !isfinite(x) || x < lo || x > hi) {
-        fprintf(stderr, "swarm-sim: bad value for --%s: '%s' (expected %g..%g)\n", opt, v, lo,
-                hi);
+        fprintf(stderr, "swarm-sim: bad value for --%s: '%s' (expected %g..%g)\n", opt, v, lo, hi);
         exit(2);
     }
     return x;
@@ -143,8 +142,9 @@ static void add_builtin(pol *ps, int *np, const char *tok, const cli *c)
     snprintf(p->name, sizeof p->name, "%s", tok);
     p->kind = SWARM_SIM_POLICY;
     if (strcmp(tok, "keda") == 0 || strcmp(tok, "hpa") == 0 || strcmp(tok, "kpa") == 0) {
-        p->po.mode = tok[0] == 'k' && tok[1] == 'e'   ? SWARM_POLICY_KEDA
-                     : tok[0] == 'h' ? SWARM_POLICY_HPA : SWARM_POLICY_KPA;
+        p->po.mode = tok[0] == 'k' && tok[1] == 'e' ? SWARM_POLICY_KEDA
+                     : tok[0] == 'h'                ? SWARM_POLICY_HPA
+                                                    : SWARM_POLICY_KPA;
         p->po.disable = SWARM_POLICY_STRICT_UPSTREAM;
         if (p->po.mode != SWARM_POLICY_KPA)
             p->po.hpa_path = SWARM_POLICY_HPA_BEHAVIOR; /* autoscaling/v2 defaults behavior */
@@ -208,8 +208,8 @@ static void accumulate(swarm_sim_result *a, const swarm_sim_result *r, int runs)
     a->sim_seconds = r->sim_seconds;
     if (r->max_queue > a->max_queue)
         a->max_queue = r->max_queue;
-    a->flaps += r->flaps;      /* summed; divided at the end */
-    a->dropped += r->dropped;  /* summed */
+    a->flaps += r->flaps;     /* summed; divided at the end */
+    a->dropped += r->dropped; /* summed */
     a->arrivals += r->arrivals;
     a->completions += r->completions;
     a->unfinished += r->unfinished;
@@ -229,10 +229,22 @@ static double nice_step(double range, int ticks)
 
 /* Bucket maximum of a timeline field over columns, for a compact plot. */
 typedef double (*field_fn)(const swarm_sim_sample *);
-static double f_rate(const swarm_sim_sample *x) { return x->rate_rps; }
-static double f_ready(const swarm_sim_sample *x) { return x->ready; }
-static double f_total(const swarm_sim_sample *x) { return x->ready + x->starting; }
-static double f_queue(const swarm_sim_sample *x) { return x->queued; }
+static double f_rate(const swarm_sim_sample *x)
+{
+    return x->rate_rps;
+}
+static double f_ready(const swarm_sim_sample *x)
+{
+    return x->ready;
+}
+static double f_total(const swarm_sim_sample *x)
+{
+    return x->ready + x->starting;
+}
+static double f_queue(const swarm_sim_sample *x)
+{
+    return x->queued;
+}
 
 static void series(FILE *f, const pol *p, field_fn fn, int cols, double x0, double w, double y0,
                    double h, double ymax, double tmax, int area, const char *style)
@@ -289,9 +301,12 @@ static void write_svg(const char *path, pol *ps, int np, const char *title)
         n++;
         for (size_t j = 0; j < ps[i].ntl; j++) {
             const swarm_sim_sample *x = &ps[i].tl[j];
-            if (x->t_s > tmax) tmax = x->t_s;
-            if (x->rate_rps > rmax) rmax = x->rate_rps;
-            if (x->ready + x->starting > repmax) repmax = x->ready + x->starting;
+            if (x->t_s > tmax)
+                tmax = x->t_s;
+            if (x->rate_rps > rmax)
+                rmax = x->rate_rps;
+            if (x->ready + x->starting > repmax)
+                repmax = x->ready + x->starting;
         }
     }
     const double W = 960, L = 70, R = 70, top = 56, ph = 150, qh = 46, gap = 48;
@@ -303,9 +318,11 @@ static void write_svg(const char *path, pol *ps, int np, const char *title)
     rmax = ceil(rmax / rstep) * rstep;
     repmax = ceil(repmax / pstep) * pstep;
     double tstep = nice_step(tmax / 60, 8) * 60;
-    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
-               "viewBox=\"0 0 %.0f %.0f\" font-family=\"DejaVu Sans, Arial, sans-serif\" "
-               "font-size=\"12\">\n", W, H, W, H);
+    fprintf(f,
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
+            "viewBox=\"0 0 %.0f %.0f\" font-family=\"DejaVu Sans, Arial, sans-serif\" "
+            "font-size=\"12\">\n",
+            W, H, W, H);
     fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
     fprintf(f, "<text x=\"%.0f\" y=\"22\" font-size=\"15\" font-weight=\"bold\">%s</text>\n", L,
             title);
@@ -315,8 +332,10 @@ static void write_svg(const char *path, pol *ps, int np, const char *title)
                            "queued requests (own scale)"};
     const char *cols_[] = {"#2e8b57", "#f0a030", "#444", "#d62728"};
     for (int i = 0; i < 4; i++) {
-        fprintf(f, "<rect x=\"%.0f\" y=\"32\" width=\"14\" height=\"10\" fill=\"%s\"/>"
-                   "<text x=\"%.0f\" y=\"41\">%s</text>\n", lx, cols_[i], lx + 18, names[i]);
+        fprintf(f,
+                "<rect x=\"%.0f\" y=\"32\" width=\"14\" height=\"10\" fill=\"%s\"/>"
+                "<text x=\"%.0f\" y=\"41\">%s</text>\n",
+                lx, cols_[i], lx + 18, names[i]);
         lx += 18 + 7.0 * (double)strlen(names[i]) + 22;
     }
     int k = 0;
@@ -326,28 +345,36 @@ static void write_svg(const char *path, pol *ps, int np, const char *title)
             continue;
         double y0 = top + k * (ph + qh + gap) + 20, qy = y0 + ph + 6;
         k++;
-        fprintf(f, "<text x=\"%.0f\" y=\"%.0f\" font-weight=\"bold\">%s</text>"
-                   "<text x=\"%.0f\" y=\"%.0f\" fill=\"#333\">p99 wait %.2f s, replica-s %.0f, "
-                   "flaps %u, SLO violated %.0f s</text>\n",
+        fprintf(f,
+                "<text x=\"%.0f\" y=\"%.0f\" font-weight=\"bold\">%s</text>"
+                "<text x=\"%.0f\" y=\"%.0f\" fill=\"#333\">p99 wait %.2f s, replica-s %.0f, "
+                "flaps %u, SLO violated %.0f s</text>\n",
                 L, y0 - 6, p->name, L + 130, y0 - 6, p->avg.p99_wait_s, p->avg.replica_seconds,
                 p->avg.flaps, p->avg.slo_violation_s);
-        fprintf(f, "<rect x=\"%.0f\" y=\"%.0f\" width=\"%.0f\" height=\"%.0f\" fill=\"none\" "
-                   "stroke=\"#bbb\"/>\n", L, y0, pw, ph);
+        fprintf(f,
+                "<rect x=\"%.0f\" y=\"%.0f\" width=\"%.0f\" height=\"%.0f\" fill=\"none\" "
+                "stroke=\"#bbb\"/>\n",
+                L, y0, pw, ph);
         for (double v = pstep; v <= repmax + 1e-9; v += pstep) {
             double y = y0 + ph - v / repmax * ph;
-            fprintf(f, "<line x1=\"%.0f\" x2=\"%.0f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#eee\"/>"
-                       "<text x=\"%.0f\" y=\"%.1f\" text-anchor=\"end\">%g</text>\n",
+            fprintf(f,
+                    "<line x1=\"%.0f\" x2=\"%.0f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#eee\"/>"
+                    "<text x=\"%.0f\" y=\"%.1f\" text-anchor=\"end\">%g</text>\n",
                     L, L + pw, y, y, L - 6, y + 4, v);
         }
         for (double v = rstep; v <= rmax + 1e-9; v += rstep) {
             double y = y0 + ph - v / rmax * ph;
-            fprintf(f, "<text x=\"%.0f\" y=\"%.1f\" fill=\"#444\">%g</text>\n", L + pw + 6,
-                    y + 4, v);
+            fprintf(f, "<text x=\"%.0f\" y=\"%.1f\" fill=\"#444\">%g</text>\n", L + pw + 6, y + 4,
+                    v);
         }
-        fprintf(f, "<text transform=\"translate(%.0f %.0f) rotate(-90)\" text-anchor=\"middle\">"
-                   "replicas</text>\n", L - 44, y0 + ph / 2);
-        fprintf(f, "<text transform=\"translate(%.0f %.0f) rotate(90)\" text-anchor=\"middle\">"
-                   "rps</text>\n", L + pw + 52, y0 + ph / 2);
+        fprintf(f,
+                "<text transform=\"translate(%.0f %.0f) rotate(-90)\" text-anchor=\"middle\">"
+                "replicas</text>\n",
+                L - 44, y0 + ph / 2);
+        fprintf(f,
+                "<text transform=\"translate(%.0f %.0f) rotate(90)\" text-anchor=\"middle\">"
+                "rps</text>\n",
+                L + pw + 52, y0 + ph / 2);
         series(f, p, f_total, cols, L, pw, y0, ph, repmax, tmax, 1, "fill=\"#f0a030\"");
         series(f, p, f_ready, cols, L, pw, y0, ph, repmax, tmax, 1, "fill=\"#2e8b57\"");
         series(f, p, f_rate, cols, L, pw, y0, ph, rmax, tmax, 0,
@@ -357,23 +384,29 @@ static void write_svg(const char *path, pol *ps, int np, const char *title)
         for (size_t j = 0; j < p->ntl; j++)
             if (p->tl[j].queued > qmax)
                 qmax = p->tl[j].queued;
-        fprintf(f, "<rect x=\"%.0f\" y=\"%.0f\" width=\"%.0f\" height=\"%.0f\" fill=\"none\" "
-                   "stroke=\"#bbb\"/>\n", L, qy, pw, qh);
-        fprintf(f, "<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"end\">queue</text>"
-                   "<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"end\" fill=\"#d62728\">"
-                   "max %.0f</text>\n",
+        fprintf(f,
+                "<rect x=\"%.0f\" y=\"%.0f\" width=\"%.0f\" height=\"%.0f\" fill=\"none\" "
+                "stroke=\"#bbb\"/>\n",
+                L, qy, pw, qh);
+        fprintf(f,
+                "<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"end\">queue</text>"
+                "<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"end\" fill=\"#d62728\">"
+                "max %.0f</text>\n",
                 L - 6, qy + qh / 2 + 4, L + pw - 4, qy + 13, qmax);
         if (qmax > 0)
             series(f, p, f_queue, cols, L, pw, qy, qh, qmax, tmax, 1, "fill=\"#d62728\"");
         for (double t = 0; t <= tmax + 1e-9; t += tstep) {
             double x = L + t / tmax * pw;
-            fprintf(f, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.0f\" y2=\"%.0f\" stroke=\"#999\"/>"
-                       "<text x=\"%.1f\" y=\"%.0f\" text-anchor=\"middle\" fill=\"#555\">%g</text>\n",
+            fprintf(f,
+                    "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.0f\" y2=\"%.0f\" stroke=\"#999\"/>"
+                    "<text x=\"%.1f\" y=\"%.0f\" text-anchor=\"middle\" fill=\"#555\">%g</text>\n",
                     x, x, qy + qh, qy + qh + 4, x, qy + qh + 16, t / 60);
         }
     }
-    fprintf(f, "<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"middle\" fill=\"#555\">"
-               "simulated time (minutes)</text>\n</svg>\n", L + pw / 2, H - 8);
+    fprintf(f,
+            "<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"middle\" fill=\"#555\">"
+            "simulated time (minutes)</text>\n</svg>\n",
+            L + pw / 2, H - 8);
     fclose(f);
 }
 
@@ -397,60 +430,147 @@ int main(int argc, char **argv)
     const char *policy_list = NULL;
     const char *policy_files[MAX_POL];
     int nfiles = 0;
-    enum { O_TRACE = 256, O_GEN, O_GBASE, O_GPEAK, O_GDUR, O_TAIL, O_SVC, O_DIST, O_CV, O_CONC,
-           O_START, O_JIT, O_LAG, O_QCAP, O_POL, O_PFILE, O_TARGET, O_MIN, O_MAX, O_INT, O_SLO,
-           O_SEED, O_RUNS, O_JSON, O_CSV, O_SVG, O_HELP };
+    enum {
+        O_TRACE = 256,
+        O_GEN,
+        O_GBASE,
+        O_GPEAK,
+        O_GDUR,
+        O_TAIL,
+        O_SVC,
+        O_DIST,
+        O_CV,
+        O_CONC,
+        O_START,
+        O_JIT,
+        O_LAG,
+        O_QCAP,
+        O_POL,
+        O_PFILE,
+        O_TARGET,
+        O_MIN,
+        O_MAX,
+        O_INT,
+        O_SLO,
+        O_SEED,
+        O_RUNS,
+        O_JSON,
+        O_CSV,
+        O_SVG,
+        O_HELP
+    };
     static const struct option lo[] = {
-        {"trace", 1, 0, O_TRACE}, {"gen", 1, 0, O_GEN}, {"gen-base", 1, 0, O_GBASE},
-        {"gen-peak", 1, 0, O_GPEAK}, {"gen-duration", 1, 0, O_GDUR}, {"tail-s", 1, 0, O_TAIL},
-        {"service-ms", 1, 0, O_SVC}, {"service-dist", 1, 0, O_DIST},
-        {"service-cv", 1, 0, O_CV}, {"concurrency", 1, 0, O_CONC},
-        {"startup-s", 1, 0, O_START}, {"startup-jitter-s", 1, 0, O_JIT},
-        {"metrics-lag-s", 1, 0, O_LAG}, {"queue-cap", 1, 0, O_QCAP}, {"policy", 1, 0, O_POL},
-        {"policy-file", 1, 0, O_PFILE}, {"target", 1, 0, O_TARGET}, {"min", 1, 0, O_MIN},
-        {"max", 1, 0, O_MAX}, {"interval-s", 1, 0, O_INT}, {"slo-ms", 1, 0, O_SLO},
-        {"seed", 1, 0, O_SEED}, {"runs", 1, 0, O_RUNS}, {"json", 0, 0, O_JSON},
-        {"csv", 1, 0, O_CSV}, {"svg", 1, 0, O_SVG}, {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
+        {"trace", 1, 0, O_TRACE},       {"gen", 1, 0, O_GEN},
+        {"gen-base", 1, 0, O_GBASE},    {"gen-peak", 1, 0, O_GPEAK},
+        {"gen-duration", 1, 0, O_GDUR}, {"tail-s", 1, 0, O_TAIL},
+        {"service-ms", 1, 0, O_SVC},    {"service-dist", 1, 0, O_DIST},
+        {"service-cv", 1, 0, O_CV},     {"concurrency", 1, 0, O_CONC},
+        {"startup-s", 1, 0, O_START},   {"startup-jitter-s", 1, 0, O_JIT},
+        {"metrics-lag-s", 1, 0, O_LAG}, {"queue-cap", 1, 0, O_QCAP},
+        {"policy", 1, 0, O_POL},        {"policy-file", 1, 0, O_PFILE},
+        {"target", 1, 0, O_TARGET},     {"min", 1, 0, O_MIN},
+        {"max", 1, 0, O_MAX},           {"interval-s", 1, 0, O_INT},
+        {"slo-ms", 1, 0, O_SLO},        {"seed", 1, 0, O_SEED},
+        {"runs", 1, 0, O_RUNS},         {"json", 0, 0, O_JSON},
+        {"csv", 1, 0, O_CSV},           {"svg", 1, 0, O_SVG},
+        {"help", 0, 0, O_HELP},         {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         switch (ch) {
-        case O_TRACE: c.trace_path = optarg; break;
-        case O_GEN: c.gen = optarg; break;
-        case O_GBASE: c.gen_base = num("gen-base", optarg, 0, 1e7); break;
-        case O_GPEAK: c.gen_peak = num("gen-peak", optarg, 0, 1e7); break;
-        case O_GDUR: c.gen_dur = num("gen-duration", optarg, 0, 1e7); break;
-        case O_TAIL: c.tail_s = num("tail-s", optarg, 0, 1e7); break;
-        case O_SVC: c.service_ms = num("service-ms", optarg, 0.001, 1e9); break;
-        case O_DIST:
-            if (strcmp(optarg, "exp") == 0) c.dist = SWARM_SIM_DIST_EXP;
-            else if (strcmp(optarg, "fixed") == 0) c.dist = SWARM_SIM_DIST_FIXED;
-            else if (strcmp(optarg, "lognormal") == 0) c.dist = SWARM_SIM_DIST_LOGNORMAL;
-            else die("bad --service-dist '%s' (exp, fixed, lognormal)", optarg);
+        case O_TRACE:
+            c.trace_path = optarg;
             break;
-        case O_CV: c.service_cv = num("service-cv", optarg, 0.01, 100); break;
-        case O_CONC: c.conc = (uint32_t)num("concurrency", optarg, 1, 100000); break;
-        case O_START: c.startup_s = num("startup-s", optarg, 0, 1e6); break;
-        case O_JIT: c.jitter_s = num("startup-jitter-s", optarg, 0, 1e6); break;
-        case O_LAG: c.lag_s = num("metrics-lag-s", optarg, 0, 1e5); break;
-        case O_QCAP: c.queue_cap = (uint32_t)num("queue-cap", optarg, 0, 4e9); break;
-        case O_POL: policy_list = optarg; break;
+        case O_GEN:
+            c.gen = optarg;
+            break;
+        case O_GBASE:
+            c.gen_base = num("gen-base", optarg, 0, 1e7);
+            break;
+        case O_GPEAK:
+            c.gen_peak = num("gen-peak", optarg, 0, 1e7);
+            break;
+        case O_GDUR:
+            c.gen_dur = num("gen-duration", optarg, 0, 1e7);
+            break;
+        case O_TAIL:
+            c.tail_s = num("tail-s", optarg, 0, 1e7);
+            break;
+        case O_SVC:
+            c.service_ms = num("service-ms", optarg, 0.001, 1e9);
+            break;
+        case O_DIST:
+            if (strcmp(optarg, "exp") == 0)
+                c.dist = SWARM_SIM_DIST_EXP;
+            else if (strcmp(optarg, "fixed") == 0)
+                c.dist = SWARM_SIM_DIST_FIXED;
+            else if (strcmp(optarg, "lognormal") == 0)
+                c.dist = SWARM_SIM_DIST_LOGNORMAL;
+            else
+                die("bad --service-dist '%s' (exp, fixed, lognormal)", optarg);
+            break;
+        case O_CV:
+            c.service_cv = num("service-cv", optarg, 0.01, 100);
+            break;
+        case O_CONC:
+            c.conc = (uint32_t)num("concurrency", optarg, 1, 100000);
+            break;
+        case O_START:
+            c.startup_s = num("startup-s", optarg, 0, 1e6);
+            break;
+        case O_JIT:
+            c.jitter_s = num("startup-jitter-s", optarg, 0, 1e6);
+            break;
+        case O_LAG:
+            c.lag_s = num("metrics-lag-s", optarg, 0, 1e5);
+            break;
+        case O_QCAP:
+            c.queue_cap = (uint32_t)num("queue-cap", optarg, 0, 4e9);
+            break;
+        case O_POL:
+            policy_list = optarg;
+            break;
         case O_PFILE:
             if (nfiles < MAX_POL)
                 policy_files[nfiles++] = optarg;
             break;
-        case O_TARGET: c.target = num("target", optarg, 1e-6, 1e9); break;
-        case O_MIN: c.min = (int32_t)num("min", optarg, 0, 100000); c.have_min = 1; break;
-        case O_MAX: c.max = (int32_t)num("max", optarg, 1, 100000); break;
-        case O_INT: c.interval_s = num("interval-s", optarg, 0.001, 86400); break;
-        case O_SLO: c.slo_ms = num("slo-ms", optarg, 0.001, 1e9); break;
-        case O_SEED: c.seed = (uint64_t)num("seed", optarg, 0, 9e15); break;
-        case O_RUNS: c.runs = (int)num("runs", optarg, 1, 100000); break;
-        case O_JSON: c.json = 1; break;
-        case O_CSV: c.csv = optarg; break;
-        case O_SVG: c.svg = optarg; break;
+        case O_TARGET:
+            c.target = num("target", optarg, 1e-6, 1e9);
+            break;
+        case O_MIN:
+            c.min = (int32_t)num("min", optarg, 0, 100000);
+            c.have_min = 1;
+            break;
+        case O_MAX:
+            c.max = (int32_t)num("max", optarg, 1, 100000);
+            break;
+        case O_INT:
+            c.interval_s = num("interval-s", optarg, 0.001, 86400);
+            break;
+        case O_SLO:
+            c.slo_ms = num("slo-ms", optarg, 0.001, 1e9);
+            break;
+        case O_SEED:
+            c.seed = (uint64_t)num("seed", optarg, 0, 9e15);
+            break;
+        case O_RUNS:
+            c.runs = (int)num("runs", optarg, 1, 100000);
+            break;
+        case O_JSON:
+            c.json = 1;
+            break;
+        case O_CSV:
+            c.csv = optarg;
+            break;
+        case O_SVG:
+            c.svg = optarg;
+            break;
         case 'h':
-        case O_HELP: fputs(usage_text, stdout); return 0;
-        default: fputs(usage_text, stderr); return 2;
+        case O_HELP:
+            fputs(usage_text, stdout);
+            return 0;
+        default:
+            fputs(usage_text, stderr);
+            return 2;
         }
     }
     if (optind < argc) {
@@ -474,8 +594,10 @@ int main(int argc, char **argv)
         free(text);
         if (rc < 0) {
             if (line)
-                fprintf(stderr, "swarm-sim: %s:%u: bad row (expected 't_seconds,rps' with times "
-                                "increasing and rps >= 0)\n", c.trace_path, line);
+                fprintf(stderr,
+                        "swarm-sim: %s:%u: bad row (expected 't_seconds,rps' with times "
+                        "increasing and rps >= 0)\n",
+                        c.trace_path, line);
             else
                 fprintf(stderr, "swarm-sim: %s: %s\n", c.trace_path,
                         rc == SWARM_EINVAL ? "no rows" : swarm_strerror(rc));
@@ -502,17 +624,19 @@ int main(int argc, char **argv)
     }
     {
         char more[200];
-        snprintf(more, sizeof more, " trace, %g ms %s service, start-up %g s, concurrency %u, "
-                 "SLO %g ms", c.service_ms,
-                 c.dist == SWARM_SIM_DIST_EXP ? "exp" : c.dist == SWARM_SIM_DIST_FIXED ? "fixed"
-                                                                                  : "lognormal",
+        snprintf(more, sizeof more,
+                 " trace, %g ms %s service, start-up %g s, concurrency %u, "
+                 "SLO %g ms",
+                 c.service_ms,
+                 c.dist == SWARM_SIM_DIST_EXP     ? "exp"
+                 : c.dist == SWARM_SIM_DIST_FIXED ? "fixed"
+                                                  : "lognormal",
                  c.startup_s, c.conc, c.slo_ms);
         strncat(title, more, sizeof title - strlen(title) - 1);
     }
 
     /* The policies. */
-    const char *list = policy_list ? policy_list
-                       : nfiles ? "" : "keda,hpa,kpa,recommended,oracle";
+    const char *list = policy_list ? policy_list : nfiles ? "" : "keda,hpa,kpa,recommended,oracle";
     char *dup = strdup(list);
     for (char *save = NULL, *t = strtok_r(dup, ",", &save); t; t = strtok_r(NULL, ",", &save))
         add_builtin(ps, &np, t, &c);
@@ -531,9 +655,9 @@ int main(int argc, char **argv)
                      "replicas\n");
     }
     if (!c.json)
-        printf("# %s\n%-14s %9s %9s %9s %9s %10s %12s %9s %6s %8s %5s\n", title, "policy",
-               "p50 s", "p95 s", "p99 s", "max s", "slo-viol s", "replica-s", "max-q", "flaps",
-               "dropped", "peak");
+        printf("# %s\n%-14s %9s %9s %9s %9s %10s %12s %9s %6s %8s %5s\n", title, "policy", "p50 s",
+               "p95 s", "p99 s", "max s", "slo-viol s", "replica-s", "max-q", "flaps", "dropped",
+               "peak");
     int failures = 0;
     for (int i = 0; i < np; i++) {
         pol *p = &ps[i];
@@ -556,7 +680,7 @@ int main(int argc, char **argv)
         so.tail_s = c.tail_s > 0 ? c.tail_s : -1;
         if (c.interval_s > 0)
             so.interval_ns = (int64_t)llround(c.interval_s * 1e9);
-        so.max_replicas = c.max;
+        so.max_replicas = p->kind == SWARM_SIM_FIXED ? 0 : c.max; /* fixed:N means N */
         swarm_policy_opts po = p->po;
         if (p->kind == SWARM_SIM_POLICY) {
             if (po.max_replicas == 0 || po.max_replicas > c.max)
@@ -582,8 +706,9 @@ int main(int argc, char **argv)
                 fflush(stdout);
                 if (po.mode == SWARM_POLICY_LOAD && p->kind == SWARM_SIM_POLICY &&
                     rc == SWARM_EINVAL)
-                    fprintf(stderr, "swarm-sim: skipping %s: this libswarm has no "
-                                    "SWARM_POLICY_LOAD mode, or rejects its options (%s)\n",
+                    fprintf(stderr,
+                            "swarm-sim: skipping %s: this libswarm has no "
+                            "SWARM_POLICY_LOAD mode, or rejects its options (%s)\n",
                             p->name, swarm_strerror(rc));
                 else
                     fprintf(stderr, "swarm-sim: skipping %s: %s\n", p->name, swarm_strerror(rc));
@@ -621,13 +746,13 @@ int main(int argc, char **argv)
                    a->mean_wait_s, a->slo_violation_s, a->slo_miss_frac, a->replica_seconds,
                    (unsigned long long)a->max_queue, flaps, dropped, a->peak_replicas,
                    (double)a->scale_events / c.runs, (double)a->arrivals / c.runs,
-                   (double)a->unfinished / c.runs, (double)a->decisions / c.runs,
-                   a->sim_seconds, c.runs, (unsigned long long)c.seed, c.startup_s);
+                   (double)a->unfinished / c.runs, (double)a->decisions / c.runs, a->sim_seconds,
+                   c.runs, (unsigned long long)c.seed, c.startup_s);
         } else {
-            printf("%-14s %9.3f %9.3f %9.3f %9.3f %10.0f %12.0f %9llu %6.3g %8.0f %5d\n",
-                   p->name, a->p50_wait_s, a->p95_wait_s, a->p99_wait_s, a->max_wait_s,
-                   a->slo_violation_s, a->replica_seconds, (unsigned long long)a->max_queue,
-                   flaps, dropped, a->peak_replicas);
+            printf("%-14s %9.3f %9.3f %9.3f %9.3f %10.0f %12.0f %9llu %6.3g %8.0f %5d\n", p->name,
+                   a->p50_wait_s, a->p95_wait_s, a->p99_wait_s, a->max_wait_s, a->slo_violation_s,
+                   a->replica_seconds, (unsigned long long)a->max_queue, flaps, dropped,
+                   a->peak_replicas);
         }
         if (csv)
             for (size_t j = 0; j < p->ntl; j++) {

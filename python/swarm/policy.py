@@ -411,6 +411,11 @@ class Observation:
     metrics: Sequence[Metric]
     ready: Optional[int] = None
     starting: int = 0
+    # Load signals for Mode.LOAD (cumulative; the other modes ignore them).
+    arrivals: int = 0
+    completions: int = 0
+    service_total: float = 0.0   # seconds
+    concurrency: int = 0         # tasks per replica; >= 1 marks the counters as observed
 
     def to_c(self) -> swarm_policy_obs:
         o = swarm_policy_obs()
@@ -423,6 +428,12 @@ class Observation:
         o.current_replicas = _i("current", self.current)
         o.ready_replicas = self.current if self.ready is None else _i("ready", self.ready)
         o.starting_replicas = _i("starting", self.starting)
+        if self.arrivals < 0 or self.completions < 0 or self.concurrency < 0:
+            raise errors.InvalidArgument("load counters must be >= 0")
+        o.arrivals = int(self.arrivals)
+        o.completions = int(self.completions)
+        o.service_total_s = float(self.service_total)
+        o.concurrency = int(self.concurrency)
         ms = list(self.metrics)
         if len(ms) > MAX_METRICS:
             raise errors.InvalidArgument(f"at most {MAX_METRICS} metrics")

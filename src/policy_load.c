@@ -324,7 +324,8 @@ int32_t swarm__load_decide(const swarm__load_cfg *c, swarm__load_state *st,
     int32_t margin = held > min ? ceil_i32((double)held * c->band / 2.0) : 0;
     if (held > min && margin < 1)
         margin = 1;
-    int32_t r = held + margin < held ? INT32_MAX : held + margin;
+    int64_t above = (int64_t)held + margin;
+    int32_t r = above > INT32_MAX ? INT32_MAX : (int32_t)above;
     if (r >= cur || (double)cur - (double)held <= c->band * (double)cur)
         r = cur;
     /* And never within up_hold of the last decision that asked for more: a scale-up is not

@@ -169,11 +169,12 @@ typedef struct swarm_policy_opts {
     int32_t min_replicas;    /**< KEDA/KPA 0; HPA: 0 means 1 */
     int32_t max_replicas;    /**< 0: 100 (KEDA/HPA), unlimited (KPA) */
     uint32_t history_cap;    /**< entries per history ring (recommendations, events); 0: 256.
-                                  The recommendations keep the whole stabilization window at
-                                  any decision rate: those closer than ceil(window /
-                                  (history_cap - 2)) merge (largest and smallest kept), and a
-                                  merged one leaves the window at most that much late (1.18 s
-                                  for 300 s and 256 entries). Below 3 the oldest is dropped. */
+                                  Each ring keeps its whole window (stabilization window, longest
+                                  rate period) at any decision rate: entries closer than
+                                  ceil(window / (history_cap - 2)) merge (largest and smallest
+                                  recommendation, summed changes), and a merged one leaves the
+                                  window at most that much late (1.18 s for 300 s and 256
+                                  entries). Below 3 the oldest entry is dropped instead. */
     uint32_t disable;        /**< SWARM_POLICY_NO_* bits; 0: every extension on */
     uint32_t pause;          /**< SWARM_POLICY_PAUSED* bits */
     int32_t paused_replicas; /**< with SWARM_POLICY_PAUSED: > 0 pins this count; 0 holds current */

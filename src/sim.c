@@ -955,8 +955,10 @@ static int sim_observe(void *ctx, swarm_policy_obs *obs)
 
 static int sim_actuate(void *ctx, int32_t desired, const swarm_policy_decision *d)
 {
-    (void)d;
-    actuate((swarm_sim *)ctx, desired);
+    swarm_sim *s = ctx;
+    actuate(s, desired);
+    if (s->o.on_scale)
+        s->o.on_scale(s->o.on_scale_ctx, s->now, d);
     return 0;
 }
 

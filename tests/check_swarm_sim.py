@@ -73,6 +73,11 @@ if len(sys.argv) > 2:
     r = run("--gen", "step", "--policy-file", sys.argv[2], "--json")
     assert json.loads(r.stdout)["policy"] == "custom-policy", r.stdout
 
+# --explain: one stderr line per actuation, with the policy's explanation.
+r = run("--gen", "step", "--policy", "hpa", "--explain", "--json")
+ex = [l for l in r.stderr.splitlines() if " hpa " in l]
+assert len(ex) == json.loads(r.stdout)["scale_events"] and "->" in ex[0], r.stderr
+
 r = run("--help")
 assert r.stdout.startswith("usage: swarm-sim") and "--policy" in r.stdout
 r = run("--bogus", ok=False)

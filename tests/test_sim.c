@@ -309,6 +309,50 @@ static void test_sim_metrics_lag_delays_reaction(void **state)
     swarm_sim_trace_destroy(tr);
 }
 
+typedef struct scale_log {
+    int calls;
+    double last_t;
+    int32_t last_replicas;
+    int bad;
+} scale_log;
+
+static void on_scale(void *ctx, double t_s, const swarm_policy_decision *d)
+{
+    scale_log *l = ctx;
+    if (t_s < l->last_t || d->text[0] == 0 || d->replicas == d->current)
+        l->bad++;
+    l->calls++;
+    l->last_t = t_s;
+    l->last_replicas = d->replicas;
+}
+
+/* on_scale sees every actuation with the decision (and its explanation) that caused it. */
+static void test_sim_on_scale_explains_every_actuation(void **state)
+{
+    (void)state;
+    swarm_sim_trace *tr = shape(SWARM_SIM_SHAPE_STEP, 1);
+    swarm_policy_opts p = upstream(SWARM_POLICY_HPA);
+    scale_log l = {0, 0, -1, 0};
+    swarm_sim_opts o;
+    swarm_sim_opts_init(&o);
+    o.policy = &p;
+    o.startup_s = 10;
+    o.on_scale = on_scale;
+    o.on_scale_ctx = &l;
+    swarm_sim *s = NULL;
+    swarm_sim_result r = run(tr, &o, &s);
+    assert_true(l.calls >= 2);
+    assert_int_equal(l.calls, (int)r.scale_events);
+    assert_int_equal(l.bad, 0);
+    /* The last actuated count is the count at the end. */
+    swarm_sim_sample last;
+    size_t n = swarm_sim_timeline_len(s);
+    assert_int_equal(swarm_sim_get_timeline(s, n - 1, &last, 1), 1);
+    assert_int_equal(last.ready + last.starting, l.last_replicas);
+    swarm_sim_destroy(s);
+    swarm_sim_trace_destroy(tr);
+}
+
 /* Requests still queued at the end count with their wait so far. With no replicas at all,
  * every request is still queued, and the largest wait is the first arrival's age. */
 static void test_sim_unfinished_requests_count(void **state)
@@ -675,6 +719,7 @@ int main(void)
         cmocka_unit_test(test_sim_same_requests_for_every_policy),
         cmocka_unit_test(test_sim_timeline_and_startup),
         cmocka_unit_test(test_sim_metrics_lag_delays_reaction),
+        cmocka_unit_test(test_sim_on_scale_explains_every_actuation),
         cmocka_unit_test(test_sim_unfinished_requests_count),
         cmocka_unit_test(test_sim_scale_down_finishes_in_flight),
         cmocka_unit_test(test_sim_scale_down_retires_idle_first),

@@ -63,6 +63,8 @@ static const char usage_text[] =
     "  --csv FILE                per-second timeline of every policy (first seed)\n"
     "  --svg FILE                plot: rate, queue, ready and starting replicas over time,\n"
     "                            one panel per policy (first seed)\n"
+    "  --explain                 print each scaling decision (time, policy, explanation) to\n"
+    "                            stderr (policies driven by swarm_policy_decide)\n"
     "  --help                    this text\n";
 
 typedef struct pol {
@@ -83,7 +85,7 @@ typedef struct cli {
     double tail_s, service_ms, service_cv, startup_s, jitter_s, lag_s, target, interval_s, slo_ms;
     uint32_t dist, conc, queue_cap;
     int32_t min, max;
-    int have_min, json, runs;
+    int have_min, json, runs, explain;
     uint64_t seed;
 } cli;
 
@@ -217,6 +219,11 @@ static void accumulate(swarm_sim_result *a, const swarm_sim_result *r, int runs)
     a->scale_events += r->scale_events;
     if (r->peak_replicas > a->peak_replicas)
         a->peak_replicas = r->peak_replicas;
+}
+
+static void explain_cb(void *ctx, double t_s, const swarm_policy_decision *d)
+{
+    fprintf(stderr, "%8.1f s  %-12s %s\n", t_s, (const char *)ctx, d->text);
 }
 
 /* ---- SVG ---------------------------------------------------------------------------------- */
@@ -457,23 +464,38 @@ int main(int argc, char **argv)
         O_JSON,
         O_CSV,
         O_SVG,
+        O_EXPLAIN,
         O_HELP
     };
-    static const struct option lo[] = {
-        {"trace", 1, 0, O_TRACE},       {"gen", 1, 0, O_GEN},
-        {"gen-base", 1, 0, O_GBASE},    {"gen-peak", 1, 0, O_GPEAK},
-        {"gen-duration", 1, 0, O_GDUR}, {"tail-s", 1, 0, O_TAIL},
-        {"service-ms", 1, 0, O_SVC},    {"service-dist", 1, 0, O_DIST},
-        {"service-cv", 1, 0, O_CV},     {"concurrency", 1, 0, O_CONC},
-        {"startup-s", 1, 0, O_START},   {"startup-jitter-s", 1, 0, O_JIT},
-        {"metrics-lag-s", 1, 0, O_LAG}, {"queue-cap", 1, 0, O_QCAP},
-        {"policy", 1, 0, O_POL},        {"policy-file", 1, 0, O_PFILE},
-        {"target", 1, 0, O_TARGET},     {"min", 1, 0, O_MIN},
-        {"max", 1, 0, O_MAX},           {"interval-s", 1, 0, O_INT},
-        {"slo-ms", 1, 0, O_SLO},        {"seed", 1, 0, O_SEED},
-        {"runs", 1, 0, O_RUNS},         {"json", 0, 0, O_JSON},
-        {"csv", 1, 0, O_CSV},           {"svg", 1, 0, O_SVG},
-        {"help", 0, 0, O_HELP},         {0, 0, 0, 0}};
+    static const struct option lo[] = {{"trace", 1, 0, O_TRACE},
+                                       {"gen", 1, 0, O_GEN},
+                                       {"gen-base", 1, 0, O_GBASE},
+                                       {"gen-peak", 1, 0, O_GPEAK},
+                                       {"gen-duration", 1, 0, O_GDUR},
+                                       {"tail-s", 1, 0, O_TAIL},
+                                       {"service-ms", 1, 0, O_SVC},
+                                       {"service-dist", 1, 0, O_DIST},
+                                       {"service-cv", 1, 0, O_CV},
+                                       {"concurrency", 1, 0, O_CONC},
+                                       {"startup-s", 1, 0, O_START},
+                                       {"startup-jitter-s", 1, 0, O_JIT},
+                                       {"metrics-lag-s", 1, 0, O_LAG},
+                                       {"queue-cap", 1, 0, O_QCAP},
+                                       {"policy", 1, 0, O_POL},
+                                       {"policy-file", 1, 0, O_PFILE},
+                                       {"target", 1, 0, O_TARGET},
+                                       {"min", 1, 0, O_MIN},
+                                       {"max", 1, 0, O_MAX},
+                                       {"interval-s", 1, 0, O_INT},
+                                       {"slo-ms", 1, 0, O_SLO},
+                                       {"seed", 1, 0, O_SEED},
+                                       {"runs", 1, 0, O_RUNS},
+                                       {"json", 0, 0, O_JSON},
+                                       {"csv", 1, 0, O_CSV},
+                                       {"svg", 1, 0, O_SVG},
+                                       {"explain", 0, 0, O_EXPLAIN},
+                                       {"help", 0, 0, O_HELP},
+                                       {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         switch (ch) {
@@ -563,6 +585,9 @@ int main(int argc, char **argv)
             break;
         case O_SVG:
             c.svg = optarg;
+            break;
+        case O_EXPLAIN:
+            c.explain = 1;
             break;
         case 'h':
         case O_HELP:
@@ -698,6 +723,8 @@ int main(int argc, char **argv)
         for (int r = 0; r < c.runs && p->ok; r++) {
             so.seed = c.seed + (uint64_t)r;
             so.no_timeline = r > 0 || (!c.csv && !c.svg);
+            so.on_scale = c.explain && r == 0 ? explain_cb : NULL;
+            so.on_scale_ctx = p->name;
             swarm_sim *s = NULL;
             int rc = swarm_sim_create(&s, tr, &so);
             if (rc == 0)

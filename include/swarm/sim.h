@@ -97,6 +97,9 @@ typedef enum swarm_sim_kind {
     SWARM_SIM_ORACLE = 3
 } swarm_sim_kind;
 
+/** See swarm_sim_opts.on_scale. */
+typedef void (*swarm_sim_scale_fn)(void *ctx, double t_s, const swarm_policy_decision *decision);
+
 /** Service-time distributions. */
 typedef enum swarm_sim_dist {
     SWARM_SIM_DIST_EXP = 0,       /**< exponential with mean service_mean_s */
@@ -143,6 +146,12 @@ typedef struct swarm_sim_opts {
     uint64_t seed;               /**< 0: a fixed default */
     uint32_t no_timeline;        /**< nonzero: do not record the per-second timeline */
     uint32_t pad_;               /**< keep 0 */
+    /** SWARM_SIM_POLICY: called whenever the reconcile loop actuates a new count, with the
+     *  simulated time and the decision that asked for it (its explanation: steps and text).
+     *  Runs inside swarm_sim_run() on the caller's thread, no lock held; must not call
+     *  swarm_sim_* on the same simulation. NULL: none. */
+    swarm_sim_scale_fn on_scale;
+    void *on_scale_ctx;          /**< passed to on_scale */
 } swarm_sim_opts;
 
 /** The outcome of a run. Set size before swarm_sim_get_result(). Waits are queue waits (from

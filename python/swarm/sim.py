@@ -74,7 +74,7 @@ class swarm_sim_opts(Structure):
         ("startup_jitter_s", c_double), ("metrics_lag_s", c_double), ("target", c_double),
         ("slo_s", c_double), ("slo_quantile", c_double), ("tail_s", c_double),
         ("flap_window_s", c_double), ("seed", c_uint64), ("no_timeline", c_uint32),
-        ("pad_", c_uint32),
+        ("pad_", c_uint32), ("on_scale", c_void_p), ("on_scale_ctx", c_void_p),
     ]
 
 

@@ -252,4 +252,57 @@ typedef struct swarm__keda_out {
 /* scaleExecutor.RequestScale for a ScaledObject. */
 void swarm__keda_request_scale(const swarm__keda_in *in, swarm__keda_out *out);
 
+/* ---- LOAD: libswarm's load-aware mode (policy_load.c) ---------------------------------- */
+
+/* Defaulted LOAD configuration (seconds as doubles for the model). */
+typedef struct swarm__load_cfg {
+    double wait_s;       /* queue-wait target */
+    double tail;         /* allowed P(wait > wait_s) = 1 - percentile */
+    double drain_s;      /* backlog drain time */
+    double prior_s;      /* service time until one is measured */
+    double tau_s;        /* moving-average time constant */
+    double band;         /* scale-down hysteresis band, fraction of current (0: none) */
+    int64_t down_window_ns;
+    int64_t up_hold_ns;  /* no scale-down this long after asking for more (0: none) */
+} swarm__load_cfg;
+
+/* The estimator: everything LOAD keeps between decisions besides its down window. */
+typedef struct swarm__load_state {
+    uint32_t has_base;       /* base_* hold the counters of an earlier decision */
+    uint32_t has_rate;       /* rate holds an estimate */
+    uint32_t has_svc;        /* svc_s was measured (else the prior applies) */
+    uint32_t last_arrived;   /* the last rate sample saw arrivals (0: idle interval) */
+    uint32_t has_up;         /* up_ns holds the last decision that asked for more */
+    uint32_t pad_;
+    int64_t up_ns;
+    int64_t base_ns;
+    uint64_t base_arrivals, base_completions;
+    double base_service_s;
+    double rate;             /* arrivals per second, moving average */
+    double svc_s;            /* mean service time, seconds, moving average */
+} swarm__load_state;
+
+/* Validates and defaults the LOAD fields of @o. Returns 0 or SWARM_EINVAL. */
+int swarm__load_config(swarm__load_cfg *c, const swarm_policy_opts *o);
+
+/* Buckets (2 s each, in the KPA delay ring) of the down window. */
+uint32_t swarm__load_window_buckets(const swarm__load_cfg *c);
+
+/* Whether an imported estimator holds only values decide() itself produces: 0, or -1. */
+int swarm__load_state_check(const swarm__load_state *st);
+
+/* One LOAD decision before the generic bounds and pause rules; records its steps in @d. */
+int32_t swarm__load_decide(const swarm__load_cfg *c, swarm__load_state *st,
+                           swarm__kpa_maxwin *win, swarm__kpa_maxent *ents, int32_t min,
+                           int32_t max, int64_t now_ns, const swarm_policy_obs *obs,
+                           swarm_policy_decision *d);
+
+/* Erlang C: probability that an arrival waits in M/M/c with offered load @a (Erlangs). */
+double swarm__erlang_c(int64_t c, double a);
+
+/* The fewest servers c > a with Erlang C's P(wait > t) = C(c, a) * exp(-(c - a) * t / S) at most
+ * @tail, where @t_over_s = t / S. Returns @limit + 1 when more than @limit would be needed; 0 for
+ * a = 0. Cost O(sqrt(a)) plus the answer's distance above a. */
+int64_t swarm__erlang_servers(double a, double t_over_s, double tail, int64_t limit);
+
 #endif /* SWARM_POLICY_INTERNAL_H */

@@ -540,6 +540,7 @@ static void make_loop(loop_world *w, swarm_policy **pol, swarm_reconcile **r)
     swarm_policy_opts_init(&po);
     po.mode = SWARM_POLICY_KEDA;
     po.max_replicas = 20;
+    po.enable = SWARM_POLICY_COLD_START_JUMP; /* opt-in since issue 9 */
     assert_int_equal(swarm_policy_create(pol, &po), 0);
     swarm_reconcile_opts ro;
     swarm_reconcile_opts_init(&ro);

@@ -31,16 +31,35 @@ extern "C" {
 /** Size of the decision's one-line explanation buffer, NUL included. */
 #define SWARM_POLICY_TEXT_LEN 320
 /** Version of the exported state format (swarm_policy_export_state()). */
-#define SWARM_POLICY_STATE_VERSION 3u
+#define SWARM_POLICY_STATE_VERSION 4u
 
 /** Which upstream the policy follows. */
 typedef enum swarm_policy_mode {
     SWARM_POLICY_KEDA = 1, /**< KEDA ScaledObject: activation and 0<->1 by KEDA, 1<->N by its HPA */
     SWARM_POLICY_HPA = 2,  /**< Kubernetes HPA autoscaling/v2 */
     SWARM_POLICY_KPA = 3,  /**< Knative Pod Autoscaler (stable/panic windows) */
-    /** libswarm's load-aware mode: sizes from the estimated arrival rate and service time
-     *  (Little's law, Erlang C for a queue-wait target) plus what drains the backlog in bounded
-     *  time; reads the load fields of swarm_policy_obs. */
+    /** libswarm's load-aware mode. It estimates the arrival rate (deltas of obs.arrivals
+     *  between decisions, a moving average over load_rate_tau_ns that jumps to a new level at
+     *  once when a rise is far beyond Poisson noise) and the mean service time (delta of
+     *  obs.service_total_s over delta of obs.completions; load_service_prior_ns until the first
+     *  completion), sizes replicas by Erlang C so that the load_percentile of the queue wait
+     *  stays under load_wait_ns (concurrency servers per replica), adds what drains the current
+     *  backlog (metrics[0], kind TOTAL) within load_drain_ns, and counts starting replicas as
+     *  capacity already ordered. Up: at once. Down: never within load_up_hold_ns of asking
+     *  for more, then only to the largest need of the last load_down_window_ns plus a margin,
+     *  and only when that is more than load_down_band below current, so it does not flap. A host should fill arrivals, completions,
+     *  service_total_s and concurrency (>= 1, which also marks counters still at 0 as
+     *  observed); without them (a 0.1 caller) it sizes from the work in service (Little).
+     *
+     *  Pick it when the work is a queue of tasks with a measurable service time and a
+     *  queue-wait objective: it reacts to a step on the next decision instead of ramping by
+     *  rate limits, holds about the Erlang C count instead of a backlog multiple, and in the
+     *  simulator (benchmarks/bench_scaling: five traces x three start-up times) used 6-84 % of
+     *  the best upstream default's replica-seconds, with no flaps except on random spikes. Prefer the upstream modes when the deployment
+     *  must behave exactly like a KEDA/HPA/Knative one (the same YAML elsewhere, conformance),
+     *  when the signal is not a queue (CPU, latency or a custom metric: HPA's Value/Average
+     *  kinds), or when the counters cannot be observed. No mode can beat the replica start-up
+     *  time on a sudden burst from a small count: capacity ordered now serves after it. */
     SWARM_POLICY_LOAD = 4
 } swarm_policy_mode;
 
@@ -100,16 +119,29 @@ typedef struct swarm_policy_hpa_rules {
 
 /** Bits of swarm_policy_opts.disable: libswarm's extensions over upstream, all on by default. */
 enum {
-    /** From zero, jump straight to the needed count (bounded by max), not to max(min, 1). */
+    /** Turns off the cold-start jump even where swarm_policy_opts.enable asks for it (the jump
+     *  is off by default since 0.2: see SWARM_POLICY_COLD_START_JUMP). */
     SWARM_POLICY_NO_COLD_START_JUMP = 1u << 0,
-    /** Count replicas still starting as pending capacity: no scale-up while some are starting
-     *  (the backlog grows only because they are not ready yet), for at most
-     *  pending_hold_max_ns, and KPA's panic ratio and rate bases use ready + starting. */
+    /** Count replicas still starting as pending capacity: KPA's panic ratio and rate bases use
+     *  ready + starting, and a metric per ready replica with none ready keeps the count. With
+     *  pending_hold_max_ns > 0 also no scale-up while some are starting, for at most that long
+     *  (off by default: it halved ramps in the simulator, issue 9 finding 2). */
     SWARM_POLICY_NO_PENDING_CAPACITY = 1u << 1,
     /** Fallback also wakes a target at zero (KEDA's only works through the HPA, at >= 1). */
     SWARM_POLICY_NO_FALLBACK_AT_ZERO = 1u << 2,
     /** Exactly upstream: every extension above off. */
     SWARM_POLICY_STRICT_UPSTREAM = 0xffffu
+};
+
+/** Bits of swarm_policy_opts.enable: libswarm extensions that are off unless asked for,
+ *  because they did not win against upstream on every trace of the simulator (issue 9). */
+enum {
+    /** KEDA/HPA from zero: go at once where the HPA phase's first sync would go from
+     *  max(min, 1) (its scale-up rate limit, e.g. 0 -> 4), not to max(min, 1) and a sync later
+     *  further; the jump is recorded, so the scale-down window holds it. In bench_scaling it
+     *  cut p99 waits on the idle-burst and flash traces by a quarter, but on the step trace at
+     *  5 s start-up it doubled p99 and cost a third more replica-seconds. */
+    SWARM_POLICY_COLD_START_JUMP = 1u << 0
 };
 
 /** Pause bits for swarm_policy_opts.pause (KEDA annotations; honoured in every mode). */
@@ -183,12 +215,38 @@ typedef struct swarm_policy_opts {
     int64_t zero_grace_ns;       /**< desired must be 0 this long before 1 -> 0; 0: 30 s */
 
     /* libswarm extensions */
-    int64_t pending_hold_max_ns; /**< the longest scale-ups wait for replicas that are still
-                                      starting (pending capacity), counted from the first held
-                                      decision; then they proceed as upstream would, so a
-                                      warm-up that never finishes cannot block scaling. 0: 300 s
-                                      (HPA's initialization period); negative: no limit;
+    int64_t pending_hold_max_ns; /**< > 0: scale-ups wait for replicas that are still starting
+                                      (pending capacity) at most this long, counted from the
+                                      first held decision; then they proceed as upstream would,
+                                      so a warm-up that never finishes cannot block scaling.
+                                      0: no hold (the default: in the simulator the hold lost
+                                      to upstream on every trace); negative: no limit;
                                       at most 3600 s */
+
+    /* SWARM_POLICY_LOAD (appended in 0.2; the other modes ignore these) */
+    int64_t load_wait_ns;        /**< queue-wait target: the load_percentile of the wait of an
+                                      arriving task stays under this (Erlang C). 0: 1 s;
+                                      at most 3600 s */
+    double load_percentile;      /**< the quantile the wait target is for, in (0, 1).
+                                      0: 0.99 */
+    int64_t load_drain_ns;       /**< capacity beyond the steady need drains the current backlog
+                                      (metrics[0] value) within this time. 0: 10 s; 1 s .. 3600 s */
+    int64_t load_service_prior_ns; /**< service time assumed until completions are observed.
+                                      0: 1 s; at most 3600 s */
+    int64_t load_rate_tau_ns;    /**< time constant of the arrival-rate and service-time moving
+                                      averages. 0: 5 s; 1 s .. 3600 s */
+    int64_t load_down_window_ns; /**< scale down only to the largest need of this window (plus
+                                      a margin of half the band, at least one replica).
+                                      0: 30 s; 1 s .. 3600 s */
+    double load_down_band;       /**< and only when that need is below current by more than this
+                                      fraction of current (at least one replica). 0: 0.1;
+                                      negative: none; at most 1 */
+    int64_t load_up_hold_ns;     /**< no scale-down this long after a decision that asked for
+                                      more, so a scale-up is never reversed within a minute (a
+                                      flap). 0: 65 s; negative: none; at most 3600 s */
+    uint32_t enable;             /**< SWARM_POLICY_COLD_START_JUMP ...: opt-in extensions;
+                                      0: none */
+    uint32_t pad3_;              /**< keep 0 */
 } swarm_policy_opts;
 
 /** One metric sample. */
@@ -277,7 +335,24 @@ typedef struct swarm_policy_obs {
     /* HPA at zero with min > 0: scaling disabled (upstream) */                              \
     XX(HPA_DISABLED, 21, "hpa_disabled")                                                     \
     /* KPA: no samples yet; hold */                                                          \
-    XX(NO_DATA, 22, "no_data")
+    XX(NO_DATA, 22, "no_data")                                                               \
+    /* LOAD: arrival-rate estimate used for sizing (value: requests/s x 1000) */             \
+    XX(LOAD_RATE, 23, "load_rate")                                                           \
+    /* LOAD: service-time estimate (value: ns; metric 0: the prior, 1: measured) */          \
+    XX(LOAD_SERVICE, 24, "load_service")                                                     \
+    /* LOAD: Erlang C count for the wait target (before: Little's law minimum */             \
+    /* ceil(rate x service / concurrency); value: offered load, milli-Erlangs) */            \
+    XX(LOAD_ERLANG, 25, "load_erlang")                                                       \
+    /* LOAD: raised to drain the backlog within the drain time (value: queued) */            \
+    XX(LOAD_DRAIN, 26, "load_drain")                                                         \
+    /* LOAD: no arrivals and no work: zero needed */                                         \
+    XX(LOAD_IDLE, 27, "load_idle")                                                           \
+    /* LOAD: scale-down held by the down window or the band (value: window max) */           \
+    XX(LOAD_HYSTERESIS, 28, "load_hysteresis")                                               \
+    /* LOAD: a load counter went backwards (host restart): re-baselined */                   \
+    XX(LOAD_RESET, 29, "load_reset")                                                         \
+    /* LOAD: no rate yet: the work in service is the offered load (Little) */                \
+    XX(LOAD_NO_SIGNAL, 30, "load_no_signal")
 
 /** Rule codes of the explanation (SWARM_POLICY_RULE_MAP). */
 typedef enum swarm_policy_rule {

@@ -11,5 +11,6 @@
 #include "swarm/reconcile.h"
 #include "swarm/pool.h"
 #include "swarm/metrics.h"
+#include "swarm/sim.h"
 
 #endif /* SWARM_SWARM_H */

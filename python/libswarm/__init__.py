@@ -27,3 +27,4 @@ from .pool import Pool, PoolConfig, PoolResult
 from .reconcile import ReconcileConfig, ReconcileLoop
 from ._handle import shutdown
 from .metrics import Metrics, MetricsFormat
+from . import sim  # noqa: E402,F401  (the simulator: swarm.sim.simulate, swarm.sim.Trace)

@@ -29,7 +29,7 @@ from .common import Allocator, alloc_arg, now_ns, swarm_allocator
 
 __all__ = ["Policy", "PolicyConfig", "HpaRules", "Rate", "Metric", "Observation", "Decision",
            "Step", "Mode", "MetricKind", "FallbackBehavior", "Select", "RateType", "rule_name",
-           "Disable", "Pause", "HpaPath"]
+           "Disable", "Enable", "Pause", "HpaPath"]
 
 MAX_METRICS = 8
 MAX_RATES = 4
@@ -41,6 +41,7 @@ class Mode(enum.IntEnum):
     KEDA = 1
     HPA = 2
     KPA = 3
+    LOAD = 4
 
 
 class MetricKind(enum.IntEnum):
@@ -74,6 +75,11 @@ class Disable(enum.IntFlag):
     NO_PENDING_CAPACITY = 1 << 1
     NO_FALLBACK_AT_ZERO = 1 << 2
     STRICT_UPSTREAM = 0xFFFF
+
+
+class Enable(enum.IntFlag):
+    NONE = 0
+    COLD_START_JUMP = 1 << 0
 
 
 class Pause(enum.IntFlag):
@@ -127,6 +133,10 @@ class swarm_policy_opts(Structure):
         ("activation_scale", c_int32), ("unreachable", c_uint32),
         ("target_burst_capacity", c_double), ("total_value", c_double),
         ("zero_grace_ns", c_int64), ("pending_hold_max_ns", c_int64),
+        ("load_wait_ns", c_int64), ("load_percentile", c_double), ("load_drain_ns", c_int64),
+        ("load_service_prior_ns", c_int64), ("load_rate_tau_ns", c_int64),
+        ("load_down_window_ns", c_int64), ("load_down_band", c_double),
+        ("load_up_hold_ns", c_int64), ("enable", c_uint32), ("pad3_", c_uint32),
     ]
 
 
@@ -309,6 +319,16 @@ class PolicyConfig:
     total_value: Optional[float] = None
     zero_grace: Optional[float] = None
     pending_hold_max: Optional[float] = None
+    # LOAD (seconds; None: the C default)
+    load_wait: Optional[float] = None
+    load_percentile: Optional[float] = None
+    load_drain: Optional[float] = None
+    load_service_prior: Optional[float] = None
+    load_rate_tau: Optional[float] = None
+    load_down_window: Optional[float] = None
+    load_down_band: Optional[float] = None
+    load_up_hold: Optional[float] = None
+    enable: int = 0     # Enable flags (opt-in extensions)
 
     def to_c(self, allocator: Optional[Allocator] = None) -> swarm_policy_opts:
         """The ``swarm_policy_opts`` this config maps to (size from ctypes.sizeof)."""
@@ -352,6 +372,15 @@ class PolicyConfig:
         o.total_value = _f(self.total_value)
         o.zero_grace_ns = _ns(self.zero_grace)
         o.pending_hold_max_ns = _ns(self.pending_hold_max)
+        o.load_wait_ns = _ns(self.load_wait)
+        o.load_percentile = _f(self.load_percentile)
+        o.load_drain_ns = _ns(self.load_drain)
+        o.load_service_prior_ns = _ns(self.load_service_prior)
+        o.load_rate_tau_ns = _ns(self.load_rate_tau)
+        o.load_down_window_ns = _ns(self.load_down_window)
+        o.load_down_band = _f(self.load_down_band)
+        o.load_up_hold_ns = _ns(self.load_up_hold)
+        o.enable = int(self.enable)
         return o
 
 
@@ -382,6 +411,11 @@ class Observation:
     metrics: Sequence[Metric]
     ready: Optional[int] = None
     starting: int = 0
+    # Load signals for Mode.LOAD (cumulative; the other modes ignore them).
+    arrivals: int = 0
+    completions: int = 0
+    service_total: float = 0.0   # seconds
+    concurrency: int = 0         # tasks per replica; >= 1 marks the counters as observed
 
     def to_c(self) -> swarm_policy_obs:
         o = swarm_policy_obs()
@@ -394,6 +428,12 @@ class Observation:
         o.current_replicas = _i("current", self.current)
         o.ready_replicas = self.current if self.ready is None else _i("ready", self.ready)
         o.starting_replicas = _i("starting", self.starting)
+        if self.arrivals < 0 or self.completions < 0 or self.concurrency < 0:
+            raise errors.InvalidArgument("load counters must be >= 0")
+        o.arrivals = int(self.arrivals)
+        o.completions = int(self.completions)
+        o.service_total_s = float(self.service_total)
+        o.concurrency = int(self.concurrency)
         ms = list(self.metrics)
         if len(ms) > MAX_METRICS:
             raise errors.InvalidArgument(f"at most {MAX_METRICS} metrics")

@@ -155,6 +155,25 @@ class TestPolicy(unittest.TestCase):
             self.assertEqual(d.replicas, 3)
             self.assertIn("fallback", [s.rule for s in d.steps])
 
+    def test_policy_load_mode_sizes_from_the_counters(self):
+        # 140 requests/s of 100 ms each, one per replica: Erlang C for 1 s at p99.
+        with swarm.Policy(swarm.PolicyConfig(mode=swarm.Mode.LOAD, max_replicas=200,
+                                             load_wait=1.0)) as p:
+            cur, arr, svc = 1, 0, 0.0
+            for t in range(60):
+                arr += 140
+                svc += 14.0
+                ob = swarm.Observation(cur, [swarm.Metric(0, 1, in_flight=14)], arrivals=arr,
+                                       completions=arr, service_total=svc, concurrency=1)
+                d = p.decide(ob, t * S)
+                cur = d.replicas
+            self.assertEqual(cur, 16)
+            rules = [s.rule for s in d.steps]
+            self.assertIn("load_erlang", rules)
+            self.assertIn("load_rate", rules)
+        with self.assertRaises(swarm.InvalidArgument):
+            swarm.Observation(1, [swarm.Metric(0, 1)], arrivals=-1).to_c()
+
     def test_rule_names(self):
         self.assertEqual(swarm.rule_name(1), "raw")
         self.assertEqual(swarm.rule_name(9999), "unknown")

@@ -1210,6 +1210,177 @@ BAD(swarm_reconcile_create_for_pool, "manual 7", SWARM_EINVAL, ({
     }))
 BAD(swarm_reconcile_create_for_pool, "NULL out", SWARM_EINVAL, swarm_reconcile_create_for_pool(NULL, NULL))
 
+/* ---- sim ---------------------------------------------------------------------------------- */
+static swarm_sim_trace *trace2(double r1, double r2)
+{
+    swarm_sim_point pts[2] = {{0, r1}, {10, r2}};
+    swarm_sim_trace *t = NULL;
+    if (swarm_sim_trace_create(&t, pts, 2, NULL) != 0)
+        abort();
+    return t;
+}
+static long long sim_fixed(int32_t n, double service_s, double startup_s, double rps)
+{
+    swarm_sim_opts o;
+    swarm_sim_opts_init(&o);
+    o.kind = SWARM_SIM_FIXED;
+    o.fixed_replicas = n;
+    o.service_mean_s = service_s;
+    o.startup_s = startup_s;
+    o.tail_s = 5;
+    swarm_sim *s = NULL;
+    long long rc = swarm_sim_create(&s, trace2(rps, rps), &o);
+    if (rc == 0)
+        rc = swarm_sim_run(s);
+    return rc;
+}
+BAD(swarm_sim_trace_create, "NULL rows, n 2", SWARM_EINVAL, ({
+        swarm_sim_trace *t;
+        swarm_sim_trace_create(&t, NULL, 2, NULL);
+    }))
+BAD(swarm_sim_trace_create, "rate NaN", SWARM_EINVAL, ({
+        swarm_sim_point p[1] = {{0, NAN}};
+        swarm_sim_trace *t;
+        swarm_sim_trace_create(&t, p, 1, NULL);
+    }))
+BAD(swarm_sim_trace_create, "time going back", SWARM_EINVAL, ({
+        swarm_sim_point p[2] = {{5, 1}, {1, 1}};
+        swarm_sim_trace *t;
+        swarm_sim_trace_create(&t, p, 2, NULL);
+    }))
+BAD(swarm_sim_trace_create, "rate 1e300", ANY, ({
+        swarm_sim_point p[2] = {{0, 1e300}, {1e300, 1}};
+        swarm_sim_trace *t;
+        swarm_sim_trace_create(&t, p, 2, NULL);
+    }))
+BAD(swarm_sim_trace_create, "n SIZE_MAX", ANY_NEG, ({
+        swarm_sim_point p[1] = {{0, 1}};
+        swarm_sim_trace *t;
+        swarm_sim_trace_create(&t, p, SIZE_MAX, NULL);
+    }))
+BAD(swarm_sim_trace_parse, "NULL text", SWARM_EINVAL, ({
+        swarm_sim_trace *t;
+        swarm_sim_trace_parse(&t, NULL, 5, NULL, NULL);
+    }))
+BAD(swarm_sim_trace_parse, "garbage names line 2", 2, ({
+        swarm_sim_trace *t;
+        uint32_t line = 0;
+        const char *txt = "0,1\nnot,a,row\n";
+        int rc = swarm_sim_trace_parse(&t, txt, strlen(txt), &line, NULL);
+        rc < 0 ? (long long)line : -1000;
+    }))
+BAD(swarm_sim_trace_parse, "inf and huge numbers", ANY_NEG, ({
+        swarm_sim_trace *t;
+        const char *txt = "0,inf\n1e999,5\n";
+        swarm_sim_trace_parse(&t, txt, strlen(txt), NULL, NULL);
+    }))
+BAD(swarm_sim_trace_parse, "no terminator, len past text", ANY, ({
+        swarm_sim_trace *t;
+        static const char txt[4] = {'0', ',', '1', '0'};
+        swarm_sim_trace_parse(&t, txt, sizeof txt, NULL, NULL);
+    }))
+BAD(swarm_sim_gen_opts_init, "NULL", SWARM_EINVAL, swarm_sim_gen_opts_init(NULL))
+BAD(swarm_sim_trace_generate, "shape 0", SWARM_EINVAL, ({
+        swarm_sim_gen_opts g;
+        swarm_sim_gen_opts_init(&g);
+        swarm_sim_trace *t;
+        swarm_sim_trace_generate(&t, &g, NULL);
+    }))
+BAD(swarm_sim_trace_generate, "spikes, duration 1e18 s", ANY, ({
+        swarm_sim_gen_opts g;
+        swarm_sim_gen_opts_init(&g);
+        g.shape = SWARM_SIM_SHAPE_SPIKES;
+        g.base_rps = 1;
+        g.peak_rps = 10;
+        g.duration_s = 1e18;
+        g.burst_s = 1e-9;
+        g.gap_s = 1e-9;
+        swarm_sim_trace *t;
+        swarm_sim_trace_generate(&t, &g, NULL);
+    }))
+BAD(swarm_sim_trace_generate, "sine, period NaN", ANY_NEG, ({
+        swarm_sim_gen_opts g;
+        swarm_sim_gen_opts_init(&g);
+        g.shape = SWARM_SIM_SHAPE_SINE;
+        g.period_s = NAN;
+        g.duration_s = NAN;
+        swarm_sim_trace *t;
+        swarm_sim_trace_generate(&t, &g, NULL);
+    }))
+BAD(swarm_sim_trace_len, "NULL", 0, (long long)swarm_sim_trace_len(NULL))
+BAD(swarm_sim_trace_get, "index past end", ANY_NEG, ({
+        swarm_sim_point p;
+        swarm_sim_trace_get(trace2(1, 2), SIZE_MAX, &p);
+    }))
+BADV(swarm_sim_trace_destroy, "NULL", swarm_sim_trace_destroy(NULL))
+BAD(swarm_sim_opts_init, "NULL", SWARM_EINVAL, swarm_sim_opts_init(NULL))
+BAD(swarm_sim_config_parse, "NULL text", SWARM_EINVAL, ({
+        swarm_sim_opts so;
+        swarm_policy_opts po;
+        swarm_sim_opts_init(&so);
+        swarm_policy_opts_init(&po);
+        swarm_sim_config_parse(NULL, 3, &so, &po, NULL);
+    }))
+BAD(swarm_sim_config_parse, "hostile lines", ANY_NEG, ({
+        swarm_sim_opts so;
+        swarm_policy_opts po;
+        swarm_sim_opts_init(&so);
+        swarm_policy_opts_init(&po);
+        const char *txt = "mode=keda\nmax_replicas=99999999999999999999\n=\n\x01\n";
+        swarm_sim_config_parse(txt, strlen(txt), &so, &po, NULL);
+    }))
+BAD(swarm_sim_create, "NULL trace", SWARM_EINVAL, ({
+        swarm_sim *s;
+        swarm_sim_create(&s, NULL, NULL);
+    }))
+BAD(swarm_sim_create, "policy kind without a policy", ANY_NEG, ({
+        swarm_sim_opts o;
+        swarm_sim_opts_init(&o);
+        o.kind = SWARM_SIM_POLICY;
+        o.policy = NULL;
+        swarm_sim *s;
+        swarm_sim_create(&s, trace2(1, 1), &o);
+    }))
+BAD(swarm_sim_create, "service mean NaN", SWARM_EINVAL, sim_fixed(2, NAN, 0, 1))
+BAD(swarm_sim_create, "startup -5", ANY_NEG, sim_fixed(2, 0.1, -5, 1))
+BAD(swarm_sim_create, "fixed -1", SWARM_EINVAL, sim_fixed(-1, 0.1, 0, 1))
+BAD(swarm_sim_run, "NULL", SWARM_EINVAL, swarm_sim_run(NULL))
+BAD(swarm_sim_run, "service 1e-12 s, 1e6 rps", ANY, sim_fixed(1, 1e-12, 0, 1e6))
+BAD(swarm_sim_run, "service 1e12 s", ANY, sim_fixed(1, 1e12, 0, 10))
+BAD(swarm_sim_run, "fixed INT32_MAX replicas", ANY, sim_fixed(INT32_MAX, 0.1, 1e9, 1))
+BAD(swarm_sim_get_result, "NULL out", SWARM_EINVAL, ({
+        swarm_sim_opts o;
+        swarm_sim_opts_init(&o);
+        o.kind = SWARM_SIM_FIXED;
+        o.fixed_replicas = 1;
+        swarm_sim *s;
+        swarm_sim_create(&s, trace2(1, 1), &o);
+        swarm_sim_get_result(s, NULL);
+    }))
+BAD(swarm_sim_timeline_len, "NULL", 0, (long long)swarm_sim_timeline_len(NULL))
+BAD(swarm_sim_get_timeline, "NULL sim", SWARM_EINVAL, swarm_sim_get_timeline(NULL, 0, NULL, 1))
+BADV(swarm_sim_destroy, "NULL", swarm_sim_destroy(NULL))
+BAD(swarm_sim_erlang_c, "servers 0", ANY, ({
+        double pw;
+        swarm_sim_erlang_c(0, 1, &pw);
+    }))
+BAD(swarm_sim_erlang_c, "offered NaN", SWARM_EINVAL, ({
+        double pw;
+        swarm_sim_erlang_c(4, NAN, &pw);
+    }))
+BAD(swarm_sim_erlang_c, "INT32_MAX servers, offered 1e9", ANY, ({
+        double pw;
+        swarm_sim_erlang_c(INT32_MAX, 1e9, &pw);
+    }))
+BAD(swarm_sim_erlang_servers, "quantile 2", SWARM_EINVAL, ({
+        int32_t n;
+        swarm_sim_erlang_servers(10, 0.1, 1, 2, 100, &n);
+    }))
+BAD(swarm_sim_erlang_servers, "offered 1e300", ANY, ({
+        int32_t n;
+        swarm_sim_erlang_servers(1e300, 0.1, 1, 0.99, INT32_MAX, &n);
+    }))
+
 /* ---- metrics ------------------------------------------------------------------------------- */
 BAD(swarm_metrics_opts_init, "NULL", SWARM_EINVAL, swarm_metrics_opts_init(NULL))
 BAD(swarm_metrics_create, "max_objects 0 -> default or EINVAL", ANY, ({

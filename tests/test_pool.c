@@ -204,6 +204,7 @@ static int wait_for(swarm_pool *p, stats_pred pred, uint64_t arg)
     return 0;
 }
 static int pred_live(const swarm_pool_stats *st, uint64_t n) { return st->live == n; }
+static int pred_busy(const swarm_pool_stats *st, uint64_t n);
 static int pred_ready_idle(const swarm_pool_stats *st, uint64_t n)
 {
     return st->ready == n && st->idle == n;
@@ -659,7 +660,8 @@ static void test_pool_stop_deadline_cancels_in_flight(void **state)
         swarm_task t = task_of(i);
         assert_int_equal(swarm_chan_send(ch, &t), 0);
     }
-    sleep_ns(20 * MS);
+    /* Both workers inside the engine before the stop (a fixed sleep raced a loaded machine). */
+    assert_true(wait_for(p, pred_busy, 2));
     swarm_task left[4];
     uint64_t n_left = 0;
     int moved = swarm_pool_stop(p, 10 * MS, left, 4, &n_left);

@@ -16,7 +16,6 @@
  * Lock order: `lead` is held across the inner engine call (it is the batching token, never taken
  * by anything the engine can call). No other lock.
  */
-#include <pthread.h>
 #include <string.h>
 
 #include "engine_internal.h"
@@ -38,7 +37,7 @@ typedef struct batcher_engine {
     uint32_t n_pref;
     uint32_t pref[32]; /* descending */
     swarm_allocator alloc;
-    pthread_mutex_t lead;
+    swarm__mutex lead;
     /* Leader-only scratch (guarded by lead): no allocation per batch. */
     slot **items;
     const swarm_request **reqs;
@@ -147,10 +146,10 @@ static int batcher_infer(void *self, const swarm_request *req, swarm_response *r
         uint32_t g = atomic_load_explicit(&b->gen, memory_order_seq_cst);
         if (atomic_load_explicit(&s.done, memory_order_acquire))
             break;
-        if (pthread_mutex_trylock(&b->lead) == 0) {
+        if (swarm__mutex_trylock(&b->lead)) {
             while (!atomic_load_explicit(&s.done, memory_order_acquire))
                 lead_one(b);
-            pthread_mutex_unlock(&b->lead);
+            swarm__mutex_unlock(&b->lead);
             bump(b);
             break;
         }
@@ -193,7 +192,7 @@ static void batcher_destroy(void *self)
 {
     batcher_engine *b = self;
     swarm_engine_destroy(b->inner);
-    pthread_mutex_destroy(&b->lead);
+    swarm__mutex_destroy(&b->lead);
     batcher_free(b);
 }
 
@@ -259,7 +258,7 @@ int swarm_engine_batcher_create(swarm_engine **out, swarm_engine *inner,
     co.alloc = o.alloc;
     int rc = SWARM_ENOMEM;
     if (b->items == NULL || b->reqs == NULL || b->resps == NULL ||
-        (rc = swarm_chan_create(&b->ch, &co)) != 0 || pthread_mutex_init(&b->lead, NULL) != 0) {
+        (rc = swarm_chan_create(&b->ch, &co)) != 0 || swarm__mutex_init(&b->lead) != 0) {
         batcher_free(b);
         return rc != 0 ? rc : SWARM_ENOMEM;
     }
@@ -267,7 +266,7 @@ int swarm_engine_batcher_create(swarm_engine **out, swarm_engine *inner,
     swarm__engine_name2(name, "batcher", inner, NULL);
     rc = swarm__engine_wrap(out, &batcher_ops, b, SWARM__ENGINE_BATCHER, o.alloc, name);
     if (rc != 0) {
-        pthread_mutex_destroy(&b->lead);
+        swarm__mutex_destroy(&b->lead);
         batcher_free(b);
     }
     return rc;

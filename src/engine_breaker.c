@@ -8,10 +8,10 @@
  * Every transition bumps `gen`, so an outcome that returns after the state it was admitted in
  * has ended is dropped rather than polluting the new state's counts.
  */
-#include <pthread.h>
 #include <string.h>
 
 #include "engine_internal.h"
+#include "platform.h"
 
 typedef struct bucket {
     int64_t sec;
@@ -25,7 +25,7 @@ typedef struct breaker_engine {
     void *clock_ctx;
     swarm_allocator alloc;
     swarm__scratch_pool scratch; /* batch scratch blocks (breaker_scratch) */
-    pthread_mutex_t mu;
+    swarm__mutex mu;
     /* Guarded by mu. */
     int state;
     bool need_clock; /* slow calls or a time window: read the clock on every call */
@@ -170,7 +170,7 @@ static int acquire(breaker_engine *b, permit *p, int64_t *retry_after)
     /* The clock is read only when the outcome needs it: slow-call detection, a time window, or
      * a breaker that is not closed. A closed count-window breaker reads no clock at all. */
     int64_t now = b->need_clock ? b->clock(b->clock_ctx) : 0;
-    pthread_mutex_lock(&b->mu);
+    swarm__mutex_lock(&b->mu);
     if (!b->need_clock && b->state != SWARM_BREAKER_CLOSED)
         now = b->clock(b->clock_ctx); /* a cheap hook; documented as called under the lock */
     maybe_half_open(b, now, tr, &ntr);
@@ -194,7 +194,7 @@ static int acquire(breaker_engine *b, permit *p, int64_t *retry_after)
     } else {
         b->rejected++;
     }
-    pthread_mutex_unlock(&b->mu);
+    swarm__mutex_unlock(&b->mu);
     notify(b, tr, ntr);
     return rc;
 }
@@ -208,7 +208,7 @@ static void record(breaker_engine *b, const permit *p, int rc)
     bool slow =
         rc == 0 && b->o.slow_call_ns > 0 && swarm__time_sub(now, p->start_ns) > b->o.slow_call_ns;
     bool fail = swarm_engine_error_is_failure(rc) || slow;
-    pthread_mutex_lock(&b->mu);
+    swarm__mutex_lock(&b->mu);
     if (!ignored) {
         b->failures += fail;
         b->slow_calls += slow;
@@ -234,7 +234,7 @@ static void record(breaker_engine *b, const permit *p, int rc)
             (uint64_t)fails * 100 >= (uint64_t)b->o.failure_rate_pct * calls)
             set_state(b, SWARM_BREAKER_OPEN, now, tr, &ntr);
     }
-    pthread_mutex_unlock(&b->mu);
+    swarm__mutex_unlock(&b->mu);
     notify(b, tr, ntr);
 }
 
@@ -320,10 +320,10 @@ static int breaker_health(void *self)
     transition tr[2] = {{0, 0, 0}, {0, 0, 0}};
     int ntr = 0;
     int64_t now = b->clock(b->clock_ctx);
-    pthread_mutex_lock(&b->mu);
+    swarm__mutex_lock(&b->mu);
     maybe_half_open(b, now, tr, &ntr);
     int st = b->state;
-    pthread_mutex_unlock(&b->mu);
+    swarm__mutex_unlock(&b->mu);
     notify(b, tr, ntr);
     if (st == SWARM_BREAKER_OPEN)
         return SWARM_EBREAKER_OPEN;
@@ -343,7 +343,7 @@ static void breaker_destroy(void *self)
 {
     breaker_engine *b = self;
     swarm_engine_destroy(b->inner);
-    pthread_mutex_destroy(&b->mu);
+    swarm__mutex_destroy(&b->mu);
     breaker_free(b);
 }
 
@@ -390,7 +390,7 @@ int swarm_engine_breaker_create(swarm_engine **out, swarm_engine *inner,
         b->buckets = swarm__alloc(&a, sizeof(bucket) * o.window_size, _Alignof(bucket));
     if ((b->ring == NULL && b->buckets == NULL) ||
         swarm__scratch_init(&b->scratch, &a, sizeof(breaker_scratch)) != 0 ||
-        pthread_mutex_init(&b->mu, NULL) != 0) {
+        swarm__mutex_init(&b->mu) != 0) {
         breaker_free(b);
         return SWARM_ENOMEM;
     }
@@ -401,7 +401,7 @@ int swarm_engine_breaker_create(swarm_engine **out, swarm_engine *inner,
     swarm__engine_name2(name, "breaker", inner, NULL);
     int rc = swarm__engine_wrap(out, &breaker_ops, b, SWARM__ENGINE_BREAKER, o.alloc, name);
     if (rc != 0) {
-        pthread_mutex_destroy(&b->mu);
+        swarm__mutex_destroy(&b->mu);
         breaker_free(b);
     }
     return rc;
@@ -415,10 +415,10 @@ int swarm_engine_breaker_state(swarm_engine *e)
     transition tr[2] = {{0, 0, 0}, {0, 0, 0}};
     int ntr = 0;
     int64_t now = b->clock(b->clock_ctx);
-    pthread_mutex_lock(&b->mu);
+    swarm__mutex_lock(&b->mu);
     maybe_half_open(b, now, tr, &ntr);
     int st = b->state;
-    pthread_mutex_unlock(&b->mu);
+    swarm__mutex_unlock(&b->mu);
     notify(b, tr, ntr);
     return st;
 }
@@ -434,7 +434,7 @@ int swarm_engine_breaker_get_stats(swarm_engine *e, swarm_breaker_stats *stats)
     s.size = stats->size < sizeof s ? stats->size : (uint32_t)sizeof s;
     int st = swarm_engine_breaker_state(e);
     int64_t now = b->clock(b->clock_ctx);
-    pthread_mutex_lock(&b->mu);
+    swarm__mutex_lock(&b->mu);
     s.state = st;
     if (b->o.window_kind == SWARM_BREAKER_WINDOW_COUNT) {
         s.window_calls = b->n;
@@ -449,7 +449,7 @@ int swarm_engine_breaker_get_stats(swarm_engine *e, swarm_breaker_stats *stats)
     s.transitions = b->transitions;
     s.opened = b->opened;
     s.state_since_ns = b->since_ns;
-    pthread_mutex_unlock(&b->mu);
+    swarm__mutex_unlock(&b->mu);
     memcpy(stats, &s, s.size);
     return 0;
 }

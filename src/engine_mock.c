@@ -2,10 +2,10 @@
 /* The mock engine: seeded latency and fault distributions, scripted outcomes, hangs until cancel,
  * chunked streaming output. Used by the tests, benchmarks and demos. */
 #include <math.h>
-#include <pthread.h>
 #include <string.h>
 
 #include "engine_internal.h"
+#include "platform.h"
 
 #define MOCK_MAX_FAULTS 16
 #define MOCK_SCRIPT_MAX 256
@@ -19,7 +19,7 @@ typedef struct mock_engine {
     swarm_clock_fn clock;
     swarm_sleep_fn sleep;
     swarm_allocator alloc;
-    pthread_mutex_t mu; /* guards the script ring; a leaf lock */
+    swarm__mutex mu; /* guards the script ring; a leaf lock */
     int32_t script[MOCK_SCRIPT_MAX];
     uint32_t script_head;
     _Atomic uint32_t script_n; /* written under mu; read lock-free as a hint */
@@ -48,7 +48,7 @@ static bool script_pop(mock_engine *m, int *code)
     if (atomic_load_explicit(&m->script_n, RELAXED) == 0)
         return false;
     bool got = false;
-    pthread_mutex_lock(&m->mu);
+    swarm__mutex_lock(&m->mu);
     uint32_t n = atomic_load_explicit(&m->script_n, RELAXED);
     if (n > 0) {
         *code = m->script[m->script_head];
@@ -56,7 +56,7 @@ static bool script_pop(mock_engine *m, int *code)
         atomic_store_explicit(&m->script_n, n - 1, RELAXED);
         got = true;
     }
-    pthread_mutex_unlock(&m->mu);
+    swarm__mutex_unlock(&m->mu);
     return got;
 }
 
@@ -222,7 +222,7 @@ static int mock_cancel(void *self, uint64_t id)
 static void mock_destroy(void *self)
 {
     mock_engine *m = self;
-    pthread_mutex_destroy(&m->mu);
+    swarm__mutex_destroy(&m->mu);
     swarm_allocator a = m->alloc;
     swarm__free(&a, m, sizeof *m);
 }
@@ -266,7 +266,7 @@ int swarm_engine_mock_create(swarm_engine **out, const swarm_mock_opts *opts)
     mock_engine *m = swarm__alloc(&a, sizeof *m, _Alignof(mock_engine));
     if (m == NULL)
         return SWARM_ENOMEM;
-    if (pthread_mutex_init(&m->mu, NULL) != 0) {
+    if (swarm__mutex_init(&m->mu) != 0) {
         swarm__free(&a, m, sizeof *m);
         return SWARM_ENOMEM;
     }
@@ -294,7 +294,7 @@ int swarm_engine_mock_script(swarm_engine *e, const int32_t *codes, size_t n)
             return SWARM_EINVAL;
     mock_engine *m = e->self;
     int rc = 0;
-    pthread_mutex_lock(&m->mu);
+    swarm__mutex_lock(&m->mu);
     uint32_t have = atomic_load_explicit(&m->script_n, RELAXED);
     if (n > MOCK_SCRIPT_MAX - have) {
         rc = SWARM_ERANGE;
@@ -303,7 +303,7 @@ int swarm_engine_mock_script(swarm_engine *e, const int32_t *codes, size_t n)
             m->script[(m->script_head + have + i) % MOCK_SCRIPT_MAX] = codes[i];
         atomic_store_explicit(&m->script_n, have + (uint32_t)n, RELAXED);
     }
-    pthread_mutex_unlock(&m->mu);
+    swarm__mutex_unlock(&m->mu);
     return rc;
 }
 

@@ -5,10 +5,10 @@
  * swarm_engine_split_set_weights(); routing reads it under the same lock, held for a binary
  * search only. Lock order: `mu` is a leaf.
  */
-#include <pthread.h>
 #include <string.h>
 
 #include "engine_internal.h"
+#include "platform.h"
 
 #define SPLIT_MAX 256
 
@@ -18,7 +18,7 @@ typedef struct split_engine {
     uint64_t seed;
     swarm_allocator alloc;
     swarm__scratch_pool scratch; /* batch scratch blocks (split_scratch) */
-    pthread_mutex_t mu;
+    swarm__mutex mu;
     uint64_t total;           /* guarded by mu */
     uint64_t *cum;            /* n cumulative weights, guarded by mu */
     swarm_engine **engines;   /* n */
@@ -40,7 +40,7 @@ static int check_weights(const uint32_t *w, size_t n, uint64_t *total)
 static size_t pick(split_engine *s, uint64_t id)
 {
     uint64_t x = s->sticky == 2 ? swarm__rng_next(&s->rng) : swarm__mix64(id ^ s->seed);
-    pthread_mutex_lock(&s->mu);
+    swarm__mutex_lock(&s->mu);
     /* total <= 2^32, so the modulo bias of a 64-bit hash is below 2^-32. */
     uint64_t r = x % s->total;
     size_t lo = 0, hi = s->n - 1;
@@ -51,7 +51,7 @@ static size_t pick(split_engine *s, uint64_t id)
         else
             lo = mid + 1;
     }
-    pthread_mutex_unlock(&s->mu);
+    swarm__mutex_unlock(&s->mu);
     atomic_fetch_add_explicit(&s->counts[lo], 1, memory_order_relaxed);
     return lo;
 }
@@ -156,7 +156,7 @@ static void split_destroy(void *self)
     split_engine *s = self;
     for (size_t i = 0; i < s->n; i++)
         swarm_engine_destroy(s->engines[i]);
-    pthread_mutex_destroy(&s->mu);
+    swarm__mutex_destroy(&s->mu);
     split_free(s);
 }
 
@@ -226,7 +226,7 @@ int swarm_engine_split_create(swarm_engine **out, swarm_engine *const *engines,
     s->counts = swarm__alloc(&a, sizeof(uint64_t) * n, _Alignof(uint64_t));
     if (s->cum == NULL || s->engines == NULL || s->counts == NULL ||
         swarm__scratch_init(&s->scratch, &a, sizeof(split_scratch)) != 0 ||
-        pthread_mutex_init(&s->mu, NULL) != 0) {
+        swarm__mutex_init(&s->mu) != 0) {
         split_free(s);
         return SWARM_ENOMEM;
     }
@@ -243,7 +243,7 @@ int swarm_engine_split_create(swarm_engine **out, swarm_engine *const *engines,
     swarm__name_cat(name, &off, ")");
     int rc = swarm__engine_wrap(out, &split_ops, s, SWARM__ENGINE_SPLIT, o.alloc, name);
     if (rc != 0) {
-        pthread_mutex_destroy(&s->mu);
+        swarm__mutex_destroy(&s->mu);
         split_free(s);
     }
     return rc;
@@ -257,9 +257,9 @@ int swarm_engine_split_set_weights(swarm_engine *e, const uint32_t *weights, siz
     split_engine *s = e->self;
     if (n != s->n || check_weights(weights, n, &total) != 0)
         return SWARM_EINVAL;
-    pthread_mutex_lock(&s->mu);
+    swarm__mutex_lock(&s->mu);
     load_weights(s, weights, total);
-    pthread_mutex_unlock(&s->mu);
+    swarm__mutex_unlock(&s->mu);
     return 0;
 }
 

@@ -17,13 +17,13 @@
  * German locale would emit "0,5", which both formats reject), and durations are exact decimals of
  * integer nanoseconds.
  */
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <string.h>
 
 #include "internal.h"
+#include "platform.h"
 #include "swarm/metrics.h"
 
 #define DEFAULT_MAX_OBJECTS 16
@@ -304,7 +304,7 @@ typedef struct entry {
 } entry;
 
 struct swarm_metrics {
-    pthread_mutex_t lock; /* guards adds, the policy fields of entries and snaps; held for a
+    swarm__mutex lock; /* guards adds, the policy fields of entries and snaps; held for a
                              whole render */
     _Atomic uint32_t n;   /* registered. Stored with release after the entry is filled; pairs
                              with the acquire loads of the lock-free readers (_count(),
@@ -980,7 +980,7 @@ int swarm_metrics_create(swarm_metrics **out_m, const swarm_metrics_opts *opts)
     if (mem == NULL)
         return SWARM_ENOMEM;
     swarm_metrics *m = (swarm_metrics *)(void *)mem;
-    if (pthread_mutex_init(&m->lock, NULL) != 0) {
+    if (swarm__mutex_init(&m->lock) != 0) {
         swarm__free(&a, mem, total);
         return SWARM_ENOMEM;
     }
@@ -998,7 +998,7 @@ void swarm_metrics_destroy(swarm_metrics *m)
 {
     if (m == NULL)
         return;
-    pthread_mutex_destroy(&m->lock);
+    swarm__mutex_destroy(&m->lock);
     swarm_allocator a = m->alloc;
     swarm__free(&a, m, m->alloc_size);
 }
@@ -1024,7 +1024,7 @@ static int add(swarm_metrics *m, uint32_t kind, const char *name, const void *ob
     if (m == NULL || obj == NULL || !valid_name(name))
         return SWARM_EINVAL;
     int rc = 0;
-    pthread_mutex_lock(&m->lock);
+    swarm__mutex_lock(&m->lock);
     uint32_t n = atomic_load_explicit(&m->n, memory_order_relaxed);
     if (n >= m->cap) {
         rc = SWARM_EINVAL;
@@ -1047,7 +1047,7 @@ static int add(swarm_metrics *m, uint32_t kind, const char *name, const void *ob
         /* Publish the filled entry; pairs with the acquire loads in find_entry() and _count(). */
         atomic_store_explicit(&m->n, n + 1, memory_order_release);
     }
-    pthread_mutex_unlock(&m->lock);
+    swarm__mutex_unlock(&m->lock);
     return rc;
 }
 
@@ -1115,7 +1115,7 @@ int swarm_metrics_set_loop_bounds(swarm_metrics *m, const swarm_reconcile *r, in
     if (m == NULL || r == NULL || min_replicas < 0 || max_replicas < min_replicas ||
         !(target > 0) || target > 9.0e15)
         return SWARM_EINVAL;
-    pthread_mutex_lock(&m->lock);
+    swarm__mutex_lock(&m->lock);
     entry *e = find_entry(m, K_LOOP, r);
     if (e != NULL) {
         e->min_replicas = min_replicas;
@@ -1124,7 +1124,7 @@ int swarm_metrics_set_loop_bounds(swarm_metrics *m, const swarm_reconcile *r, in
         e->target_milli = (int64_t)(target * 1000.0 + 0.5);
         e->has_policy = 1;
     }
-    pthread_mutex_unlock(&m->lock);
+    swarm__mutex_unlock(&m->lock);
     return e != NULL ? 0 : SWARM_EINVAL;
 }
 
@@ -1160,9 +1160,9 @@ int swarm_metrics_render(swarm_metrics *m, int format, char *buf, size_t buf_len
         (format != SWARM_METRICS_PROMETHEUS && format != SWARM_METRICS_JSON))
         return SWARM_EINVAL;
     out o = {buf, buf_len, 0};
-    pthread_mutex_lock(&m->lock);
+    swarm__mutex_lock(&m->lock);
     render_locked(m, format, false, &o);
-    pthread_mutex_unlock(&m->lock);
+    swarm__mutex_unlock(&m->lock);
     if (o.len >= buf_len) {
         if (buf_len > 0)
             buf[buf_len - 1] = '\0';
@@ -1182,9 +1182,9 @@ int swarm_metrics_render_bound(swarm_metrics *m, int format, size_t *size)
         (format != SWARM_METRICS_PROMETHEUS && format != SWARM_METRICS_JSON))
         return SWARM_EINVAL;
     out o = {NULL, 0, 0};
-    pthread_mutex_lock(&m->lock);
+    swarm__mutex_lock(&m->lock);
     render_locked(m, format, true, &o);
-    pthread_mutex_unlock(&m->lock);
+    swarm__mutex_unlock(&m->lock);
     *size = o.len + 1;
     return 0;
 }

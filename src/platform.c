@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "swarm/common.h"
+#include "internal.h"
 
 int64_t swarm__clock_ns(void)
 {
@@ -18,6 +19,34 @@ int64_t swarm__clock_ns(void)
 void swarm__yield(void)
 {
     sched_yield();
+}
+
+/* ---- fork generation (the fork contract in common.h) ---------------------------------------- */
+
+/* Bumped in every child by the atfork handler. Relaxed is enough: the child runs the handler on
+ * its only thread before fork() returns there, and objects compare it on that thread. */
+static _Atomic uint64_t fork_gen;
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+
+static void fork_child(void)
+{
+    atomic_fetch_add_explicit(&fork_gen, 1, memory_order_relaxed);
+}
+
+static void fork_register(void)
+{
+    (void)pthread_atfork(NULL, NULL, fork_child);
+}
+
+uint64_t swarm__fork_watch(void)
+{
+    (void)pthread_once(&fork_once, fork_register);
+    return atomic_load_explicit(&fork_gen, memory_order_relaxed);
+}
+
+uint64_t swarm__fork_gen(void)
+{
+    return atomic_load_explicit(&fork_gen, memory_order_relaxed);
 }
 
 int swarm__mutex_init(swarm__mutex *m)

@@ -56,6 +56,8 @@ int swarm__mutex_init(swarm__mutex *m);
 static inline void swarm__mutex_destroy(swarm__mutex *m) { pthread_mutex_destroy(m); }
 static inline void swarm__mutex_lock(swarm__mutex *m) { pthread_mutex_lock(m); }
 static inline void swarm__mutex_unlock(swarm__mutex *m) { pthread_mutex_unlock(m); }
+/* Takes the mutex if it is free: 1 taken, 0 held elsewhere. */
+static inline int swarm__mutex_trylock(swarm__mutex *m) { return pthread_mutex_trylock(m) == 0; }
 
 /* A condition variable whose timed waits use the monotonic clock (swarm__clock_ns()). */
 int swarm__cond_init(swarm__cond *c);

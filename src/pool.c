@@ -30,12 +30,12 @@
  * destroy frees the ones the host never released.
  */
 #include <errno.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <string.h>
 #include <time.h>
 
 #include "internal.h"
+#include "platform.h"
 #include "pool_hist.h"
 #include "pool_internal.h"
 #include "swarm/pool.h"
@@ -84,7 +84,7 @@ typedef struct pool_slot {
     _Alignas(SWARM_CACHELINE) _Atomic uint32_t retire;
     uint32_t index;
     bool joinable; /* written under ctl and mu, read under either: a thread to join */
-    pthread_t thread;
+    swarm__thread thread;
     struct swarm_pool *pool;
     swarm_cancel *wake; /* wakes this worker's receive or warm-up; reset under mu */
 
@@ -108,9 +108,9 @@ struct swarm_pool {
     swarm_chan *held_input;   /* referenced channels (swarm__chan_retain), released at free */
     swarm_chan *held_results;
 
-    pthread_mutex_t ctl;
-    pthread_mutex_t mu;
-    pthread_cond_t exited_cv; /* a worker left (signalled under mu) */
+    swarm__mutex ctl;
+    swarm__mutex mu;
+    swarm__cond exited_cv; /* a worker left (signalled under mu) */
 
     _Atomic uint32_t target;
     _Atomic uint32_t stopping;
@@ -139,13 +139,6 @@ struct swarm_pool {
 };
 
 /* ---- small helpers ------------------------------------------------------------------------- */
-
-static int64_t abs_deadline_to_timespec(int64_t deadline_ns, struct timespec *ts)
-{
-    ts->tv_sec = (time_t)(deadline_ns / 1000000000);
-    ts->tv_nsec = (long)(deadline_ns % 1000000000);
-    return deadline_ns;
-}
 
 static void slot_free(swarm_pool *p, pool_slot *s)
 {
@@ -242,7 +235,7 @@ static void worker_leave_locked(swarm_pool *p, pool_slot *s, bool start_failed)
     p->live--;
     atomic_store_explicit(&s->in_flight, 0, memory_order_relaxed);
     atomic_store_explicit(&s->state, SLOT_EXITED, memory_order_relaxed);
-    pthread_cond_broadcast(&p->exited_cv);
+    swarm__cond_broadcast(&p->exited_cv);
 }
 
 static inline void bump(_Atomic uint64_t *c)
@@ -427,17 +420,17 @@ static void *worker_main(void *arg)
         int rc = p->opts.warmup(p->opts.warmup_ctx, s->index, s->wake);
         if (rc == 0)
             break;
-        pthread_mutex_lock(&p->mu);
+        swarm__mutex_lock(&p->mu);
         if (!atomic_load_explicit(&s->retire, memory_order_relaxed) &&
             swarm_cancel_is_canceled(s->wake)) {
             /* A retirement canceled the warm-up and a later resize took it back: warm up
              * again. With retire clear under mu nobody fires the token concurrently. */
             (void)swarm_cancel_reset(s->wake);
-            pthread_mutex_unlock(&p->mu);
+            swarm__mutex_unlock(&p->mu);
             continue;
         }
         worker_leave_locked(p, s, true);
-        pthread_mutex_unlock(&p->mu);
+        swarm__mutex_unlock(&p->mu);
         return NULL;
     }
 
@@ -452,13 +445,13 @@ static void *worker_main(void *arg)
         /* Pairs with the release store in resize/stop; the re-check under mu decides, because
          * a later resize may take the retirement back. */
         if (atomic_load_explicit(&s->retire, memory_order_acquire)) {
-            pthread_mutex_lock(&p->mu);
+            swarm__mutex_lock(&p->mu);
             if (atomic_load_explicit(&s->retire, memory_order_relaxed)) {
                 worker_leave_locked(p, s, false);
-                pthread_mutex_unlock(&p->mu);
+                swarm__mutex_unlock(&p->mu);
                 return NULL;
             }
-            pthread_mutex_unlock(&p->mu);
+            swarm__mutex_unlock(&p->mu);
         }
         atomic_store_explicit(&s->state, SLOT_IDLE, memory_order_relaxed);
         /* A stop that keeps the input open drains it without waiting: an empty channel means
@@ -492,19 +485,19 @@ static void *worker_main(void *arg)
             /* Woken for retirement, or by a retirement that resize has taken back since: only
              * then re-arm the token. Resize fires it only after setting retire under mu, so
              * with retire clear under mu nobody fires it concurrently and the reset is safe. */
-            pthread_mutex_lock(&p->mu);
+            swarm__mutex_lock(&p->mu);
             if (!atomic_load_explicit(&s->retire, memory_order_relaxed))
                 (void)swarm_cancel_reset(s->wake);
-            pthread_mutex_unlock(&p->mu);
+            swarm__mutex_unlock(&p->mu);
             continue;
         }
         if (drain && n != SWARM_ECLOSED && n != SWARM_EAGAIN && n != SWARM_ETIMEDOUT)
             continue;
         /* SWARM_ECLOSED: the channel is closed and drained (or, draining an open channel, it is
          * empty); nothing else is expected. */
-        pthread_mutex_lock(&p->mu);
+        swarm__mutex_lock(&p->mu);
         worker_leave_locked(p, s, false);
-        pthread_mutex_unlock(&p->mu);
+        swarm__mutex_unlock(&p->mu);
         return NULL;
     }
 }
@@ -518,7 +511,7 @@ static void reap_locked(swarm_pool *p)
     for (uint32_t i = 0; i < p->n_slots; i++) {
         pool_slot *s = p->slots[i];
         if (s->joinable && atomic_load_explicit(&s->state, memory_order_relaxed) == SLOT_EXITED) {
-            pthread_join(s->thread, NULL);
+            swarm__thread_join(s->thread);
             s->joinable = false;
             atomic_store_explicit(&s->state, SLOT_FREE, memory_order_relaxed);
         }
@@ -555,9 +548,10 @@ static int spawn_locked(swarm_pool *p)
     (void)swarm_cancel_reset(s->wake);
     atomic_store_explicit(&s->retire, 0, memory_order_relaxed);
     atomic_store_explicit(&s->state, SLOT_STARTING, memory_order_relaxed);
-    if (pthread_create(&s->thread, NULL, worker_main, s) != 0) {
+    int trc = swarm__thread_create(&s->thread, worker_main, s);
+    if (trc != 0) {
         atomic_store_explicit(&s->state, SLOT_FREE, memory_order_relaxed);
-        return SWARM_EINTERNAL;
+        return trc;
     }
     s->joinable = true;
     p->live++;
@@ -746,31 +740,27 @@ int swarm_pool_create(swarm_pool **out, const swarm_pool_opts *opts)
         swarm__chan_retain(o.results);
         p->held_results = o.results;
     }
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&p->exited_cv, &ca);
-    pthread_condattr_destroy(&ca);
-    pthread_mutex_init(&p->mu, NULL);
-    pthread_mutex_init(&p->ctl, NULL);
+    swarm__cond_init(&p->exited_cv);
+    swarm__mutex_init(&p->mu);
+    swarm__mutex_init(&p->ctl);
     atomic_store_explicit(&p->target, o.workers, memory_order_relaxed);
 
-    pthread_mutex_lock(&p->ctl);
-    pthread_mutex_lock(&p->mu);
+    swarm__mutex_lock(&p->ctl);
+    swarm__mutex_lock(&p->mu);
     rc = apply_target_locked(p, o.workers);
     if (rc != 0) {
         /* Undo: retire and join what started. */
         apply_target_locked(p, 0);
         while (p->live > 0)
-            pthread_cond_wait(&p->exited_cv, &p->mu);
+            swarm__cond_wait(&p->exited_cv, &p->mu);
         reap_locked(p);
     }
-    pthread_mutex_unlock(&p->mu);
-    pthread_mutex_unlock(&p->ctl);
+    swarm__mutex_unlock(&p->mu);
+    swarm__mutex_unlock(&p->ctl);
     if (rc != 0) {
-        pthread_cond_destroy(&p->exited_cv);
-        pthread_mutex_destroy(&p->mu);
-        pthread_mutex_destroy(&p->ctl);
+        swarm__cond_destroy(&p->exited_cv);
+        swarm__mutex_destroy(&p->mu);
+        swarm__mutex_destroy(&p->ctl);
         pool_free(p);
         return rc;
     }
@@ -789,20 +779,20 @@ int swarm_pool_resize(swarm_pool *p, uint32_t n)
         return SWARM_EINVAL;
     if (forked(p))
         return SWARM_ESTATE;
-    pthread_mutex_lock(&p->ctl);
+    swarm__mutex_lock(&p->ctl);
     int rc;
     if (atomic_load_explicit(&p->stopping, memory_order_relaxed)) {
         rc = SWARM_ESTATE;
     } else if (n > p->opts.max_workers) {
         rc = SWARM_ERANGE;
     } else {
-        pthread_mutex_lock(&p->mu);
+        swarm__mutex_lock(&p->mu);
         reap_locked(p);
         atomic_store_explicit(&p->target, n, memory_order_relaxed);
         rc = apply_target_locked(p, n);
-        pthread_mutex_unlock(&p->mu);
+        swarm__mutex_unlock(&p->mu);
     }
-    pthread_mutex_unlock(&p->ctl);
+    swarm__mutex_unlock(&p->ctl);
     return rc;
 }
 
@@ -814,9 +804,9 @@ uint32_t swarm_pool_target(const swarm_pool *p)
 static int pool_stop(swarm_pool *p, int64_t timeout_ns, swarm_task *left, size_t left_cap,
                      uint64_t *n_left)
 {
-    pthread_mutex_lock(&p->ctl);
+    swarm__mutex_lock(&p->ctl);
     if (atomic_load_explicit(&p->stopping, memory_order_relaxed)) {
-        pthread_mutex_unlock(&p->ctl);
+        swarm__mutex_unlock(&p->ctl);
         return SWARM_ESTATE;
     }
     /* From here on resize fails with SWARM_ESTATE, so the waits below can run without ctl: a
@@ -826,7 +816,7 @@ static int pool_stop(swarm_pool *p, int64_t timeout_ns, swarm_task *left, size_t
     bool keep_open = p->opts.keep_input_open != 0;
     if (!keep_open)
         (void)swarm_chan_close(p->opts.input);
-    pthread_mutex_lock(&p->mu);
+    swarm__mutex_lock(&p->mu);
     reap_locked(p);
     if (keep_open) {
         /* Workers drain without waiting from now on; wake the parked ones (they re-arm their
@@ -839,21 +829,19 @@ static int pool_stop(swarm_pool *p, int64_t timeout_ns, swarm_task *left, size_t
     /* Draining needs a worker: if every live worker is leaving and work is queued, start one. */
     if (timeout_ns != 0 && p->live == p->retiring && swarm_chan_len(p->opts.input) > 0)
         (void)spawn_locked(p);
-    pthread_mutex_unlock(&p->mu);
-    pthread_mutex_unlock(&p->ctl);
+    swarm__mutex_unlock(&p->mu);
+    swarm__mutex_unlock(&p->ctl);
 
     /* Workers leave by themselves once the closed channel is drained. */
-    pthread_mutex_lock(&p->mu);
+    swarm__mutex_lock(&p->mu);
     if (deadline != INT64_MAX) {
-        struct timespec ts;
-        abs_deadline_to_timespec(deadline, &ts);
         while (p->live > 0) {
-            if (pthread_cond_timedwait(&p->exited_cv, &p->mu, &ts) == ETIMEDOUT)
+            if (swarm__cond_wait_until(&p->exited_cv, &p->mu, deadline) == SWARM_ETIMEDOUT)
                 break;
         }
     } else {
         while (p->live > 0)
-            pthread_cond_wait(&p->exited_cv, &p->mu);
+            swarm__cond_wait(&p->exited_cv, &p->mu);
     }
     if (p->live > 0) {
         /* Deadline: everyone leaves after the current task, which is asked to stop. The slot
@@ -865,16 +853,16 @@ static int pool_stop(swarm_pool *p, int64_t timeout_ns, swarm_task *left, size_t
         }
         (void)swarm_cancel_trigger(p->abort);
         while (p->live > 0)
-            pthread_cond_wait(&p->exited_cv, &p->mu);
+            swarm__cond_wait(&p->exited_cv, &p->mu);
     }
-    pthread_mutex_unlock(&p->mu);
+    swarm__mutex_unlock(&p->mu);
 
-    pthread_mutex_lock(&p->ctl);
-    pthread_mutex_lock(&p->mu);
+    swarm__mutex_lock(&p->ctl);
+    swarm__mutex_lock(&p->mu);
     reap_locked(p);
     atomic_store_explicit(&p->target, 0, memory_order_relaxed);
-    pthread_mutex_unlock(&p->mu);
-    pthread_mutex_unlock(&p->ctl);
+    swarm__mutex_unlock(&p->mu);
+    swarm__mutex_unlock(&p->ctl);
     /* Every worker was joined: their held results are final. Release pairs with the acquire
      * load in swarm_pool_take_undelivered(). */
     atomic_store_explicit(&p->stopped, 1, memory_order_release);
@@ -911,9 +899,9 @@ void swarm_pool_destroy(swarm_pool *p)
         return;
     if (!atomic_load_explicit(&p->stopping, memory_order_relaxed))
         (void)pool_stop(p, 0, NULL, 0, NULL);
-    pthread_cond_destroy(&p->exited_cv);
-    pthread_mutex_destroy(&p->mu);
-    pthread_mutex_destroy(&p->ctl);
+    swarm__cond_destroy(&p->exited_cv);
+    swarm__mutex_destroy(&p->mu);
+    swarm__mutex_destroy(&p->ctl);
     pool_free(p);
 }
 
@@ -930,7 +918,7 @@ int swarm_pool_get_histogram(swarm_pool *p, uint32_t kind, const int64_t *le_ns,
             return SWARM_EINVAL;
     uint64_t total = 0;
     int64_t sum = 0;
-    pthread_mutex_lock(&p->mu);
+    swarm__mutex_lock(&p->mu);
     memset(p->scratch, 0, SWARM__HIST_BUCKETS * sizeof *p->scratch);
     for (uint32_t i = 0; i < p->n_slots; i++) {
         const swarm__hist *h = kind == SWARM_POOL_HIST_WAIT ? &p->slots[i]->wait_hist
@@ -951,7 +939,7 @@ int swarm_pool_get_histogram(swarm_pool *p, uint32_t kind, const int64_t *le_ns,
     while (j < n_le)
         cum_counts[j++] = acc;
     total = acc;
-    pthread_mutex_unlock(&p->mu);
+    swarm__mutex_unlock(&p->mu);
     if (count)
         *count = total;
     if (sum_ns)
@@ -968,7 +956,7 @@ int swarm_pool_get_stats(swarm_pool *p, swarm_pool_stats *stats)
     swarm_pool_stats st;
     memset(&st, 0, sizeof st);
     st.size = sizeof st;
-    pthread_mutex_lock(&p->mu);
+    swarm__mutex_lock(&p->mu);
     st.target = atomic_load_explicit(&p->target, memory_order_relaxed);
     st.live = p->live;
     st.retiring = p->retiring;
@@ -1023,7 +1011,7 @@ int swarm_pool_get_stats(swarm_pool *p, swarm_pool_stats *stats)
             st.service_p99_ns = swarm__hist_quantile(p->scratch, 0.99);
         }
     }
-    pthread_mutex_unlock(&p->mu);
+    swarm__mutex_unlock(&p->mu);
     st.wait_max_ns = wmax;
     st.service_max_ns = smax;
     if (st.starting > st.live)
@@ -1072,7 +1060,7 @@ int swarm_pool_take_undelivered(swarm_pool *p, swarm_pool_result *out, size_t ca
     if (forked(p) || !atomic_load_explicit(&p->stopped, memory_order_acquire))
         return SWARM_ESTATE;
     size_t moved = 0;
-    pthread_mutex_lock(&p->mu);
+    swarm__mutex_lock(&p->mu);
     for (uint32_t i = 0; i < p->n_slots && moved < cap; i++) {
         pool_slot *s = p->slots[i];
         uint32_t h = atomic_load_explicit(&s->n_held, memory_order_relaxed);
@@ -1081,7 +1069,7 @@ int swarm_pool_take_undelivered(swarm_pool *p, swarm_pool_result *out, size_t ca
             atomic_store_explicit(&s->n_held, h, memory_order_relaxed);
         }
     }
-    pthread_mutex_unlock(&p->mu);
+    swarm__mutex_unlock(&p->mu);
     return (int)(moved > INT32_MAX ? INT32_MAX : moved);
 }
 
@@ -1092,7 +1080,7 @@ int swarm__pool_observe(swarm_pool *p, swarm__pool_obs *o)
     if (forked(p))
         return SWARM_ESTATE;
     memset(o, 0, sizeof *o);
-    pthread_mutex_lock(&p->mu);
+    swarm__mutex_lock(&p->mu);
     o->target = atomic_load_explicit(&p->target, memory_order_relaxed);
     for (uint32_t i = 0; i < p->n_slots; i++) {
         pool_slot *s = p->slots[i];
@@ -1109,7 +1097,7 @@ int swarm__pool_observe(swarm_pool *p, swarm__pool_obs *o)
         else
             o->ready++;
     }
-    pthread_mutex_unlock(&p->mu);
+    swarm__mutex_unlock(&p->mu);
     o->queued = swarm_chan_len(p->opts.input);
     o->max_workers = p->opts.max_workers;
     o->concurrency = p->batch;

@@ -8,13 +8,13 @@
  * the counters and the copy of the last decision, and is never held while a callback runs; the
  * thread sleeps on `cv` (CLOCK_MONOTONIC) until the next tick, a kick or a stop.
  */
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <string.h>
 #include <time.h>
 
 #include "internal.h"
+#include "platform.h"
 #include "pool_internal.h"
 #include "swarm/reconcile.h"
 
@@ -35,10 +35,10 @@ struct swarm_reconcile {
     swarm_policy_obs good;      /* last good observation */
     swarm_policy_decision work; /* the decision being made */
 
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
+    swarm__mutex mu;
+    swarm__cond cv;
     bool running, stop_req, joining;
-    pthread_t thread;
+    swarm__thread thread;
     int64_t next_tick;  /* under mu; 0: due now */
     bool in_backoff;    /* under mu: next_tick is a backoff deadline, kicks do not advance it */
     bool have_decision; /* under mu */
@@ -138,12 +138,8 @@ int swarm_reconcile_create(swarm_reconcile **out, const swarm_reconcile_opts *op
     r->rng = o.seed ? o.seed : UINT64_C(0x9e3779b97f4a7c15);
     r->fork_gen = swarm__fork_watch();
     r->spec_since_good = -1;
-    pthread_mutex_init(&r->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&r->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    swarm__mutex_init(&r->mu);
+    swarm__cond_init(&r->cv);
     r->st.size = sizeof r->st;
     r->st.last_desired = -1;
     r->st.last_actuated = -1;
@@ -156,8 +152,8 @@ void swarm_reconcile_destroy(swarm_reconcile *r)
     if (!r || forked(r))
         return;
     (void)swarm_reconcile_stop(r);
-    pthread_cond_destroy(&r->cv);
-    pthread_mutex_destroy(&r->mu);
+    swarm__cond_destroy(&r->cv);
+    swarm__mutex_destroy(&r->mu);
     swarm_allocator a = r->alloc;
     swarm__free(&a, r->bind, r->bind_size);
     swarm__free(&a, r, sizeof *r);
@@ -218,10 +214,10 @@ static int do_step(swarm_reconcile *r, int64_t now, bool end_clock, int64_t *nex
 {
     const swarm_reconcile_opts *o = &r->opts;
 
-    pthread_mutex_lock(&r->mu);
+    swarm__mutex_lock(&r->mu);
     int64_t planned = r->next_tick;
     uint64_t kicks0 = r->st.kicks;
-    pthread_mutex_unlock(&r->mu);
+    swarm__mutex_unlock(&r->mu);
 
     /* Observe. */
     int err = 0;
@@ -288,7 +284,7 @@ static int do_step(swarm_reconcile *r, int64_t now, bool end_clock, int64_t *nex
     int64_t end = end_clock ? swarm_now_ns() : now;
 
     /* Schedule. */
-    pthread_mutex_lock(&r->mu);
+    swarm__mutex_lock(&r->mu);
     swarm_reconcile_stats *st = &r->st;
     st->ticks++;
     st->last_tick_ns = now;
@@ -353,7 +349,7 @@ static int do_step(swarm_reconcile *r, int64_t now, bool end_clock, int64_t *nex
         next = 0;
     r->next_tick = next;
     st->next_tick_ns = next;
-    pthread_mutex_unlock(&r->mu);
+    swarm__mutex_unlock(&r->mu);
 
     if (next_out)
         *next_out = next == 0 ? end : next;
@@ -366,9 +362,9 @@ int swarm_reconcile_step(swarm_reconcile *r, int64_t now_ns, int64_t *next_ns)
         return SWARM_EINVAL;
     if (forked(r))
         return SWARM_ESTATE;
-    pthread_mutex_lock(&r->mu);
+    swarm__mutex_lock(&r->mu);
     bool running = r->running;
-    pthread_mutex_unlock(&r->mu);
+    swarm__mutex_unlock(&r->mu);
     if (running)
         return SWARM_ESTATE;
     /* Pairs with the release store below (the previous step's end). */
@@ -382,22 +378,20 @@ int swarm_reconcile_step(swarm_reconcile *r, int64_t now_ns, int64_t *next_ns)
 static void *loop_main(void *arg)
 {
     swarm_reconcile *r = arg;
-    pthread_mutex_lock(&r->mu);
+    swarm__mutex_lock(&r->mu);
     for (;;) {
         if (r->stop_req)
             break;
         int64_t now = swarm_now_ns();
         if (now < r->next_tick) {
-            struct timespec ts = {(time_t)(r->next_tick / 1000000000),
-                                  (long)(r->next_tick % 1000000000)};
-            pthread_cond_timedwait(&r->cv, &r->mu, &ts);
+            (void)swarm__cond_wait_until(&r->cv, &r->mu, r->next_tick);
             continue;
         }
-        pthread_mutex_unlock(&r->mu);
+        swarm__mutex_unlock(&r->mu);
         (void)do_step(r, now, true, NULL);
-        pthread_mutex_lock(&r->mu);
+        swarm__mutex_lock(&r->mu);
     }
-    pthread_mutex_unlock(&r->mu);
+    swarm__mutex_unlock(&r->mu);
     return NULL;
 }
 
@@ -410,23 +404,23 @@ int swarm_reconcile_start(swarm_reconcile *r)
     /* Owning in_step for the thread's whole life keeps step() out. */
     if (atomic_exchange_explicit(&r->in_step, 1, memory_order_acq_rel))
         return SWARM_ESTATE;
-    pthread_mutex_lock(&r->mu);
+    swarm__mutex_lock(&r->mu);
     if (r->running) {
-        pthread_mutex_unlock(&r->mu);
+        swarm__mutex_unlock(&r->mu);
         atomic_store_explicit(&r->in_step, 0, memory_order_release);
         return SWARM_ESTATE;
     }
     r->stop_req = false;
     r->running = true;
     r->st.running = 1;
-    if (pthread_create(&r->thread, NULL, loop_main, r) != 0) {
+    if (swarm__thread_create(&r->thread, loop_main, r) != 0) {
         r->running = false;
         r->st.running = 0;
-        pthread_mutex_unlock(&r->mu);
+        swarm__mutex_unlock(&r->mu);
         atomic_store_explicit(&r->in_step, 0, memory_order_release);
         return SWARM_EINTERNAL;
     }
-    pthread_mutex_unlock(&r->mu);
+    swarm__mutex_unlock(&r->mu);
     return 0;
 }
 
@@ -436,36 +430,36 @@ int swarm_reconcile_stop(swarm_reconcile *r)
         return SWARM_EINVAL;
     if (forked(r))
         return SWARM_ESTATE;
-    pthread_mutex_lock(&r->mu);
+    swarm__mutex_lock(&r->mu);
     if (!r->running) {
-        pthread_mutex_unlock(&r->mu);
+        swarm__mutex_unlock(&r->mu);
         return 0;
     }
-    if (pthread_equal(pthread_self(), r->thread)) {
-        pthread_mutex_unlock(&r->mu);
+    if (swarm__thread_is_self(r->thread)) {
+        swarm__mutex_unlock(&r->mu);
         return SWARM_ESTATE;
     }
     if (r->joining) {
         /* Another stop() is joining the thread: wait for it to finish. */
         while (r->running)
-            pthread_cond_wait(&r->cv, &r->mu);
-        pthread_mutex_unlock(&r->mu);
+            swarm__cond_wait(&r->cv, &r->mu);
+        swarm__mutex_unlock(&r->mu);
         return 0;
     }
     r->joining = true;
     r->stop_req = true;
-    pthread_cond_broadcast(&r->cv);
-    pthread_mutex_unlock(&r->mu);
-    pthread_join(r->thread, NULL);
+    swarm__cond_broadcast(&r->cv);
+    swarm__mutex_unlock(&r->mu);
+    swarm__thread_join(r->thread);
     /* Release the step slot before announcing the stop, so a step() that sees running == false
      * can take it. */
     atomic_store_explicit(&r->in_step, 0, memory_order_release);
-    pthread_mutex_lock(&r->mu);
+    swarm__mutex_lock(&r->mu);
     r->running = false;
     r->joining = false;
     r->st.running = 0;
-    pthread_cond_broadcast(&r->cv);
-    pthread_mutex_unlock(&r->mu);
+    swarm__cond_broadcast(&r->cv);
+    swarm__mutex_unlock(&r->mu);
     return 0;
 }
 
@@ -475,14 +469,14 @@ int swarm_reconcile_kick(swarm_reconcile *r)
         return SWARM_EINVAL;
     if (forked(r))
         return SWARM_ESTATE;
-    pthread_mutex_lock(&r->mu);
+    swarm__mutex_lock(&r->mu);
     r->st.kicks++;
     if (!r->in_backoff) {
         r->next_tick = 0;
         r->st.next_tick_ns = 0;
-        pthread_cond_broadcast(&r->cv);
+        swarm__cond_broadcast(&r->cv);
     }
-    pthread_mutex_unlock(&r->mu);
+    swarm__mutex_unlock(&r->mu);
     return 0;
 }
 
@@ -493,9 +487,9 @@ int swarm_reconcile_get_stats(swarm_reconcile *r, swarm_reconcile_stats *stats)
     if (forked(r))
         return SWARM_ESTATE;
     uint32_t want = stats->size < sizeof r->st ? stats->size : (uint32_t)sizeof r->st;
-    pthread_mutex_lock(&r->mu);
+    swarm__mutex_lock(&r->mu);
     memcpy(stats, &r->st, want);
-    pthread_mutex_unlock(&r->mu);
+    swarm__mutex_unlock(&r->mu);
     stats->size = want;
     return 0;
 }
@@ -506,11 +500,11 @@ int swarm_reconcile_last_decision(swarm_reconcile *r, swarm_policy_decision *out
         return SWARM_EINVAL;
     if (forked(r))
         return SWARM_ESTATE;
-    pthread_mutex_lock(&r->mu);
+    swarm__mutex_lock(&r->mu);
     int rc = r->have_decision ? 0 : SWARM_EAGAIN;
     if (rc == 0)
         *out = r->last;
-    pthread_mutex_unlock(&r->mu);
+    swarm__mutex_unlock(&r->mu);
     return rc;
 }
 

@@ -280,12 +280,11 @@ int swarm_engine_batcher_get_stats(swarm_engine *e, swarm_batcher_stats *stats)
     batcher_engine *b = e->self;
     swarm_batcher_stats s;
     memset(&s, 0, sizeof s);
-    s.size = stats->size < sizeof s ? stats->size : (uint32_t)sizeof s;
     s.max_seen = atomic_load_explicit(&b->max_seen, RELAXED);
     s.requests = atomic_load_explicit(&b->requests, RELAXED);
     s.batches = atomic_load_explicit(&b->batches, RELAXED);
     s.skipped = atomic_load_explicit(&b->skipped, RELAXED);
     s.queued = swarm_chan_len(b->ch);
-    memcpy(stats, &s, s.size);
+    swarm__stats_copy_out(stats, &s, sizeof s);
     return 0;
 }

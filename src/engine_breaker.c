@@ -431,7 +431,6 @@ int swarm_engine_breaker_get_stats(swarm_engine *e, swarm_breaker_stats *stats)
     breaker_engine *b = e->self;
     swarm_breaker_stats s;
     memset(&s, 0, sizeof s);
-    s.size = stats->size < sizeof s ? stats->size : (uint32_t)sizeof s;
     int st = swarm_engine_breaker_state(e);
     int64_t now = b->clock(b->clock_ctx);
     swarm__mutex_lock(&b->mu);
@@ -450,6 +449,6 @@ int swarm_engine_breaker_get_stats(swarm_engine *e, swarm_breaker_stats *stats)
     s.opened = b->opened;
     s.state_since_ns = b->since_ns;
     swarm__mutex_unlock(&b->mu);
-    memcpy(stats, &s, s.size);
+    swarm__stats_copy_out(stats, &s, sizeof s);
     return 0;
 }

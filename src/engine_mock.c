@@ -315,7 +315,6 @@ int swarm_engine_mock_get_stats(swarm_engine *e, swarm_mock_stats *stats)
     mock_engine *m = e->self;
     swarm_mock_stats s;
     memset(&s, 0, sizeof s);
-    s.size = stats->size < sizeof s ? stats->size : (uint32_t)sizeof s;
     s.max_batch = atomic_load_explicit(&m->max_batch, RELAXED);
     s.calls = atomic_load_explicit(&m->calls, RELAXED);
     s.batch_calls = atomic_load_explicit(&m->batch_calls, RELAXED);
@@ -323,6 +322,6 @@ int swarm_engine_mock_get_stats(swarm_engine *e, swarm_mock_stats *stats)
     s.hangs = atomic_load_explicit(&m->hangs, RELAXED);
     s.canceled = atomic_load_explicit(&m->canceled, RELAXED);
     s.cancel_calls = atomic_load_explicit(&m->cancel_calls, RELAXED);
-    memcpy(stats, &s, s.size);
+    swarm__stats_copy_out(stats, &s, sizeof s);
     return 0;
 }

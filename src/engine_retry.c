@@ -330,7 +330,6 @@ int swarm_engine_retry_get_stats(swarm_engine *e, swarm_retry_stats *stats)
     retry_engine *r = e->self;
     swarm_retry_stats s;
     memset(&s, 0, sizeof s);
-    s.size = stats->size < sizeof s ? stats->size : (uint32_t)sizeof s;
     int64_t b = atomic_load_explicit(&r->budget_milli, RELAXED);
     s.budget_milli = (uint32_t)(r->budget_max_milli < 0 ? UINT32_MAX : b);
     s.calls = atomic_load_explicit(&r->calls, RELAXED);
@@ -340,6 +339,6 @@ int swarm_engine_retry_get_stats(swarm_engine *e, swarm_retry_stats *stats)
     s.after_stream = atomic_load_explicit(&r->after_stream, RELAXED);
     s.deadline_denied = atomic_load_explicit(&r->deadline_denied, RELAXED);
     s.slept_ns = atomic_load_explicit(&r->slept_ns, RELAXED);
-    memcpy(stats, &s, s.size);
+    swarm__stats_copy_out(stats, &s, sizeof s);
     return 0;
 }

@@ -1018,9 +1018,7 @@ int swarm_pool_get_stats(swarm_pool *p, swarm_pool_stats *stats)
         st.starting = st.live;
     st.ready = st.live - st.starting;
     st.queued = swarm_chan_len(p->opts.input);
-    uint32_t want = stats->size < sizeof st ? stats->size : (uint32_t)sizeof st;
-    memcpy(stats, &st, want);
-    stats->size = want;
+    swarm__stats_copy_out(stats, &st, sizeof st);
     return 0;
 }
 

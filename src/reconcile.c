@@ -486,11 +486,9 @@ int swarm_reconcile_get_stats(swarm_reconcile *r, swarm_reconcile_stats *stats)
         return SWARM_EINVAL;
     if (forked(r))
         return SWARM_ESTATE;
-    uint32_t want = stats->size < sizeof r->st ? stats->size : (uint32_t)sizeof r->st;
     swarm__mutex_lock(&r->mu);
-    memcpy(stats, &r->st, want);
+    swarm__stats_copy_out(stats, &r->st, sizeof r->st);
     swarm__mutex_unlock(&r->mu);
-    stats->size = want;
     return 0;
 }
 

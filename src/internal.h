@@ -64,6 +64,16 @@ int64_t swarm__deadline(int64_t timeout_ns);
 struct swarm_chan;
 void swarm__chan_retain(struct swarm_chan *ch);
 
+/* The option initialisers whose structs grew in 0.2. Each is exported twice under its public
+ * name (src/compat.c): the 0.2 default version calls these; the 0.1 version writes only the 0.1
+ * size into a 0.1 caller's smaller struct. */
+struct swarm_policy_opts;
+struct swarm_reconcile_opts;
+struct swarm_pool_opts;
+int swarm__policy_opts_init(struct swarm_policy_opts *opts);
+int swarm__reconcile_opts_init(struct swarm_reconcile_opts *opts);
+int swarm__pool_opts_init(struct swarm_pool_opts *opts);
+
 /* Saturating time arithmetic: every place that adds or subtracts times or durations (ns) uses
  * these, so extreme but accepted values clamp to INT64_MIN/INT64_MAX instead of overflowing
  * (signed overflow is undefined behaviour). */

@@ -89,7 +89,7 @@ const char *swarm_policy_rule_name(uint32_t rule)
 
 /* ---- options ------------------------------------------------------------------------------- */
 
-int swarm_policy_opts_init(swarm_policy_opts *opts)
+int swarm__policy_opts_init(swarm_policy_opts *opts)
 {
     if (opts == NULL)
         return SWARM_EINVAL;

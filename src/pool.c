@@ -634,7 +634,7 @@ static int apply_target_locked(swarm_pool *p, uint32_t n)
 
 /* ---- public API ---------------------------------------------------------------------------- */
 
-int swarm_pool_opts_init(swarm_pool_opts *opts)
+int swarm__pool_opts_init(swarm_pool_opts *opts)
 {
     if (!opts)
         return SWARM_EINVAL;

@@ -75,7 +75,7 @@ static int64_t add_sat(int64_t a, int64_t b)
     return swarm__time_add(a, b);
 }
 
-int swarm_reconcile_opts_init(swarm_reconcile_opts *opts)
+int swarm__reconcile_opts_init(swarm_reconcile_opts *opts)
 {
     if (!opts)
         return SWARM_EINVAL;

@@ -18,7 +18,7 @@ from .common import (Allocator, CancelToken, WAIT_FOREVER, library_path, now_ns,
                      version_info, version_string)
 from .chan import Channel, DropReason, FullMode, ObjectChannel
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 from .engine import (BreakerState, Engine, InferRequest, MockLatency, Request, Response, Result,
                      error_is_failure, error_retryable)
 from .policy import (Decision, FallbackBehavior, HpaRules, Metric, MetricKind, Mode, Observation,

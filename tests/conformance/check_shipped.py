@@ -83,6 +83,16 @@ def main(argv):
             with open(os.path.join(src_dir, fn)) as f:
                 for name, body in functions(strip(f.read())):
                     bodies.setdefault(name, []).append(body)
+    # Exported names defined through symbol versioning (src/compat.c: `.symver impl,
+    # name@@NODE`) are reached through the function that carries them.
+    for fn in sorted(os.listdir(src_dir)):
+        if fn.endswith(".c"):
+            with open(os.path.join(src_dir, fn)) as f:
+                for impl, name in re.findall(r'\.symver\s+(\w+),\s*(\w+)@', f.read()):
+                    # The versioned wrappers are written by a macro: they call swarm__<name>.
+                    inner = impl if impl in bodies else "swarm__" + name[len("swarm_"):]
+                    if inner in bodies:
+                        bodies.setdefault(name, []).append(inner + "();")
     graph = {name: {t for b in bs for t in IDENT.findall(b) if t in bodies and t != name}
              for name, bs in bodies.items()}
     roots = exported(vscript)

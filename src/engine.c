@@ -479,7 +479,8 @@ int swarm__engine_run1(swarm_engine *e, const swarm_request *req, swarm_response
 int swarm__engine_infer_t(swarm_engine *e, const swarm_request *req, swarm_response *resp,
                           int timed)
 {
-    if (SWARM_UNLIKELY(e == NULL || req == NULL || resp == NULL || req->size < REQ_MIN_SIZE))
+    if (SWARM_UNLIKELY(e == NULL || req == NULL || resp == NULL || req->size < REQ_MIN_SIZE ||
+                       (req->payload == NULL && req->payload_len != 0)))
         return SWARM_EINVAL;
     if (SWARM_UNLIKELY(resp->state != SWARM__RESP_FRESH))
         return SWARM_ESTATE;
@@ -512,7 +513,8 @@ int swarm_engine_infer_batch(swarm_engine *e, const swarm_request *const *reqs,
     if (e == NULL || reqs == NULL || resps == NULL || n == 0)
         return SWARM_EINVAL;
     for (size_t i = 0; i < n; i++)
-        if (reqs[i] == NULL || resps[i] == NULL || reqs[i]->size < REQ_MIN_SIZE)
+        if (reqs[i] == NULL || resps[i] == NULL || reqs[i]->size < REQ_MIN_SIZE ||
+            (reqs[i]->payload == NULL && reqs[i]->payload_len != 0))
             return SWARM_EINVAL;
     int64_t now = swarm__clock_ns();
     for (size_t i = 0; i < n; i++) {

@@ -489,7 +489,7 @@ BAD(swarm_engine_infer, "req size 0", SWARM_EINVAL, ({
         q.size = 0;
         swarm_engine_infer(mock(), &q, response());
     }))
-BAD(swarm_engine_infer, "NULL payload, len 9", ANY_NEG, ({
+BAD(swarm_engine_infer, "NULL payload, len 9", SWARM_EINVAL, ({
         swarm_request q = request();
         q.payload = NULL;
         q.payload_len = 9;

@@ -330,8 +330,9 @@ SWARM_API const char *swarm_engine_name(const swarm_engine *e);
  * response and completes it exactly once before returning.
  *
  * @return the request's status, also readable with swarm_response_status(): 0, or the engine's
- *         negative error; SWARM_EINVAL for NULL arguments or req->size too small (the response
- *         is then not touched); SWARM_ESTATE if @p resp is not fresh (not touched either).
+ *         negative error; SWARM_EINVAL for NULL arguments, req->size too small, or a NULL
+ *         payload with payload_len > 0 (the response is then not touched); SWARM_ESTATE if
+ *         @p resp is not fresh (not touched either).
  * Ownership: @p req is borrowed for the call; output lands in @p resp.
  * Thread safety: any number of concurrent calls on one engine, each with its own response.
  * Blocking: as long as the engine takes (bounded by req->deadline_ns for engines that poll).

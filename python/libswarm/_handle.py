@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import atexit
 import itertools
+import math
+import os
 import threading
 import time
 import weakref
@@ -63,17 +65,105 @@ def _register_exit() -> None:
             _exit_registered = True
 
 
-def to_ns(timeout: Optional[float]) -> int:
-    """Seconds (None = forever, 0 = never wait) to the C convention (-1 / 0 / ns)."""
+#: The longest finite timeout the C API can express (int64 nanoseconds), in seconds.
+TIMEOUT_MAX = (2**63 - 1) / 1e9
+
+
+def to_ns(timeout: Optional[float], name: str = "timeout") -> int:
+    """Seconds (None or math.inf = forever, 0 = never wait) to the C convention (-1 / 0 / ns).
+    Out-of-range values raise InvalidArgument naming ``name`` and the bounds; nothing is
+    silently truncated."""
     if timeout is None:
         return -1
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-        raise TypeError("timeout must be a number of seconds or None, not "
+        raise TypeError(f"{name} must be a number of seconds or None, not "
                         f"{type(timeout).__name__}")
-    if timeout < 0:
+    if timeout == math.inf:
+        return -1
+    if not timeout >= 0:      # negative or NaN
         from .errors import InvalidArgument
-        raise InvalidArgument(f"negative timeout {timeout!r}")
+        raise InvalidArgument(f"{name} must be >= 0 seconds (or None: no limit), got "
+                              f"{timeout!r}")
+    if timeout > TIMEOUT_MAX:
+        from .errors import InvalidArgument
+        raise InvalidArgument(f"{name} must be <= {TIMEOUT_MAX:.4g} seconds (or None: no "
+                              f"limit), got {timeout!r}")
     return int(timeout * 1e9)
+
+
+# -- Ctrl-C during blocking calls -----------------------------------------------------------
+# Python runs signal handlers only on the main thread, between bytecodes; a thread blocked in C
+# never sees them. So on the main thread a blocking call waits in slices of at most SLICE_NS
+# with the GIL released; while it waits, SIGINT's default handler is swapped for one that only
+# records the signal, so it cannot fire between "C took the item" and "Python holds it". After
+# the loop the caller keeps whatever C completed (a received element goes to the object's
+# stash and is returned by the next receive) and raises KeyboardInterrupt itself. Other
+# threads block in one call (signals never reach them).
+
+SLICE_NS = 50_000_000
+_ETIMEDOUT = -4
+_EAGAIN = -3
+_main_ident = threading.main_thread().ident
+
+
+class Interrupted(BaseException):
+    """Internal: a sliced wait saw SIGINT; ``rc`` is what the last C call returned."""
+
+    def __init__(self, rc: int) -> None:
+        super().__init__(rc)
+        self.rc = rc
+
+
+def _record_sigint(signum: int, frame: Any) -> None:
+    _sig_state[0] = True
+
+
+_sig_state = [False]
+
+
+def on_main_thread() -> bool:
+    return threading.get_ident() == _main_ident
+
+
+def sliced(call: Callable[[int], int], tns: int) -> int:
+    """Run ``call(timeout_ns) -> rc`` so that Ctrl-C interrupts it within ~SLICE_NS on the main
+    thread (see above); ``tns`` -1 forever. Raises :class:`Interrupted` carrying the last rc
+    when SIGINT arrived; the caller decides what to keep. Other threads: one plain call."""
+    if tns == 0 or threading.get_ident() != _main_ident:
+        return call(tns)
+    import signal
+    swapped = False
+    try:
+        swapped = signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        if swapped:
+            _sig_state[0] = False
+            signal.signal(signal.SIGINT, _record_sigint)
+    except (ValueError, TypeError):  # pragma: no cover - not the main interpreter
+        swapped = False
+    deadline = None if tns < 0 else time.monotonic_ns() + tns
+    rc = _ETIMEDOUT
+    try:
+        while True:
+            if deadline is None:
+                sl = SLICE_NS
+            else:
+                left = deadline - time.monotonic_ns()
+                if left <= 0:
+                    rc = _ETIMEDOUT
+                    break
+                sl = min(SLICE_NS, left)
+            rc = call(sl)
+            if swapped and _sig_state[0]:
+                break
+            if rc != _ETIMEDOUT or (deadline is not None and sl < SLICE_NS):
+                break
+    finally:
+        if swapped:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+    if swapped and _sig_state[0]:
+        _sig_state[0] = False
+        raise Interrupted(rc)
+    return rc
 
 
 class _Handle:

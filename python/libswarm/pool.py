@@ -25,6 +25,9 @@ import ctypes
 import dataclasses
 import itertools
 import logging
+import threading
+import time
+import weakref
 from ctypes import (CFUNCTYPE, POINTER, Structure, byref, c_int, c_int32, c_int64, c_size_t,
                     c_uint32, c_uint64, c_void_p)
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
@@ -34,6 +37,7 @@ from ._handle import _Handle, to_ns
 from ._lib import cfunc
 from .chan import Channel, stats_dict
 from .common import Allocator, alloc_arg, now_ns, swarm_allocator
+from . import engine as _eng
 from .engine import (Engine, _swarm_engine_destroy, _swarm_engine_retain,
                      _swarm_response_data, _swarm_response_error_message)
 
@@ -143,6 +147,7 @@ class PoolResult:
     end_ns: int
     enqueued_ns: int
     user: Any = None
+    key: int = dataclasses.field(default=0, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -170,7 +175,7 @@ class PoolConfig:
 
 
 class _Task:
-    __slots__ = ("id", "payload", "user", "future")
+    __slots__ = ("id", "payload", "user", "future", "started")
 
     def __init__(self, id_: int, payload: bytes, user: Any,
                  future: "concurrent.futures.Future[PoolResult]") -> None:
@@ -178,31 +183,74 @@ class _Task:
         self.payload = payload
         self.user = user
         self.future = future
+        self.started = False
+
+    def start(self) -> bool:
+        """Move the future to RUNNING; False if it was cancelled while queued (skip it)."""
+        if self.started:
+            return not self.future.cancelled()
+        self.started = True
+        return self.future.set_running_or_notify_cancel()
+
+
+def _pending_task(key: int) -> Optional[_Task]:
+    """The queued pool task whose request ``user`` key is ``key`` (engine trampolines)."""
+    return _all_tasks.get(key)
+
+
+#: Every task queued or running in any pool, by its global key (the request's ``user``): lets
+#: a Python engine move the task's future to RUNNING, or skip a task cancelled while queued.
+_all_tasks: Dict[int, _Task] = {}
+_eng._pending_task = _pending_task
 
 
 class _PoolState:
-    """What the C callbacks need: reachable from the integer ctx key, never from the Pool."""
+    """What the C callbacks need, held by the Pool; the registry maps the integer ctx key to a
+    weak reference, so a Pool (and whatever its callbacks reference) can be collected."""
 
     def __init__(self, on_result: Optional[Callable[[PoolResult], Any]],
                  warmup: Optional[Callable[[int], Any]]) -> None:
         self.tasks: Dict[int, _Task] = {}
         self.on_result = on_result
         self.warmup = warmup
+        self.warmup_errors: List[BaseException] = []
         self.delivered = 0
         self.duplicates = 0
 
+    def pop(self, key: int) -> Optional[_Task]:
+        _all_tasks.pop(key, None)
+        return self.tasks.pop(key, None)
 
-_pools: Dict[int, _PoolState] = {}
+
+_pools: "Dict[int, weakref.ref[_PoolState]]" = {}
 _pool_keys = itertools.count(1)
 
 
+def _state(ctx: Optional[int]) -> Optional[_PoolState]:
+    ref = _pools.get(ctx or 0)
+    return ref() if ref is not None else None
+
+
+def _failure(t: _Task, pr: PoolResult) -> BaseException:
+    """The exception a failed task's future raises: the Python engine's own exception when it
+    is what failed the task, else the status's SwarmError; ``.result`` is the PoolResult."""
+    exc = _eng.take_exception(pr.key)
+    if exc is None or _eng._exc_code(exc) != pr.status:
+        exc = errors.error_class(pr.status)(pr.error or None)
+        exc.code = pr.status
+    _eng._attach(exc, pr)
+    return exc
+
+
 def _result_tramp(ctx: Optional[int], res_p: Any) -> None:
+    _eng._cb_enter()
     try:
-        st = _pools.get(ctx or 0)
+        st = _state(ctx)
         if st is None or not res_p:
             return
         r = res_p.contents
-        t = st.tasks.pop(r.task.user or 0, None)
+        key = r.task.user or 0
+        t = st.pop(key)
         if t is None:
             st.duplicates += 1
             log.error("pool delivered a task the table does not hold (id %d)", r.task.id)
@@ -216,43 +264,70 @@ def _result_tramp(ctx: Optional[int], res_p: Any) -> None:
             err = (_swarm_response_error_message(r.response) or b"").decode("utf-8", "replace")
         pr = PoolResult(t.id, r.status, out, err, r.worker, r.batch, r.start_ns, r.end_ns,
                         r.task.enqueued_ns, t.user)
+        pr.key = key
         st.delivered += 1
-        if not t.future.done():
-            t.future.set_result(pr)
+        f = t.future
+        if not f.done():
+            if not t.started:
+                t.start()
+            if not f.cancelled():
+                if r.status < 0:
+                    f.set_exception(_failure(t, pr))
+                else:
+                    f.set_result(pr)
+        elif r.status < 0:
+            _eng.take_exception(key)
         if st.on_result is not None:
             st.on_result(pr)
     except BaseException:  # never into C
         log.exception("pool result callback raised")
+    finally:
+        _eng._cb_leave()
 
 
 def _warmup_tramp(ctx: Optional[int], worker: int, cancel: Optional[int]) -> int:
+    _eng._cb_enter()
+    st = None
     try:
-        st = _pools.get(ctx or 0)
+        st = _state(ctx)
         if st is None or st.warmup is None:
             return 0
         rc = st.warmup(worker)
         if isinstance(rc, int) and not isinstance(rc, bool) and rc < 0:
+            st.warmup_errors.append(errors.error_class(rc)(f"warm-up of worker {worker} "
+                                                            f"returned {errors.err_name(rc)}"))
             return rc
         return 0
     except BaseException as exc:
-        from .engine import _exc_code
-        log.exception("pool warm-up hook raised")
-        return _exc_code(exc)
+        log.warning("pool warm-up hook raised %s: %s", type(exc).__name__, exc)
+        if st is not None:
+            st.warmup_errors.append(exc)
+        return _eng._exc_code(exc)
+    finally:
+        _eng._cb_leave()
 
 
 _RESULT_TRAMP = RESULT_FN(_result_tramp)
 _WARMUP_TRAMP = WARMUP_FN(_warmup_tramp)
 
 
-def _destroy_pool(ptr: int, key: int, engine_ptr: int, *_keep: Any) -> None:
+def _destroy_pool(ptr: int, key: int, engine_ptr: int, st_ref: Any, *_keep: Any) -> None:
+    if _eng.in_callback():
+        # Collected (or closed by the finalizer) on one of the library's own worker threads:
+        # joining the workers from here would wait for itself. Finish on a helper thread.
+        threading.Thread(target=_destroy_pool, args=(ptr, key, engine_ptr, st_ref) + _keep,
+                         name="libswarm-pool-reaper", daemon=True).start()
+        return
     _swarm_pool_destroy(ptr)      # stops (joins workers) if needed
     _swarm_engine_destroy(engine_ptr)   # the reference the pool took
-    st = _pools.pop(key, None)
+    _pools.pop(key, None)
+    st = st_ref()
     if st is not None:
-        for t in list(st.tasks.values()):
+        for k, t in list(st.tasks.items()):
+            st.pop(k)
             if not t.future.done():
-                t.future.set_exception(errors.Canceled("pool destroyed before the task ran"))
-        st.tasks.clear()
+                if t.started or t.future.set_running_or_notify_cancel():
+                    t.future.set_exception(errors.Canceled("pool destroyed before the task ran"))
 
 
 class Pool(_Handle):
@@ -278,6 +353,7 @@ class Pool(_Handle):
     def __init__(self, engine: Engine, config: Optional[PoolConfig] = None, *,
                  on_result: Optional[Callable[[PoolResult], Any]] = None,
                  warmup: Optional[Callable[[int], Any]] = None,
+                 warmup_timeout: Optional[float] = None,
                  allocator: Optional[Allocator] = None, **kwargs: Any) -> None:
         if not isinstance(engine, Engine):
             raise TypeError(f"engine must be a swarm.Engine, not {type(engine).__name__}")
@@ -293,6 +369,19 @@ class Pool(_Handle):
                 raise TypeError(f"{nm} must be an int, not {type(v).__name__}")
             if v < 0:
                 raise errors.InvalidArgument(f"{nm} must be >= 0")
+        if cfg.max_workers == 0 or cfg.max_workers > 4096:
+            raise errors.InvalidArgument(f"max_workers must be in [1, 4096], got "
+                                         f"{cfg.max_workers}")
+        if cfg.workers > cfg.max_workers:
+            raise errors.InvalidArgument(f"workers must be in [0, max_workers={cfg.max_workers}]"
+                                         f", got {cfg.workers}")
+        if cfg.batch_max > 4096:
+            raise errors.InvalidArgument(f"batch_max must be in [0, 4096], got {cfg.batch_max}")
+        if cfg.queue_capacity == 0 or cfg.queue_capacity > 2**32:
+            raise errors.InvalidArgument(f"queue_capacity must be in [1, 2**32], got "
+                                         f"{cfg.queue_capacity}")
+        if warmup_timeout is not None:
+            to_ns(warmup_timeout, "warmup_timeout")
         self.config = cfg
         self._input = Channel(cfg.queue_capacity, ctypes.sizeof(swarm_task), allocator=allocator)
         st = _PoolState(on_result, warmup)
@@ -320,7 +409,7 @@ class Pool(_Handle):
             o.warmup_ctx = key
         o.response_capacity = cfg.response_capacity
         o.alloc = alloc_arg(allocator)
-        _pools[key] = st
+        _pools[key] = weakref.ref(st)
         out = c_void_p()
         rc = _swarm_pool_create(byref(out), byref(o))
         if rc < 0:
@@ -328,13 +417,39 @@ class Pool(_Handle):
             _swarm_engine_destroy(ep)
             self._input.destroy()
             errors.raise_for(rc, "swarm_pool_create")
-        super().__init__(out.value, _destroy_pool, key, ep, self._input, engine, allocator)
+        # The finalizer holds only what C needs until the pool is destroyed (the input channel,
+        # the allocator) and a weak reference to the state: no user object, so a service that
+        # owns its Pool (and is referenced from on_result or the engine) stays collectable.
+        super().__init__(out.value, _destroy_pool, key, ep, weakref.ref(st), self._input,
+                         allocator)
         self.engine = engine
         self._st = st
         self._ids = itertools.count(1)
-        self._keys = itertools.count(1)
         self._stopped = False
         self._left: List[_Task] = []
+        if warmup is not None and cfg.workers:
+            self._await_warmup(warmup_timeout)
+
+    def _await_warmup(self, timeout: Optional[float]) -> None:
+        """Wait until no initial worker is starting; if a warm-up failed, close the pool and
+        raise that failure (a pool never silently runs with no ready worker)."""
+        end = None if timeout is None else time.monotonic() + timeout
+        delay = 0.0005
+        while True:
+            s = self.stats()
+            if self._st.warmup_errors or s["starting"] == 0:
+                break
+            if end is not None and time.monotonic() >= end:
+                break
+            time.sleep(delay)
+            delay = min(delay * 2, 0.02)
+        if self._st.warmup_errors:
+            exc = self._st.warmup_errors[0]
+            self.close()
+            if isinstance(exc, errors.SwarmError):
+                raise exc
+            raise errors.Unavailable(f"pool warm-up failed: {type(exc).__name__}: {exc}") \
+                from exc
 
     # -- work --------------------------------------------------------------------------------
     def submit(self, payload: Any = b"", *, id: Optional[int] = None, user: Any = None,
@@ -353,11 +468,21 @@ class Pool(_Handle):
         elif not isinstance(payload, bytes):
             raise TypeError(f"payload must be bytes or str, not {type(payload).__name__}")
         tid = next(self._ids) if id is None else id
-        if isinstance(tid, bool) or not isinstance(tid, int) or tid < 0:
-            raise TypeError("id must be a non-negative int")
+        if isinstance(tid, bool) or not isinstance(tid, int):
+            raise TypeError(f"id must be an int, not {type(tid).__name__}")
+        if not 0 <= tid <= 0xFFFFFFFFFFFFFFFF:
+            raise errors.InvalidArgument(f"id must be in [0, 2**64-1], got {tid}")
+        if isinstance(priority, bool) or not isinstance(priority, int):
+            raise TypeError(f"priority must be an int, not {type(priority).__name__}")
+        if not -2**31 <= priority < 2**31:
+            raise errors.InvalidArgument(f"priority must be in [-2**31, 2**31-1], got "
+                                         f"{priority}")
+        if isinstance(deadline_ns, bool) or not isinstance(deadline_ns, int) or \
+                not 0 <= deadline_ns < 2**63:
+            raise errors.InvalidArgument(f"deadline_ns must be an int in [0, 2**63-1], got "
+                                         f"{deadline_ns!r}")
         fut: "concurrent.futures.Future[PoolResult]" = concurrent.futures.Future()
-        fut.set_running_or_notify_cancel()
-        key = next(self._keys)
+        key = next(_eng._task_keys)
         t = swarm_task()
         t.id = tid
         t.payload = ctypes.cast(ctypes.c_char_p(payload), c_void_p).value if payload else None
@@ -366,25 +491,34 @@ class Pool(_Handle):
         t.enqueued_ns = now_ns()
         dl = int(deadline_ns)
         if timeout is not None:
-            rel = t.enqueued_ns + to_ns(timeout)
+            rel = min(t.enqueued_ns + to_ns(timeout, "timeout"), 2**63 - 1)
             dl = rel if dl == 0 else min(dl, rel)
         t.deadline_ns = dl
-        t.priority = int(priority)
-        self._st.tasks[key] = _Task(tid, payload, user, fut)
+        t.priority = priority
+        task = _Task(tid, payload, user, fut)
+        self._st.tasks[key] = task
+        _all_tasks[key] = task
         rc = -99
         try:
             rc = self._input._raw_send(ctypes.string_at(ctypes.addressof(t), ctypes.sizeof(t)),
-                                      block, None)
+                                      block, None, what="submit")
         finally:
             if rc < 0:
-                self._st.tasks.pop(key, None)
-        errors.check(rc)
+                self._st.pop(key)
+        if rc < 0:
+            errors.raise_send(rc)
         return fut
 
     def map(self, payloads: Iterable[Any], timeout: Optional[float] = None) -> List[PoolResult]:
-        """Submit every payload and wait for all results, in order. Blocking."""
+        """Submit every payload and wait for all results, in order: one PoolResult per
+        payload, failures included (check ``.ok``; nothing is raised for a failed task).
+        Blocking."""
         futs = [self.submit(p) for p in payloads]
-        return [f.result(timeout) for f in futs]
+        out = []
+        for f in futs:
+            exc = f.exception(timeout)
+            out.append(f.result() if exc is None else exc.result)  # type: ignore[attr-defined]
+        return out
 
     def resize(self, n: int) -> None:
         """Set the number of workers (``swarm_pool_resize``): OutOfRange above max_workers,
@@ -442,11 +576,13 @@ class Pool(_Handle):
         (None: drain everything), then retire and join every worker. Tasks not run are returned
         as ``(id, payload, user)`` and their futures fail with Canceled. WrongState if already
         stopped. Blocking: until the workers have left (GIL released)."""
+        self._no_self_wait("stop")
         tns = to_ns(timeout)
         cap = max(1, self.config.queue_capacity)
         left = (swarm_task * cap)()
         n_left = c_uint64()
-        n = errors.check(self._call(_swarm_pool_stop, tns, left, cap, byref(n_left)))
+        n = errors.check(self._interruptible(
+            lambda: self._call(_swarm_pool_stop, tns, left, cap, byref(n_left)), "stop"))
         self._stopped = True
         out: List[Tuple[int, bytes, Any]] = []
         tasks = [left[i] for i in range(n)]
@@ -458,19 +594,81 @@ class Pool(_Handle):
                 break
             tasks.append(swarm_task.from_buffer_copy(buf))
         for t in tasks:
-            tk = self._st.tasks.pop(t.user or 0, None)
+            tk = self._st.pop(t.user or 0)
             if tk is None:
                 continue
             if not tk.future.done():
-                tk.future.set_exception(errors.Canceled("pool stopped before the task ran"))
+                if tk.started or tk.future.set_running_or_notify_cancel():
+                    tk.future.set_exception(errors.Canceled("pool stopped before the task ran"))
             out.append((tk.id, tk.payload, tk.user))
         return out
 
     def close(self) -> None:
         """Stop at once if still running (queued tasks are not run; their futures fail with
         Canceled), join the workers, free the pool and its queue. Idempotent. Blocking: until
-        in-flight engine calls return."""
-        self._release()
+        in-flight engine calls return. WrongState from a pool callback or engine (it would
+        wait for its own worker): use ``shutdown(wait=False)`` there."""
+        if self._alive:
+            self._no_self_wait("close")
+        self._interruptible(self._release, "close")
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """concurrent.futures.Executor.shutdown: no new tasks; ``cancel_futures`` cancels the
+        futures of tasks not yet started (they are skipped); ``wait`` runs the rest to the end
+        and frees the pool before returning, else that happens on a helper thread.
+        Idempotent."""
+        if not self._alive:
+            return
+        if cancel_futures:
+            for t in list(self._st.tasks.values()):
+                if not t.started:
+                    t.future.cancel()
+        if not wait:
+            threading.Thread(target=self._drain_and_close, name="libswarm-pool-shutdown",
+                             daemon=True).start()
+            return
+        self._no_self_wait("shutdown(wait=True)")
+        self._drain_and_close()
+
+    def _drain_and_close(self) -> None:
+        try:
+            if not self._stopped:
+                self.stop()
+        except (errors.WrongState, errors.HandleClosed):
+            pass
+        finally:
+            self._release()
+
+    def _no_self_wait(self, what: str) -> None:
+        if _eng.in_callback():
+            raise errors.WrongState(
+                f"Pool.{what} called from inside a pool callback or engine (a library worker "
+                f"thread): it would wait for that worker to finish, i.e. for itself. Call it "
+                f"from another thread, or use shutdown(wait=False)")
+
+    def _interruptible(self, fn: Callable[[], Any], what: str) -> Any:
+        """Run a long, non-resumable blocking call (stop, close): on the main thread it runs
+        on a helper thread while this one waits in an interruptible way, so Ctrl-C raises
+        KeyboardInterrupt at once; the operation itself completes in the background."""
+        if threading.current_thread() is not threading.main_thread():
+            return fn()
+        box: List[Any] = []
+        done = threading.Event()
+
+        def run() -> None:
+            try:
+                box.append((True, fn()))
+            except BaseException as exc:  # handed to the caller
+                box.append((False, exc))
+            finally:
+                done.set()
+        th = threading.Thread(target=run, name=f"libswarm-pool-{what}", daemon=True)
+        th.start()
+        done.wait()
+        ok, val = box[0]
+        if ok:
+            return val
+        raise val
 
     def _wake(self, ptr: int) -> None:
         # Wake submitters blocked on a full queue; the destroy that follows stops the workers.

@@ -166,11 +166,32 @@ def sliced(call: Callable[[int], int], tns: int) -> int:
     return rc
 
 
+def _after_fork_in_child() -> None:
+    """os.register_at_fork hook: in the child every inherited handle is dead. Its C object was
+    copied, but not the threads that serve it (pool workers, reconcile loops) nor the state of
+    locks other threads held, so touching it could hang or corrupt. Each handle raises
+    HandleClosed naming fork; its finalizer is detached (no C destroy, nothing to join), so the
+    child's exit never waits for threads that do not exist."""
+    for h in list(_live.values()):
+        h._forked = True
+        h._closing = True
+        h._ptr = None
+        h._inflight = []
+        h._lock = threading.Lock()
+        h._finalizer.detach()
+    _live.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class _Handle:
     """Owns one C pointer; see the module docstring. Not meant to be instantiated directly."""
 
     _kind = "handle"
     _shutdown_rank = 2
+    _forked = False
 
     def __init__(self, ptr: int, destroy: Callable[..., Any], *keepalive: Any) -> None:
         self._ptr: Optional[int] = ptr
@@ -195,8 +216,15 @@ class _Handle:
         p = self._ptr
         if p is None or self._closing:
             inflight.pop()
-            raise HandleClosed(f"{self._kind} is closed")
+            raise self._closed_error()
         return p
+
+    def _closed_error(self) -> HandleClosed:
+        if self._forked:
+            return HandleClosed(f"this {self._kind} was inherited across fork(): libswarm "
+                                f"objects and their threads do not survive fork; create new "
+                                f"ones in the child process")
+        return HandleClosed(f"{self._kind} is closed")
 
     def _leave(self) -> None:
         self._inflight.pop()
@@ -205,7 +233,7 @@ class _Handle:
         """The pointer, or HandleClosed; for checks that do not call C."""
         p = self._ptr
         if p is None or self._closing:
-            raise HandleClosed(f"{self._kind} is closed")
+            raise self._closed_error()
         return p
 
     def _wake(self, ptr: int) -> None:

@@ -278,16 +278,21 @@ class _ChanBase(_Handle):
     def __init__(self, *, capacity: int, elem_size: int, full_mode: int, spin: int,
                  allocator: Optional[Allocator],
                  drop_handler: Optional[Callable[[int, int], None]]) -> None:
-        for nm, v in (("capacity", capacity), ("elem_size", elem_size), ("spin", spin)):
+        for nm, v, lo, hi in (("capacity", capacity, 1, 2**40), ("elem_size", elem_size, 1,
+                                                                   1 << 20),
+                              ("spin", spin, 0, 2**32 - 1)):
             if isinstance(v, bool) or not isinstance(v, int):
                 raise TypeError(f"{nm} must be an int, not {type(v).__name__}")
-            if v < 0:
-                raise errors.InvalidArgument(f"{nm} must be >= 0, got {v}")
+            if not lo <= v <= hi:
+                raise errors.InvalidArgument(f"{nm} must be in [{lo}, {hi}], got {v}")
+        if full_mode not in FullMode._value2member_map_ or isinstance(full_mode, bool):
+            raise errors.InvalidArgument(
+                f"full_mode must be a FullMode ({', '.join(m.name for m in FullMode)}), got "
+                f"{full_mode!r}")
         opts = swarm_chan_opts()
         errors.check(_swarm_chan_opts_init(byref(opts)))
         opts.size = ctypes.sizeof(swarm_chan_opts)
-        opts.full_mode = int(FullMode(full_mode)) if full_mode in FullMode._value2member_map_ \
-            else int(full_mode)
+        opts.full_mode = int(full_mode)
         opts.capacity = capacity
         opts.elem_size = elem_size
         opts.spin = spin
@@ -302,7 +307,9 @@ class _ChanBase(_Handle):
         rc = _swarm_chan_create(byref(out), byref(opts))
         if rc < 0:
             _drop_handlers.pop(key, None)
-            errors.raise_for(rc, "swarm_chan_create")
+            errors.raise_for(rc, "swarm_chan_create: capacity x slot size must be <= 2**40 "
+                             f"bytes (capacity={capacity}, elem_size={elem_size})"
+                             if rc == errors.InvalidArgument.code else "swarm_chan_create")
         super().__init__(out.value, _destroy_chan, key, allocator, drop_handler)
         self._esize = elem_size
         # Elements C handed over while Ctrl-C interrupted the receive (or whose asyncio
@@ -818,7 +825,7 @@ class ObjectChannel(_ChanBase, Generic[T]):
                 p = self._ptr
                 if p is None or self._closing:
                     inflight.pop()
-                    raise errors.HandleClosed("channel is closed")
+                    raise self._closed_error()
                 try:
                     ref = byref(c_uint64(h))
                     rc = _swarm_chan_try_send_fast(p, ref)
@@ -871,7 +878,7 @@ class ObjectChannel(_ChanBase, Generic[T]):
                 p = self._ptr
                 if p is None or self._closing:
                     inflight.pop()
-                    raise errors.HandleClosed("channel is closed")
+                    raise self._closed_error()
                 try:
                     ref = byref(out)
                     rc = _swarm_chan_try_recv_fast(p, ref)

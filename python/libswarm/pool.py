@@ -461,6 +461,8 @@ class Pool(_Handle):
         for room in the queue (TimedOut / WouldBlock when it elapses). Raises Closed once the
         pool is stopping. Blocking: while the queue is full, GIL released; any thread.
         """
+        if self._ptr is None or self._closing:
+            raise self._closed_error()
         if isinstance(payload, str):
             payload = payload.encode()
         elif isinstance(payload, (bytearray, memoryview)):

@@ -33,7 +33,7 @@ from ctypes import (CFUNCTYPE, POINTER, Structure, byref, c_int, c_int32, c_int6
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 from . import errors
-from ._handle import _Handle, to_ns
+from ._handle import Interrupted, _Handle, to_ns
 from ._lib import cfunc
 from .chan import Channel, stats_dict
 from .common import Allocator, alloc_arg, now_ns, swarm_allocator
@@ -504,6 +504,14 @@ class Pool(_Handle):
         try:
             rc = self._input._raw_send(ctypes.string_at(ctypes.addressof(t), ctypes.sizeof(t)),
                                       block, None, what="submit")
+        except Interrupted as it:
+            # Ctrl-C while waiting for room: the task is either queued whole (it will run;
+            # its future is attached) or not at all.
+            rc = it.rc
+            ki = KeyboardInterrupt()
+            ki.sent = 1 if rc >= 0 else 0  # type: ignore[attr-defined]
+            ki.future = fut if rc >= 0 else None  # type: ignore[attr-defined]
+            raise ki from None
         finally:
             if rc < 0:
                 self._st.pop(key)

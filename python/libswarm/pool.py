@@ -20,6 +20,7 @@ is called there; exceptions from ``on_result`` are logged, never propagated into
 """
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import ctypes
 import dataclasses
@@ -518,6 +519,26 @@ class Pool(_Handle):
         if rc < 0:
             errors.raise_send(rc)
         return fut
+
+    async def submit_async(self, payload: Any = b"", **kwargs: Any) -> PoolResult:
+        """``await pool.submit_async(payload)`` (asyncio): queue the task without blocking the
+        event loop (waiting on the loop while the queue is full) and await its result. No
+        thread per waiter: the future completes through ``call_soon_threadsafe``. Cancelling
+        the awaiting task cancels the task if it is still queued (a Python engine skips it);
+        once running, it runs to the end and its result is dropped. Raises as
+        ``future.result()`` does. Keywords as :meth:`submit` (``block`` is not accepted)."""
+        if "block" in kwargs:
+            raise TypeError("submit_async does not take block=; cancel the awaiting task")
+        delay = 0.0
+        while True:
+            try:
+                fut = self.submit(payload, block=0, **kwargs)
+                break
+            except errors.ChannelFull:
+                pass
+            await asyncio.sleep(delay)
+            delay = min(max(delay * 2, 0.00005), 0.002)
+        return await asyncio.wrap_future(fut)
 
     def map(self, payloads: Iterable[Any], timeout: Optional[float] = None) -> List[PoolResult]:
         """Submit every payload and wait for all results, in order: one PoolResult per

@@ -99,6 +99,8 @@ def has_symbol(name: str) -> bool:
 
 #: Every C function name the binding declares (tests compare it with src/libswarm.map).
 declared: set = set()
+#: name -> [(argtypes, restype)] of every declaration (tests compare them with the headers).
+signatures: dict = {}
 
 
 class _Missing:
@@ -124,6 +126,7 @@ def cfunc(name: str, argtypes: Sequence[Any], restype: Any, *,
 
     def deco(stub: Callable[..., Any]) -> Any:
         declared.add(name)
+        signatures.setdefault(name, []).append((list(argtypes), restype))
         try:
             f = getattr(pylib if keep_gil else lib, name)
         except AttributeError:

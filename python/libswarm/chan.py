@@ -104,7 +104,7 @@ class swarm_chan_stats(Structure):
 
 # ---- C declarations -------------------------------------------------------------------------
 
-@cfunc("swarm_chan_opts_init", [POINTER(swarm_chan_opts)], c_int)
+@cfunc("swarm_chan_opts_init", [POINTER(swarm_chan_opts)], c_int, keep_gil=True)
 def _swarm_chan_opts_init(opts) -> int:
     """Fill defaults and size. Non-blocking."""
 
@@ -185,27 +185,27 @@ def _swarm_chan_recv_batch(ch, out, max_, min_, linger_ns, timeout_ns, cancel) -
     """Dynamic-batching receive; returns the count or a code."""
 
 
-@cfunc("swarm_chan_get_stats", [c_void_p, POINTER(swarm_chan_stats)], c_int)
+@cfunc("swarm_chan_get_stats", [c_void_p, POINTER(swarm_chan_stats)], c_int, keep_gil=True)
 def _swarm_chan_get_stats(ch, stats) -> int:
     """Snapshot of counters. Lock-free."""
 
 
-@cfunc("swarm_chan_len", [c_void_p], c_uint64)
+@cfunc("swarm_chan_len", [c_void_p], c_uint64, keep_gil=True)
 def _swarm_chan_len(ch) -> int:
     """Queued now."""
 
 
-@cfunc("swarm_chan_capacity", [c_void_p], c_uint64)
+@cfunc("swarm_chan_capacity", [c_void_p], c_uint64, keep_gil=True)
 def _swarm_chan_capacity(ch) -> int:
     """Capacity in elements."""
 
 
-@cfunc("swarm_chan_elem_size", [c_void_p], c_uint64)
+@cfunc("swarm_chan_elem_size", [c_void_p], c_uint64, keep_gil=True)
 def _swarm_chan_elem_size(ch) -> int:
     """Element size in bytes."""
 
 
-@cfunc("swarm_chan_is_closed", [c_void_p], c_int)
+@cfunc("swarm_chan_is_closed", [c_void_p], c_int, keep_gil=True)
 def _swarm_chan_is_closed(ch) -> int:
     """1 once closed."""
 

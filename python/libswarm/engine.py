@@ -49,7 +49,7 @@ from ctypes import (CFUNCTYPE, POINTER, Structure, byref, c_char_p, c_double, c_
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 
 from . import errors
-from ._handle import _Handle, to_ns
+from ._handle import _Handle, to_ns, pin_thread
 from ._lib import cfunc
 from .chan import stats_dict
 from .common import Allocator, CancelToken, alloc_arg, now_ns, swarm_allocator
@@ -259,17 +259,17 @@ class MockLatency(enum.IntEnum):
 _REQ_P = POINTER(swarm_request)
 
 
-@cfunc("swarm_request_init", [_REQ_P], c_int)
+@cfunc("swarm_request_init", [_REQ_P], c_int, keep_gil=True)
 def _swarm_request_init(req) -> int:
     """Fill request defaults."""
 
 
-@cfunc("swarm_request_should_stop", [_REQ_P], c_int)
+@cfunc("swarm_request_should_stop", [_REQ_P], c_int, keep_gil=True)
 def _swarm_request_should_stop(req) -> int:
     """0, ECANCELED or ETIMEDOUT."""
 
 
-@cfunc("swarm_response_opts_init", [POINTER(swarm_response_opts)], c_int)
+@cfunc("swarm_response_opts_init", [POINTER(swarm_response_opts)], c_int, keep_gil=True)
 def _swarm_response_opts_init(o) -> int:
     """Fill response option defaults."""
 
@@ -299,37 +299,37 @@ def _swarm_response_set_complete(r, fn, ctx) -> int:
     """Set or clear the completion callback."""
 
 
-@cfunc("swarm_response_write", [c_void_p, c_void_p, c_size_t], c_int)
+@cfunc("swarm_response_write", [c_void_p, c_void_p, c_size_t], c_int, keep_gil=True)
 def _swarm_response_write(r, data, n) -> int:
     """Append output (copied); feeds the stream callback."""
 
 
-@cfunc("swarm_response_set_error", [c_void_p, c_int, c_char_p, c_int64], c_int)
+@cfunc("swarm_response_set_error", [c_void_p, c_int, c_char_p, c_int64], c_int, keep_gil=True)
 def _swarm_response_set_error(r, code, msg, retry_after_ns) -> int:
     """Record an error for the request being served."""
 
 
-@cfunc("swarm_response_set_usage", [c_void_p, c_uint64, c_uint64], c_int)
+@cfunc("swarm_response_set_usage", [c_void_p, c_uint64, c_uint64], c_int, keep_gil=True)
 def _swarm_response_set_usage(r, i, o) -> int:
     """Record usage counts."""
 
 
-@cfunc("swarm_response_data", [c_void_p, POINTER(c_size_t)], c_void_p)
+@cfunc("swarm_response_data", [c_void_p, POINTER(c_size_t)], c_void_p, keep_gil=True)
 def _swarm_response_data(r, n) -> int:
     """Output so far."""
 
 
-@cfunc("swarm_response_status", [c_void_p], c_int)
+@cfunc("swarm_response_status", [c_void_p], c_int, keep_gil=True)
 def _swarm_response_status(r) -> int:
     """Final status, EAGAIN while running."""
 
 
-@cfunc("swarm_response_error_message", [c_void_p], c_char_p)
+@cfunc("swarm_response_error_message", [c_void_p], c_char_p, keep_gil=True)
 def _swarm_response_error_message(r) -> bytes:
     """Error message or ""."""
 
 
-@cfunc("swarm_response_get_info", [c_void_p, POINTER(swarm_response_info)], c_int)
+@cfunc("swarm_response_get_info", [c_void_p, POINTER(swarm_response_info)], c_int, keep_gil=True)
 def _swarm_response_get_info(r, info) -> int:
     """Timings and usage."""
 
@@ -340,7 +340,7 @@ def _swarm_engine_create(out, ops, self_, alloc) -> int:
     """Wrap a vtable into a handle."""
 
 
-@cfunc("swarm_engine_retain", [c_void_p], c_int)
+@cfunc("swarm_engine_retain", [c_void_p], c_int, keep_gil=True)
 def _swarm_engine_retain(e) -> int:
     """Take a reference."""
 
@@ -375,12 +375,12 @@ def _swarm_engine_health(e) -> int:
     """0 if ready."""
 
 
-@cfunc("swarm_engine_error_retryable", [c_int], c_int)
+@cfunc("swarm_engine_error_retryable", [c_int], c_int, keep_gil=True)
 def _swarm_engine_error_retryable(code) -> int:
     """1 if retried."""
 
 
-@cfunc("swarm_engine_error_is_failure", [c_int], c_int)
+@cfunc("swarm_engine_error_is_failure", [c_int], c_int, keep_gil=True)
 def _swarm_engine_error_is_failure(code) -> int:
     """1 if counted as a failure."""
 
@@ -636,6 +636,7 @@ _cb_keys = itertools.count(1)
 
 
 def _stream_tramp(ctx: Optional[int], rid: int, chunk: Optional[int], n: int) -> int:
+    pin_thread()
     try:
         fn = _streams.get(ctx or 0)
         if fn is None:
@@ -648,6 +649,7 @@ def _stream_tramp(ctx: Optional[int], rid: int, chunk: Optional[int], n: int) ->
 
 
 def _complete_tramp(ctx: Optional[int], req: Any, resp: Optional[int]) -> None:
+    pin_thread()
     try:
         fn = _completes.get(ctx or 0)
         if fn is not None:
@@ -1173,6 +1175,7 @@ def _skip_cancelled(view: Request) -> bool:
 
 
 def _infer_tramp(self_: Optional[int], req: Any, resp: Optional[int]) -> int:
+    pin_thread()
     st = _py_engines.get(self_ or 0)
     if st is None:
         return errors.InternalError.code
@@ -1195,6 +1198,7 @@ def _infer_tramp(self_: Optional[int], req: Any, resp: Optional[int]) -> int:
 
 
 def _infer_batch_tramp(self_: Optional[int], reqs: Any, resps: Any, n: int) -> int:
+    pin_thread()
     st = _py_engines.get(self_ or 0)
     if st is None:
         return errors.InternalError.code
@@ -1245,6 +1249,7 @@ def _infer_batch_tramp(self_: Optional[int], reqs: Any, resps: Any, n: int) -> i
 
 
 def _cancel_tramp(self_: Optional[int], rid: int) -> int:
+    pin_thread()
     st = _py_engines.get(self_ or 0)
     if st is None or not st.has_cancel:
         return errors.NotSupported.code
@@ -1256,6 +1261,7 @@ def _cancel_tramp(self_: Optional[int], rid: int) -> int:
 
 
 def _health_tramp(self_: Optional[int]) -> int:
+    pin_thread()
     st = _py_engines.get(self_ or 0)
     if st is None:
         return errors.InternalError.code
@@ -1273,6 +1279,7 @@ def _health_tramp(self_: Optional[int]) -> int:
 
 
 def _destroy_tramp(self_: Optional[int]) -> None:
+    pin_thread()
     st = _py_engines.pop(self_ or 0, None)
     if st is None:
         return

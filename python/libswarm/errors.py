@@ -32,12 +32,12 @@ __all__ = [
 OK = 0
 
 
-@cfunc("swarm_strerror", [ctypes.c_int], ctypes.c_char_p)
+@cfunc("swarm_strerror", [ctypes.c_int], ctypes.c_char_p, keep_gil=True)
 def _swarm_strerror(err: int) -> bytes:
     """Static message for a code; never NULL. Non-blocking, any thread."""
 
 
-@cfunc("swarm_err_name", [ctypes.c_int], ctypes.c_char_p)
+@cfunc("swarm_err_name", [ctypes.c_int], ctypes.c_char_p, keep_gil=True)
 def _swarm_err_name(err: int) -> bytes:
     """Static name for a code ("SWARM_ECLOSED"); never NULL. Non-blocking, any thread."""
 

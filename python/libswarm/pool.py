@@ -34,7 +34,8 @@ from ctypes import (CFUNCTYPE, POINTER, Structure, byref, c_int, c_int32, c_int6
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 from . import errors
-from ._handle import Interrupted, _Handle, to_ns
+from ._handle import (Interrupted, _Handle, on_library_thread, pin_thread, reap_threads,
+                      to_ns)
 from ._lib import cfunc
 from .chan import Channel, stats_dict
 from .common import Allocator, alloc_arg, now_ns, swarm_allocator
@@ -92,7 +93,7 @@ class swarm_pool_stats(Structure):
     ]
 
 
-@cfunc("swarm_pool_opts_init", [POINTER(swarm_pool_opts)], c_int)
+@cfunc("swarm_pool_opts_init", [POINTER(swarm_pool_opts)], c_int, keep_gil=True)
 def _swarm_pool_opts_init(o) -> int:
     """Defaults + size."""
 
@@ -124,12 +125,12 @@ def _swarm_pool_get_histogram(p, kind, le, n, cum, count, sum_ns) -> int:
     ...
 
 
-@cfunc("swarm_pool_get_stats", [c_void_p, POINTER(swarm_pool_stats)], c_int)
+@cfunc("swarm_pool_get_stats", [c_void_p, POINTER(swarm_pool_stats)], c_int, keep_gil=True)
 def _swarm_pool_get_stats(p, s) -> int:
     """Snapshot."""
 
 
-@cfunc("swarm_pool_target", [c_void_p], c_uint32)
+@cfunc("swarm_pool_target", [c_void_p], c_uint32, keep_gil=True)
 def _swarm_pool_target(p) -> int:
     """Target worker count."""
 
@@ -244,6 +245,7 @@ def _failure(t: _Task, pr: PoolResult) -> BaseException:
 
 
 def _result_tramp(ctx: Optional[int], res_p: Any) -> None:
+    pin_thread()
     _eng._cb_enter()
     try:
         st = _state(ctx)
@@ -287,6 +289,7 @@ def _result_tramp(ctx: Optional[int], res_p: Any) -> None:
 
 
 def _warmup_tramp(ctx: Optional[int], worker: int, cancel: Optional[int]) -> int:
+    pin_thread()
     _eng._cb_enter()
     st = None
     try:
@@ -313,7 +316,7 @@ _WARMUP_TRAMP = WARMUP_FN(_warmup_tramp)
 
 
 def _destroy_pool(ptr: int, key: int, engine_ptr: int, st_ref: Any, *_keep: Any) -> None:
-    if _eng.in_callback():
+    if _eng.in_callback() or on_library_thread():
         # Collected (or closed by the finalizer) on one of the library's own worker threads:
         # joining the workers from here would wait for itself. Finish on a helper thread.
         threading.Thread(target=_destroy_pool, args=(ptr, key, engine_ptr, st_ref) + _keep,
@@ -321,6 +324,7 @@ def _destroy_pool(ptr: int, key: int, engine_ptr: int, st_ref: Any, *_keep: Any)
         return
     _swarm_pool_destroy(ptr)      # stops (joins workers) if needed
     _swarm_engine_destroy(engine_ptr)   # the reference the pool took
+    reap_threads()                # the Python thread states kept for the joined workers
     _pools.pop(key, None)
     st = st_ref()
     if st is not None:
@@ -559,6 +563,7 @@ class Pool(_Handle):
         if n < 0:
             raise errors.InvalidArgument("n must be >= 0")
         errors.check(self._call(_swarm_pool_resize, n))
+        reap_threads()
 
     @property
     def target(self) -> int:
@@ -615,6 +620,7 @@ class Pool(_Handle):
         n = errors.check(self._interruptible(
             lambda: self._call(_swarm_pool_stop, tns, left, cap, byref(n_left)), "stop"))
         self._stopped = True
+        reap_threads()
         out: List[Tuple[int, bytes, Any]] = []
         tasks = [left[i] for i in range(n)]
         # Any beyond the buffer stay in the (closed) input channel: take them too.
@@ -671,7 +677,7 @@ class Pool(_Handle):
             self._release()
 
     def _no_self_wait(self, what: str) -> None:
-        if _eng.in_callback():
+        if _eng.in_callback() or on_library_thread():
             raise errors.WrongState(
                 f"Pool.{what} called from inside a pool callback or engine (a library worker "
                 f"thread): it would wait for that worker to finish, i.e. for itself. Call it "

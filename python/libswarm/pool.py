@@ -26,6 +26,7 @@ import ctypes
 import dataclasses
 import itertools
 import logging
+import struct
 import threading
 import time
 import weakref
@@ -38,6 +39,8 @@ from ._handle import (Interrupted, _Handle, on_library_thread, pin_thread, reap_
                       to_ns)
 from ._lib import cfunc
 from .chan import Channel, stats_dict
+from .chan import _swarm_chan_try_send_fast as _try_send
+from .common import _swarm_now_ns as _now_ns
 from .common import Allocator, alloc_arg, now_ns, swarm_allocator
 from . import engine as _eng
 from .engine import (Engine, _swarm_engine_destroy, _swarm_engine_retain,
@@ -133,6 +136,16 @@ def _swarm_pool_get_stats(p, s) -> int:
 @cfunc("swarm_pool_target", [c_void_p], c_uint32, keep_gil=True)
 def _swarm_pool_target(p) -> int:
     """Target worker count."""
+
+
+_TASK = struct.Struct("=QQQQqqiI")
+assert _TASK.size == ctypes.sizeof(swarm_task), "swarm_task layout changed"
+_probe = b"probe"
+#: Offset of a bytes object's data from id(obj) (CPython: PyBytesObject.ob_sval).
+_BYTES_DATA = ctypes.cast(ctypes.c_char_p(_probe), c_void_p).value - id(_probe)
+del _probe
+id_ = id
+_EAGAIN = errors.WouldBlock.code
 
 
 @dataclasses.dataclass
@@ -468,47 +481,64 @@ class Pool(_Handle):
         """
         if self._ptr is None or self._closing:
             raise self._closed_error()
-        if isinstance(payload, str):
-            payload = payload.encode()
-        elif isinstance(payload, (bytearray, memoryview)):
-            payload = bytes(payload)
-        elif not isinstance(payload, bytes):
-            raise TypeError(f"payload must be bytes or str, not {type(payload).__name__}")
+        if type(payload) is not bytes:
+            if isinstance(payload, str):
+                payload = payload.encode()
+            elif isinstance(payload, (bytes, bytearray, memoryview)):
+                payload = bytes(payload)
+            else:
+                raise TypeError(f"payload must be bytes or str, not {type(payload).__name__}")
         tid = next(self._ids) if id is None else id
-        if isinstance(tid, bool) or not isinstance(tid, int):
-            raise TypeError(f"id must be an int, not {type(tid).__name__}")
+        if type(tid) is not int:
+            if isinstance(tid, bool) or not isinstance(tid, int):
+                raise TypeError(f"id must be an int, not {type(tid).__name__}")
+            tid = int(tid)
         if not 0 <= tid <= 0xFFFFFFFFFFFFFFFF:
             raise errors.InvalidArgument(f"id must be in [0, 2**64-1], got {tid}")
-        if isinstance(priority, bool) or not isinstance(priority, int):
-            raise TypeError(f"priority must be an int, not {type(priority).__name__}")
-        if not -2**31 <= priority < 2**31:
-            raise errors.InvalidArgument(f"priority must be in [-2**31, 2**31-1], got "
-                                         f"{priority}")
-        if isinstance(deadline_ns, bool) or not isinstance(deadline_ns, int) or \
-                not 0 <= deadline_ns < 2**63:
-            raise errors.InvalidArgument(f"deadline_ns must be an int in [0, 2**63-1], got "
-                                         f"{deadline_ns!r}")
+        if type(priority) is not int or not -2**31 <= priority < 2**31:
+            if isinstance(priority, bool) or not isinstance(priority, int):
+                raise TypeError(f"priority must be an int, not {type(priority).__name__}")
+            if not -2**31 <= priority < 2**31:
+                raise errors.InvalidArgument(f"priority must be in [-2**31, 2**31-1], got "
+                                             f"{priority}")
+            priority = int(priority)
+        if type(deadline_ns) is not int or not 0 <= deadline_ns < 2**63:
+            if isinstance(deadline_ns, bool) or not isinstance(deadline_ns, int) or \
+                    not 0 <= deadline_ns < 2**63:
+                raise errors.InvalidArgument(f"deadline_ns must be an int in [0, 2**63-1], "
+                                             f"got {deadline_ns!r}")
+            deadline_ns = int(deadline_ns)
         fut: "concurrent.futures.Future[PoolResult]" = concurrent.futures.Future()
         key = next(_eng._task_keys)
-        t = swarm_task()
-        t.id = tid
-        t.payload = ctypes.cast(ctypes.c_char_p(payload), c_void_p).value if payload else None
-        t.payload_len = len(payload)
-        t.user = key
-        t.enqueued_ns = now_ns()
-        dl = int(deadline_ns)
+        now = _now_ns()
+        dl = deadline_ns
         if timeout is not None:
-            rel = min(t.enqueued_ns + to_ns(timeout, "timeout"), 2**63 - 1)
+            rel = min(now + to_ns(timeout, "timeout"), 2**63 - 1)
             dl = rel if dl == 0 else min(dl, rel)
-        t.deadline_ns = dl
-        t.priority = priority
+        # The swarm_task, packed in one call (same bytes as the ctypes mirror; checked at
+        # import). The payload pointer is the bytes object's own buffer, kept alive by _Task.
+        elem = _TASK.pack(tid, id_(payload) + _BYTES_DATA if payload else 0, len(payload), key,
+                          now, dl, priority, 0)
         task = _Task(tid, payload, user, fut)
         self._st.tasks[key] = task
         _all_tasks[key] = task
         rc = -99
         try:
-            rc = self._input._raw_send(ctypes.string_at(ctypes.addressof(t), ctypes.sizeof(t)),
-                                      block, None, what="submit")
+            if block is None:
+                inp = self._input
+                inflight = inp._inflight          # the channel's fast path, inlined
+                inflight.append(None)
+                try:
+                    p = inp._ptr
+                    rc = _try_send(p, elem) if p is not None and not inp._closing else -99
+                finally:
+                    inflight.pop()
+                if rc == -99:
+                    rc = inp._raw_send(elem, None, None, what="submit")
+                elif rc == _EAGAIN:
+                    rc = inp._raw_send(elem, None, None, what="submit")
+            else:
+                rc = self._input._raw_send(elem, block, None, what="submit")
         except Interrupted as it:
             # Ctrl-C while waiting for room: the task is either queued whole (it will run;
             # its future is attached) or not at all.

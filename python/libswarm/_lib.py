@@ -128,7 +128,7 @@ def cfunc(name: str, argtypes: Sequence[Any], restype: Any, *,
         declared.add(name)
         signatures.setdefault(name, []).append((list(argtypes), restype))
         try:
-            f = getattr(pylib if keep_gil else lib, name)
+            f = (pylib if keep_gil else lib)[name]   # a fresh object: argtypes are per declaration
         except AttributeError:
             return _Missing(name)
         f.argtypes = list(argtypes)

@@ -164,6 +164,11 @@ def _swarm_chan_try_recv_fast(ch, out) -> int:
     """swarm_chan_try_recv through PyDLL: never blocks, so the GIL stays held (fast path)."""
 
 
+@cfunc("swarm_chan_try_recv", [c_void_p, POINTER(c_uint64)], c_int, keep_gil=True)
+def _swarm_chan_try_recv_u64(ch, out) -> int:
+    """The fast path of ObjectChannel: a c_uint64 passes straight in (no byref object)."""
+
+
 @cfunc("swarm_chan_recv_timeout", [c_void_p, c_void_p, c_int64], c_int)
 def _swarm_chan_recv_timeout(ch, out, timeout_ns) -> int:
     """Timed receive; ETIMEDOUT."""
@@ -827,7 +832,7 @@ class ObjectChannel(_ChanBase, Generic[T]):
                     inflight.pop()
                     raise self._closed_error()
                 try:
-                    ref = byref(c_uint64(h))
+                    ref = h.to_bytes(8, "little")
                     rc = _swarm_chan_try_send_fast(p, ref)
                     if rc == _EAGAIN:
                         if on_main_thread():
@@ -880,9 +885,9 @@ class ObjectChannel(_ChanBase, Generic[T]):
                     inflight.pop()
                     raise self._closed_error()
                 try:
-                    ref = byref(out)
-                    rc = _swarm_chan_try_recv_fast(p, ref)
+                    rc = _swarm_chan_try_recv_u64(p, out)
                     if rc == _EAGAIN:
+                        ref = byref(out)
                         if on_main_thread():
                             rc = sliced(lambda ns: _swarm_chan_recv_ex(p, ref, ns, None), -1)
                         else:
@@ -897,7 +902,10 @@ class ObjectChannel(_ChanBase, Generic[T]):
             raise _interrupt() from None
         if rc < 0:
             errors.raise_recv(rc)
-        return self._take(out.value)
+        try:
+            return self._table.pop(out.value)
+        except KeyError:
+            raise errors.InternalError(f"handle {out.value} not in the table") from None
 
     def try_recv(self) -> T:
         """Receive without waiting; raises ChannelEmpty (a WouldBlock and queue.Empty) when

@@ -19,7 +19,12 @@ Any object with ``infer(request) -> output`` can serve requests from C threads::
   the engine).
 * An exception inside any of them never reaches C: it becomes the request's error, with code
   ``exc.code`` for a :class:`~swarm.SwarmError`, ``exc.swarm_code`` if the exception carries
-  one, else SWARM_EINTERNAL, and its message; the traceback is logged on logger ``"swarm"``.
+  one, SWARM_ECANCELED for KeyboardInterrupt/SystemExit, else SWARM_EINTERNAL, and its message.
+  The exception object itself is kept for the consumer: ``future.result()`` and
+  :meth:`Engine.infer` raise it. One line is logged per failure (``log_level``), with a
+  traceback only for the first failure of each exception type.
+* Output types are checked: anything but bytes/str/None, a list/tuple of chunks or an iterator
+  of chunks fails the request with a TypeError naming the type.
 
 Threading: C worker threads call the engine through ctypes CFUNCTYPE trampolines, which take the
 GIL for the duration of the Python code. The trampolines are module-level (they live as long as

@@ -101,6 +101,9 @@ def has_symbol(name: str) -> bool:
 declared: set = set()
 #: name -> [(argtypes, restype)] of every declaration (tests compare them with the headers).
 signatures: dict = {}
+#: name -> the ctypes function of its first CDLL declaration (GIL released): libswarm.raw.
+functions: dict = {}
+_via_pydll: dict = {}
 
 
 class _Missing:
@@ -133,6 +136,9 @@ def cfunc(name: str, argtypes: Sequence[Any], restype: Any, *,
             return _Missing(name)
         f.argtypes = list(argtypes)
         f.restype = restype
+        if name not in functions or (not keep_gil and _via_pydll.get(name)):
+            functions[name] = f          # the first CDLL declaration wins
+            _via_pydll[name] = keep_gil
         return f
 
     return deco

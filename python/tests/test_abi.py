@@ -154,6 +154,19 @@ class TestAbi(unittest.TestCase):
                         problems.append(f"{name}: argument {i} ({ctype}) {why}")
         self.assertEqual(problems, [])
 
+    def test_abi_raw_mirror_is_complete(self):
+        # libswarm.raw: every declared function (exported by the loaded library) under its C
+        # name, and every struct mirror, apart from the Pythonic layer.
+        from libswarm import raw
+        missing = sorted(n for n in swarm._lib.declared
+                         if swarm.has_symbol(n) and not hasattr(raw, n))
+        self.assertEqual(missing, [])
+        for name, t in mirrors():
+            self.assertIs(getattr(raw, name), t)
+        o = raw.swarm_chan_opts()
+        self.assertEqual(raw.swarm_chan_opts_init(ctypes.byref(o)), 0)
+        self.assertEqual(o.size, ctypes.sizeof(raw.swarm_chan_opts))
+
     def test_abi_signature_check_catches_mismatches(self):
         # The checker itself: a wrong declaration must be reported.
         fnptrs, enums, mirror = {"swarm_pool_result_fn"}, set(), dict(mirrors())

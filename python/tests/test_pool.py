@@ -142,8 +142,17 @@ class TestPool(unittest.TestCase):
         eng = swarm.Engine.from_python(Blocked())
         pool = swarm.Pool(eng, workers=1, queue_capacity=64)
         futs = [pool.submit(b"t%d" % i, id=i, user=i) for i in range(10)]
-        time.sleep(0.05)          # the worker is now blocked in task 0
-        threading.Timer(0.1, gate.set).start()
+        deadline = time.monotonic() + 10
+        while not futs[0].running() and time.monotonic() < deadline:
+            time.sleep(0.005)     # the worker is now blocked in task 0
+
+        def release_once_stopping():
+            # Open the gate only once stop() has closed the queue (no fixed delay: on a loaded
+            # machine a timer could fire before stop() even began, and every task would run).
+            while not pool._input.closed and time.monotonic() < deadline:
+                time.sleep(0.002)
+            gate.set()
+        threading.Thread(target=release_once_stopping).start()
         left = pool.stop(timeout=0)
         ran = [f for f in futs if not isinstance(f.exception(10), swarm.Canceled)]
         self.assertEqual(len(left) + len(ran), 10)             # nothing lost

@@ -1374,7 +1374,8 @@ class Engine(_Handle):
 
         ``log_level``: the level of the one log line written per failed call (logger
         ``"swarm"``; the traceback only with the first failure of each exception type);
-        None: no log; default ``"auto"``: WARNING for SwarmError, ERROR for other exceptions. The exception itself reaches the caller (``future.result()`` raises it).
+        None: no log; default ``"auto"``: WARNING for SwarmError, ERROR for other exceptions.
+        The exception itself reaches the caller (``future.result()`` raises it).
         The Engine holds ``obj`` strongly; the library's registry holds it weakly."""
         if not callable(getattr(obj, "infer", None)):
             if callable(obj):

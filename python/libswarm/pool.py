@@ -41,7 +41,7 @@ from ._lib import cfunc
 from .chan import Channel, stats_dict
 from .chan import _swarm_chan_try_send_fast as _try_send
 from .common import _swarm_now_ns as _now_ns
-from .common import Allocator, alloc_arg, now_ns, swarm_allocator
+from .common import Allocator, alloc_arg, swarm_allocator
 from . import engine as _eng
 from .engine import (Engine, _swarm_engine_destroy, _swarm_engine_retain,
                      _swarm_response_data, _swarm_response_error_message)

@@ -60,7 +60,8 @@ class TestCtrlC(unittest.TestCase):
         "iterate": "ch = swarm.ObjectChannel(4)\nexpect_interrupt(lambda: [x for x in ch])",
         "recv_batch": "ch = swarm.Channel(4, 8)\n"
                       "expect_interrupt(lambda: ch.recv_batch(8, min_items=4))",
-        "send_full": "ch = swarm.ObjectChannel(1)\nch.send(0)\nexpect_interrupt(lambda: ch.send(1))",
+        "send_full": "ch = swarm.ObjectChannel(1)\nch.send(0)\n"
+                     "expect_interrupt(lambda: ch.send(1))",
         "send_batch_full": "ch = swarm.Channel(1, 8)\n"
                            "expect_interrupt(lambda: ch.send_batch([b'12345678'] * 4))",
         "cancel_token_recv": "ch = swarm.Channel(4, 8)\ntok = swarm.CancelToken()\n"

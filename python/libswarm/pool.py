@@ -679,6 +679,9 @@ class Pool(_Handle):
             self._no_self_wait("close")
         self._interruptible(self._release, "close")
 
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """concurrent.futures.Executor.shutdown: no new tasks; ``cancel_futures`` cancels the
         futures of tasks not yet started (they are skipped); ``wait`` runs the rest to the end

@@ -137,7 +137,10 @@ class TestPool(unittest.TestCase):
 
         class Blocked:
             def infer(self, req):
-                gate.wait(5)
+                # Blocks until stop()'s deadline cancels the request (no timing in the test:
+                # a fixed-delay gate raced stop() on a loaded machine).
+                while not gate.is_set() and not req.should_stop():
+                    time.sleep(0.001)
                 return b"done"
         eng = swarm.Engine.from_python(Blocked())
         pool = swarm.Pool(eng, workers=1, queue_capacity=64)
@@ -145,14 +148,6 @@ class TestPool(unittest.TestCase):
         deadline = time.monotonic() + 10
         while not futs[0].running() and time.monotonic() < deadline:
             time.sleep(0.005)     # the worker is now blocked in task 0
-
-        def release_once_stopping():
-            # Open the gate only once stop() has closed the queue (no fixed delay: on a loaded
-            # machine a timer could fire before stop() even began, and every task would run).
-            while not pool._input.closed and time.monotonic() < deadline:
-                time.sleep(0.002)
-            gate.set()
-        threading.Thread(target=release_once_stopping).start()
         left = pool.stop(timeout=0)
         ran = [f for f in futs if not isinstance(f.exception(10), swarm.Canceled)]
         self.assertEqual(len(left) + len(ran), 10)             # nothing lost

@@ -10,6 +10,8 @@ Three workloads, each measured for both implementations:
   A receives the reply (a true cross-thread round trip: wake-ups included).
 * ``pipeline``: 2 producers and 2 consumers move N objects through one bounded channel
   (throughput, items/s; a round trip here is one send plus one receive).
+* ``batches of 64``: send_batch + recv_batch of 64 elements in one thread, items/s, against
+  queue.Queue's put + get per item (queue.Queue has no batch operation).
 
 Run after building:  PYTHONPATH=python python3 benchmarks/python_chan_bench.py [--n 200000]
 Prints the median of --repeat runs for each and the ratio libswarm / queue.Queue.
@@ -48,6 +50,30 @@ def same_thread_swarm_bytes(n: int) -> float:
     dt = time.perf_counter() - t
     ch.destroy()
     return n / dt
+
+
+def batch_swarm(n: int, k: int = 64) -> float:
+    ch = swarm.ObjectChannel(1024)
+    items = [("payload", i) for i in range(k)]
+    t = time.perf_counter()
+    for _ in range(n // k):
+        ch.send_batch(items)
+        ch.recv_batch(k)
+    dt = time.perf_counter() - t
+    ch.destroy()
+    return (n // k) * k / dt
+
+
+def batch_swarm_bytes(n: int, k: int = 64) -> float:
+    ch = swarm.Channel(1024, 8)
+    items = [b"12345678"] * k
+    t = time.perf_counter()
+    for _ in range(n // k):
+        ch.send_batch(items)
+        ch.recv_batch(k)
+    dt = time.perf_counter() - t
+    ch.destroy()
+    return (n // k) * k / dt
 
 
 def same_thread_queue(n: int) -> float:
@@ -141,16 +167,23 @@ def main() -> int:
          lambda: same_thread_queue(n)),
         ("same-thread send+recv (8-byte bytes)", lambda: same_thread_swarm_bytes(n),
          lambda: same_thread_queue(n)),
+        ("batches of 64: send_batch+recv_batch (objects)", lambda: batch_swarm(n),
+         lambda: same_thread_queue(n)),
+        ("batches of 64: send_batch+recv_batch (bytes)", lambda: batch_swarm_bytes(n),
+         lambda: same_thread_queue(n)),
         ("ping-pong across 2 threads", lambda: ping_pong(swarm_pair, max(1, n // 10)),
          lambda: ping_pong(queue_pair, max(1, n // 10))),
         ("pipeline 2 producers / 2 consumers", lambda: pipeline("swarm", n),
          lambda: pipeline("queue", n)),
     ]
-    print(f"{'workload':40s} {'libswarm/s':>12s} {'queue.Queue/s':>14s} {'ratio':>7s}")
+    print(f"{'workload':48s} {'libswarm/s':>12s} {'queue.Queue/s':>14s} {'ratio':>7s}")
     for name, fs, fq in rows:
-        s = median(fs, r)
-        q = median(fq, r)
-        print(f"{name:40s} {s:12,.0f} {q:14,.0f} {s / q:7.2f}")
+        ss, qs = [], []
+        for _ in range(r):      # interleaved, so that machine noise hits both alike
+            ss.append(fs())
+            qs.append(fq())
+        s, q = statistics.median(ss), statistics.median(qs)
+        print(f"{name:48s} {s:12,.0f} {q:14,.0f} {s / q:7.2f}")
     return 0
 
 

@@ -1,6 +1,8 @@
 # SPDX-License-Identifier: MIT
 """libswarm for Python: a ctypes binding over the C library, standard library only.
 
+Import name and distribution name: ``libswarm`` (``import libswarm as swarm`` reads well).
+
 Modules: :mod:`swarm.errors` (exceptions, one per SWARM_E* code), :mod:`swarm.common` (version,
 clock, allocator hooks, cancellation token), :mod:`swarm.chan` (byte and object channels),
 :mod:`swarm.engine` (engines, Python engines, decorators, mock), :mod:`swarm.policy` (scaling
@@ -18,7 +20,8 @@ from .common import (Allocator, CancelToken, WAIT_FOREVER, library_path, now_ns,
                      version_info, version_string)
 from .chan import Channel, DropReason, FullMode, ObjectChannel
 
-__version__ = "0.2.0"
+#: The loaded library's version ("0.1.0"): the package is versioned with the C library.
+__version__ = version_string()
 from .engine import (BreakerState, Engine, InferRequest, MockLatency, Request, Response, Result,
                      error_is_failure, error_retryable)
 from .policy import (Decision, FallbackBehavior, HpaRules, Metric, MetricKind, Mode, Observation,

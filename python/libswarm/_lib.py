@@ -4,8 +4,11 @@
 Search order (first hit wins):
 
 1. ``$SWARM_LIBRARY``: a full path to ``libswarm.so.0`` (or any file name ctypes can load).
-2. The build tree: ``<repo>/build*/libswarm.so.<major>`` next to this package (newest first).
-3. The system: ``ctypes.util.find_library("swarm")``.
+2. Beside this package: ``libswarm/libswarm.so.<major>``, the copy a wheel
+   (``pip install .``) bundles.
+3. The source tree, for development (``PYTHONPATH=python``): the newest
+   ``<repo>/build*/libswarm.so.<major>``.
+4. The system: ``ctypes.util.find_library("swarm")`` (ldconfig, LD_LIBRARY_PATH).
 
 The library is loaded with :class:`ctypes.CDLL`, so every foreign call releases the GIL for its
 duration: a thread blocked in ``swarm_chan_recv`` does not stop other Python threads.
@@ -27,7 +30,8 @@ __all__ = ["EXPECTED_MAJOR", "lib", "lib_path", "cfunc", "has_symbol", "find_lib
 #: The ABI major version this binding was written against (include/swarm/version.h).
 EXPECTED_MAJOR = 0
 
-_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_PKG_DIR = os.path.dirname(os.path.abspath(__file__))
+_REPO_ROOT = os.path.dirname(os.path.dirname(_PKG_DIR))
 
 
 def find_library() -> str:
@@ -41,6 +45,9 @@ def find_library() -> str:
             raise ImportError(f"SWARM_LIBRARY={env!r} does not exist")
         return env
     soname = f"libswarm.so.{EXPECTED_MAJOR}"
+    beside = os.path.join(_PKG_DIR, soname)
+    if os.path.isfile(beside):
+        return beside
     cands = glob.glob(os.path.join(_REPO_ROOT, "build*", soname))
     cands = [c for c in cands if os.path.isfile(c)]
     if cands:
@@ -50,8 +57,9 @@ def find_library() -> str:
     if found:
         return found
     raise ImportError(
-        "libswarm shared library not found: set SWARM_LIBRARY, build the tree with meson "
-        "(build*/" + soname + "), or install it system-wide")
+        "libswarm shared library not found: set SWARM_LIBRARY, install the package with pip "
+        "(which bundles " + soname + "), build the tree with meson (build*/" + soname + "), "
+        "or install the library system-wide")
 
 
 def _load() -> tuple[ctypes.CDLL, str]:
@@ -91,6 +99,11 @@ def has_symbol(name: str) -> bool:
 
 #: Every C function name the binding declares (tests compare it with src/libswarm.map).
 declared: set = set()
+#: name -> [(argtypes, restype)] of every declaration (tests compare them with the headers).
+signatures: dict = {}
+#: name -> the ctypes function of its first CDLL declaration (GIL released): libswarm.raw.
+functions: dict = {}
+_via_pydll: dict = {}
 
 
 class _Missing:
@@ -116,12 +129,16 @@ def cfunc(name: str, argtypes: Sequence[Any], restype: Any, *,
 
     def deco(stub: Callable[..., Any]) -> Any:
         declared.add(name)
+        signatures.setdefault(name, []).append((list(argtypes), restype))
         try:
-            f = getattr(pylib if keep_gil else lib, name)
+            f = (pylib if keep_gil else lib)[name]   # a fresh object: argtypes are per declaration
         except AttributeError:
             return _Missing(name)
         f.argtypes = list(argtypes)
         f.restype = restype
+        if name not in functions or (not keep_gil and _via_pydll.get(name)):
+            functions[name] = f          # the first CDLL declaration wins
+            _via_pydll[name] = keep_gil
         return f
 
     return deco

@@ -30,17 +30,17 @@ def library_path() -> str:
     return lib_path
 
 
-@cfunc("swarm_version", [], c_uint32)
+@cfunc("swarm_version", [], c_uint32, keep_gil=True)
 def _swarm_version() -> int:
     """Packed 0xMMmmpp. Non-blocking."""
 
 
-@cfunc("swarm_version_string", [], ctypes.c_char_p)
+@cfunc("swarm_version_string", [], ctypes.c_char_p, keep_gil=True)
 def _swarm_version_string() -> bytes:
     """"MAJOR.MINOR.PATCH", static. Non-blocking."""
 
 
-@cfunc("swarm_now_ns", [], c_int64)
+@cfunc("swarm_now_ns", [], c_int64, keep_gil=True)
 def _swarm_now_ns() -> int:
     """Monotonic ns. Non-blocking."""
 
@@ -221,7 +221,7 @@ def _swarm_cancel_trigger(c) -> int:
     """Fire; wakes watchers. Briefly takes the token's lock."""
 
 
-@cfunc("swarm_cancel_is_canceled", [c_void_p], c_int)
+@cfunc("swarm_cancel_is_canceled", [c_void_p], c_int, keep_gil=True)
 def _swarm_cancel_is_canceled(c) -> int:
     """1 if fired. Lock-free."""
 

@@ -19,7 +19,12 @@ Any object with ``infer(request) -> output`` can serve requests from C threads::
   the engine).
 * An exception inside any of them never reaches C: it becomes the request's error, with code
   ``exc.code`` for a :class:`~swarm.SwarmError`, ``exc.swarm_code`` if the exception carries
-  one, else SWARM_EINTERNAL, and its message; the traceback is logged on logger ``"swarm"``.
+  one, SWARM_ECANCELED for KeyboardInterrupt/SystemExit, else SWARM_EINTERNAL, and its message.
+  The exception object itself is kept for the consumer: ``future.result()`` and
+  :meth:`Engine.infer` raise it. One line is logged per failure (``log_level``), with a
+  traceback only for the first failure of each exception type.
+* Output types are checked: anything but bytes/str/None, a list/tuple of chunks or an iterator
+  of chunks fails the request with a TypeError naming the type.
 
 Threading: C worker threads call the engine through ctypes CFUNCTYPE trampolines, which take the
 GIL for the duration of the Python code. The trampolines are module-level (they live as long as
@@ -35,25 +40,29 @@ reference; the C engine is destroyed when the last one goes.
 """
 from __future__ import annotations
 
+import collections
+import collections.abc
 import ctypes
 import dataclasses
 import enum
 import itertools
 import logging
 import threading
+import weakref
 from ctypes import (CFUNCTYPE, POINTER, Structure, byref, c_char_p, c_double, c_int, c_int32,
                     c_int64, c_size_t, c_uint32, c_uint64, c_void_p)
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 
 from . import errors
-from ._handle import _Handle, to_ns
+from ._handle import _Handle, to_ns, pin_thread
 from ._lib import cfunc
 from .chan import stats_dict
 from .common import Allocator, CancelToken, alloc_arg, now_ns, swarm_allocator
 
 __all__ = [
     "Engine", "Request", "InferRequest", "Result", "Response", "BreakerState", "MockLatency",
-    "ENGINE_OPS_VERSION", "error_retryable", "error_is_failure",
+    "ENGINE_OPS_VERSION", "ENGINE_LOG_LEVEL", "error_retryable", "error_is_failure",
+    "in_callback",
 ]
 
 log = logging.getLogger("swarm")
@@ -255,17 +264,17 @@ class MockLatency(enum.IntEnum):
 _REQ_P = POINTER(swarm_request)
 
 
-@cfunc("swarm_request_init", [_REQ_P], c_int)
+@cfunc("swarm_request_init", [_REQ_P], c_int, keep_gil=True)
 def _swarm_request_init(req) -> int:
     """Fill request defaults."""
 
 
-@cfunc("swarm_request_should_stop", [_REQ_P], c_int)
+@cfunc("swarm_request_should_stop", [_REQ_P], c_int, keep_gil=True)
 def _swarm_request_should_stop(req) -> int:
     """0, ECANCELED or ETIMEDOUT."""
 
 
-@cfunc("swarm_response_opts_init", [POINTER(swarm_response_opts)], c_int)
+@cfunc("swarm_response_opts_init", [POINTER(swarm_response_opts)], c_int, keep_gil=True)
 def _swarm_response_opts_init(o) -> int:
     """Fill response option defaults."""
 
@@ -295,37 +304,37 @@ def _swarm_response_set_complete(r, fn, ctx) -> int:
     """Set or clear the completion callback."""
 
 
-@cfunc("swarm_response_write", [c_void_p, c_void_p, c_size_t], c_int)
+@cfunc("swarm_response_write", [c_void_p, c_void_p, c_size_t], c_int, keep_gil=True)
 def _swarm_response_write(r, data, n) -> int:
     """Append output (copied); feeds the stream callback."""
 
 
-@cfunc("swarm_response_set_error", [c_void_p, c_int, c_char_p, c_int64], c_int)
+@cfunc("swarm_response_set_error", [c_void_p, c_int, c_char_p, c_int64], c_int, keep_gil=True)
 def _swarm_response_set_error(r, code, msg, retry_after_ns) -> int:
     """Record an error for the request being served."""
 
 
-@cfunc("swarm_response_set_usage", [c_void_p, c_uint64, c_uint64], c_int)
+@cfunc("swarm_response_set_usage", [c_void_p, c_uint64, c_uint64], c_int, keep_gil=True)
 def _swarm_response_set_usage(r, i, o) -> int:
     """Record usage counts."""
 
 
-@cfunc("swarm_response_data", [c_void_p, POINTER(c_size_t)], c_void_p)
+@cfunc("swarm_response_data", [c_void_p, POINTER(c_size_t)], c_void_p, keep_gil=True)
 def _swarm_response_data(r, n) -> int:
     """Output so far."""
 
 
-@cfunc("swarm_response_status", [c_void_p], c_int)
+@cfunc("swarm_response_status", [c_void_p], c_int, keep_gil=True)
 def _swarm_response_status(r) -> int:
     """Final status, EAGAIN while running."""
 
 
-@cfunc("swarm_response_error_message", [c_void_p], c_char_p)
+@cfunc("swarm_response_error_message", [c_void_p], c_char_p, keep_gil=True)
 def _swarm_response_error_message(r) -> bytes:
     """Error message or ""."""
 
 
-@cfunc("swarm_response_get_info", [c_void_p, POINTER(swarm_response_info)], c_int)
+@cfunc("swarm_response_get_info", [c_void_p, POINTER(swarm_response_info)], c_int, keep_gil=True)
 def _swarm_response_get_info(r, info) -> int:
     """Timings and usage."""
 
@@ -336,7 +345,7 @@ def _swarm_engine_create(out, ops, self_, alloc) -> int:
     """Wrap a vtable into a handle."""
 
 
-@cfunc("swarm_engine_retain", [c_void_p], c_int)
+@cfunc("swarm_engine_retain", [c_void_p], c_int, keep_gil=True)
 def _swarm_engine_retain(e) -> int:
     """Take a reference."""
 
@@ -371,12 +380,12 @@ def _swarm_engine_health(e) -> int:
     """0 if ready."""
 
 
-@cfunc("swarm_engine_error_retryable", [c_int], c_int)
+@cfunc("swarm_engine_error_retryable", [c_int], c_int, keep_gil=True)
 def _swarm_engine_error_retryable(code) -> int:
     """1 if retried."""
 
 
-@cfunc("swarm_engine_error_is_failure", [c_int], c_int)
+@cfunc("swarm_engine_error_is_failure", [c_int], c_int, keep_gil=True)
 def _swarm_engine_error_is_failure(code) -> int:
     """1 if counted as a failure."""
 
@@ -632,6 +641,7 @@ _cb_keys = itertools.count(1)
 
 
 def _stream_tramp(ctx: Optional[int], rid: int, chunk: Optional[int], n: int) -> int:
+    pin_thread()
     try:
         fn = _streams.get(ctx or 0)
         if fn is None:
@@ -644,11 +654,16 @@ def _stream_tramp(ctx: Optional[int], rid: int, chunk: Optional[int], n: int) ->
 
 
 def _complete_tramp(ctx: Optional[int], req: Any, resp: Optional[int]) -> None:
+    pin_thread()
     try:
         fn = _completes.get(ctx or 0)
         if fn is not None:
             rid = req.contents.id if req else 0
-            fn(rid, Response._borrow(resp))
+            view = Response._borrow(resp)
+            try:
+                fn(rid, view)
+            finally:
+                view._invalidate()
     except BaseException:
         log.exception("swarm completion callback raised")
 
@@ -786,55 +801,128 @@ class Response(_Handle):
 
 
 class _BorrowedResponse:
-    """A response pointer owned by C, valid only during a callback (read-only helpers)."""
+    """A response pointer owned by C, valid only during a callback (read-only helpers).
+
+    Every read holds the view's lock and checks that the callback is still running, so a view
+    kept past its callback raises WrongState instead of reading freed (or reused) memory."""
+
+    __slots__ = ("_p", "_lock")
 
     def __init__(self, ptr: Optional[int]) -> None:
         self._p = ptr
+        self._lock = threading.RLock()
+
+    def _invalidate(self) -> None:
+        with self._lock:
+            self._p = None
+
+    def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        with self._lock:
+            p = self._p
+            if p is None:
+                raise errors.WrongState("response view used after its callback returned "
+                                        "(copy what you need inside the callback)")
+            return fn(p, *args)
 
     @property
     def data(self) -> bytes:
         n = c_size_t()
-        p = _swarm_response_data(self._p, byref(n))
-        return ctypes.string_at(p, n.value) if p and n.value else b""
+        with self._lock:
+            p = self._call(_swarm_response_data, byref(n))
+            return ctypes.string_at(p, n.value) if p and n.value else b""
 
     @property
     def status(self) -> int:
-        return _swarm_response_status(self._p)
+        return self._call(_swarm_response_status)
 
     @property
     def error_message(self) -> str:
-        return (_swarm_response_error_message(self._p) or b"").decode("utf-8", "replace")
+        return (self._call(_swarm_response_error_message) or b"").decode("utf-8", "replace")
 
     def info(self) -> Dict[str, Any]:
         i = swarm_response_info()
         i.size = ctypes.sizeof(swarm_response_info)
-        errors.check(_swarm_response_get_info(self._p, byref(i)))
+        errors.check(self._call(_swarm_response_get_info, byref(i)))
         return stats_dict(i)
 
 
-def _as_bytes(data: Any) -> bytes:
+_TEXT = (bytes, bytearray, memoryview, str)
+
+
+def _as_bytes(data: Any, what: str = "engine output") -> bytes:
     if isinstance(data, bytes):
         return data
     if isinstance(data, str):
         return data.encode()
     if isinstance(data, (bytearray, memoryview)):
         return bytes(data)
-    raise TypeError(f"engine output must be bytes or str, not {type(data).__name__}")
+    raise TypeError(f"{what} must be bytes or str, not {type(data).__name__}")
 
 
 # =============================================================================================
 # Engine side: the Request view handed to Python engines
 # =============================================================================================
 
+# Where the original exception of a failed Python-engine call waits for its consumer (the pool's
+# result callback, Engine.infer): keyed by the request's ``user`` key, bounded.
+_EXC_MAX = 4096
+_last_exc: "collections.OrderedDict[int, BaseException]" = collections.OrderedDict()
+_exc_lock = threading.Lock()
+#: Keys for the ``user`` field of requests the binding sends (pool tasks, Engine.infer): global,
+#: so that two pools never share one.
+_task_keys = itertools.count(1)
+
+# Thread-local: how deep the current thread is inside libswarm callbacks (engines, on_result,
+# warm-up), so that stop/close from there raise WrongState instead of waiting for themselves.
+_tls = threading.local()
+
+
+def in_callback() -> int:
+    """How many libswarm callbacks the calling thread is inside (0: none)."""
+    return getattr(_tls, "depth", 0)
+
+
+def _cb_enter() -> None:
+    _tls.depth = getattr(_tls, "depth", 0) + 1
+
+
+def _cb_leave() -> None:
+    _tls.depth -= 1
+
+
+def _keep_exc(key: int, exc: BaseException) -> None:
+    if not key:
+        return
+    with _exc_lock:
+        _last_exc[key] = exc
+        _last_exc.move_to_end(key)
+        while len(_last_exc) > _EXC_MAX:
+            _last_exc.popitem(last=False)
+
+
+def take_exception(key: int) -> Optional[BaseException]:
+    """Pop the original exception recorded for request ``user`` key ``key`` (or None)."""
+    if not key or not _last_exc:
+        return None
+    with _exc_lock:
+        return _last_exc.pop(key, None)
+
+
 class Request:
     """What a Python engine's ``infer`` receives: a snapshot of the C request plus the methods
-    that act on the response being served. Valid only during the call (methods raise
-    :class:`~swarm.WrongState` afterwards). Attributes: ``id``, ``priority``, ``payload`` (bytes),
-    ``deadline_ns`` (0: none), ``user`` (int or None), ``model_version``, ``temperature``,
-    ``top_p``, ``max_tokens``, ``seed``, ``extras`` (dict)."""
+    that act on the response being served. Attributes: ``id``, ``priority``, ``payload``
+    (bytes), ``deadline_ns`` (0: none), ``user`` (int or None), ``model_version``,
+    ``temperature``, ``top_p``, ``max_tokens``, ``seed``, ``extras`` (dict).
+
+    The methods are valid only while the call runs. Each holds the view's lock across its
+    check and its C call, and the trampoline takes the same lock to end the view before it
+    returns to C, so a late ``write`` from another thread raises :class:`~swarm.WrongState`
+    atomically: it can never touch a response that was completed, reused for another request
+    or freed."""
 
     __slots__ = ("id", "priority", "payload", "deadline_ns", "user", "model_version",
-                 "temperature", "top_p", "max_tokens", "seed", "extras", "_req", "_resp")
+                 "temperature", "top_p", "max_tokens", "seed", "extras", "_req", "_resp",
+                 "_lock")
 
     def __init__(self, req_p: Any, resp: Optional[int]) -> None:
         r = req_p.contents
@@ -855,17 +943,29 @@ class Request:
             self.extras[(kv.key or b"").decode()] = (kv.value or b"").decode()
         self._req = req_p
         self._resp = resp
+        self._lock = threading.RLock()   # reentrant: a stream callback may write again
 
-    def _live(self) -> int:
-        if self._resp is None:
-            raise errors.WrongState("request view used after its call returned")
-        return self._resp
+    def _end(self) -> None:
+        with self._lock:
+            self._resp = None
+            self._req = None
+
+    def _call_resp(self, fn: Callable[..., int], *args: Any) -> int:
+        with self._lock:
+            resp = self._resp
+            if resp is None:
+                raise errors.WrongState("request view used after its call returned (the "
+                                        "response belongs to the library again)")
+            return fn(resp, *args)
 
     def stop_reason(self) -> int:
         """0 to go on, SWARM_ECANCELED (token fired) or SWARM_ETIMEDOUT (deadline passed)
         (``swarm_request_should_stop``). Cheap; poll it in long loops."""
-        self._live()
-        return _swarm_request_should_stop(self._req)
+        with self._lock:
+            req = self._req
+            if req is None:
+                raise errors.WrongState("request view used after its call returned")
+            return _swarm_request_should_stop(req)
 
     def should_stop(self) -> bool:
         """Whether the engine should stop now (token fired or deadline passed)."""
@@ -873,24 +973,45 @@ class Request:
 
     def write(self, data: Union[bytes, str]) -> None:
         """Append output (streamed to the stream callback, if any). Raises Canceled if the
-        stream callback asked to stop, OutOfRange past max_bytes."""
-        b = _as_bytes(data)
-        errors.check(_swarm_response_write(self._live(), b, len(b)))
+        stream callback asked to stop, OutOfRange past max_bytes, WrongState after the call."""
+        b = _as_bytes(data, "request.write data")
+        errors.check(self._call_resp(_swarm_response_write, b, len(b)))
 
     def set_usage(self, input_units: int, output_units: int) -> None:
         """Record usage counts (e.g. tokens)."""
-        errors.check(_swarm_response_set_usage(self._live(), input_units, output_units))
+        _u64_arg("input_units", input_units)
+        _u64_arg("output_units", output_units)
+        errors.check(self._call_resp(_swarm_response_set_usage, input_units, output_units))
 
     def set_error(self, code: int, message: Optional[str] = None,
                   retry_after: float = 0.0) -> None:
         """Attach an error (and retry-after hint, seconds) to this request; in ``infer_batch``
         this is how one request of a batch fails."""
         msg = None if message is None else str(message).encode()[:255]
-        errors.check(_swarm_response_set_error(self._live(), int(code), msg,
-                                               int(retry_after * 1e9)))
+        errors.check(self._call_resp(_swarm_response_set_error, _code_arg(code), msg,
+                                     _secs_ns("retry_after", retry_after)))
+
+
+def _u64_arg(name: str, v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise TypeError(f"{name} must be an int, not {type(v).__name__}")
+    if not 0 <= v <= 0xFFFFFFFFFFFFFFFF:
+        raise errors.InvalidArgument(f"{name} must be in [0, 2**64-1], got {v}")
+    return v
+
+
+def _code_arg(code: Any) -> int:
+    if isinstance(code, bool) or not isinstance(code, int):
+        raise TypeError(f"code must be a negative int swarm_err, not {type(code).__name__}")
+    if not -2**31 <= code < 0:
+        raise errors.InvalidArgument(f"code must be a negative swarm_err in [-2**31, -1], "
+                                     f"got {code}")
+    return code
 
 
 def _exc_code(exc: BaseException) -> int:
+    if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+        return errors.Canceled.code
     code = getattr(exc, "code", None) if isinstance(exc, errors.SwarmError) else None
     if code is None:
         code = getattr(exc, "swarm_code", None)
@@ -899,52 +1020,116 @@ def _exc_code(exc: BaseException) -> int:
     return code
 
 
-def _fail(resp: Optional[int], exc: BaseException, where: str) -> int:
+#: Default of ``log_level`` for Python engines: the one log line per failed call is at WARNING
+#: for a :class:`~swarm.SwarmError` (an engine reporting a status) and ERROR for anything else.
+ENGINE_LOG_LEVEL = "auto"
+
+
+def _fail(view: Optional[Request], exc: BaseException, where: str,
+          st: Optional["_PyEngineState"] = None) -> int:
+    """Record ``exc`` as the failure of ``view``'s request: error code and message on the C
+    response, the exception itself kept for the consumer, one log line (a traceback only for
+    the first failure of each exception type on this engine)."""
     code = _exc_code(exc)
-    level = logging.WARNING if isinstance(exc, errors.SwarmError) else logging.ERROR
-    log.log(level, "python engine %s raised %s; returning %s", where, type(exc).__name__,
-            errors.err_name(code), exc_info=(type(exc), exc, exc.__traceback__))
-    if resp:
+    level = st.log_level if st is not None else ENGINE_LOG_LEVEL
+    if level == "auto":
+        level = logging.WARNING if isinstance(exc, errors.SwarmError) else logging.ERROR
+    if level is not None and log.isEnabledFor(level):
+        first = True
+        if st is not None:
+            with st.lock:
+                first = type(exc) not in st.seen
+                st.seen.add(type(exc))
+        log.log(level, "python engine %s %s raised %s: %s (request fails with %s)",
+                st.name if st is not None else "?", where, type(exc).__name__, exc,
+                errors.err_name(code),
+                exc_info=(type(exc), exc, exc.__traceback__) if first else None)
+    if view is not None:
+        _keep_exc(view.user or 0, exc)
         msg = f"{type(exc).__name__}: {exc}".encode("utf-8", "replace")[:255]
         ra = getattr(exc, "retry_after", 0) or 0
         try:
-            _swarm_response_set_error(resp, code, msg, max(0, int(float(ra) * 1e9)))
+            view._call_resp(_swarm_response_set_error, code, msg,
+                            max(0, min(int(float(ra) * 1e9), 2**63 - 1)))
         except BaseException:
             pass
     return code
 
 
-def _emit(resp: int, out: Any) -> int:
-    """Write an engine's return value into resp; returns 0 or a negative code."""
+def _attach(exc: BaseException, result: Any) -> None:
+    """Attach ``result`` (the failed request's Result/PoolResult) to an exception."""
+    try:
+        exc.result = result  # type: ignore[attr-defined]
+    except Exception:   # pragma: no cover - exceptions with __slots__
+        pass
+
+
+def _chunk(x: Any, i: int) -> bytes:
+    if isinstance(x, bytes):
+        return x
+    if isinstance(x, str):
+        return x.encode()
+    if isinstance(x, (bytearray, memoryview)):
+        return bytes(x)
+    raise TypeError(f"engine output chunk {i} must be bytes or str, not {type(x).__name__}")
+
+
+def _emit(view: Request, out: Any) -> int:
+    """Write an engine's return value into its response; returns 0 or a negative code.
+
+    Accepted: bytes / bytearray / memoryview / str, None (the engine wrote itself), a list or
+    tuple of such chunks (checked whole before anything is written), or any other iterator of
+    chunks (streamed; a bad chunk stops it). Anything else -- a dict (llama-cpp-python's
+    completion dict), a set, a number -- raises TypeError naming the type."""
     if out is None:
         return 0
-    if isinstance(out, (bytes, bytearray, memoryview, str)):
+    if isinstance(out, _TEXT):
         b = _as_bytes(out)
-        return _swarm_response_write(resp, b, len(b)) if b else 0
-    if isinstance(out, errors.SwarmError):
+        return view._call_resp(_swarm_response_write, b, len(b)) if b else 0
+    if isinstance(out, BaseException):
         raise out
+    if isinstance(out, (list, tuple)):
+        chunks = [_chunk(x, i) for i, x in enumerate(out)]
+        for b in chunks:
+            if b:
+                rc = view._call_resp(_swarm_response_write, b, len(b))
+                if rc < 0:
+                    return rc
+        return 0
+    if isinstance(out, (collections.abc.Mapping, collections.abc.Set)) or \
+            not isinstance(out, (collections.abc.Iterator, collections.abc.Generator)):
+        hint = " (a dict: return the text, e.g. out['choices'][0]['text'])" \
+            if isinstance(out, collections.abc.Mapping) else ""
+        raise TypeError(f"engine output must be bytes, str, None, a list/tuple of bytes/str "
+                        f"or an iterator of bytes/str chunks, not {type(out).__name__}{hint}")
+    it = out
     try:
-        it = iter(out)
-    except TypeError:
-        raise TypeError(f"engine output must be bytes, str, None or an iterable of chunks, "
-                        f"not {type(out).__name__}") from None
-    for chunk in it:
-        b = _as_bytes(chunk)
-        rc = _swarm_response_write(resp, b, len(b))
-        if rc < 0:
-            close = getattr(it, "close", None)
-            if close is not None:
-                close()
-            return rc
+        for i, x in enumerate(it):
+            b = _chunk(x, i)
+            rc = view._call_resp(_swarm_response_write, b, len(b))
+            if rc < 0:
+                return rc
+    finally:
+        close = getattr(it, "close", None)
+        if close is not None:
+            close()
     return 0
 
 
 class _PyEngineState:
-    __slots__ = ("obj", "name", "has_batch", "has_cancel", "has_health", "calls", "errors",
-                 "lock")
+    """What the trampolines need, reachable from the integer key C holds. The Python engine
+    object is held weakly when it allows it: the :class:`Engine` handle holds it strongly, so
+    an object that owns its own engine forms a plain cycle the garbage collector can free."""
+    __slots__ = ("_obj", "_ref", "name", "has_batch", "has_cancel", "has_health", "calls",
+                 "errors", "lock", "log_level", "seen")
 
-    def __init__(self, obj: Any, name: str) -> None:
-        self.obj = obj
+    def __init__(self, obj: Any, name: str, log_level: Optional[int]) -> None:
+        try:
+            self._ref = weakref.ref(obj)
+            self._obj = None
+        except TypeError:           # not weak-referenceable: held strongly
+            self._ref = None
+            self._obj = obj
         self.name = name
         self.has_batch = callable(getattr(obj, "infer_batch", None))
         self.has_cancel = callable(getattr(obj, "cancel", None))
@@ -952,6 +1137,18 @@ class _PyEngineState:
         self.calls = 0
         self.errors = 0
         self.lock = threading.Lock()   # C threads update the counters concurrently
+        self.log_level = log_level
+        self.seen: set = set()
+
+    @property
+    def obj(self) -> Any:
+        if self._ref is None:
+            return self._obj
+        o = self._ref()
+        if o is None:
+            raise errors.WrongState(f"python engine {self.name}: its object was garbage-"
+                                    "collected (keep the Engine referenced while in use)")
+        return o
 
     def count(self, calls: int = 0, errors_: int = 0) -> None:
         with self.lock:
@@ -964,56 +1161,100 @@ _py_engines: Dict[int, _PyEngineState] = {}
 _py_keys = itertools.count(1)
 
 
+def _pending_task(key: int) -> Any:
+    """Replaced by the pool module: the queued pool task for a request ``user`` key."""
+    return None
+
+
+def _skip_cancelled(view: Request) -> bool:
+    """Move a pool task's future to RUNNING; True (and the request failed with Canceled) if
+    the future was cancelled while the task was queued."""
+    if not view.user:
+        return False
+    t = _pending_task(view.user)
+    if t is None or t.start():
+        return False
+    view._call_resp(_swarm_response_set_error, errors.Canceled.code,
+                    b"future cancelled while queued", 0)
+    return True
+
+
 def _infer_tramp(self_: Optional[int], req: Any, resp: Optional[int]) -> int:
+    pin_thread()
     st = _py_engines.get(self_ or 0)
     if st is None:
         return errors.InternalError.code
     view = None
+    _cb_enter()
     try:
         st.count(calls=1)
         view = Request(req, resp)
-        rc = _emit(resp, st.obj.infer(view))
+        if _skip_cancelled(view):
+            return errors.Canceled.code
+        rc = _emit(view, st.obj.infer(view))
         return rc if rc < 0 else 0
     except BaseException as exc:  # never into C
         st.count(errors_=1)
-        return _fail(resp, exc, "infer")
+        return _fail(view, exc, "infer", st)
     finally:
+        _cb_leave()
         if view is not None:
-            view._resp = None
+            view._end()
 
 
 def _infer_batch_tramp(self_: Optional[int], reqs: Any, resps: Any, n: int) -> int:
+    pin_thread()
     st = _py_engines.get(self_ or 0)
     if st is None:
         return errors.InternalError.code
     views: List[Request] = []
+    _cb_enter()
     try:
         st.count(calls=n)
         views = [Request(reqs[i], resps[i]) for i in range(n)]
-        outs = st.obj.infer_batch(views)
+        live = [v for v in views if not _skip_cancelled(v)]
+        if len(live) != n:
+            if not live:
+                return 0
+            outs = st.obj.infer_batch(live)
+            outs = list(outs) if outs is not None else [None] * len(live)
+            if len(outs) != len(live):
+                raise TypeError(f"infer_batch returned {len(outs)} results for {len(live)} "
+                                "requests")
+            full: List[Any] = [None] * n
+            pos = {id(v): i for i, v in enumerate(views)}
+            for v, o in zip(live, outs):
+                full[pos[id(v)]] = o
+            outs = full
+        else:
+            outs = st.obj.infer_batch(views)
         outs = list(outs) if outs is not None else [None] * n
         if len(outs) != n:
-            raise errors.InternalError(f"infer_batch returned {len(outs)} results for {n}")
+            raise TypeError(f"infer_batch returned {len(outs)} results for {n} requests")
         for i, out in enumerate(outs):
             try:
                 if isinstance(out, BaseException):
                     raise out
-                rc = _emit(resps[i], out)
+                rc = _emit(views[i], out)
                 if rc < 0:
-                    _swarm_response_set_error(resps[i], rc, None, 0)
+                    views[i]._call_resp(_swarm_response_set_error, rc, None, 0)
             except BaseException as exc:
                 st.count(errors_=1)
-                _fail(resps[i], exc, f"infer_batch[{i}]")
+                _fail(views[i], exc, f"infer_batch[{i}]", st)
         return 0
     except BaseException as exc:
         st.count(errors_=1)
-        return _fail(None, exc, "infer_batch")
-    finally:
         for v in views:
-            v._resp = None
+            _keep_exc(v.user or 0, exc)
+        return _fail(None, exc, "infer_batch", st)
+    finally:
+        _cb_leave()
+        for v in views:
+            v._end()
 
 
 def _cancel_tramp(self_: Optional[int], rid: int) -> int:
+    pin_thread()
     st = _py_engines.get(self_ or 0)
     if st is None or not st.has_cancel:
         return errors.NotSupported.code
@@ -1021,10 +1262,11 @@ def _cancel_tramp(self_: Optional[int], rid: int) -> int:
         rc = st.obj.cancel(rid)
         return rc if isinstance(rc, int) and not isinstance(rc, bool) and rc < 0 else 0
     except BaseException as exc:
-        return _fail(None, exc, "cancel")
+        return _fail(None, exc, "cancel", st)
 
 
 def _health_tramp(self_: Optional[int]) -> int:
+    pin_thread()
     st = _py_engines.get(self_ or 0)
     if st is None:
         return errors.InternalError.code
@@ -1038,15 +1280,17 @@ def _health_tramp(self_: Optional[int]) -> int:
             return errors.Unavailable.code
         return int(h) if int(h) < 0 else 0
     except BaseException as exc:
-        return _fail(None, exc, "health")
+        return _fail(None, exc, "health", st)
 
 
 def _destroy_tramp(self_: Optional[int]) -> None:
+    pin_thread()
     st = _py_engines.pop(self_ or 0, None)
     if st is None:
         return
     try:
-        close = getattr(st.obj, "close", None)
+        o = st._obj if st._ref is None else st._ref()
+        close = getattr(o, "close", None)
         if callable(close):
             close()
     except BaseException:
@@ -1111,17 +1355,28 @@ class Engine(_Handle):
 
     _kind = "engine"
 
-    def __init__(self, ptr: int, *keepalive: Any, kind: str = "engine") -> None:
+    def __init__(self, ptr: int, *keepalive: Any, kind: str = "engine",
+                 inners: Sequence["Engine"] = ()) -> None:
+        # keepalive: what C may call until the engine is destroyed (hooks); it goes into the
+        # finalizer. Inner engines are plain attributes: C holds its own references to them,
+        # and keeping Python objects out of the finalizer keeps cycles collectable.
         super().__init__(ptr, _destroy_engine, *keepalive)
-        self._keep = keepalive
+        self._inners = tuple(inners)
         self.kind = kind
 
     # -- construction --------------------------------------------------------------------------
     @classmethod
     def from_python(cls, obj: Any, name: Optional[str] = None, *,
-                    allocator: Optional[Allocator] = None) -> "Engine":
+                    allocator: Optional[Allocator] = None,
+                    log_level: Any = ENGINE_LOG_LEVEL) -> "Engine":
         """Wrap a Python object with ``infer(request)`` (see the module docstring) into an
-        engine that C threads (pool workers, decorators) can call."""
+        engine that C threads (pool workers, decorators) can call.
+
+        ``log_level``: the level of the one log line written per failed call (logger
+        ``"swarm"``; the traceback only with the first failure of each exception type);
+        None: no log; default ``"auto"``: WARNING for SwarmError, ERROR for other exceptions.
+        The exception itself reaches the caller (``future.result()`` raises it).
+        The Engine holds ``obj`` strongly; the library's registry holds it weakly."""
         if not callable(getattr(obj, "infer", None)):
             if callable(obj):
                 obj = _CallableEngine(obj)
@@ -1129,7 +1384,11 @@ class Engine(_Handle):
                 raise TypeError("a Python engine needs an infer(request) method or must be "
                                 "callable")
         nm = name or getattr(obj, "name", None) or type(obj).__name__
-        st = _PyEngineState(obj, str(nm))
+        if log_level is not None and log_level != "auto" and (
+                isinstance(log_level, bool) or not isinstance(log_level, int)):
+            raise TypeError(f"log_level must be a logging level (int) or None, not "
+                            f"{type(log_level).__name__}")
+        st = _PyEngineState(obj, str(nm), log_level)
         key = next(_py_keys)
         ops = swarm_engine_ops()
         ops.version = ENGINE_OPS_VERSION
@@ -1149,6 +1408,7 @@ class Engine(_Handle):
             errors.raise_for(rc, "swarm_engine_create")
         e = cls(out.value, allocator, kind="python")
         e._state = st
+        e._obj = obj
         # The trampolines are module-level (never freed while C could call them); the engine
         # also references them so their lifetime visibly covers the engine's.
         e._trampolines = (_INFER_TRAMP, _INFER_BATCH_TRAMP, _CANCEL_TRAMP, _HEALTH_TRAMP,
@@ -1221,7 +1481,7 @@ class Engine(_Handle):
             for p in ptrs:
                 _swarm_engine_destroy(p)  # give the extra references back
             raise
-        return Engine(out.value, *keep, *inners, kind=kind)
+        return Engine(out.value, *keep, kind=kind, inners=inners)
 
     def timeout(self, timeout: float, *, clock: Optional[Callable[[], int]] = None,
                 allocator: Optional[Allocator] = None) -> "Engine":
@@ -1394,6 +1654,10 @@ class Engine(_Handle):
         yes, GIL released.
         """
         req = _as_request(request, fields)
+        key = 0
+        if not req.user:
+            key = next(_task_keys)
+            req = dataclasses.replace(req, user=key)
         resp = Response()
         try:
             if stream is not None:
@@ -1402,6 +1666,10 @@ class Engine(_Handle):
             res = Result(resp.data, resp.status, resp.error_message, resp.info())
         finally:
             resp.close()
+        exc = take_exception(key)
+        if res.status < 0 and exc is not None and _exc_code(exc) == res.status:
+            _attach(exc, res)
+            raise exc
         return res.raise_for_status()
 
     def infer_batch(self, requests: Iterable[Union[InferRequest, bytes, str]]) -> List[Result]:

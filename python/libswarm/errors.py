@@ -16,6 +16,7 @@ Thread safety: everything here is immutable after import.
 from __future__ import annotations
 
 import ctypes
+import queue
 from typing import Dict, Optional, Type
 
 from ._lib import cfunc
@@ -23,19 +24,20 @@ from ._lib import cfunc
 __all__ = [
     "SwarmError", "InvalidArgument", "OutOfMemory", "WouldBlock", "TimedOut", "Closed",
     "Canceled", "NotSupported", "WrongState", "Unavailable", "Overloaded", "BreakerOpen",
-    "BudgetExhausted", "OutOfRange", "InternalError", "HandleClosed", "ERROR_TABLE",
+    "BudgetExhausted", "OutOfRange", "InternalError", "HandleClosed", "ChannelEmpty",
+    "ChannelFull", "RecvTimeout", "SendTimeout", "ERROR_TABLE",
     "error_class", "raise_for", "check", "strerror", "err_name", "OK",
 ]
 
 OK = 0
 
 
-@cfunc("swarm_strerror", [ctypes.c_int], ctypes.c_char_p)
+@cfunc("swarm_strerror", [ctypes.c_int], ctypes.c_char_p, keep_gil=True)
 def _swarm_strerror(err: int) -> bytes:
     """Static message for a code; never NULL. Non-blocking, any thread."""
 
 
-@cfunc("swarm_err_name", [ctypes.c_int], ctypes.c_char_p)
+@cfunc("swarm_err_name", [ctypes.c_int], ctypes.c_char_p, keep_gil=True)
 def _swarm_err_name(err: int) -> bytes:
     """Static name for a code ("SWARM_ECLOSED"); never NULL. Non-blocking, any thread."""
 
@@ -128,6 +130,46 @@ class HandleClosed(InvalidArgument):  # type: ignore[misc, valid-type]
     Raised by the binding before anything reaches C (a SWARM_EINVAL in spirit: the C library
     would have been handed a dangling pointer).
     """
+
+
+class ChannelEmpty(WouldBlock, queue.Empty):  # type: ignore[misc, valid-type]
+    """A receive that may not wait found the channel empty (SWARM_EAGAIN); also a
+    :class:`queue.Empty`."""
+
+
+class RecvTimeout(TimedOut, queue.Empty):  # type: ignore[misc, valid-type]
+    """A receive's timeout elapsed with nothing to take (SWARM_ETIMEDOUT); also a
+    :class:`queue.Empty` (and a TimeoutError)."""
+
+
+class ChannelFull(WouldBlock, queue.Full):  # type: ignore[misc, valid-type]
+    """A send that may not wait found the channel full (SWARM_EAGAIN); also a
+    :class:`queue.Full`."""
+
+
+class SendTimeout(TimedOut, queue.Full):  # type: ignore[misc, valid-type]
+    """A send's timeout elapsed with no room (SWARM_ETIMEDOUT); also a :class:`queue.Full`
+    (and a TimeoutError)."""
+
+
+_RECV_CLS = {-3: ChannelEmpty, -4: RecvTimeout}
+_SEND_CLS = {-3: ChannelFull, -4: SendTimeout}
+
+
+def raise_recv(code: int, detail: Optional[str] = None) -> None:
+    """raise_for, with the queue.Empty flavours for EAGAIN / ETIMEDOUT."""
+    cls = _RECV_CLS.get(code)
+    if cls is not None:
+        raise cls(detail)
+    raise_for(code, detail)
+
+
+def raise_send(code: int, detail: Optional[str] = None) -> None:
+    """raise_for, with the queue.Full flavours for EAGAIN / ETIMEDOUT."""
+    cls = _SEND_CLS.get(code)
+    if cls is not None:
+        raise cls(detail)
+    raise_for(code, detail)
 
 
 def error_class(code: int) -> Type[SwarmError]:

@@ -20,20 +20,29 @@ is called there; exceptions from ``on_result`` are logged, never propagated into
 """
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import ctypes
 import dataclasses
 import itertools
 import logging
+import struct
+import threading
+import time
+import weakref
 from ctypes import (CFUNCTYPE, POINTER, Structure, byref, c_double, c_int, c_int32, c_int64,
                     c_size_t, c_uint32, c_uint64, c_void_p)
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 from . import errors
-from ._handle import _Handle, to_ns
+from ._handle import (Interrupted, _Handle, on_library_thread, pin_thread, reap_threads,
+                      to_ns)
 from ._lib import cfunc
 from .chan import Channel, stats_dict
-from .common import Allocator, alloc_arg, now_ns, swarm_allocator
+from .chan import _swarm_chan_try_send_fast as _try_send
+from .common import _swarm_now_ns as _now_ns
+from .common import Allocator, alloc_arg, swarm_allocator
+from . import engine as _eng
 from .policy import swarm_policy_obs
 from .engine import (Engine, _swarm_engine_destroy, _swarm_engine_retain,
                      _swarm_response_data, _swarm_response_error_message)
@@ -91,7 +100,7 @@ class swarm_pool_stats(Structure):
     ]
 
 
-@cfunc("swarm_pool_opts_init", [POINTER(swarm_pool_opts)], c_int)
+@cfunc("swarm_pool_opts_init", [POINTER(swarm_pool_opts)], c_int, keep_gil=True)
 def _swarm_pool_opts_init(o) -> int:
     """Defaults + size."""
 
@@ -123,12 +132,12 @@ def _swarm_pool_get_histogram(p, kind, le, n, cum, count, sum_ns) -> int:
     ...
 
 
-@cfunc("swarm_pool_get_stats", [c_void_p, POINTER(swarm_pool_stats)], c_int)
+@cfunc("swarm_pool_get_stats", [c_void_p, POINTER(swarm_pool_stats)], c_int, keep_gil=True)
 def _swarm_pool_get_stats(p, s) -> int:
     """Snapshot."""
 
 
-@cfunc("swarm_pool_target", [c_void_p], c_uint32)
+@cfunc("swarm_pool_target", [c_void_p], c_uint32, keep_gil=True)
 def _swarm_pool_target(p) -> int:
     """Target worker count."""
 
@@ -153,6 +162,16 @@ def _swarm_pool_observe(p, target_per_worker, activation, obs) -> int:
     """The pool's state as a swarm_policy_obs (pointer; set its size first)."""
 
 
+_TASK = struct.Struct("=QQQQqqiIQ")  # ... priority, reserved_, params (NULL: defaults)
+assert _TASK.size == ctypes.sizeof(swarm_task), "swarm_task layout changed"
+_probe = b"probe"
+#: Offset of a bytes object's data from id(obj) (CPython: PyBytesObject.ob_sval).
+_BYTES_DATA = ctypes.cast(ctypes.c_char_p(_probe), c_void_p).value - id(_probe)
+del _probe
+id_ = id
+_EAGAIN = errors.WouldBlock.code
+
+
 @dataclasses.dataclass
 class PoolResult:
     """The outcome of one task: ``status`` 0 or a negative swarm_err, the engine's ``output``
@@ -167,6 +186,7 @@ class PoolResult:
     end_ns: int
     enqueued_ns: int
     user: Any = None
+    key: int = dataclasses.field(default=0, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -194,7 +214,7 @@ class PoolConfig:
 
 
 class _Task:
-    __slots__ = ("id", "payload", "user", "future")
+    __slots__ = ("id", "payload", "user", "future", "started")
 
     def __init__(self, id_: int, payload: bytes, user: Any,
                  future: "concurrent.futures.Future[PoolResult]") -> None:
@@ -202,31 +222,75 @@ class _Task:
         self.payload = payload
         self.user = user
         self.future = future
+        self.started = False
+
+    def start(self) -> bool:
+        """Move the future to RUNNING; False if it was cancelled while queued (skip it)."""
+        if self.started:
+            return not self.future.cancelled()
+        self.started = True
+        return self.future.set_running_or_notify_cancel()
+
+
+def _pending_task(key: int) -> Optional[_Task]:
+    """The queued pool task whose request ``user`` key is ``key`` (engine trampolines)."""
+    return _all_tasks.get(key)
+
+
+#: Every task queued or running in any pool, by its global key (the request's ``user``): lets
+#: a Python engine move the task's future to RUNNING, or skip a task cancelled while queued.
+_all_tasks: Dict[int, _Task] = {}
+_eng._pending_task = _pending_task
 
 
 class _PoolState:
-    """What the C callbacks need: reachable from the integer ctx key, never from the Pool."""
+    """What the C callbacks need, held by the Pool; the registry maps the integer ctx key to a
+    weak reference, so a Pool (and whatever its callbacks reference) can be collected."""
 
     def __init__(self, on_result: Optional[Callable[[PoolResult], Any]],
                  warmup: Optional[Callable[[int], Any]]) -> None:
         self.tasks: Dict[int, _Task] = {}
         self.on_result = on_result
         self.warmup = warmup
+        self.warmup_errors: List[BaseException] = []
         self.delivered = 0
         self.duplicates = 0
 
+    def pop(self, key: int) -> Optional[_Task]:
+        _all_tasks.pop(key, None)
+        return self.tasks.pop(key, None)
 
-_pools: Dict[int, _PoolState] = {}
+
+_pools: "Dict[int, weakref.ref[_PoolState]]" = {}
 _pool_keys = itertools.count(1)
 
 
+def _state(ctx: Optional[int]) -> Optional[_PoolState]:
+    ref = _pools.get(ctx or 0)
+    return ref() if ref is not None else None
+
+
+def _failure(t: _Task, pr: PoolResult) -> BaseException:
+    """The exception a failed task's future raises: the Python engine's own exception when it
+    is what failed the task, else the status's SwarmError; ``.result`` is the PoolResult."""
+    exc = _eng.take_exception(pr.key)
+    if exc is None or _eng._exc_code(exc) != pr.status:
+        exc = errors.error_class(pr.status)(pr.error or None)
+        exc.code = pr.status
+    _eng._attach(exc, pr)
+    return exc
+
+
 def _result_tramp(ctx: Optional[int], res_p: Any) -> None:
+    pin_thread()
+    _eng._cb_enter()
     try:
-        st = _pools.get(ctx or 0)
+        st = _state(ctx)
         if st is None or not res_p:
             return
         r = res_p.contents
-        t = st.tasks.pop(r.task.user or 0, None)
+        key = r.task.user or 0
+        t = st.pop(key)
         if t is None:
             st.duplicates += 1
             log.error("pool delivered a task the table does not hold (id %d)", r.task.id)
@@ -240,43 +304,72 @@ def _result_tramp(ctx: Optional[int], res_p: Any) -> None:
             err = (_swarm_response_error_message(r.response) or b"").decode("utf-8", "replace")
         pr = PoolResult(t.id, r.status, out, err, r.worker, r.batch, r.start_ns, r.end_ns,
                         r.task.enqueued_ns, t.user)
+        pr.key = key
         st.delivered += 1
-        if not t.future.done():
-            t.future.set_result(pr)
+        f = t.future
+        if not f.done():
+            if not t.started:
+                t.start()
+            if not f.cancelled():
+                if r.status < 0:
+                    f.set_exception(_failure(t, pr))
+                else:
+                    f.set_result(pr)
+        elif r.status < 0:
+            _eng.take_exception(key)
         if st.on_result is not None:
             st.on_result(pr)
     except BaseException:  # never into C
         log.exception("pool result callback raised")
+    finally:
+        _eng._cb_leave()
 
 
 def _warmup_tramp(ctx: Optional[int], worker: int, cancel: Optional[int]) -> int:
+    pin_thread()
+    _eng._cb_enter()
+    st = None
     try:
-        st = _pools.get(ctx or 0)
+        st = _state(ctx)
         if st is None or st.warmup is None:
             return 0
         rc = st.warmup(worker)
         if isinstance(rc, int) and not isinstance(rc, bool) and rc < 0:
+            st.warmup_errors.append(errors.error_class(rc)(f"warm-up of worker {worker} "
+                                                            f"returned {errors.err_name(rc)}"))
             return rc
         return 0
     except BaseException as exc:
-        from .engine import _exc_code
-        log.exception("pool warm-up hook raised")
-        return _exc_code(exc)
+        log.warning("pool warm-up hook raised %s: %s", type(exc).__name__, exc)
+        if st is not None:
+            st.warmup_errors.append(exc)
+        return _eng._exc_code(exc)
+    finally:
+        _eng._cb_leave()
 
 
 _RESULT_TRAMP = RESULT_FN(_result_tramp)
 _WARMUP_TRAMP = WARMUP_FN(_warmup_tramp)
 
 
-def _destroy_pool(ptr: int, key: int, engine_ptr: int, *_keep: Any) -> None:
+def _destroy_pool(ptr: int, key: int, engine_ptr: int, st_ref: Any, *_keep: Any) -> None:
+    if _eng.in_callback() or on_library_thread():
+        # Collected (or closed by the finalizer) on one of the library's own worker threads:
+        # joining the workers from here would wait for itself. Finish on a helper thread.
+        threading.Thread(target=_destroy_pool, args=(ptr, key, engine_ptr, st_ref) + _keep,
+                         name="libswarm-pool-reaper", daemon=True).start()
+        return
     _swarm_pool_destroy(ptr)      # stops (joins workers) if needed
     _swarm_engine_destroy(engine_ptr)   # the reference the pool took
-    st = _pools.pop(key, None)
+    reap_threads()                # the Python thread states kept for the joined workers
+    _pools.pop(key, None)
+    st = st_ref()
     if st is not None:
-        for t in list(st.tasks.values()):
+        for k, t in list(st.tasks.items()):
+            st.pop(k)
             if not t.future.done():
-                t.future.set_exception(errors.Canceled("pool destroyed before the task ran"))
-        st.tasks.clear()
+                if t.started or t.future.set_running_or_notify_cancel():
+                    t.future.set_exception(errors.Canceled("pool destroyed before the task ran"))
 
 
 class Pool(_Handle):
@@ -302,6 +395,7 @@ class Pool(_Handle):
     def __init__(self, engine: Engine, config: Optional[PoolConfig] = None, *,
                  on_result: Optional[Callable[[PoolResult], Any]] = None,
                  warmup: Optional[Callable[[int], Any]] = None,
+                 warmup_timeout: Optional[float] = None,
                  allocator: Optional[Allocator] = None, **kwargs: Any) -> None:
         if not isinstance(engine, Engine):
             raise TypeError(f"engine must be a swarm.Engine, not {type(engine).__name__}")
@@ -317,6 +411,19 @@ class Pool(_Handle):
                 raise TypeError(f"{nm} must be an int, not {type(v).__name__}")
             if v < 0:
                 raise errors.InvalidArgument(f"{nm} must be >= 0")
+        if cfg.max_workers == 0 or cfg.max_workers > 4096:
+            raise errors.InvalidArgument(f"max_workers must be in [1, 4096], got "
+                                         f"{cfg.max_workers}")
+        if cfg.workers > cfg.max_workers:
+            raise errors.InvalidArgument(f"workers must be in [0, max_workers={cfg.max_workers}]"
+                                         f", got {cfg.workers}")
+        if cfg.batch_max > 4096:
+            raise errors.InvalidArgument(f"batch_max must be in [0, 4096], got {cfg.batch_max}")
+        if cfg.queue_capacity == 0 or cfg.queue_capacity > 2**32:
+            raise errors.InvalidArgument(f"queue_capacity must be in [1, 2**32], got "
+                                         f"{cfg.queue_capacity}")
+        if warmup_timeout is not None:
+            to_ns(warmup_timeout, "warmup_timeout")
         self.config = cfg
         self._input = Channel(cfg.queue_capacity, ctypes.sizeof(swarm_task), allocator=allocator)
         st = _PoolState(on_result, warmup)
@@ -344,7 +451,7 @@ class Pool(_Handle):
             o.warmup_ctx = key
         o.response_capacity = cfg.response_capacity
         o.alloc = alloc_arg(allocator)
-        _pools[key] = st
+        _pools[key] = weakref.ref(st)
         out = c_void_p()
         rc = _swarm_pool_create(byref(out), byref(o))
         if rc < 0:
@@ -352,13 +459,39 @@ class Pool(_Handle):
             _swarm_engine_destroy(ep)
             self._input.destroy()
             errors.raise_for(rc, "swarm_pool_create")
-        super().__init__(out.value, _destroy_pool, key, ep, self._input, engine, allocator)
+        # The finalizer holds only what C needs until the pool is destroyed (the input channel,
+        # the allocator) and a weak reference to the state: no user object, so a service that
+        # owns its Pool (and is referenced from on_result or the engine) stays collectable.
+        super().__init__(out.value, _destroy_pool, key, ep, weakref.ref(st), self._input,
+                         allocator)
         self.engine = engine
         self._st = st
         self._ids = itertools.count(1)
-        self._keys = itertools.count(1)
         self._stopped = False
         self._left: List[_Task] = []
+        if warmup is not None and cfg.workers:
+            self._await_warmup(warmup_timeout)
+
+    def _await_warmup(self, timeout: Optional[float]) -> None:
+        """Wait until no initial worker is starting; if a warm-up failed, close the pool and
+        raise that failure (a pool never silently runs with no ready worker)."""
+        end = None if timeout is None else time.monotonic() + timeout
+        delay = 0.0005
+        while True:
+            s = self.stats()
+            if self._st.warmup_errors or s["starting"] == 0:
+                break
+            if end is not None and time.monotonic() >= end:
+                break
+            time.sleep(delay)
+            delay = min(delay * 2, 0.02)
+        if self._st.warmup_errors:
+            exc = self._st.warmup_errors[0]
+            self.close()
+            if isinstance(exc, errors.SwarmError):
+                raise exc
+            raise errors.Unavailable(f"pool warm-up failed: {type(exc).__name__}: {exc}") \
+                from exc
 
     # -- work --------------------------------------------------------------------------------
     def submit(self, payload: Any = b"", *, id: Optional[int] = None, user: Any = None,
@@ -370,45 +503,111 @@ class Pool(_Handle):
         for room in the queue (TimedOut / WouldBlock when it elapses). Raises Closed once the
         pool is stopping. Blocking: while the queue is full, GIL released; any thread.
         """
-        if isinstance(payload, str):
-            payload = payload.encode()
-        elif isinstance(payload, (bytearray, memoryview)):
-            payload = bytes(payload)
-        elif not isinstance(payload, bytes):
-            raise TypeError(f"payload must be bytes or str, not {type(payload).__name__}")
+        if self._ptr is None or self._closing:
+            raise self._closed_error()
+        if type(payload) is not bytes:
+            if isinstance(payload, str):
+                payload = payload.encode()
+            elif isinstance(payload, (bytes, bytearray, memoryview)):
+                payload = bytes(payload)
+            else:
+                raise TypeError(f"payload must be bytes or str, not {type(payload).__name__}")
         tid = next(self._ids) if id is None else id
-        if isinstance(tid, bool) or not isinstance(tid, int) or tid < 0:
-            raise TypeError("id must be a non-negative int")
+        if type(tid) is not int:
+            if isinstance(tid, bool) or not isinstance(tid, int):
+                raise TypeError(f"id must be an int, not {type(tid).__name__}")
+            tid = int(tid)
+        if not 0 <= tid <= 0xFFFFFFFFFFFFFFFF:
+            raise errors.InvalidArgument(f"id must be in [0, 2**64-1], got {tid}")
+        if type(priority) is not int or not -2**31 <= priority < 2**31:
+            if isinstance(priority, bool) or not isinstance(priority, int):
+                raise TypeError(f"priority must be an int, not {type(priority).__name__}")
+            if not -2**31 <= priority < 2**31:
+                raise errors.InvalidArgument(f"priority must be in [-2**31, 2**31-1], got "
+                                             f"{priority}")
+            priority = int(priority)
+        if type(deadline_ns) is not int or not 0 <= deadline_ns < 2**63:
+            if isinstance(deadline_ns, bool) or not isinstance(deadline_ns, int) or \
+                    not 0 <= deadline_ns < 2**63:
+                raise errors.InvalidArgument(f"deadline_ns must be an int in [0, 2**63-1], "
+                                             f"got {deadline_ns!r}")
+            deadline_ns = int(deadline_ns)
         fut: "concurrent.futures.Future[PoolResult]" = concurrent.futures.Future()
-        fut.set_running_or_notify_cancel()
-        key = next(self._keys)
-        t = swarm_task()
-        t.id = tid
-        t.payload = ctypes.cast(ctypes.c_char_p(payload), c_void_p).value if payload else None
-        t.payload_len = len(payload)
-        t.user = key
-        t.enqueued_ns = now_ns()
-        dl = int(deadline_ns)
+        key = next(_eng._task_keys)
+        now = _now_ns()
+        dl = deadline_ns
         if timeout is not None:
-            rel = t.enqueued_ns + to_ns(timeout)
+            rel = min(now + to_ns(timeout, "timeout"), 2**63 - 1)
             dl = rel if dl == 0 else min(dl, rel)
-        t.deadline_ns = dl
-        t.priority = int(priority)
-        self._st.tasks[key] = _Task(tid, payload, user, fut)
+        # The swarm_task, packed in one call (same bytes as the ctypes mirror; checked at
+        # import). The payload pointer is the bytes object's own buffer, kept alive by _Task.
+        elem = _TASK.pack(tid, id_(payload) + _BYTES_DATA if payload else 0, len(payload), key,
+                          now, dl, priority, 0, 0)
+        task = _Task(tid, payload, user, fut)
+        self._st.tasks[key] = task
+        _all_tasks[key] = task
         rc = -99
         try:
-            rc = self._input._raw_send(ctypes.string_at(ctypes.addressof(t), ctypes.sizeof(t)),
-                                      block, None)
+            if block is None:
+                inp = self._input
+                inflight = inp._inflight          # the channel's fast path, inlined
+                inflight.append(None)
+                try:
+                    p = inp._ptr
+                    rc = _try_send(p, elem) if p is not None and not inp._closing else -99
+                finally:
+                    inflight.pop()
+                if rc == -99:
+                    rc = inp._raw_send(elem, None, None, what="submit")
+                elif rc == _EAGAIN:
+                    rc = inp._raw_send(elem, None, None, what="submit")
+            else:
+                rc = self._input._raw_send(elem, block, None, what="submit")
+        except Interrupted as it:
+            # Ctrl-C while waiting for room: the task is either queued whole (it will run;
+            # its future is attached) or not at all.
+            rc = it.rc
+            ki = KeyboardInterrupt()
+            ki.sent = 1 if rc >= 0 else 0  # type: ignore[attr-defined]
+            ki.future = fut if rc >= 0 else None  # type: ignore[attr-defined]
+            raise ki from None
         finally:
             if rc < 0:
-                self._st.tasks.pop(key, None)
-        errors.check(rc)
+                self._st.pop(key)
+        if rc < 0:
+            errors.raise_send(rc)
         return fut
 
+    async def submit_async(self, payload: Any = b"", **kwargs: Any) -> PoolResult:
+        """``await pool.submit_async(payload)`` (asyncio): queue the task without blocking the
+        event loop (waiting on the loop while the queue is full) and await its result. No
+        thread per waiter: the future completes through ``call_soon_threadsafe``. Cancelling
+        the awaiting task cancels the task if it is still queued (a Python engine skips it);
+        once running, it runs to the end and its result is dropped. Raises as
+        ``future.result()`` does. Keywords as :meth:`submit` (``block`` is not accepted)."""
+        if "block" in kwargs:
+            raise TypeError("submit_async does not take block=; cancel the awaiting task")
+        delay = 0.0
+        while True:
+            try:
+                fut = self.submit(payload, block=0, **kwargs)
+                break
+            except errors.ChannelFull:
+                pass
+            await asyncio.sleep(delay)
+            delay = min(max(delay * 2, 0.00005), 0.002)
+        return await asyncio.wrap_future(fut)
+
     def map(self, payloads: Iterable[Any], timeout: Optional[float] = None) -> List[PoolResult]:
-        """Submit every payload and wait for all results, in order. Blocking."""
+        """Submit every payload and wait for all results, in order: one PoolResult per
+        payload, failures included (check ``.ok``; nothing is raised for a failed task).
+        Blocking."""
         futs = [self.submit(p) for p in payloads]
-        return [f.result(timeout) for f in futs]
+        out = []
+        for f in futs:
+            exc = f.exception(timeout)
+            out.append(f.result() if exc is None else exc.result)  # type: ignore[attr-defined]
+        return out
 
     def resize(self, n: int) -> None:
         """Set the number of workers (``swarm_pool_resize``): OutOfRange above max_workers,
@@ -418,6 +617,7 @@ class Pool(_Handle):
         if n < 0:
             raise errors.InvalidArgument("n must be >= 0")
         errors.check(self._call(_swarm_pool_resize, n))
+        reap_threads()
 
     @property
     def target(self) -> int:
@@ -467,12 +667,15 @@ class Pool(_Handle):
         (None: drain everything), then retire and join every worker. Tasks not run are returned
         as ``(id, payload, user)`` and their futures fail with Canceled. WrongState if already
         stopped. Blocking: until the workers have left (GIL released)."""
+        self._no_self_wait("stop")
         tns = to_ns(timeout)
         cap = max(1, self.config.queue_capacity)
         left = (swarm_task * cap)()
         n_left = c_uint64()
-        n = errors.check(self._call(_swarm_pool_stop, tns, left, cap, byref(n_left)))
+        n = errors.check(self._interruptible(
+            lambda: self._call(_swarm_pool_stop, tns, left, cap, byref(n_left)), "stop"))
         self._stopped = True
+        reap_threads()
         out: List[Tuple[int, bytes, Any]] = []
         tasks = [left[i] for i in range(n)]
         # Any beyond the buffer stay in the (closed) input channel: take them too.
@@ -483,19 +686,84 @@ class Pool(_Handle):
                 break
             tasks.append(swarm_task.from_buffer_copy(buf))
         for t in tasks:
-            tk = self._st.tasks.pop(t.user or 0, None)
+            tk = self._st.pop(t.user or 0)
             if tk is None:
                 continue
             if not tk.future.done():
-                tk.future.set_exception(errors.Canceled("pool stopped before the task ran"))
+                if tk.started or tk.future.set_running_or_notify_cancel():
+                    tk.future.set_exception(errors.Canceled("pool stopped before the task ran"))
             out.append((tk.id, tk.payload, tk.user))
         return out
 
     def close(self) -> None:
         """Stop at once if still running (queued tasks are not run; their futures fail with
         Canceled), join the workers, free the pool and its queue. Idempotent. Blocking: until
-        in-flight engine calls return."""
-        self._release()
+        in-flight engine calls return. WrongState from a pool callback or engine (it would
+        wait for its own worker): use ``shutdown(wait=False)`` there."""
+        if self._alive:
+            self._no_self_wait("close")
+        self._interruptible(self._release, "close")
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """concurrent.futures.Executor.shutdown: no new tasks; ``cancel_futures`` cancels the
+        futures of tasks not yet started (they are skipped); ``wait`` runs the rest to the end
+        and frees the pool before returning, else that happens on a helper thread.
+        Idempotent."""
+        if not self._alive:
+            return
+        if cancel_futures:
+            for t in list(self._st.tasks.values()):
+                if not t.started:
+                    t.future.cancel()
+        if not wait:
+            threading.Thread(target=self._drain_and_close, name="libswarm-pool-shutdown",
+                             daemon=True).start()
+            return
+        self._no_self_wait("shutdown(wait=True)")
+        self._drain_and_close()
+
+    def _drain_and_close(self) -> None:
+        try:
+            if not self._stopped:
+                self.stop()
+        except (errors.WrongState, errors.HandleClosed):
+            pass
+        finally:
+            self._release()
+
+    def _no_self_wait(self, what: str) -> None:
+        if _eng.in_callback() or on_library_thread():
+            raise errors.WrongState(
+                f"Pool.{what} called from inside a pool callback or engine (a library worker "
+                f"thread): it would wait for that worker to finish, i.e. for itself. Call it "
+                f"from another thread, or use shutdown(wait=False)")
+
+    def _interruptible(self, fn: Callable[[], Any], what: str) -> Any:
+        """Run a long, non-resumable blocking call (stop, close): on the main thread it runs
+        on a helper thread while this one waits in an interruptible way, so Ctrl-C raises
+        KeyboardInterrupt at once; the operation itself completes in the background."""
+        if threading.current_thread() is not threading.main_thread():
+            return fn()
+        box: List[Any] = []
+        done = threading.Event()
+
+        def run() -> None:
+            try:
+                box.append((True, fn()))
+            except BaseException as exc:  # handed to the caller
+                box.append((False, exc))
+            finally:
+                done.set()
+        th = threading.Thread(target=run, name=f"libswarm-pool-{what}", daemon=True)
+        th.start()
+        done.wait()
+        ok, val = box[0]
+        if ok:
+            return val
+        raise val
 
     def _wake(self, ptr: int) -> None:
         # Wake submitters blocked on a full queue; the destroy that follows stops the workers.

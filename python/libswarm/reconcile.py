@@ -19,6 +19,7 @@ While the loop's thread runs it owns the policy: direct calls on that Policy rai
 from __future__ import annotations
 
 import ctypes
+import threading
 import dataclasses
 import itertools
 import logging
@@ -27,7 +28,7 @@ from ctypes import CFUNCTYPE, POINTER, Structure, byref, c_double, c_int, c_int3
 from typing import Any, Callable, Dict, Optional
 
 from . import errors
-from ._handle import _Handle
+from ._handle import _Handle, on_library_thread, pin_thread, reap_threads
 from ._lib import cfunc
 from .chan import stats_dict
 from .common import Allocator, alloc_arg, now_ns, swarm_allocator
@@ -158,6 +159,7 @@ _loop_keys = itertools.count(1)
 
 
 def _observe_tramp(ctx: Optional[int], obs_p: Any) -> int:
+    pin_thread()
     st = _loops.get(ctx or 0)
     if st is None:
         return errors.InternalError.code
@@ -176,6 +178,7 @@ def _observe_tramp(ctx: Optional[int], obs_p: Any) -> int:
 
 
 def _actuate_tramp(ctx: Optional[int], desired: int, dec_p: Any) -> int:
+    pin_thread()
     st = _loops.get(ctx or 0)
     if st is None:
         return errors.InternalError.code
@@ -196,7 +199,14 @@ _ACTUATE_TRAMP = ACTUATE_FN(_actuate_tramp)
 
 
 def _destroy_loop(ptr: int, key: int, policy: Policy, *_keep: Any) -> None:
+    if on_library_thread():
+        # Collected on a library thread (maybe this loop's own): joining it from here could
+        # wait for itself. Finish on a helper thread.
+        threading.Thread(target=_destroy_loop, args=(ptr, key, policy) + _keep,
+                         name="libswarm-loop-reaper", daemon=True).start()
+        return
     _swarm_reconcile_destroy(ptr)  # stops and joins the thread first
+    reap_threads()
     _loops.pop(key, None)
     policy._owned_by_loop = max(0, getattr(policy, "_owned_by_loop", 0) - 1)
 

@@ -79,22 +79,26 @@ class TestPythonEngine(unittest.TestCase):
             with self.assertRaises(swarm.InvalidArgument):
                 e.infer_batch([])
 
-    def test_engine_exception_becomes_einternal_and_is_logged(self):
+    def test_engine_exception_is_kept_and_logged_once(self):
+        # Issue 11 (8): the original exception reaches the caller (status SWARM_EINTERNAL on
+        # the C side); one log line per failure, the traceback only the first time.
         class Boom:
             def infer(self, req):
                 raise KeyError("kaboom")
         with swarm.Engine.from_python(Boom()) as e:
             with self.assertLogs("swarm", level="ERROR") as cm:
-                with self.assertRaises(swarm.InternalError) as ex:
+                with self.assertRaises(KeyError) as ex:
                     e.infer(b"x")
             self.assertIn("kaboom", ex.exception.result.error)
             self.assertEqual(ex.exception.result.status, swarm.InternalError.code)
             self.assertTrue(any("Traceback" in line and "kaboom" in line for line in cm.output))
             self.assertEqual(e.python_stats()["errors"], 1)
-            # The engine keeps serving after an exception.
-            with self.assertLogs("swarm", level="ERROR"):
-                with self.assertRaises(swarm.InternalError):
+            # The engine keeps serving after an exception; no second traceback.
+            with self.assertLogs("swarm", level="ERROR") as cm:
+                with self.assertRaises(KeyError):
                     e.infer(b"y")
+            self.assertEqual(len(cm.output), 1)
+            self.assertNotIn("Traceback", cm.output[0])
 
     def test_engine_exception_code_mapping(self):
         class Coded(Exception):
@@ -119,12 +123,14 @@ class TestPythonEngine(unittest.TestCase):
                 with self.assertRaises(swarm.Unavailable) as cm:
                     e.infer(b"unavail")
                 self.assertIn("backend down", cm.exception.result.error)
-                with self.assertRaises(swarm.Overloaded):
+                with self.assertRaises(Coded) as cm2:     # the original, status Overloaded
                     e.infer(b"coded")
-                with self.assertRaises(swarm.InternalError):
+                self.assertEqual(cm2.exception.result.status, swarm.Overloaded.code)
+                with self.assertRaises(SystemExit):       # propagates as itself
                     e.infer(b"base")
-                with self.assertRaises(swarm.InternalError):
+                with self.assertRaises(TypeError) as cm3:
                     e.infer(b"badtype")
+                self.assertIn("int", str(cm3.exception))
                 with self.assertRaises(swarm.InvalidArgument):
                     e.infer(b"inval")
             self.assertEqual(e.infer(b"fine").output, b"ok")

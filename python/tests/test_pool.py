@@ -137,13 +137,17 @@ class TestPool(unittest.TestCase):
 
         class Blocked:
             def infer(self, req):
-                gate.wait(5)
+                # Blocks until stop()'s deadline cancels the request (no timing in the test:
+                # a fixed-delay gate raced stop() on a loaded machine).
+                while not gate.is_set() and not req.should_stop():
+                    time.sleep(0.001)
                 return b"done"
         eng = swarm.Engine.from_python(Blocked())
         pool = swarm.Pool(eng, workers=1, queue_capacity=64)
         futs = [pool.submit(b"t%d" % i, id=i, user=i) for i in range(10)]
-        time.sleep(0.05)          # the worker is now blocked in task 0
-        threading.Timer(0.1, gate.set).start()
+        deadline = time.monotonic() + 10
+        while not futs[0].running() and time.monotonic() < deadline:
+            time.sleep(0.005)     # the worker is now blocked in task 0
         left = pool.stop(timeout=0)
         ran = [f for f in futs if not isinstance(f.exception(10), swarm.Canceled)]
         self.assertEqual(len(left) + len(ran), 10)             # nothing lost
@@ -196,16 +200,23 @@ class TestPool(unittest.TestCase):
             self.assertEqual(warmed, [0])
         eng.close()
 
-    def test_pool_warmup_failure_counts(self):
+    def test_pool_warmup_failure_fails_creation(self):
+        # Issue 11 (9): a failing warm-up used to leave a pool with no live worker whose
+        # futures never completed. Now the creation raises the warm-up's own exception.
         def bad_warmup(worker):
             raise swarm.Unavailable("model failed to load")
         eng = swarm.Engine.from_python(lambda r: b"")
-        with self.assertLogs("swarm", level="ERROR"):
-            with swarm.Pool(eng, workers=2, warmup=bad_warmup) as pool:
-                deadline = time.monotonic() + 5
-                while pool.stats()["start_failures"] < 2 and time.monotonic() < deadline:
-                    time.sleep(0.01)
-                self.assertEqual(pool.stats()["start_failures"], 2)
+        with self.assertLogs("swarm", level="WARNING"):
+            with self.assertRaises(swarm.Unavailable) as cm:
+                swarm.Pool(eng, workers=2, warmup=bad_warmup)
+        self.assertIn("model failed to load", str(cm.exception))
+
+        def bad_value(worker):
+            raise ValueError("no weights")
+        with self.assertLogs("swarm", level="WARNING"):
+            with self.assertRaises(swarm.Unavailable) as cm:
+                swarm.Pool(eng, workers=1, warmup=bad_value)
+        self.assertIsInstance(cm.exception.__cause__, ValueError)
         eng.close()
 
     def test_pool_submit_errors(self):
@@ -236,8 +247,13 @@ class TestPool(unittest.TestCase):
                 pool.submit(b"c", block=0.01)
             with self.assertRaises(TypeError):
                 pool.submit(123)
-            with self.assertRaises(TypeError):
+            with self.assertRaises(swarm.InvalidArgument) as cm:
                 pool.submit(b"", id=-3)
+            self.assertIn("id must be in [0, 2**64-1]", str(cm.exception))
+            with self.assertRaises(swarm.InvalidArgument):    # issue 11 (11): was truncated
+                pool.submit(b"", id=2**64)
+            with self.assertRaises(TypeError):
+                pool.submit(b"", id="7")
             self.assertEqual(pool.pending, 2)
             gate.set()
         e2.close()
@@ -252,8 +268,9 @@ class TestPool(unittest.TestCase):
         eng = swarm.Engine.from_python(Poll())
         with self.assertLogs("swarm", level="WARNING"):
             with swarm.Pool(eng, workers=1) as pool:
-                r = pool.submit(b"", timeout=0.02).result(10)
-        self.assertEqual(r.status, swarm.TimedOut.code)
+                with self.assertRaises(swarm.TimedOut) as cm:
+                    pool.submit(b"", timeout=0.02).result(10)
+        self.assertEqual(cm.exception.result.status, swarm.TimedOut.code)
         eng.close()
 
 

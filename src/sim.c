@@ -25,6 +25,12 @@
 #define SIM_HARD_CAP 100000
 #define SIM_LAG_DT   0.1 /* s: resolution of the metrics-lag history */
 
+
+/* Input bounds: traces of at most 16 M rows, times up to 10^8 s (three years), offered loads the
+ * O(servers) Erlang search handles in milliseconds. Beyond them: SWARM_ERANGE / SWARM_EINVAL. */
+#define SIM_MAX_ROWS ((size_t)1 << 24)
+#define SIM_MAX_SECONDS 1e8
+#define SIM_MAX_OFFERED 1e7
 /* ---- random numbers ------------------------------------------------------------------------ */
 
 typedef struct rng {
@@ -123,6 +129,8 @@ int swarm_sim_trace_create(swarm_sim_trace **out, const swarm_sim_point *rows, s
 {
     if (out == NULL || rows == NULL || n == 0)
         return SWARM_EINVAL;
+    if (n > SIM_MAX_ROWS)
+        return SWARM_ERANGE;
     for (size_t i = 0; i < n; i++)
         if (!row_ok(&rows[i], i ? &rows[i - 1] : NULL))
             return SWARM_EINVAL;
@@ -183,12 +191,18 @@ typedef struct rowbuf {
     swarm_sim_point *p;
     size_t n, cap;
     bool oom;
+    bool too_long; /* more than SIM_MAX_ROWS rows */
 } rowbuf;
 
 static void rb_append(rowbuf *b, double t, double rps)
 {
     if (b->oom)
         return;
+    if (b->n >= SIM_MAX_ROWS) {
+        b->oom = true; /* reported as SWARM_ERANGE by the callers */
+        b->too_long = true;
+        return;
+    }
     if (b->n == b->cap) {
         size_t nc = b->cap ? b->cap * 2 : 64;
         swarm_sim_point *np = swarm__alloc(&b->a, nc * sizeof *np, _Alignof(swarm_sim_point));
@@ -219,7 +233,8 @@ static int rb_finish(rowbuf *b, swarm_sim_trace **out, double end_t)
 {
     if (b->n > 0 && end_t > b->p[b->n - 1].t_s)
         rb_append(b, end_t, b->p[b->n - 1].rps);
-    int rc = b->oom ? SWARM_ENOMEM
+    int rc = b->too_long ? SWARM_ERANGE
+             : b->oom    ? SWARM_ENOMEM
              : b->n ? swarm_sim_trace_create(out, b->p, b->n, &b->a)
                     : SWARM_EINVAL;
     swarm__free(&b->a, b->p, b->cap * sizeof *b->p);
@@ -260,7 +275,9 @@ int swarm_sim_trace_parse(swarm_sim_trace **out, const char *text, size_t len, u
             rb_append(&b, row.t_s, row.rps);
             if (b.oom) {
                 swarm__free(&b.a, b.p, b.cap * sizeof *b.p);
-                return SWARM_ENOMEM;
+                if (b.too_long && err_line)
+                    *err_line = line;
+                return b.too_long ? SWARM_ERANGE : SWARM_ENOMEM;
             }
         }
         p = nl ? nl + 1 : end;
@@ -293,7 +310,7 @@ static void gen_bursts(rowbuf *b, rng *r, double base, double peak, double burst
     double t = 0;
     int n = 0;
     rb_push(b, 0, base);
-    for (;;) {
+    while (!b->oom) {
         double start = t + rng_exp(r, gap);
         if (start + burst > dur) {
             if (n == 0 && at_least_one && dur > burst) {
@@ -320,8 +337,12 @@ int swarm_sim_trace_generate(swarm_sim_trace **out, const swarm_sim_gen_opts *op
     memcpy(&o, opts, opts->size < sizeof o ? opts->size : sizeof o);
     const double f[] = {o.base_rps, o.peak_rps, o.duration_s, o.period_s, o.burst_s, o.gap_s};
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
-        if (!isfinite(f[i]) || f[i] < 0)
+        if (!isfinite(f[i]) || f[i] < 0 || (i >= 2 && f[i] > SIM_MAX_SECONDS))
             return SWARM_EINVAL;
+    /* Bursts and gaps shorter than a millisecond would only make the row cap the limit. */
+    if ((o.burst_s > 0 && o.burst_s < 1e-3) || (o.gap_s > 0 && o.gap_s < 1e-3) ||
+        (o.period_s > 0 && o.period_s < 1e-3))
+        return SWARM_EINVAL;
     rowbuf b = {0};
     int rc = swarm__alloc_init(&b.a, alloc);
     if (rc < 0)
@@ -341,7 +362,7 @@ int swarm_sim_trace_generate(swarm_sim_trace **out, const swarm_sim_gen_opts *op
     case SWARM_SIM_SHAPE_SINE: {
         double base = dflt(o.base_rps, 10), peak = dflt(o.peak_rps, 200);
         double period = dflt(o.period_s, 3600), dur = dflt(o.duration_s, period);
-        for (double t = 0; t < dur; t += 10) {
+        for (double t = 0; t < dur && !b.oom; t += 10) {
             double ph = 6.283185307179586 * (t + 5) / period; /* mid-step value */
             rb_push(&b, t, round(base + (peak - base) * (1 - cos(ph)) / 2));
         }
@@ -386,6 +407,10 @@ static double erlang_c(int32_t c, double a)
         return 0;
     if ((double)c <= a)
         return 1;
+    /* Past a few million servers the recurrence costs more than it tells: at c >= a + 40 sqrt(a)
+     * (and above 10^6 servers) the probability of waiting is far below 1e-300, i.e. 0. */
+    if (c > 1000000 && (double)c > a + 40.0 * sqrt(a) + 40.0)
+        return 0;
     /* Erlang B by its recurrence (stable for c in the thousands), then C from B. */
     double b = 1;
     for (int32_t n = 1; n <= c; n++)
@@ -411,6 +436,12 @@ int swarm_sim_erlang_servers(double offered, double service_s, double wait_s, do
     if (offered == 0) {
         *out = 0;
         return 0;
+    }
+    if (offered >= (double)max_servers || offered > SIM_MAX_OFFERED) {
+        /* No count within the bound exceeds the load (or the load is beyond what the O(c)
+         * search is for): the answer is the bound, out of range. */
+        *out = max_servers;
+        return SWARM_ERANGE;
     }
     double allow = 1 - quantile;
     /* Start just above the load (c must exceed a) and walk up; B is recomputed by extending

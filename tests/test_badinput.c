@@ -1253,7 +1253,7 @@ BAD(swarm_sim_trace_create, "rate 1e300", ANY, ({
         swarm_sim_trace *t;
         swarm_sim_trace_create(&t, p, 2, NULL);
     }))
-BAD(swarm_sim_trace_create, "n SIZE_MAX", ANY_NEG, ({
+BAD(swarm_sim_trace_create, "n SIZE_MAX", SWARM_ERANGE, ({
         swarm_sim_point p[1] = {{0, 1}};
         swarm_sim_trace *t;
         swarm_sim_trace_create(&t, p, SIZE_MAX, NULL);
@@ -1286,7 +1286,7 @@ BAD(swarm_sim_trace_generate, "shape 0", SWARM_EINVAL, ({
         swarm_sim_trace *t;
         swarm_sim_trace_generate(&t, &g, NULL);
     }))
-BAD(swarm_sim_trace_generate, "spikes, duration 1e18 s", ANY, ({
+BAD(swarm_sim_trace_generate, "spikes, duration 1e18 s", SWARM_EINVAL, ({
         swarm_sim_gen_opts g;
         swarm_sim_gen_opts_init(&g);
         g.shape = SWARM_SIM_SHAPE_SPIKES;
@@ -1295,6 +1295,18 @@ BAD(swarm_sim_trace_generate, "spikes, duration 1e18 s", ANY, ({
         g.duration_s = 1e18;
         g.burst_s = 1e-9;
         g.gap_s = 1e-9;
+        swarm_sim_trace *t;
+        swarm_sim_trace_generate(&t, &g, NULL);
+    }))
+BAD(swarm_sim_trace_generate, "spikes needing 10^10 rows", SWARM_ERANGE, ({
+        swarm_sim_gen_opts g;
+        swarm_sim_gen_opts_init(&g);
+        g.shape = SWARM_SIM_SHAPE_SPIKES;
+        g.base_rps = 1;
+        g.peak_rps = 10;
+        g.duration_s = 1e8;
+        g.burst_s = 1e-3;
+        g.gap_s = 1e-3;
         swarm_sim_trace *t;
         swarm_sim_trace_generate(&t, &g, NULL);
     }))
@@ -1376,7 +1388,7 @@ BAD(swarm_sim_erlang_servers, "quantile 2", SWARM_EINVAL, ({
         int32_t n;
         swarm_sim_erlang_servers(10, 0.1, 1, 2, 100, &n);
     }))
-BAD(swarm_sim_erlang_servers, "offered 1e300", ANY, ({
+BAD(swarm_sim_erlang_servers, "offered 1e300", SWARM_ERANGE, ({
         int32_t n;
         swarm_sim_erlang_servers(1e300, 0.1, 1, 0.99, INT32_MAX, &n);
     }))

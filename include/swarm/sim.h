@@ -205,7 +205,8 @@ typedef struct swarm_sim swarm_sim;
 /**
  * Create a trace from @p n rows (copied).
  * @return 0; SWARM_EINVAL for NULL arguments, n == 0, a negative, non-finite or non-increasing
- *         time, a negative or non-finite rate; SWARM_ENOMEM.
+ *         time, a negative or non-finite rate; SWARM_ERANGE for more than 2^24 rows (checked
+ *         before any row is read); SWARM_ENOMEM.
  * Ownership: the caller owns the trace (swarm_sim_trace_destroy()).
  * Thread safety: any thread. Blocking: no.
  */
@@ -222,7 +223,7 @@ SWARM_API int swarm_sim_trace_create(swarm_sim_trace **out, const swarm_sim_poin
  *                  e.g. an empty trace); may be NULL.
  * @return 0; SWARM_EINVAL for NULL arguments, a row that is not two numbers, a time that is
  *         negative or not after the previous row's, a negative rate, or no rows at all;
- *         SWARM_ENOMEM.
+ *         SWARM_ERANGE past 2^24 rows (err_line names the first row over); SWARM_ENOMEM.
  * Thread safety: any thread. Blocking: no.
  */
 SWARM_API int swarm_sim_trace_parse(swarm_sim_trace **out, const char *text, size_t len,
@@ -234,7 +235,8 @@ SWARM_API int swarm_sim_gen_opts_init(swarm_sim_gen_opts *opts);
 /**
  * Generate a built-in shape (swarm_sim_shape). Deterministic for the seed.
  * @return 0; SWARM_EINVAL for NULL arguments, an unknown shape, negative or non-finite
- *         parameters; SWARM_ENOMEM.
+ *         parameters, times above 10^8 s, or a burst, gap or period below 1 ms; SWARM_ERANGE if
+ *         the shape would need more than 2^24 rows; SWARM_ENOMEM.
  * Thread safety: any thread. Blocking: no.
  */
 SWARM_API int swarm_sim_trace_generate(swarm_sim_trace **out, const swarm_sim_gen_opts *opts,
@@ -327,8 +329,8 @@ SWARM_API int swarm_sim_erlang_c(int32_t servers, double offered, double *p_wait
  * The fewest servers c for which P(wait > @p wait_s) = C(c, a) exp(-(c - a) wait_s / service_s)
  * is at most 1 - @p quantile, with a = @p offered (Erlangs). 0 when offered is 0.
  * @return 0; SWARM_EINVAL for NULL @p out, negative or non-finite arguments, service_s <= 0,
- *         quantile outside (0, 1); SWARM_ERANGE if more than @p max_servers would be needed (then
- *         *out = max_servers).
+ *         quantile outside (0, 1); SWARM_ERANGE if more than @p max_servers would be needed, or
+ *         the load exceeds 10^7 (then *out = max_servers). The search is O(servers).
  */
 SWARM_API int swarm_sim_erlang_servers(double offered, double service_s, double wait_s,
                                        double quantile, int32_t max_servers, int32_t *out);

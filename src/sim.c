@@ -919,14 +919,19 @@ static double max_rate(swarm_sim *s, double a, double b)
     return m;
 }
 
-static int32_t oracle_count(swarm_sim *s, double t)
+/* Replicas whose servers meet the SLO at rate @lam by Erlang C (capped at the count cap). */
+static int32_t erlang_replicas(swarm_sim *s, double lam)
 {
-    double lam = max_rate(s, t, t + s->lookahead);
     int32_t c = 0;
     int64_t maxc = (int64_t)s->cap * s->k;
     swarm_sim_erlang_servers(lam * s->svc_mean, s->svc_mean, s->slo, s->o.slo_quantile,
                              maxc > INT32_MAX ? INT32_MAX : (int32_t)maxc, &c);
     return (int32_t)((c + s->k - 1) / s->k);
+}
+
+static int32_t oracle_count(swarm_sim *s, double t)
+{
+    return erlang_replicas(s, max_rate(s, t, t + s->lookahead));
 }
 
 static void advance(swarm_sim *s, double t1)
@@ -1270,6 +1275,8 @@ int swarm_sim_run(swarm_sim *s)
         init = s->o.fixed_replicas;
     else if (s->o.kind == SWARM_SIM_ORACLE && init == 0)
         init = oracle_count(s, 0);
+    else if (s->o.warm_start && init == 0)
+        init = erlang_replicas(s, rate_at(s, 0, &s->tl_seg));
     if (init < s->min_rep)
         init = s->min_rep;
     if (init > s->cap)
@@ -1279,7 +1286,12 @@ int swarm_sim_run(swarm_sim *s)
     s->desired = init;
     s->peak = init;
     s->next_arr = next_arrival(s, 0);
-    s->next_dec = s->o.kind == SWARM_SIM_FIXED ? SIM_INF : 0;
+    /* A warm start also means the loop has been running: its first tick is one interval in,
+     * when the replicas carry the load they were sized for (deciding at t = 0 on an empty
+     * queue would undo the warm start at once). */
+    s->next_dec = s->o.kind == SWARM_SIM_FIXED                       ? SIM_INF
+                  : s->o.warm_start && s->o.kind == SWARM_SIM_POLICY ? s->interval_s
+                                                                     : 0;
     s->next_tl = s->o.no_timeline ? SIM_INF : 0;
     s->next_lag = s->nlag ? 0 : SIM_INF;
     int64_t lag_k = 0, tl_k = 0;

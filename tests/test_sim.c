@@ -353,6 +353,31 @@ static void test_sim_on_scale_explains_every_actuation(void **state)
     swarm_sim_trace_destroy(tr);
 }
 
+/* A warm start begins with the Erlang C count for the first row's rate, ready at t = 0; a cold
+ * start with the policy's min. */
+static void test_sim_warm_start(void **state)
+{
+    (void)state;
+    swarm_sim_trace *tr = shape(SWARM_SIM_SHAPE_STEP, 1); /* 20 rps first */
+    int32_t need = 0;
+    assert_int_equal(swarm_sim_erlang_servers(20 * 0.1, 0.1, 1.0, 0.99, 1000, &need), 0);
+    for (int warm = 0; warm < 2; warm++) {
+        swarm_policy_opts p = upstream(SWARM_POLICY_HPA);
+        swarm_sim_opts o;
+        swarm_sim_opts_init(&o);
+        o.policy = &p;
+        o.warm_start = (uint32_t)warm;
+        swarm_sim *s = NULL;
+        run(tr, &o, &s);
+        swarm_sim_sample t0;
+        assert_int_equal(swarm_sim_get_timeline(s, 0, &t0, 1), 1);
+        assert_int_equal(t0.ready, warm ? need : 1); /* HPA's min is 1 */
+        swarm_sim_destroy(s);
+    }
+    assert_true(need >= 3);
+    swarm_sim_trace_destroy(tr);
+}
+
 /* Requests still queued at the end count with their wait so far. With no replicas at all,
  * every request is still queued, and the largest wait is the first arrival's age. */
 static void test_sim_unfinished_requests_count(void **state)
@@ -720,6 +745,7 @@ int main(void)
         cmocka_unit_test(test_sim_timeline_and_startup),
         cmocka_unit_test(test_sim_metrics_lag_delays_reaction),
         cmocka_unit_test(test_sim_on_scale_explains_every_actuation),
+        cmocka_unit_test(test_sim_warm_start),
         cmocka_unit_test(test_sim_unfinished_requests_count),
         cmocka_unit_test(test_sim_scale_down_finishes_in_flight),
         cmocka_unit_test(test_sim_scale_down_retires_idle_first),

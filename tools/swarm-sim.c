@@ -40,6 +40,9 @@ static const char usage_text[] =
     "  --startup-jitter-s S      plus uniform 0..S (0)\n"
     "  --metrics-lag-s S         age of the metrics the policy sees (0)\n"
     "  --queue-cap N             queued requests beyond N are dropped (0: unlimited)\n"
+    "  --cold-start              start each policy at its minimum replica count; by default\n"
+    "                            the service starts warm: with the replicas the first row's\n"
+    "                            rate needs (Erlang C for the SLO), as if it had been running\n"
     "policies:\n"
     "  --policy LIST             comma list of keda, hpa, kpa (upstream defaults, strict: every\n"
     "                            libswarm extension off), recommended (SWARM_POLICY_LOAD),\n"
@@ -85,7 +88,7 @@ typedef struct cli {
     double tail_s, service_ms, service_cv, startup_s, jitter_s, lag_s, target, interval_s, slo_ms;
     uint32_t dist, conc, queue_cap;
     int32_t min, max;
-    int have_min, json, runs, explain;
+    int have_min, json, runs, explain, cold;
     uint64_t seed;
 } cli;
 
@@ -465,37 +468,25 @@ int main(int argc, char **argv)
         O_CSV,
         O_SVG,
         O_EXPLAIN,
+        O_COLD,
         O_HELP
     };
-    static const struct option lo[] = {{"trace", 1, 0, O_TRACE},
-                                       {"gen", 1, 0, O_GEN},
-                                       {"gen-base", 1, 0, O_GBASE},
-                                       {"gen-peak", 1, 0, O_GPEAK},
-                                       {"gen-duration", 1, 0, O_GDUR},
-                                       {"tail-s", 1, 0, O_TAIL},
-                                       {"service-ms", 1, 0, O_SVC},
-                                       {"service-dist", 1, 0, O_DIST},
-                                       {"service-cv", 1, 0, O_CV},
-                                       {"concurrency", 1, 0, O_CONC},
-                                       {"startup-s", 1, 0, O_START},
-                                       {"startup-jitter-s", 1, 0, O_JIT},
-                                       {"metrics-lag-s", 1, 0, O_LAG},
-                                       {"queue-cap", 1, 0, O_QCAP},
-                                       {"policy", 1, 0, O_POL},
-                                       {"policy-file", 1, 0, O_PFILE},
-                                       {"target", 1, 0, O_TARGET},
-                                       {"min", 1, 0, O_MIN},
-                                       {"max", 1, 0, O_MAX},
-                                       {"interval-s", 1, 0, O_INT},
-                                       {"slo-ms", 1, 0, O_SLO},
-                                       {"seed", 1, 0, O_SEED},
-                                       {"runs", 1, 0, O_RUNS},
-                                       {"json", 0, 0, O_JSON},
-                                       {"csv", 1, 0, O_CSV},
-                                       {"svg", 1, 0, O_SVG},
-                                       {"explain", 0, 0, O_EXPLAIN},
-                                       {"help", 0, 0, O_HELP},
-                                       {0, 0, 0, 0}};
+    static const struct option lo[] = {
+        {"trace", 1, 0, O_TRACE},       {"gen", 1, 0, O_GEN},
+        {"gen-base", 1, 0, O_GBASE},    {"gen-peak", 1, 0, O_GPEAK},
+        {"gen-duration", 1, 0, O_GDUR}, {"tail-s", 1, 0, O_TAIL},
+        {"service-ms", 1, 0, O_SVC},    {"service-dist", 1, 0, O_DIST},
+        {"service-cv", 1, 0, O_CV},     {"concurrency", 1, 0, O_CONC},
+        {"startup-s", 1, 0, O_START},   {"startup-jitter-s", 1, 0, O_JIT},
+        {"metrics-lag-s", 1, 0, O_LAG}, {"queue-cap", 1, 0, O_QCAP},
+        {"policy", 1, 0, O_POL},        {"policy-file", 1, 0, O_PFILE},
+        {"target", 1, 0, O_TARGET},     {"min", 1, 0, O_MIN},
+        {"max", 1, 0, O_MAX},           {"interval-s", 1, 0, O_INT},
+        {"slo-ms", 1, 0, O_SLO},        {"seed", 1, 0, O_SEED},
+        {"runs", 1, 0, O_RUNS},         {"json", 0, 0, O_JSON},
+        {"csv", 1, 0, O_CSV},           {"svg", 1, 0, O_SVG},
+        {"explain", 0, 0, O_EXPLAIN},   {"cold-start", 0, 0, O_COLD},
+        {"help", 0, 0, O_HELP},         {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         switch (ch) {
@@ -588,6 +579,9 @@ int main(int argc, char **argv)
             break;
         case O_EXPLAIN:
             c.explain = 1;
+            break;
+        case O_COLD:
+            c.cold = 1;
             break;
         case 'h':
         case O_HELP:
@@ -702,6 +696,7 @@ int main(int argc, char **argv)
         if (so.target == 0)
             so.target = c.target;
         so.slo_s = c.slo_ms / 1000.0;
+        so.warm_start = c.cold ? 0 : 1;
         so.tail_s = c.tail_s > 0 ? c.tail_s : -1;
         if (c.interval_s > 0)
             so.interval_ns = (int64_t)llround(c.interval_s * 1e9);

@@ -124,7 +124,7 @@ typedef struct swarm_sim_opts {
                                       1 s */
     int32_t fixed_replicas;      /**< SWARM_SIM_FIXED: the count, >= 0 */
     int32_t initial_replicas;    /**< replicas ready at t = 0 (raised to the policy's min);
-                                      0: the policy's min */
+                                      0: the policy's min (see warm_start) */
     int32_t max_replicas;        /**< hard cap on the count for every kind; 0: the policy's max
                                       (oracle: 1000), at most 100000 */
     uint32_t concurrency;        /**< requests one replica serves at once; 0: 1 */
@@ -152,6 +152,12 @@ typedef struct swarm_sim_opts {
      *  swarm_sim_* on the same simulation. NULL: none. */
     swarm_sim_scale_fn on_scale;
     void *on_scale_ctx;          /**< passed to on_scale */
+    /** Nonzero: a warm start, as if the service had been running at the first row's rate: when
+     *  initial_replicas is 0, start with the Erlang C count that meets the SLO at that rate
+     *  (ready, at least the policy's min), instead of the policy's min; and the policy's
+     *  first decision comes one interval in (the loop has been running), not at t = 0. */
+    uint32_t warm_start;
+    uint32_t pad2_;              /**< keep 0 */
 } swarm_sim_opts;
 
 /** The outcome of a run. Set size before swarm_sim_get_result(). Waits are queue waits (from

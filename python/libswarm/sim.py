@@ -75,6 +75,7 @@ class swarm_sim_opts(Structure):
         ("slo_s", c_double), ("slo_quantile", c_double), ("tail_s", c_double),
         ("flap_window_s", c_double), ("seed", c_uint64), ("no_timeline", c_uint32),
         ("pad_", c_uint32), ("on_scale", c_void_p), ("on_scale_ctx", c_void_p),
+        ("warm_start", c_uint32), ("pad2_", c_uint32),
     ]
 
 
@@ -334,7 +335,8 @@ def simulate(trace: Trace, policy: Union[str, PolicyConfig] = "hpa", *,
              min_replicas: Optional[int] = None, max_replicas: int = 100,
              interval_s: float = 0, slo_s: float = 1.0, slo_quantile: float = 0,
              tail_s: Optional[float] = None, queue_cap: int = 0, seed: int = 1,
-             timeline: bool = True, initial_replicas: int = 0) -> SimResult:
+             timeline: bool = True, initial_replicas: int = 0,
+             warm_start: bool = False) -> SimResult:
     """Run one simulation (``swarm_sim_create`` + ``swarm_sim_run``); see include/swarm/sim.h
     for each knob. ``interval_s`` 0 uses the mode's upstream interval; ``tail_s`` None: 600.
     Raises InvalidArgument for bad options, or when this library lacks the policy's mode."""
@@ -364,6 +366,7 @@ def simulate(trace: Trace, policy: Union[str, PolicyConfig] = "hpa", *,
     o.interval_ns = int(round(interval_s * 1e9))
     o.seed = seed
     o.no_timeline = 0 if timeline else 1
+    o.warm_start = 1 if warm_start else 0
     s = c_void_p()
     errors.check(_swarm_sim_create(byref(s), trace._h, byref(o)),
                  f"cannot simulate {policy!r}")

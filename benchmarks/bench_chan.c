@@ -87,7 +87,7 @@ static void mcq_close(void *p)
     pthread_cond_broadcast(&q->not_empty);
     pthread_mutex_unlock(&q->mu);
 }
-static const wl_ops mutex_ops = {"mutex+condvar", mcq_create, mcq_destroy, mcq_send,
+static const wl_ops mutex_ops = {"mutex+condvar", mcq_create,    mcq_destroy, mcq_send,
                                  mcq_recv,        mcq_recv_many, mcq_close};
 
 /* ---- medians ---- */
@@ -114,8 +114,8 @@ static int row(int P, int C, unsigned cap, uint64_t n, int batch, int runs)
         for (int i = 0; i < 2; i++) {
             wl_result res = wl_measure(impl[i], P, C, cap, n, batch);
             if (!res.ok) {
-                fprintf(stderr, "%s %dx%d cap %u: lost or duplicated messages\n", impl[i]->name,
-                        P, C, cap);
+                fprintf(stderr, "%s %dx%d cap %u: lost or duplicated messages\n", impl[i]->name, P,
+                        C, cap);
                 failed = 1;
             }
             rate[i][r] = (double)res.count / res.wall_s / 1e6;
@@ -200,8 +200,10 @@ int main(int argc, char **argv)
         runs = 3;
     printf("bench_chan: libswarm %s vs mutex+condvar, medians of %d interleaved runs\n\n",
            swarm_version_string(), runs);
-    printf("|   cap | P x C     |     msgs | libswarm |    mutex |  ratio | ls cpu ns | mx cpu ns |\n");
-    printf("|------:|:----------|---------:|---------:|---------:|-------:|---------:|---------:|\n");
+    printf("|   cap | P x C     |     msgs | libswarm |    mutex |  ratio | ls cpu ns | mx cpu ns "
+           "|\n");
+    printf(
+        "|------:|:----------|---------:|---------:|---------:|-------:|---------:|---------:|\n");
     int failed = 0;
     static const int cfg[][2] = {{1, 1}, {2, 2}, {4, 4}, {8, 8}};
     for (int c = 0; c < 4; c++)

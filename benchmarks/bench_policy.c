@@ -123,8 +123,8 @@ static int sim_main(int argc, char **argv)
         if (swarm_sim_trace_generate(&tr, &g, NULL) < 0)
             return 1;
     }
-    printf("%-16s %8s %8s %8s %12s %6s %5s\n", "config", "p50 s", "p95 s", "p99 s",
-           "replica-s", "flaps", "peak");
+    printf("%-16s %8s %8s %8s %12s %6s %5s\n", "config", "p50 s", "p95 s", "p99 s", "replica-s",
+           "flaps", "peak");
     for (uint32_t mode = SWARM_POLICY_KEDA; mode <= SWARM_POLICY_LOAD; mode++) {
         for (int strict = 1; strict >= 0; strict--) {
             if (mode == SWARM_POLICY_LOAD && strict)
@@ -238,7 +238,8 @@ int main(int argc, char **argv)
             r[k] = (int64_t)(ns * 1000);
         }
         const char *hist = cfgs[i].o.mode == SWARM_POLICY_LOAD ? "defaults, 1 s decisions"
-                           : (i % 2) == 0 ? "short (defaults)" : "long (1 h windows, full rings)";
+                           : (i % 2) == 0                      ? "short (defaults)"
+                                                               : "long (1 h windows, full rings)";
         if (skipped) {
             printf("%-5s %-34s %12s\n", cfgs[i].name, hist, "n/a (mode not in this build)");
             continue;

@@ -421,8 +421,8 @@ int main(int argc, char **argv)
            n_items, sizeof(swarm_task), runs);
     printf("raw: bare channel receive; direct: channel + the engine layer by hand (reset, "
            "swarm_engine_infer, callback); pool: swarm_pool\n\n");
-    printf("%-7s %-7s %5s %9s %9s %9s %9s %12s\n", "mode", "threads", "batch", "raw M/s",
-           "direct", "pool M/s", "pool/raw", "pool/direct");
+    printf("%-7s %-7s %5s %9s %9s %9s %9s %12s\n", "mode", "threads", "batch", "raw M/s", "direct",
+           "pool M/s", "pool/raw", "pool/direct");
     static const struct {
         unsigned np, nc, batch;
     } cases[] = {{1, 1, 1}, {1, 2, 1}, {2, 2, 1}, {1, 1, BATCH}, {1, 2, BATCH}, {2, 2, BATCH}};
@@ -444,7 +444,8 @@ int main(int argc, char **argv)
             worst_ok = 0;
     }
     printf("\nper-task CPU cost as workers grow (1 producer, single tasks), process CPU ns per "
-           "task:\n%-8s %9s %9s %9s\n", "workers", "raw", "pool", "pool-raw");
+           "task:\n%-8s %9s %9s %9s\n",
+           "workers", "raw", "pool", "pool-raw");
     static const unsigned wk[] = {1, 2, 4, 8};
     for (size_t k = 0; k < sizeof wk / sizeof wk[0]; k++) {
         double raw[64], pool[64];

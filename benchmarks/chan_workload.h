@@ -41,7 +41,7 @@ typedef struct wl_run {
     struct {
         _Alignas(64) uint64_t sum;
         uint64_t count;
-    } *per_consumer;
+    } * per_consumer;
     int next_producer, next_consumer;
     pthread_mutex_t lock;
 } wl_run;
@@ -178,7 +178,7 @@ static void sw_close(void *q)
 {
     swarm_chan_close(q);
 }
-static const wl_ops libswarm_ops = {"libswarm", sw_create, sw_destroy, sw_send,
+static const wl_ops libswarm_ops = {"libswarm", sw_create,    sw_destroy, sw_send,
                                     sw_recv,    sw_recv_many, sw_close};
 
 #endif /* CHAN_WORKLOAD_H */

@@ -37,8 +37,8 @@ static int shout_infer(void *self, const swarm_request *req, swarm_response *res
     if ((rc = swarm_sleep_ns(100000 + (int64_t)(req->id % 4) * 100000, req->cancel)) != 0)
         return rc;
     char out[32];
-    size_t n = req->payload_len < req->params.max_tokens ? req->payload_len
-                                                          : req->params.max_tokens;
+    size_t n =
+        req->payload_len < req->params.max_tokens ? req->payload_len : req->params.max_tokens;
     for (size_t i = 0; i < n && i < sizeof out; i++) {
         char c = ((const char *)req->payload)[i];
         out[i] = c >= 'a' && c <= 'z' ? (char)(c - 32) : c;
@@ -55,10 +55,12 @@ static void *producer(void *arg)
     for (int k = 0; k < PER_PRODUCER; k++) {
         int id = (int)atomic_fetch_add(&next_id, 1);
         snprintf(prompts[id], sizeof prompts[id], "request %d", id);
-        swarm_task t = {.id = (uint64_t)id, .payload = prompts[id],
-                        .payload_len = strlen(prompts[id]), .params = &params};
+        swarm_task t = {.id = (uint64_t)id,
+                        .payload = prompts[id],
+                        .payload_len = strlen(prompts[id]),
+                        .params = &params};
         if (swarm_pool_submit(pool, &t, SWARM_WAIT_FOREVER) != 0) /* stamps enqueued_ns */
-            return NULL; /* closed: shutting down */
+            return NULL;                                          /* closed: shutting down */
     }
     return NULL;
 }
@@ -93,8 +95,8 @@ int main(void)
     co.elem_size = sizeof(swarm_pool_result);
     swarm_chan_create(&results, &co);
 
-    swarm_engine_ops ops = {.version = SWARM_ENGINE_OPS_VERSION, .name = "shout",
-                            .infer = shout_infer};
+    swarm_engine_ops ops = {
+        .version = SWARM_ENGINE_OPS_VERSION, .name = "shout", .infer = shout_infer};
     swarm_engine *e, *t, *b, *engine = NULL;
     swarm_timeout_opts to;
     swarm_timeout_opts_init(&to);
@@ -170,8 +172,9 @@ int main(void)
     printf("%s", text); /* what Prometheus would scrape (examples/05_metrics_http.c serves it) */
     printf("# last scaling decision: %s\n", why.text);
     printf("summary: %d requests, %llu completed, %d handed back, %d missing, %d twice, %d wrong, "
-           "queue wait p99 %.1f ms\n", N, (unsigned long long)st.completed, moved, missing, twice,
-           (int)wrong_output, st.wait_p99_ns / 1e6);
+           "queue wait p99 %.1f ms\n",
+           N, (unsigned long long)st.completed, moved, missing, twice, (int)wrong_output,
+           st.wait_p99_ns / 1e6);
 
     swarm_metrics_destroy(metrics);
     swarm_pool_destroy(pool);

@@ -45,10 +45,10 @@
 
 #include "ngram.h"
 #ifdef SWARM_DEMO_HTTP
-#include "http_engine.h"
+#    include "http_engine.h"
 #endif
 
-#define MS INT64_C(1000000)
+#define MS  INT64_C(1000000)
 #define SEC INT64_C(1000000000)
 
 /* ---- configuration --------------------------------------------------------------------------- */
@@ -58,7 +58,7 @@ typedef struct config {
     double quiet_rate, burst_rate;      /* tasks per second, all producers together */
     uint32_t producers;
     uint32_t capacity;
-    double target;                      /* backlog per agent */
+    double target; /* backlog per agent */
     int32_t min_agents, max_agents;
     double cooldown_s;
     int64_t interval_ms, print_ms, warmup_ms;
@@ -71,15 +71,26 @@ typedef struct config {
 } config;
 
 static config cfg = {
-    .quiet1_s = 4, .burst_s = 6, .quiet2_s = 10,
-    .quiet_rate = 4, .burst_rate = 100,
-    .producers = 2, .capacity = 256,
-    .target = 3, .min_agents = 1, .max_agents = 24,
+    .quiet1_s = 4,
+    .burst_s = 6,
+    .quiet2_s = 10,
+    .quiet_rate = 4,
+    .burst_rate = 100,
+    .producers = 2,
+    .capacity = 256,
+    .target = 3,
+    .min_agents = 1,
+    .max_agents = 24,
     .cooldown_s = 3,
-    .interval_ms = 250, .print_ms = 500, .warmup_ms = 400,
-    .lat_lo_ms = 50, .lat_hi_ms = 200,
-    .fail_rate = 0.02, .batch = 0,
-    .policy_mode = SWARM_POLICY_KEDA, .seed = 42,
+    .interval_ms = 250,
+    .print_ms = 500,
+    .warmup_ms = 400,
+    .lat_lo_ms = 50,
+    .lat_hi_ms = 200,
+    .fail_rate = 0.02,
+    .batch = 0,
+    .policy_mode = SWARM_POLICY_KEDA,
+    .seed = 42,
 };
 
 #ifdef SWARM_DEMO_HTTP
@@ -324,8 +335,8 @@ static void reason_of(const swarm_policy_decision *d, char *buf, size_t len)
         uint32_t rule = d->steps[i].rule;
         if (rule == SWARM_RULE_RAW || d->steps[i].before == d->steps[i].after)
             continue;
-        int n = snprintf(buf + used, len - used, "%s%s", used ? "," : "",
-                         swarm_policy_rule_name(rule));
+        int n =
+            snprintf(buf + used, len - used, "%s%s", used ? "," : "", swarm_policy_rule_name(rule));
         if (n < 0 || (size_t)n >= len - used)
             break;
         used += (size_t)n;
@@ -355,8 +366,8 @@ static void print_line(void)
         want = d.replicas;
         reason_of(&d, reason, sizeof reason);
     }
-    printf("%5.1fs %6" PRIu64 " %6" PRIu64 " %6u %6u %5d  %-24s %7" PRIu64 " %5" PRIu64
-           " %5" PRIu64 " %6.0fms\n",
+    printf("%5.1fs %6" PRIu64 " %6" PRIu64 " %6u %6u %5d  %-24s %7" PRIu64 " %5" PRIu64 " %5" PRIu64
+           " %6.0fms\n",
            (double)(swarm_now_ns() - t0) / SEC, st.queued, st.in_flight, st.ready, st.starting,
            want, reason, st.completed, st.failed, atomic_load(&dropped),
            (double)st.wait_p99_ns / MS);
@@ -409,7 +420,7 @@ int main(int argc, char **argv)
             return fail("retry", rc);
     } else
 #endif
-    if (cfg.ngram) {
+        if (cfg.ngram) {
         ngram_model *m = NULL;
         if ((rc = ngram_train(&m, ngram_corpus, strlen(ngram_corpus), 6)) != 0)
             return fail("ngram train", rc);
@@ -461,9 +472,8 @@ int main(int argc, char **argv)
     pol.scale_up.policies[0] = (swarm_policy_rate){SWARM_RATE_PODS, 4, SEC};
     pol.scale_up.policies[1] = (swarm_policy_rate){SWARM_RATE_PERCENT, 200, SEC};
     if (cfg.policy_mode == SWARM_POLICY_KPA) {
-        pol.stable_window_ns = (int64_t)(cfg.cooldown_s * SEC) > 6 * SEC
-                                   ? (int64_t)(cfg.cooldown_s * SEC)
-                                   : 6 * SEC;
+        pol.stable_window_ns =
+            (int64_t)(cfg.cooldown_s * SEC) > 6 * SEC ? (int64_t)(cfg.cooldown_s * SEC) : 6 * SEC;
     }
     swarm_policy *policy = NULL;
     if ((rc = swarm_policy_create(&policy, &pol)) != 0)
@@ -483,8 +493,8 @@ int main(int argc, char **argv)
     printf("libswarm %s demo: %u producers, quiet %.1fs @%.0f/s, burst %.1fs @%.0f/s, quiet "
            "%.1fs; agents %d..%d, target %.1f per agent, cooldown %.1fs; engine %s\n\n",
            swarm_version_string(), cfg.producers, cfg.quiet1_s, cfg.quiet_rate, cfg.burst_s,
-           cfg.burst_rate, cfg.quiet2_s, cfg.min_agents, cfg.max_agents, cfg.target,
-           cfg.cooldown_s, swarm_engine_name(engine));
+           cfg.burst_rate, cfg.quiet2_s, cfg.min_agents, cfg.max_agents, cfg.target, cfg.cooldown_s,
+           swarm_engine_name(engine));
     print_header();
 
     t0 = swarm_now_ns();

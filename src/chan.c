@@ -50,12 +50,12 @@
 #include "internal.h"
 #include "platform.h"
 
-#define EVICT_BIT (UINT64_C(1) << 63)
-#define MAX_ELEM_SIZE (UINT64_C(1) << 20)
+#define EVICT_BIT      (UINT64_C(1) << 63)
+#define MAX_ELEM_SIZE  (UINT64_C(1) << 20)
 #define MAX_RING_BYTES (UINT64_C(1) << 40)
-#define DEFAULT_SPIN 10u
+#define DEFAULT_SPIN   10u
 /* Larger spin options are clamped: past a few hundred yields spinning only burns a core. */
-#define MAX_SPIN 1000u
+#define MAX_SPIN        1000u
 #define HWM_SAMPLE_MASK 63u
 
 /* An event count: waiters park on seq; wakers bump seq and then wake. */
@@ -211,9 +211,8 @@ static void hwm_update(swarm_chan *ch)
     uint64_t head = atomic_load_explicit(&ch->head, memory_order_relaxed);
     uint64_t len = queued_len(ch, head, tail);
     uint64_t cur = atomic_load_explicit(&ch->hwm, memory_order_relaxed);
-    while (len > cur &&
-           !atomic_compare_exchange_weak_explicit(&ch->hwm, &cur, len, memory_order_relaxed,
-                                                  memory_order_relaxed)) {
+    while (len > cur && !atomic_compare_exchange_weak_explicit(
+                            &ch->hwm, &cur, len, memory_order_relaxed, memory_order_relaxed)) {
     }
 }
 
@@ -283,8 +282,7 @@ static inline int push_one(swarm_chan *ch, const void *src)
         uint64_t seen = atomic_load_explicit(stamp, memory_order_acquire);
         if (SWARM_LIKELY(seen == tail)) {
             if (atomic_compare_exchange_weak_explicit(&ch->tail, &tail, next_pos(ch, tail),
-                                                      memory_order_seq_cst,
-                                                      memory_order_relaxed)) {
+                                                      memory_order_seq_cst, memory_order_relaxed)) {
                 copy_elem((unsigned char *)stamp + sizeof(uint64_t), src, ch->elem_size);
                 /* Publish the element before the stamp; pairs with the acquire stamp loads of
                  * the receivers. */
@@ -404,8 +402,7 @@ static inline int pop_one(swarm_chan *ch, void *dst)
         uint64_t seen = atomic_load_explicit(stamp, memory_order_acquire);
         if (SWARM_LIKELY(seen == head + 1 && ch->mode != SWARM_FULL_DROP_NEWEST)) {
             if (atomic_compare_exchange_weak_explicit(&ch->head, &head, next_pos(ch, head),
-                                                      memory_order_seq_cst,
-                                                      memory_order_relaxed)) {
+                                                      memory_order_seq_cst, memory_order_relaxed)) {
                 copy_elem(dst, (unsigned char *)stamp + sizeof(uint64_t), ch->elem_size);
                 /* Release the slot for the next lap's producer; pairs with the acquire stamp
                  * loads of the senders. */
@@ -535,8 +532,8 @@ typedef int (*attempt_fn)(swarm_chan *ch, void *arg);
  * passes, or `cancel` fires. attempt() is always retried after a wake-up before a timeout or a
  * cancellation is reported, so a wake-up meant for an element is never swallowed.
  */
-static int wait_for(swarm_chan *ch, struct ec *ec, attempt_fn attempt, void *arg,
-                    int64_t deadline, swarm_cancel *cancel, _Atomic int64_t *blocked_ns)
+static int wait_for(swarm_chan *ch, struct ec *ec, attempt_fn attempt, void *arg, int64_t deadline,
+                    swarm_cancel *cancel, _Atomic int64_t *blocked_ns)
 {
     int r = SWARM_EAGAIN;
     bool sender = ec == &ch->not_full;

@@ -8,15 +8,15 @@
 #include "platform.h"
 
 #define SWARM_STR_(x) #x
-#define SWARM_STR(x) SWARM_STR_(x)
+#define SWARM_STR(x)  SWARM_STR_(x)
 
 const char *swarm_strerror(int err)
 {
     if (err >= 0)
         return "success";
     switch (err) {
-#define XX(name, val, msg) \
-    case SWARM_##name:     \
+#define XX(name, val, msg)                                                                         \
+    case SWARM_##name:                                                                             \
         return msg;
         SWARM_ERR_MAP(XX)
 #undef XX
@@ -30,8 +30,8 @@ const char *swarm_err_name(int err)
     if (err >= 0)
         return "SWARM_OK";
     switch (err) {
-#define XX(name, val, msg) \
-    case SWARM_##name:     \
+#define XX(name, val, msg)                                                                         \
+    case SWARM_##name:                                                                             \
         return "SWARM_" #name;
         SWARM_ERR_MAP(XX)
 #undef XX

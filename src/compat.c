@@ -25,9 +25,9 @@
 #include "swarm/reconcile.h"
 
 /* The 0.1 sizes: where the first field appended in 0.2 begins. */
-#define POLICY_OPTS_V1 offsetof(swarm_policy_opts, load_wait_ns)
+#define POLICY_OPTS_V1    offsetof(swarm_policy_opts, load_wait_ns)
 #define RECONCILE_OPTS_V1 offsetof(swarm_reconcile_opts, max_replicas)
-#define POOL_OPTS_V1 offsetof(swarm_pool_opts, keep_input_open)
+#define POOL_OPTS_V1      offsetof(swarm_pool_opts, keep_input_open)
 
 #if defined(__x86_64__)
 /* The sizes 0.1 had on x86-64. */
@@ -38,7 +38,10 @@ _Static_assert(POOL_OPTS_V1 == 104, "swarm_pool_opts 0.1 layout");
 
 #define COMPAT_INIT(type, name, v1_size)                                                           \
     SWARM_API int name##_v02(type *opts);                                                          \
-    SWARM_API int name##_v02(type *opts) { return swarm__##name(opts); }                           \
+    SWARM_API int name##_v02(type *opts)                                                           \
+    {                                                                                              \
+        return swarm__##name(opts);                                                                \
+    }                                                                                              \
     SWARM_API int name##_v01(type *opts);                                                          \
     SWARM_API int name##_v01(type *opts)                                                           \
     {                                                                                              \

@@ -447,8 +447,8 @@ int swarm_engine_infer(swarm_engine *e, const swarm_request *req, swarm_response
 /* The pool's single-task call in one: reset, run (timed or not), read the outcome. The pool's
  * arguments are never NULL and its requests come from swarm_request_init(), so the checks of
  * swarm_engine_infer() reduce to the response's state. */
-int swarm__engine_run1(swarm_engine *e, const swarm_request *req, swarm_response *resp,
-                       int timed, swarm__resp_outcome *oc)
+int swarm__engine_run1(swarm_engine *e, const swarm_request *req, swarm_response *resp, int timed,
+                       swarm__resp_outcome *oc)
 {
     int rc = SWARM_ESTATE;
     if (SWARM_LIKELY(resp->state != SWARM__RESP_RUNNING)) {

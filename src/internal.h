@@ -10,13 +10,13 @@
 #define SWARM_CACHELINE 64
 
 #if defined(__GNUC__)
-#  define SWARM_LIKELY(x) __builtin_expect(!!(x), 1)
-#  define SWARM_UNLIKELY(x) __builtin_expect(!!(x), 0)
-#  define SWARM_NOINLINE __attribute__((noinline))
+#    define SWARM_LIKELY(x)   __builtin_expect(!!(x), 1)
+#    define SWARM_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#    define SWARM_NOINLINE    __attribute__((noinline))
 #else
-#  define SWARM_LIKELY(x) (x)
-#  define SWARM_UNLIKELY(x) (x)
-#  define SWARM_NOINLINE
+#    define SWARM_LIKELY(x)   (x)
+#    define SWARM_UNLIKELY(x) (x)
+#    define SWARM_NOINLINE
 #endif
 
 /* Validates and copies an allocator: NULL selects libc. Returns SWARM_EINVAL for a struct that
@@ -114,10 +114,10 @@ uint64_t swarm__fork_gen(void);
 /* Response accessors for the pool (the response is the engine module's object): the outcome
  * and timings of a completed call, without swarm_response_get_info()'s full copy. */
 typedef struct swarm__resp_outcome {
-    int complete;   /* 1 once the outermost engine call completed it */
-    int status;     /* final status when complete */
+    int complete; /* 1 once the outermost engine call completed it */
+    int status;   /* final status when complete */
     int64_t start_ns, end_ns;
-    uint64_t len;   /* output bytes */
+    uint64_t len;     /* output bytes */
     const void *data; /* the output (NUL-terminated) */
 } swarm__resp_outcome;
 struct swarm_response;

@@ -304,11 +304,11 @@ typedef struct entry {
 } entry;
 
 struct swarm_metrics {
-    swarm__mutex lock; /* guards adds, the policy fields of entries and snaps; held for a
-                             whole render */
-    _Atomic uint32_t n;   /* registered. Stored with release after the entry is filled; pairs
-                             with the acquire loads of the lock-free readers (_count(),
-                             _chan_rejected()), which then see the entry's kind and object */
+    swarm__mutex lock;  /* guards adds, the policy fields of entries and snaps; held for a
+                              whole render */
+    _Atomic uint32_t n; /* registered. Stored with release after the entry is filled; pairs
+                           with the acquire loads of the lock-free readers (_count(),
+                           _chan_rejected()), which then see the entry's kind and object */
     uint32_t cap;
     entry *entries;
     snap *snaps; /* render scratch: one per slot */

@@ -83,9 +83,9 @@ int swarm__thread_create(swarm__thread *t, void *(*fn)(void *), void *arg)
 
 #if defined(__linux__) && !defined(SWARM_NO_FUTEX)
 
-#include <linux/futex.h>
-#include <sys/syscall.h>
-#include <unistd.h>
+#    include <linux/futex.h>
+#    include <sys/syscall.h>
+#    include <unistd.h>
 
 int swarm__park(_Atomic uint32_t *addr, uint32_t expected, int64_t deadline_ns)
 {
@@ -111,7 +111,7 @@ void swarm__unpark(_Atomic uint32_t *addr, int n)
 
 #else /* portable fallback: a fixed table of mutex+condvar buckets hashed by address */
 
-#define PARK_BUCKETS 64
+#    define PARK_BUCKETS 64
 
 static struct park_bucket {
     swarm__mutex lock;

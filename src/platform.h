@@ -53,21 +53,45 @@ typedef pthread_mutex_t swarm__mutex;
 typedef pthread_cond_t swarm__cond;
 
 int swarm__mutex_init(swarm__mutex *m);
-static inline void swarm__mutex_destroy(swarm__mutex *m) { pthread_mutex_destroy(m); }
-static inline void swarm__mutex_lock(swarm__mutex *m) { pthread_mutex_lock(m); }
-static inline void swarm__mutex_unlock(swarm__mutex *m) { pthread_mutex_unlock(m); }
+static inline void swarm__mutex_destroy(swarm__mutex *m)
+{
+    pthread_mutex_destroy(m);
+}
+static inline void swarm__mutex_lock(swarm__mutex *m)
+{
+    pthread_mutex_lock(m);
+}
+static inline void swarm__mutex_unlock(swarm__mutex *m)
+{
+    pthread_mutex_unlock(m);
+}
 /* Takes the mutex if it is free: 1 taken, 0 held elsewhere. */
-static inline int swarm__mutex_trylock(swarm__mutex *m) { return pthread_mutex_trylock(m) == 0; }
+static inline int swarm__mutex_trylock(swarm__mutex *m)
+{
+    return pthread_mutex_trylock(m) == 0;
+}
 
 /* A condition variable whose timed waits use the monotonic clock (swarm__clock_ns()). */
 int swarm__cond_init(swarm__cond *c);
-static inline void swarm__cond_destroy(swarm__cond *c) { pthread_cond_destroy(c); }
-static inline void swarm__cond_wait(swarm__cond *c, swarm__mutex *m) { pthread_cond_wait(c, m); }
+static inline void swarm__cond_destroy(swarm__cond *c)
+{
+    pthread_cond_destroy(c);
+}
+static inline void swarm__cond_wait(swarm__cond *c, swarm__mutex *m)
+{
+    pthread_cond_wait(c, m);
+}
 /* Waits until signalled or the absolute monotonic deadline (INT64_MAX: none); returns 0 or
  * SWARM_ETIMEDOUT. Spurious wake-ups happen: callers loop on their predicate. */
 int swarm__cond_wait_until(swarm__cond *c, swarm__mutex *m, int64_t deadline_ns);
-static inline void swarm__cond_signal(swarm__cond *c) { pthread_cond_signal(c); }
-static inline void swarm__cond_broadcast(swarm__cond *c) { pthread_cond_broadcast(c); }
+static inline void swarm__cond_signal(swarm__cond *c)
+{
+    pthread_cond_signal(c);
+}
+static inline void swarm__cond_broadcast(swarm__cond *c)
+{
+    pthread_cond_broadcast(c);
+}
 
 /* ---- threads --------------------------------------------------------------------------------- */
 
@@ -75,8 +99,14 @@ typedef pthread_t swarm__thread;
 
 /* Starts fn(arg) on a new thread; SWARM_EINTERNAL (or SWARM_ENOMEM) if it could not start. */
 int swarm__thread_create(swarm__thread *t, void *(*fn)(void *), void *arg);
-static inline void swarm__thread_join(swarm__thread t) { pthread_join(t, NULL); }
-static inline int swarm__thread_is_self(swarm__thread t) { return pthread_equal(t, pthread_self()); }
+static inline void swarm__thread_join(swarm__thread t)
+{
+    pthread_join(t, NULL);
+}
+static inline int swarm__thread_is_self(swarm__thread t)
+{
+    return pthread_equal(t, pthread_self());
+}
 
 /* ---- atomic maximum -------------------------------------------------------------------------- */
 
@@ -84,18 +114,16 @@ static inline int swarm__thread_is_self(swarm__thread t) { return pthread_equal(
 static inline void swarm__atomic_max_u32(_Atomic uint32_t *a, uint32_t v)
 {
     uint32_t seen = atomic_load_explicit(a, memory_order_relaxed);
-    while (v > seen &&
-           !atomic_compare_exchange_weak_explicit(a, &seen, v, memory_order_relaxed,
-                                                  memory_order_relaxed)) {
+    while (v > seen && !atomic_compare_exchange_weak_explicit(a, &seen, v, memory_order_relaxed,
+                                                              memory_order_relaxed)) {
     }
 }
 
 static inline void swarm__atomic_max_u64(_Atomic uint64_t *a, uint64_t v)
 {
     uint64_t seen = atomic_load_explicit(a, memory_order_relaxed);
-    while (v > seen &&
-           !atomic_compare_exchange_weak_explicit(a, &seen, v, memory_order_relaxed,
-                                                  memory_order_relaxed)) {
+    while (v > seen && !atomic_compare_exchange_weak_explicit(a, &seen, v, memory_order_relaxed,
+                                                              memory_order_relaxed)) {
     }
 }
 

@@ -13,8 +13,8 @@
 #include "internal.h"
 #include "policy_internal.h"
 
-#define NS SWARM__NS_PER_S
-#define MAX_HISTORY_CAP 65536u
+#define NS                  SWARM__NS_PER_S
+#define MAX_HISTORY_CAP     65536u
 #define DEFAULT_HISTORY_CAP 256u
 
 /* One 1 s bucket of KPA samples. */
@@ -26,7 +26,7 @@ typedef struct kpa_bucket {
 } kpa_bucket;
 
 struct swarm_policy {
-    swarm_policy_opts o;  /* normalized copy; o.alloc is NULL (the copy lives in alloc) */
+    swarm_policy_opts o; /* normalized copy; o.alloc is NULL (the copy lives in alloc) */
     swarm_allocator alloc;
     size_t block_size;
 
@@ -64,7 +64,7 @@ struct swarm_policy {
     uint32_t kb_has_write;
     int64_t kb_first_idx, kb_last_idx;
     swarm__kpa_maxwin delay;
-    uint32_t pending_active; /* a scale-up has been held for starting replicas ... */
+    uint32_t pending_active;  /* a scale-up has been held for starting replicas ... */
     int64_t pending_since_ns; /* ... since this decision */
     swarm__load_state load;   /* SWARM_POLICY_LOAD estimator */
 
@@ -79,11 +79,13 @@ struct swarm_policy {
 const char *swarm_policy_rule_name(uint32_t rule)
 {
     switch (rule) {
-#define RULE_NAME_(name, val, str)                                                           \
-    case (val): return str;
+#define RULE_NAME_(name, val, str)                                                                 \
+    case (val):                                                                                    \
+        return str;
         SWARM_POLICY_RULE_MAP(RULE_NAME_)
 #undef RULE_NAME_
-    default: return "unknown";
+    default:
+        return "unknown";
     }
 }
 
@@ -98,7 +100,10 @@ int swarm__policy_opts_init(swarm_policy_opts *opts)
     return 0;
 }
 
-static int bad_double(double d) { return !isfinite(d); }
+static int bad_double(double d)
+{
+    return !isfinite(d);
+}
 
 static int check_rules(const swarm_policy_hpa_rules *r)
 {
@@ -131,12 +136,13 @@ static int configure(swarm_policy *p, const swarm_policy_opts *o)
         o->legacy_window_ns > 3600 * NS || o->zero_grace_ns < 0 || o->zero_grace_ns > 3600 * NS ||
         o->pending_hold_max_ns > 3600 * NS)
         return SWARM_EINVAL;
-    if (bad_double(o->tolerance) || bad_double(o->legacy_factor) ||
-        bad_double(o->legacy_minimum) || o->legacy_factor < 0 || o->legacy_minimum < 0)
+    if (bad_double(o->tolerance) || bad_double(o->legacy_factor) || bad_double(o->legacy_minimum) ||
+        o->legacy_factor < 0 || o->legacy_minimum < 0)
         return SWARM_EINVAL;
     if (check_rules(&o->scale_up) < 0 || check_rules(&o->scale_down) < 0)
         return SWARM_EINVAL;
-    if (o->stable_window_ns != 0 && (o->stable_window_ns < 6 * NS || o->stable_window_ns > 3600 * NS))
+    if (o->stable_window_ns != 0 &&
+        (o->stable_window_ns < 6 * NS || o->stable_window_ns > 3600 * NS))
         return SWARM_EINVAL;
     if (bad_double(o->panic_window_pct) || o->panic_window_pct < 0 || o->panic_window_pct > 100 ||
         bad_double(o->panic_threshold_pct) || o->panic_threshold_pct < 0 ||
@@ -162,8 +168,12 @@ static int configure(swarm_policy *p, const swarm_policy_opts *o)
     p->min = min;
     p->max = max;
     switch (o->hpa_path) {
-    case SWARM_POLICY_HPA_BEHAVIOR: p->hpa_behavior = 1; break;
-    case SWARM_POLICY_HPA_LEGACY: p->hpa_behavior = 0; break;
+    case SWARM_POLICY_HPA_BEHAVIOR:
+        p->hpa_behavior = 1;
+        break;
+    case SWARM_POLICY_HPA_LEGACY:
+        p->hpa_behavior = 0;
+        break;
     default: {
         static const swarm_policy_hpa_rules zero;
         p->hpa_behavior = memcmp(&o->scale_up, &zero, sizeof zero) != 0 ||
@@ -205,13 +215,14 @@ static int configure(swarm_policy *p, const swarm_policy_opts *o)
     p->kpa.activation_scale = o->activation_scale;
     p->kpa.reachable = o->unreachable ? 0 : 1;
     p->kpa.target_burst_capacity =
-        o->target_burst_capacity == 0 ? 211.0 : (o->target_burst_capacity < 0 ? -1.0
-                                                                             : o->target_burst_capacity);
+        o->target_burst_capacity == 0
+            ? 211.0
+            : (o->target_burst_capacity < 0 ? -1.0 : o->target_burst_capacity);
     uint32_t dis = o->disable;
     /* Opt-in since issue 9: even bounded and recorded, the jump did not win against upstream
      * on every simulator trace (it did on the idle and flash ones). */
-    p->ext_cold_start = (o->enable & SWARM_POLICY_COLD_START_JUMP) &&
-                        !(dis & SWARM_POLICY_NO_COLD_START_JUMP);
+    p->ext_cold_start =
+        (o->enable & SWARM_POLICY_COLD_START_JUMP) && !(dis & SWARM_POLICY_NO_COLD_START_JUMP);
     p->ext_pending = !(dis & SWARM_POLICY_NO_PENDING_CAPACITY);
     p->ext_fallback_zero = !(dis & SWARM_POLICY_NO_FALLBACK_AT_ZERO);
     return 0;
@@ -235,7 +246,10 @@ static void ring_sizes(const swarm_policy *p, const swarm_policy_opts *o, uint32
     }
 }
 
-static size_t align8(size_t n) { return (n + 7) & ~(size_t)7; }
+static size_t align8(size_t n)
+{
+    return (n + 7) & ~(size_t)7;
+}
 
 static void reset_state(swarm_policy *p)
 {
@@ -364,7 +378,10 @@ static void step(swarm_policy_decision *d, uint32_t rule, int32_t metric, int32_
 }
 
 /* now - then, saturating (imported state may hold any value). */
-static int64_t sat_elapsed(int64_t now, int64_t then) { return swarm__time_sub(now, then); }
+static int64_t sat_elapsed(int64_t now, int64_t then)
+{
+    return swarm__time_sub(now, then);
+}
 
 /* What is left of @window after @el has elapsed, in [0, window]. */
 static int64_t remaining(int64_t window, int64_t el)
@@ -398,10 +415,14 @@ static int32_t fallback_replicas(const swarm_policy *p, int32_t current)
 {
     int32_t f = p->o.fallback_replicas;
     switch (p->o.fallback_behavior) {
-    case SWARM_FALLBACK_CURRENT: return current;
-    case SWARM_FALLBACK_CURRENT_IF_HIGHER: return current > f ? current : f;
-    case SWARM_FALLBACK_CURRENT_IF_LOWER: return current < f ? current : f;
-    default: return f;
+    case SWARM_FALLBACK_CURRENT:
+        return current;
+    case SWARM_FALLBACK_CURRENT_IF_HIGHER:
+        return current > f ? current : f;
+    case SWARM_FALLBACK_CURRENT_IF_LOWER:
+        return current < f ? current : f;
+    default:
+        return f;
     }
 }
 
@@ -495,8 +516,8 @@ static void compute_proposals(swarm_policy *p, const swarm_policy_obs *obs, prop
             if (need > pr->need_total)
                 pr->need_total = need;
             swarm__hpa_calc_out co;
-            int ok = m->kind == SWARM_METRIC_TOTAL || cur != 0 ? calc_metric(p, m, v, obs, &co)
-                                                               : -1;
+            int ok =
+                m->kind == SWARM_METRIC_TOTAL || cur != 0 ? calc_metric(p, m, v, obs, &co) : -1;
             if (m->kind != SWARM_METRIC_TOTAL && cur == 0) {
                 rec = need; /* from zero: no replica to measure; Value metrics size directly */
             } else if (ok == 0 && co.replicas == cur && co.want != cur) {
@@ -549,8 +570,8 @@ static void store_scale_event(swarm_policy *p, int32_t current, int32_t desired,
  * are ready, but for at most pending_hold_ns from the first held decision: a warm-up that hangs
  * must not block scaling for good. Scale-downs and the bounds are unaffected.
  */
-static int32_t pending_hold(swarm_policy *p, int64_t now, int32_t starting, int32_t cur,
-                            int32_t r, swarm_policy_decision *d)
+static int32_t pending_hold(swarm_policy *p, int64_t now, int32_t starting, int32_t cur, int32_t r,
+                            swarm_policy_decision *d)
 {
     if (!p->ext_pending || starting <= 0 || p->pending_hold_ns == 0) {
         p->pending_active = 0;
@@ -590,8 +611,8 @@ static int32_t cold_start(swarm_policy *p, int64_t now, int32_t base, int32_t ne
         store_scale_event(p, base, r, now);
     } else {
         int reason = 0;
-        r = swarm__hpa_legacy_limits(base, need, base, p->max, p->legacy_factor,
-                                     p->legacy_minimum, &reason);
+        r = swarm__hpa_legacy_limits(base, need, base, p->max, p->legacy_factor, p->legacy_minimum,
+                                     &reason);
         swarm__hpa_stabilize_legacy(p->recs, &p->n_recs, p->cap, r, now, p->legacy_window_ns,
                                     swarm__hpa_gran(p->legacy_window_ns, p->cap));
     }
@@ -628,28 +649,30 @@ static int32_t hpa_phase(swarm_policy *p, int64_t now, int32_t cur, int32_t min,
                                                 swarm__hpa_gran(p->legacy_window_ns, p->cap));
         if (s != desired)
             step(d, SWARM_RULE_STABILIZATION, -1, desired, s, p->legacy_window_ns);
-        int32_t r = swarm__hpa_legacy_limits(cur, s, min, max, p->legacy_factor,
-                                             p->legacy_minimum, &reason);
+        int32_t r = swarm__hpa_legacy_limits(cur, s, min, max, p->legacy_factor, p->legacy_minimum,
+                                             &reason);
         if (r != s)
-            step(d, reason == SWARM__HPA_TOO_FEW ? SWARM_RULE_MIN
-                    : reason == SWARM__HPA_TOO_MANY ? SWARM_RULE_MAX
-                                                    : SWARM_RULE_RATE_LIMIT,
+            step(d,
+                 reason == SWARM__HPA_TOO_FEW    ? SWARM_RULE_MIN
+                 : reason == SWARM__HPA_TOO_MANY ? SWARM_RULE_MAX
+                                                 : SWARM_RULE_RATE_LIMIT,
                  -1, s, r, reason);
         return pending_hold(p, now, starting, cur, r, d);
     }
     int dir = 0;
     int64_t w = p->up.window_ns > p->down.window_ns ? p->up.window_ns : p->down.window_ns;
-    int32_t s = swarm__hpa_stabilize(p->recs, &p->n_recs, p->cap, cur, desired, now,
-                                     p->up.window_ns, p->down.window_ns,
-                                     swarm__hpa_gran(w, p->cap), &dir);
+    int32_t s =
+        swarm__hpa_stabilize(p->recs, &p->n_recs, p->cap, cur, desired, now, p->up.window_ns,
+                             p->down.window_ns, swarm__hpa_gran(w, p->cap), &dir);
     if (s != desired)
         step(d, SWARM_RULE_STABILIZATION, -1, desired, s, dir);
-    int32_t r = swarm__hpa_behavior_rate(cur, s, min, max, p->ev_up, p->n_up, p->ev_down,
-                                         p->n_down, &p->up, &p->down, now, &reason);
+    int32_t r = swarm__hpa_behavior_rate(cur, s, min, max, p->ev_up, p->n_up, p->ev_down, p->n_down,
+                                         &p->up, &p->down, now, &reason);
     if (r != s)
-        step(d, reason == SWARM__HPA_TOO_FEW ? SWARM_RULE_MIN
-                : reason == SWARM__HPA_TOO_MANY ? SWARM_RULE_MAX
-                                                : SWARM_RULE_RATE_LIMIT,
+        step(d,
+             reason == SWARM__HPA_TOO_FEW    ? SWARM_RULE_MIN
+             : reason == SWARM__HPA_TOO_MANY ? SWARM_RULE_MAX
+                                             : SWARM_RULE_RATE_LIMIT,
              -1, s, r, reason);
     r = pending_hold(p, now, starting, cur, r, d);
     store_scale_event(p, cur, r, now);
@@ -720,13 +743,12 @@ static int32_t decide_keda(swarm_policy *p, int64_t now, const swarm_policy_obs 
 
     if (ko.scaled_from_zero) {
         int32_t r = ko.replicas;
-        if ((p->ext_cold_start || (pr.any_fallback && p->ext_fallback_zero)) &&
-            pr.n_valid > 0) {
+        if ((p->ext_cold_start || (pr.any_fallback && p->ext_fallback_zero)) && pr.n_valid > 0) {
             int32_t need = pr.any_fallback ? pr.max_valid : pr.need_total;
             if (need > r) {
                 /* A fallback count is configured, not sized: it applies as it is. */
-                int32_t to = pr.any_fallback ? (need > p->max ? p->max : need)
-                                             : cold_start(p, now, r, need);
+                int32_t to =
+                    pr.any_fallback ? (need > p->max ? p->max : need) : cold_start(p, now, r, need);
                 step(d, SWARM_RULE_COLD_START, -1, r, to, pr.need_total);
                 r = to;
             }
@@ -876,8 +898,8 @@ static int32_t decide_kpa(swarm_policy *p, int64_t now, const swarm_policy_obs *
     }
     uint32_t was_panic = p->kst.in_panic;
     swarm__kpa_result r;
-    swarm__kpa_scale(&p->kst, &spec, now, ready, capacity, stable, panic, &p->delay,
-                     p->delay_ents, &r);
+    swarm__kpa_scale(&p->kst, &spec, now, ready, capacity, stable, panic, &p->delay, p->delay_ents,
+                     &r);
     d->excess_burst_capacity = r.ebc;
     int32_t raw = clamp_i32(ceil(stable / spec.target_value));
     d->metric_raw[0] = raw;
@@ -953,7 +975,10 @@ static inline void put_n(text_buf *t, const char *s, size_t n)
     t->len += n;
 }
 
-static inline void put_s(text_buf *t, const char *s) { put_n(t, s, strlen(s)); }
+static inline void put_s(text_buf *t, const char *s)
+{
+    put_n(t, s, strlen(s));
+}
 
 static inline void put_i(text_buf *t, int32_t v)
 {
@@ -1027,10 +1052,9 @@ static void format_text(const swarm_policy *p, swarm_policy_decision *d, uint32_
 
 static int check_obs(const swarm_policy *p, const swarm_policy_obs *obs)
 {
-    if (obs->size < SWARM_POLICY_OBS_V1_SIZE || obs->current_replicas < 0 || obs->ready_replicas < 0 ||
-        obs->starting_replicas < 0 || obs->n_metrics == 0 ||
-        obs->n_metrics > SWARM_POLICY_MAX_METRICS ||
-        obs->ready_replicas > obs->current_replicas ||
+    if (obs->size < SWARM_POLICY_OBS_V1_SIZE || obs->current_replicas < 0 ||
+        obs->ready_replicas < 0 || obs->starting_replicas < 0 || obs->n_metrics == 0 ||
+        obs->n_metrics > SWARM_POLICY_MAX_METRICS || obs->ready_replicas > obs->current_replicas ||
         obs->starting_replicas > obs->current_replicas)
         return SWARM_EINVAL;
     for (uint32_t i = 0; i < obs->n_metrics; i++) {
@@ -1049,8 +1073,8 @@ static int check_obs(const swarm_policy *p, const swarm_policy_obs *obs)
 int swarm_policy_decide(swarm_policy *p, int64_t now_ns, const swarm_policy_obs *obs,
                         swarm_policy_decision *out)
 {
-    if (p == NULL || obs == NULL || out == NULL || out->size < sizeof *out ||
-        now_ns < -TIME_LIM || now_ns > TIME_LIM)
+    if (p == NULL || obs == NULL || out == NULL || out->size < sizeof *out || now_ns < -TIME_LIM ||
+        now_ns > TIME_LIM)
         return SWARM_EINVAL;
     int rc = check_obs(p, obs);
     if (rc < 0)
@@ -1093,13 +1117,19 @@ int swarm_policy_decide(swarm_policy *p, int64_t now_ns, const swarm_policy_obs 
         d->flags |= SWARM_DECISION_PAUSED;
     } else {
         switch (p->o.mode) {
-        case SWARM_POLICY_KEDA: r = decide_keda(p, now, obs, d); break;
-        case SWARM_POLICY_HPA: r = decide_hpa(p, now, obs, d); break;
-        case SWARM_POLICY_LOAD:
-            r = swarm__load_decide(&p->load_cfg, &p->load, &p->delay, p->delay_ents, p->min,
-                                   p->max, now, obs, d);
+        case SWARM_POLICY_KEDA:
+            r = decide_keda(p, now, obs, d);
             break;
-        default: r = decide_kpa(p, now, obs, d); break;
+        case SWARM_POLICY_HPA:
+            r = decide_hpa(p, now, obs, d);
+            break;
+        case SWARM_POLICY_LOAD:
+            r = swarm__load_decide(&p->load_cfg, &p->load, &p->delay, p->delay_ents, p->min, p->max,
+                                   now, obs, d);
+            break;
+        default:
+            r = decide_kpa(p, now, obs, d);
+            break;
         }
         int hold = (d->flags & SWARM_DECISION_HOLD) != 0;
         /* Bounds. Zero (and the idle count) are legal results where the mode owns them. */
@@ -1131,8 +1161,8 @@ int swarm_policy_decide(swarm_policy *p, int64_t now_ns, const swarm_policy_obs 
     d->replicas = r;
     if (r < cur) {
         d->retire = cur - r;
-        d->retire_starting = obs->starting_replicas < d->retire ? obs->starting_replicas
-                                                                : d->retire;
+        d->retire_starting =
+            obs->starting_replicas < d->retire ? obs->starting_replicas : d->retire;
         d->prefer_idle = 1;
     }
     format_text(p, d, obs->n_metrics);
@@ -1176,11 +1206,13 @@ typedef struct state_field {
     uint8_t type;
     uint8_t since; /* first format version that carries the field */
     uint16_t count;
-    uint32_t off;  /* offset in its struct */
+    uint32_t off; /* offset in its struct */
 } state_field;
 
-#define F_(st, name, type, since, count, member)                                             \
-    {name, type, since, count, (uint32_t)offsetof(st, member)}
+#define F_(st, name, type, since, count, member)                                                   \
+    {                                                                                              \
+        name, type, since, count, (uint32_t)offsetof(st, member)                                   \
+    }
 #define SF(name, type, since, member) F_(struct swarm_policy, name, type, since, 1, member)
 
 static const state_field STATE_FIELDS[] = {
@@ -1250,8 +1282,8 @@ static const state_field DELAY_FIELDS[] = {
 
 /* The oldest format import still reads. */
 #define STATE_VERSION_MIN 1u
-#define AGE_MAX TIME_LIM
-#define GRID_NS (2 * NS) /* the anchor's grid: whole KPA delay buckets (and 1 s buckets) */
+#define AGE_MAX           TIME_LIM
+#define GRID_NS           (2 * NS) /* the anchor's grid: whole KPA delay buckets (and 1 s buckets) */
 
 static size_t type_bytes(uint8_t t)
 {
@@ -1267,7 +1299,10 @@ static size_t fields_bytes(const state_field *f, size_t n, uint32_t version)
     return b;
 }
 
-static size_t header_bytes(uint32_t version) { return 4 + 4 * 5 + (version >= 3 ? 8 : 0); }
+static size_t header_bytes(uint32_t version)
+{
+    return 4 + 4 * 5 + (version >= 3 ? 8 : 0);
+}
 
 static size_t state_bytes(uint32_t version, uint32_t cap, uint32_t nb, uint32_t nd)
 {
@@ -1445,11 +1480,16 @@ static uint32_t ring_len(const swarm_policy *s, int ring)
 static void *ring_slot(swarm_policy *p, int ring, uint32_t i)
 {
     switch (ring) {
-    case RING_RECS: return &p->recs[i];
-    case RING_UP: return &p->ev_up[i];
-    case RING_DOWN: return &p->ev_down[i];
-    case RING_BUCKETS: return &p->buckets[i];
-    default: return &p->delay_ents[i];
+    case RING_RECS:
+        return &p->recs[i];
+    case RING_UP:
+        return &p->ev_up[i];
+    case RING_DOWN:
+        return &p->ev_down[i];
+    case RING_BUCKETS:
+        return &p->buckets[i];
+    default:
+        return &p->delay_ents[i];
     }
 }
 
@@ -1458,16 +1498,20 @@ static void *ring_slot(swarm_policy *p, int ring, uint32_t i)
 static int slot_used(const swarm_policy *s, int ring, uint32_t i, const void *slot)
 {
     switch (ring) {
-    case RING_RECS: return i < s->n_recs;
-    case RING_UP: return i < s->n_up;
-    case RING_DOWN: return i < s->n_down;
+    case RING_RECS:
+        return i < s->n_recs;
+    case RING_UP:
+        return i < s->n_up;
+    case RING_DOWN:
+        return i < s->n_down;
     case RING_BUCKETS: {
         /* A bucket older than the ring's span can never be read again (kpa_avg() looks at the
          * last n_buckets indices, kpa_record() overwrites it). */
         const kpa_bucket *b = slot;
         return b->n > 0 && b->index > floor_div64(s->last_now, NS) - (int64_t)s->n_buckets;
     }
-    default: return !delay_stale(&s->delay, i);
+    default:
+        return !delay_stale(&s->delay, i);
     }
 }
 
@@ -1538,8 +1582,8 @@ int swarm_policy_export_state(const swarm_policy *p, void *buf, size_t len, size
         return SWARM_ERANGE;
     /* After an import and before the next decision, the times are still relative to the
      * imported anchor: write them as they are. */
-    int64_t anchor = p->resume_pending ? p->import_anchor_ns
-                                       : floor_div64(p->last_now, GRID_NS) * GRID_NS;
+    int64_t anchor =
+        p->resume_pending ? p->import_anchor_ns : floor_div64(p->last_now, GRID_NS) * GRID_NS;
     int64_t rel = p->resume_pending ? 0 : anchor;
     wbuf w = {buf, 0, len};
     memcpy(w.p, "SWPS", 4);
@@ -1570,8 +1614,7 @@ int swarm_policy_export_state(const swarm_policy *p, void *buf, size_t len, size
 
 /* Rewrites the time-like fields of one struct from absolute (versions 1 and 2) to relative to
  * @anchor, in the form export writes. */
-static void relativize(const state_field *f, size_t n, void *base, int64_t anchor,
-                       int64_t last_rel)
+static void relativize(const state_field *f, size_t n, void *base, int64_t anchor, int64_t last_rel)
 {
     unsigned char *b = base;
     for (size_t i = 0; i < n; i++) {

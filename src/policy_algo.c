@@ -35,8 +35,14 @@ static int64_t f2i64(double f)
     return (int64_t)f;
 }
 
-static int32_t min32(int32_t a, int32_t b) { return a < b ? a : b; }
-static int32_t max32(int32_t a, int32_t b) { return a > b ? a : b; }
+static int32_t min32(int32_t a, int32_t b)
+{
+    return a < b ? a : b;
+}
+static int32_t max32(int32_t a, int32_t b)
+{
+    return a > b ? a : b;
+}
 
 /* a +/- b on int32 without overflow (saturating); Go would wrap, but no upstream test relies on
  * wrapping and saturation keeps the result meaningful. */
@@ -60,12 +66,18 @@ static int64_t floor_div64(int64_t a, int64_t b)
 const char *swarm__hpa_reason_name(int reason)
 {
     switch (reason) {
-    case SWARM__HPA_WITHIN: return "DesiredWithinRange";
-    case SWARM__HPA_SCALE_UP_LIMIT: return "ScaleUpLimit";
-    case SWARM__HPA_SCALE_DOWN_LIMIT: return "ScaleDownLimit";
-    case SWARM__HPA_TOO_MANY: return "TooManyReplicas";
-    case SWARM__HPA_TOO_FEW: return "TooFewReplicas";
-    default: return "Unknown";
+    case SWARM__HPA_WITHIN:
+        return "DesiredWithinRange";
+    case SWARM__HPA_SCALE_UP_LIMIT:
+        return "ScaleUpLimit";
+    case SWARM__HPA_SCALE_DOWN_LIMIT:
+        return "ScaleDownLimit";
+    case SWARM__HPA_TOO_MANY:
+        return "TooManyReplicas";
+    case SWARM__HPA_TOO_FEW:
+        return "TooFewReplicas";
+    default:
+        return "Unknown";
     }
 }
 
@@ -87,8 +99,8 @@ void swarm__hpa_rules_default(swarm__hpa_rules *out, const swarm_policy_hpa_rule
         out->window_ns = up ? 0 : 300 * SWARM__NS_PER_S;
     out->select = in->select == SWARM_POLICY_SELECT_DEFAULT ? SWARM_POLICY_SELECT_MAX : in->select;
     if (in->n_policies > 0) {
-        out->n_policies = in->n_policies > SWARM_POLICY_MAX_RATES ? SWARM_POLICY_MAX_RATES
-                                                                   : in->n_policies;
+        out->n_policies =
+            in->n_policies > SWARM_POLICY_MAX_RATES ? SWARM_POLICY_MAX_RATES : in->n_policies;
         memcpy(out->policies, in->policies, out->n_policies * sizeof out->policies[0]);
     } else if (up) {
         out->n_policies = 2;
@@ -311,8 +323,7 @@ int32_t swarm__hpa_behavior_rate(int32_t current, int32_t desired, int32_t min, 
                                  const swarm__hpa_event *up, uint32_t n_up,
                                  const swarm__hpa_event *down, uint32_t n_down,
                                  const swarm__hpa_rules *up_rules,
-                                 const swarm__hpa_rules *down_rules, int64_t now_ns,
-                                 int *reason)
+                                 const swarm__hpa_rules *down_rules, int64_t now_ns, int *reason)
 {
     if (desired > current) {
         int32_t limit =
@@ -442,8 +453,8 @@ static int calc_pods(const swarm__hpa_calc_in *in, swarm__hpa_calc_out *out)
 
     int scale_up_unready = in->n_unready > 0 && ratio > 1.0;
     if (!scale_up_unready && in->n_missing == 0) {
-        out->replicas = swarm__hpa_within(ratio, in->tol_up, in->tol_down) ? in->current
-                                                                             : out->want;
+        out->replicas =
+            swarm__hpa_within(ratio, in->tol_up, in->tol_down) ? in->current : out->want;
         return 0;
     }
     int64_t total = in->sample_total_milli, count = in->n_samples;
@@ -509,12 +520,15 @@ int swarm__hpa_replica_calc(const swarm__hpa_calc_in *in, swarm__hpa_calc_out *o
     memset(out, 0, sizeof *out);
     if (in->target_milli > 0) {
         switch (in->kind) {
-        case SWARM__CALC_PODS: return calc_pods(in, out);
+        case SWARM__CALC_PODS:
+            return calc_pods(in, out);
         case SWARM__CALC_OBJECT_VALUE:
         case SWARM__CALC_EXTERNAL_VALUE:
         case SWARM__CALC_OBJECT_AVERAGE:
-        case SWARM__CALC_EXTERNAL_AVERAGE: return calc_value(in, out);
-        default: break;
+        case SWARM__CALC_EXTERNAL_AVERAGE:
+            return calc_value(in, out);
+        default:
+            break;
         }
     }
     snprintf(out->error, sizeof out->error, "invalid metric or zero target");
@@ -714,9 +728,9 @@ void swarm__keda_request_scale(const swarm__keda_in *in, swarm__keda_out *out)
     if ((in->idle >= 0 && in->current > in->idle) || (in->current > 0 && in->min == 0)) {
         if (in->paused_scale_in)
             return;
-        int go = in->has_last_active ? elapsed(in->last_active_ns, in->cooldown_ns, in->now_ns)
-                                     : elapsed(in->creation_ns, in->initial_cooldown_ns,
-                                               in->now_ns);
+        int go = in->has_last_active
+                     ? elapsed(in->last_active_ns, in->cooldown_ns, in->now_ns)
+                     : elapsed(in->creation_ns, in->initial_cooldown_ns, in->now_ns);
         if (go) {
             out->replicas = in->idle >= 0 ? in->idle : in->min;
             out->scale_updated = out->replicas != in->current;

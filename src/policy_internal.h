@@ -39,7 +39,7 @@ typedef struct swarm__hpa_event {
 
 /* Limiting reasons, as HPA's ScalingLimited condition names them. */
 enum {
-    SWARM__HPA_WITHIN = 0,  /* DesiredWithinRange */
+    SWARM__HPA_WITHIN = 0, /* DesiredWithinRange */
     SWARM__HPA_SCALE_UP_LIMIT,
     SWARM__HPA_SCALE_DOWN_LIMIT,
     SWARM__HPA_TOO_MANY,
@@ -101,8 +101,7 @@ int32_t swarm__hpa_behavior_rate(int32_t current, int32_t desired, int32_t min, 
                                  const swarm__hpa_event *up, uint32_t n_up,
                                  const swarm__hpa_event *down, uint32_t n_down,
                                  const swarm__hpa_rules *up_rules,
-                                 const swarm__hpa_rules *down_rules, int64_t now_ns,
-                                 int *reason);
+                                 const swarm__hpa_rules *down_rules, int64_t now_ns, int *reason);
 
 /* storeScaleEvent for one list: marks events older than @longest_period_ns outdated, reuses the
  * last outdated slot, else appends (else overwrites the oldest when full). @gran_ns > 0 merges
@@ -115,11 +114,11 @@ int64_t swarm__hpa_longest_period(const swarm__hpa_rules *rules);
 /* ---- HPA: replica calculator ------------------------------------------------------------ */
 
 enum {
-    SWARM__CALC_PODS = 1,          /* Pods AverageValue (GetMetricReplicas) */
-    SWARM__CALC_OBJECT_VALUE,      /* Object Value */
-    SWARM__CALC_OBJECT_AVERAGE,    /* Object AverageValue (per pod) */
-    SWARM__CALC_EXTERNAL_VALUE,    /* External Value */
-    SWARM__CALC_EXTERNAL_AVERAGE,  /* External AverageValue (per pod) */
+    SWARM__CALC_PODS = 1,         /* Pods AverageValue (GetMetricReplicas) */
+    SWARM__CALC_OBJECT_VALUE,     /* Object Value */
+    SWARM__CALC_OBJECT_AVERAGE,   /* Object AverageValue (per pod) */
+    SWARM__CALC_EXTERNAL_VALUE,   /* External Value */
+    SWARM__CALC_EXTERNAL_AVERAGE, /* External AverageValue (per pod) */
 };
 
 /*
@@ -129,26 +128,26 @@ enum {
  * runner groups the vectors' pod lists).
  */
 typedef struct swarm__hpa_calc_in {
-    uint32_t kind;                 /* SWARM__CALC_* */
-    int32_t current;               /* the replica count upstream passes (spec or status) */
+    uint32_t kind;   /* SWARM__CALC_* */
+    int32_t current; /* the replica count upstream passes (spec or status) */
     double tol_up, tol_down;
-    int64_t target_milli;          /* value / average value target, > 0 */
+    int64_t target_milli; /* value / average value target, > 0 */
     /* Pods: the samples of ready pods plus samples that match no pod (upstream keeps them). */
-    int64_t sample_total_milli;    /* their sum (saturating) */
-    int64_t n_samples;             /* their count */
-    int64_t n_ready;               /* Pods: ready pods with a sample; Object/External Value:
-                                      pods Running with Ready=True */
-    int64_t n_unready;             /* Pods: pending pods */
-    int64_t n_missing;             /* Pods: pods without a sample */
-    int64_t n_pods;                /* Object/External Value: pods the selector returns */
-    int64_t usage_milli;           /* Object value, or the sum of External values (saturating) */
+    int64_t sample_total_milli; /* their sum (saturating) */
+    int64_t n_samples;          /* their count */
+    int64_t n_ready;            /* Pods: ready pods with a sample; Object/External Value:
+                                   pods Running with Ready=True */
+    int64_t n_unready;          /* Pods: pending pods */
+    int64_t n_missing;          /* Pods: pods without a sample */
+    int64_t n_pods;             /* Object/External Value: pods the selector returns */
+    int64_t usage_milli;        /* Object value, or the sum of External values (saturating) */
 } swarm__hpa_calc_in;
 
 typedef struct swarm__hpa_calc_out {
     int32_t replicas;
-    int32_t want;                  /* the count without the tolerance (and unready damping) */
-    int64_t usage_milli;           /* first-pass usage */
-    char error[160];               /* set when the call returns < 0 */
+    int32_t want;        /* the count without the tolerance (and unready damping) */
+    int64_t usage_milli; /* first-pass usage */
+    char error[160];     /* set when the call returns < 0 */
 } swarm__hpa_calc_out;
 
 /* ReplicaCalculator.Get*Replicas. Returns 0, or SWARM_EINVAL with out->error set to upstream's
@@ -171,7 +170,7 @@ typedef struct swarm__kpa_spec {
 
 /* The delay window: Knative's max.TimeWindow (ascending-minima deque over bucket indices). */
 typedef struct swarm__kpa_maxwin {
-    uint32_t n_buckets;  /* window length in buckets; 0 = no window */
+    uint32_t n_buckets; /* window length in buckets; 0 = no window */
     uint32_t first, length;
     int64_t gran_ns;
 } swarm__kpa_maxwin;
@@ -188,7 +187,7 @@ int32_t swarm__kpa_maxwin_current(const swarm__kpa_maxwin *w, const swarm__kpa_m
 
 /* Autoscaler state that survives between Scale() calls. */
 typedef struct swarm__kpa_state {
-    int64_t panic_time_ns;   /* valid only when in_panic */
+    int64_t panic_time_ns; /* valid only when in_panic */
     uint32_t in_panic;
     int32_t max_panic_pods;
 } swarm__kpa_state;
@@ -218,16 +217,16 @@ void swarm__kpa_scale(swarm__kpa_state *st, const swarm__kpa_spec *spec, int64_t
 enum { SWARM__KEDA_COND_TRUE = 1, SWARM__KEDA_COND_FALSE, SWARM__KEDA_COND_UNKNOWN };
 
 typedef struct swarm__keda_cond {
-    uint32_t set;        /* 0: the call left this condition alone */
-    uint32_t status;     /* SWARM__KEDA_COND_* */
-    const char *reason;  /* static strings, upstream's wording */
+    uint32_t set;       /* 0: the call left this condition alone */
+    uint32_t status;    /* SWARM__KEDA_COND_* */
+    const char *reason; /* static strings, upstream's wording */
     const char *message;
 } swarm__keda_cond;
 
 typedef struct swarm__keda_in {
-    int32_t min;             /* minReplicaCount (0 when unset) */
-    int32_t idle;            /* idleReplicaCount, or -1 when unset */
-    uint32_t has_fallback;   /* spec.fallback is set ... */
+    int32_t min;               /* minReplicaCount (0 when unset) */
+    int32_t idle;              /* idleReplicaCount, or -1 when unset */
+    uint32_t has_fallback;     /* spec.fallback is set ... */
     int32_t fallback_replicas; /* ... with these replicas (0 does not hold a failing target) */
     int64_t cooldown_ns, initial_cooldown_ns;
     uint32_t paused, paused_scale_in, paused_scale_out, force_activation;
@@ -240,11 +239,11 @@ typedef struct swarm__keda_in {
 } swarm__keda_in;
 
 typedef struct swarm__keda_out {
-    int32_t replicas;            /* target replicas afterwards */
+    int32_t replicas; /* target replicas afterwards */
     uint32_t scale_updated;
-    uint32_t last_active_set;    /* lastActiveTime := now */
-    uint32_t scaled_from_zero;   /* the KEDAScaleTargetActivated event fired */
-    uint32_t scaled_to_idle;     /* the KEDAScaleTargetDeactivated event fired */
+    uint32_t last_active_set;  /* lastActiveTime := now */
+    uint32_t scaled_from_zero; /* the KEDAScaleTargetActivated event fired */
+    uint32_t scaled_to_idle;   /* the KEDAScaleTargetDeactivated event fired */
     uint32_t cooling_down;
     swarm__keda_cond active, ready, paused;
 } swarm__keda_out;
@@ -256,30 +255,30 @@ void swarm__keda_request_scale(const swarm__keda_in *in, swarm__keda_out *out);
 
 /* Defaulted LOAD configuration (seconds as doubles for the model). */
 typedef struct swarm__load_cfg {
-    double wait_s;       /* queue-wait target */
-    double tail;         /* allowed P(wait > wait_s) = 1 - percentile */
-    double drain_s;      /* backlog drain time */
-    double prior_s;      /* service time until one is measured */
-    double tau_s;        /* moving-average time constant */
-    double band;         /* scale-down hysteresis band, fraction of current (0: none) */
+    double wait_s;  /* queue-wait target */
+    double tail;    /* allowed P(wait > wait_s) = 1 - percentile */
+    double drain_s; /* backlog drain time */
+    double prior_s; /* service time until one is measured */
+    double tau_s;   /* moving-average time constant */
+    double band;    /* scale-down hysteresis band, fraction of current (0: none) */
     int64_t down_window_ns;
-    int64_t up_hold_ns;  /* no scale-down this long after asking for more (0: none) */
+    int64_t up_hold_ns; /* no scale-down this long after asking for more (0: none) */
 } swarm__load_cfg;
 
 /* The estimator: everything LOAD keeps between decisions besides its down window. */
 typedef struct swarm__load_state {
-    uint32_t has_base;       /* base_* hold the counters of an earlier decision */
-    uint32_t has_rate;       /* rate holds an estimate */
-    uint32_t has_svc;        /* svc_s was measured (else the prior applies) */
-    uint32_t last_arrived;   /* the last rate sample saw arrivals (0: idle interval) */
-    uint32_t has_up;         /* up_ns holds the last decision that asked for more */
+    uint32_t has_base;     /* base_* hold the counters of an earlier decision */
+    uint32_t has_rate;     /* rate holds an estimate */
+    uint32_t has_svc;      /* svc_s was measured (else the prior applies) */
+    uint32_t last_arrived; /* the last rate sample saw arrivals (0: idle interval) */
+    uint32_t has_up;       /* up_ns holds the last decision that asked for more */
     uint32_t pad_;
     int64_t up_ns;
     int64_t base_ns;
     uint64_t base_arrivals, base_completions;
     double base_service_s;
-    double rate;             /* arrivals per second, moving average */
-    double svc_s;            /* mean service time, seconds, moving average */
+    double rate;  /* arrivals per second, moving average */
+    double svc_s; /* mean service time, seconds, moving average */
 } swarm__load_state;
 
 /* Validates and defaults the LOAD fields of @o. Returns 0 or SWARM_EINVAL. */
@@ -292,10 +291,9 @@ uint32_t swarm__load_window_buckets(const swarm__load_cfg *c);
 int swarm__load_state_check(const swarm__load_state *st);
 
 /* One LOAD decision before the generic bounds and pause rules; records its steps in @d. */
-int32_t swarm__load_decide(const swarm__load_cfg *c, swarm__load_state *st,
-                           swarm__kpa_maxwin *win, swarm__kpa_maxent *ents, int32_t min,
-                           int32_t max, int64_t now_ns, const swarm_policy_obs *obs,
-                           swarm_policy_decision *d);
+int32_t swarm__load_decide(const swarm__load_cfg *c, swarm__load_state *st, swarm__kpa_maxwin *win,
+                           swarm__kpa_maxent *ents, int32_t min, int32_t max, int64_t now_ns,
+                           const swarm_policy_obs *obs, swarm_policy_decision *d);
 
 /* Erlang C: probability that an arrival waits in M/M/c with offered load @a (Erlangs). */
 double swarm__erlang_c(int64_t c, double a);

@@ -30,8 +30,8 @@
 /* How far (standard deviations of the rate estimate) the sizing stays above it: the moving
  * average of a Poisson count has variance rate / (2 tau), and sizing exactly at the estimate
  * would put the true load above capacity half of the time. */
-#define RATE_Z 2.0
-#define JUMP_Z 5.0
+#define RATE_Z   2.0
+#define JUMP_Z   5.0
 #define JUMP_REL 0.5
 
 static void step(swarm_policy_decision *d, uint32_t rule, int32_t metric, int32_t before,
@@ -80,8 +80,8 @@ int swarm__load_config(swarm__load_cfg *c, const swarm_policy_opts *o)
     c->tau_s = (double)(o->load_rate_tau_ns == 0 ? 5 * NS : o->load_rate_tau_ns) / (double)NS;
     c->band = o->load_down_band == 0 ? 0.1 : (o->load_down_band < 0 ? 0 : o->load_down_band);
     c->down_window_ns = o->load_down_window_ns == 0 ? 30 * NS : o->load_down_window_ns;
-    c->up_hold_ns = o->load_up_hold_ns == 0 ? 65 * NS : (o->load_up_hold_ns < 0 ? 0
-                                                                          : o->load_up_hold_ns);
+    c->up_hold_ns =
+        o->load_up_hold_ns == 0 ? 65 * NS : (o->load_up_hold_ns < 0 ? 0 : o->load_up_hold_ns);
     return 0;
 }
 
@@ -203,9 +203,9 @@ static void estimate(const swarm__load_cfg *c, swarm__load_state *st, int64_t no
     double arrived = (double)(obs->arrivals - st->base_arrivals);
     double inst = arrived / dt;
     /* A rise the moving average cannot explain (more than JUMP_Z standard deviations of a
-     * Poisson count above it, and more than half of it) is a new level: adopt it at once instead of ramping towards it
-     * over tau, so a step or a burst out of idle is sized on its first decision. Falls stay
-     * smoothed; the down window holds capacity anyway. */
+     * Poisson count above it, and more than half of it) is a new level: adopt it at once instead of
+     * ramping towards it over tau, so a step or a burst out of idle is sized on its first decision.
+     * Falls stay smoothed; the down window holds capacity anyway. */
     double floor_rate = st->rate > 1.0 / dt ? st->rate : 1.0 / dt;
     double jump = JUMP_Z * sqrt(floor_rate / dt);
     if (jump < JUMP_REL * st->rate)
@@ -228,10 +228,9 @@ static void estimate(const swarm__load_cfg *c, swarm__load_state *st, int64_t no
 
 /* ---- the decision -------------------------------------------------------------------------- */
 
-int32_t swarm__load_decide(const swarm__load_cfg *c, swarm__load_state *st,
-                           swarm__kpa_maxwin *win, swarm__kpa_maxent *ents, int32_t min,
-                           int32_t max, int64_t now, const swarm_policy_obs *obs,
-                           swarm_policy_decision *d)
+int32_t swarm__load_decide(const swarm__load_cfg *c, swarm__load_state *st, swarm__kpa_maxwin *win,
+                           swarm__kpa_maxent *ents, int32_t min, int32_t max, int64_t now,
+                           const swarm_policy_obs *obs, swarm_policy_decision *d)
 {
     int32_t cur = obs->current_replicas;
     double k = obs->concurrency > 0 ? (double)obs->concurrency : 1.0;
@@ -299,8 +298,7 @@ int32_t swarm__load_decide(const swarm__load_cfg *c, swarm__load_state *st,
     d->raw = need;
     step(d, SWARM_RULE_RAW, 0, cur, need, 0);
     if (obs->starting_replicas > 0)
-        step(d, SWARM_RULE_PENDING_CAPACITY, -1, obs->ready_replicas, cur,
-             obs->starting_replicas);
+        step(d, SWARM_RULE_PENDING_CAPACITY, -1, obs->ready_replicas, cur, obs->starting_replicas);
 
     swarm__kpa_maxwin_record(win, ents, now, need);
     int32_t held = swarm__kpa_maxwin_current(win, ents);

@@ -49,11 +49,11 @@ enum {
 };
 
 #define POOL_MAX_WORKERS 4096u
-#define POOL_MAX_BATCH 4096u
+#define POOL_MAX_BATCH   4096u
 
 /* Sampling: calls at least this long are always timed; faster ones one in SAMPLE_EVERY. */
 #define TIME_ALWAYS_NS 20000
-#define SAMPLE_EVERY 16u
+#define SAMPLE_EVERY   16u
 /* Single-task mode with a fast engine (the last timed call under TIME_ALWAYS_NS): a worker takes
  * up to PREFETCH queued tasks per receive (one channel operation instead of PREFETCH) and runs
  * them one by one. A slow engine never prefetches, so no task waits behind another worker's. */
@@ -72,12 +72,12 @@ typedef struct pool_slot {
     _Atomic uint64_t undelivered;
     _Atomic uint64_t batches;
     _Atomic uint64_t outputs_dropped;
-    uint32_t skip;   /* worker-private: untimed calls left before the next timed one */
-    uint32_t weight; /* worker-private: weight of the next timed sample (the sampling period) */
+    uint32_t skip;      /* worker-private: untimed calls left before the next timed one */
+    uint32_t weight;    /* worker-private: weight of the next timed sample (the sampling period) */
     bool custom_params; /* worker-private: some request may still hold a task's params */
     bool fast;          /* worker-private: the last timed call took under TIME_ALWAYS_NS */
     uint32_t pf_next, pf_count; /* worker-private: prefetched tasks pf[pf_next..pf_count) */
-    swarm_task *pf;     /* [PREFETCH] when batch == 1 */
+    swarm_task *pf;             /* [PREFETCH] when batch == 1 */
 
     /* Set by resize/stop under mu with release; the worker's acquire load at the top of its
      * loop pairs with it, and the worker re-checks under mu before it acts. */
@@ -88,12 +88,12 @@ typedef struct pool_slot {
     struct swarm_pool *pool;
     swarm_cancel *wake; /* wakes this worker's receive or warm-up; reset under mu */
 
-    swarm_task *tasks;            /* [batch] */
-    swarm_request *reqs;          /* [batch] */
+    swarm_task *tasks;              /* [batch] */
+    swarm_request *reqs;            /* [batch] */
     const swarm_request **req_ptrs; /* [batch] */
-    swarm_response **resps;       /* [batch] */
-    swarm_pool_result *held;      /* [held_cap]: undelivered results kept for the host */
-    _Atomic uint32_t n_held;      /* written by the worker, read after it was joined */
+    swarm_response **resps;         /* [batch] */
+    swarm_pool_result *held;        /* [held_cap]: undelivered results kept for the host */
+    _Atomic uint32_t n_held;        /* written by the worker, read after it was joined */
     swarm__hist wait_hist;
     swarm__hist service_hist;
 } pool_slot;
@@ -101,11 +101,11 @@ typedef struct pool_slot {
 struct swarm_pool {
     swarm_allocator alloc;
     swarm_pool_opts opts;
-    uint32_t batch; /* tasks per engine call, >= 1 */
+    uint32_t batch;    /* tasks per engine call, >= 1 */
     uint32_t held_cap; /* undelivered results a slot keeps: what a worker may hold at a stop
                         * deadline (its batch, or its prefetched run) */
 
-    swarm_chan *held_input;   /* referenced channels (swarm__chan_retain), released at free */
+    swarm_chan *held_input; /* referenced channels (swarm__chan_retain), released at free */
     swarm_chan *held_results;
 
     swarm__mutex ctl;
@@ -115,8 +115,8 @@ struct swarm_pool {
     _Atomic uint32_t target;
     _Atomic uint32_t stopping;
     _Atomic uint32_t draining; /* keep_input_open stop: workers drain without waiting */
-    uint32_t live;     /* under mu: threads between spawn and EXITED */
-    uint32_t retiring; /* under mu: live slots with retire set */
+    uint32_t live;             /* under mu: threads between spawn and EXITED */
+    uint32_t retiring;         /* under mu: live slots with retire set */
     uint64_t started, retired, start_failures; /* under mu */
 
     swarm_cancel *abort; /* every request's cancel token; fired at a stop deadline */
@@ -132,10 +132,10 @@ struct swarm_pool {
 
     /* Owned outputs (result channel mode only). */
     bool owned_outputs;
-    swarm_chan *spare;            /* swarm_response * recycled by swarm_pool_result_release() */
-    swarm_response **all;         /* [all_cap]: every response the pool created */
+    swarm_chan *spare;    /* swarm_response * recycled by swarm_pool_result_release() */
+    swarm_response **all; /* [all_cap]: every response the pool created */
     uint32_t all_cap;
-    _Atomic uint32_t n_all;       /* claimed entries of all (fetch_add) */
+    _Atomic uint32_t n_all; /* claimed entries of all (fetch_add) */
 };
 
 /* ---- small helpers ------------------------------------------------------------------------- */
@@ -674,8 +674,8 @@ int swarm_pool_create(swarm_pool **out, const swarm_pool_opts *opts)
         return SWARM_EINVAL;
     swarm_pool_opts o;
     swarm_pool_opts_init(&o);
-    int rc = swarm__opts_copy(&o, sizeof o, opts, offsetof(swarm_pool_opts, engine) +
-                                                      sizeof(swarm_engine *));
+    int rc = swarm__opts_copy(&o, sizeof o, opts,
+                              offsetof(swarm_pool_opts, engine) + sizeof(swarm_engine *));
     if (rc != 0)
         return rc;
     if (!o.input || !o.engine || o.max_workers == 0 || o.max_workers > POOL_MAX_WORKERS ||
@@ -696,7 +696,7 @@ int swarm_pool_create(swarm_pool **out, const swarm_pool_opts *opts)
         return SWARM_ENOMEM;
     p->alloc = a;
     p->opts = o;
-    p->opts.alloc = NULL; /* the copy in p->alloc is what counts */
+    p->opts.alloc = NULL;  /* the copy in p->alloc is what counts */
     p->opts.engine = NULL; /* set once the reference is taken, below */
     p->fork_gen = swarm__fork_watch();
     p->batch = o.batch_max > 1 ? o.batch_max : 1;
@@ -710,8 +710,8 @@ int swarm_pool_create(swarm_pool **out, const swarm_pool_opts *opts)
     if (p->owned_outputs) {
         /* Responses in slots, in the result channel, held, and received but not released yet:
          * bounded so that the recycling channel can always take every one back. */
-        uint64_t cap = 2 * swarm_chan_capacity(o.results) +
-                       (uint64_t)(p->batch + p->held_cap) * o.max_workers;
+        uint64_t cap =
+            2 * swarm_chan_capacity(o.results) + (uint64_t)(p->batch + p->held_cap) * o.max_workers;
         p->all_cap = cap > (1u << 22) ? (1u << 22) : (uint32_t)cap;
         p->all = swarm__alloc(&a, (size_t)p->all_cap * sizeof *p->all, 16);
         swarm_chan_opts co;
@@ -908,8 +908,7 @@ void swarm_pool_destroy(swarm_pool *p)
 int swarm_pool_get_histogram(swarm_pool *p, uint32_t kind, const int64_t *le_ns, uint32_t n_le,
                              uint64_t *cum_counts, uint64_t *count, int64_t *sum_ns)
 {
-    if (!p || kind > SWARM_POOL_HIST_SERVICE || n_le > 256 ||
-        (n_le > 0 && (!le_ns || !cum_counts)))
+    if (!p || kind > SWARM_POOL_HIST_SERVICE || n_le > 256 || (n_le > 0 && (!le_ns || !cum_counts)))
         return SWARM_EINVAL;
     if (forked(p))
         return SWARM_ESTATE;
@@ -921,8 +920,8 @@ int swarm_pool_get_histogram(swarm_pool *p, uint32_t kind, const int64_t *le_ns,
     swarm__mutex_lock(&p->mu);
     memset(p->scratch, 0, SWARM__HIST_BUCKETS * sizeof *p->scratch);
     for (uint32_t i = 0; i < p->n_slots; i++) {
-        const swarm__hist *h = kind == SWARM_POOL_HIST_WAIT ? &p->slots[i]->wait_hist
-                                                            : &p->slots[i]->service_hist;
+        const swarm__hist *h =
+            kind == SWARM_POOL_HIST_WAIT ? &p->slots[i]->wait_hist : &p->slots[i]->service_hist;
         (void)swarm__hist_merge(p->scratch, h);
         int64_t s = atomic_load_explicit(&h->sum, memory_order_relaxed);
         sum = sum > INT64_MAX - s ? INT64_MAX : sum + s;
@@ -996,9 +995,9 @@ int swarm_pool_get_stats(swarm_pool *p, swarm_pool_stats *stats)
             } else {
                 if (m > smax)
                     smax = m;
-                st.service_sum_ns = swarm__time_add(
-                    st.service_sum_ns,
-                    atomic_load_explicit(&s->service_hist.sum, memory_order_relaxed));
+                st.service_sum_ns =
+                    swarm__time_add(st.service_sum_ns, atomic_load_explicit(&s->service_hist.sum,
+                                                                            memory_order_relaxed));
             }
         }
         if (pass == 0) {

@@ -17,8 +17,8 @@
 #include <string.h>
 
 #define SWARM__HIST_SUB_BITS 4
-#define SWARM__HIST_SUB (1u << SWARM__HIST_SUB_BITS)
-#define SWARM__HIST_BUCKETS (64u * SWARM__HIST_SUB)
+#define SWARM__HIST_SUB      (1u << SWARM__HIST_SUB_BITS)
+#define SWARM__HIST_BUCKETS  (64u * SWARM__HIST_SUB)
 
 typedef struct swarm__hist {
     _Atomic uint64_t bucket[SWARM__HIST_BUCKETS];

@@ -9,9 +9,9 @@
 
 /* What a scaling policy needs from a pool, read in one pass under the pool's state mutex. */
 typedef struct swarm__pool_obs {
-    uint32_t target;      /* workers asked for */
-    uint32_t ready;       /* live, warmed up, not retiring */
-    uint32_t starting;    /* live, warming up, not retiring */
+    uint32_t target;   /* workers asked for */
+    uint32_t ready;    /* live, warmed up, not retiring */
+    uint32_t starting; /* live, warming up, not retiring */
     uint32_t max_workers;
     uint32_t concurrency; /* tasks one worker runs at once (the batch size) */
     uint64_t queued;      /* in the input channel */

@@ -42,10 +42,10 @@ struct swarm_reconcile {
     int64_t next_tick;  /* under mu; 0: due now */
     bool in_backoff;    /* under mu: next_tick is a backoff deadline, kicks do not advance it */
     bool have_decision; /* under mu */
-    swarm_reconcile_stats st;         /* under mu */
-    swarm_policy_decision last;       /* under mu */
-    uint64_t fork_gen;                /* the fork generation the loop was created in */
-    void *bind;                       /* swarm_reconcile_create_for_pool()'s context, owned */
+    swarm_reconcile_stats st;   /* under mu */
+    swarm_policy_decision last; /* under mu */
+    uint64_t fork_gen;          /* the fork generation the loop was created in */
+    void *bind;                 /* swarm_reconcile_create_for_pool()'s context, owned */
     size_t bind_size;
 };
 
@@ -324,7 +324,7 @@ static int do_step(swarm_reconcile *r, int64_t now, bool end_clock, int64_t *nex
          * costs the same whatever the streak (a loop up to the streak length made a long streak
          * quadratic when base was 0 or the factor 1, since the cap was never reached). */
         double d = st->consecutive_errors <= 1 ? (double)o->backoff_base_ns
-                                                : r->backoff * o->backoff_factor;
+                                               : r->backoff * o->backoff_factor;
         if (d > (double)o->backoff_cap_ns)
             d = (double)o->backoff_cap_ns;
         r->backoff = d;
@@ -542,8 +542,8 @@ int swarm_reconcile_create_for_pool(swarm_reconcile **out, const swarm_reconcile
         return SWARM_EINVAL;
     swarm_reconcile_pool_opts o;
     swarm_reconcile_pool_opts_init(&o);
-    int rc = swarm__opts_copy(&o, sizeof o, opts, offsetof(swarm_reconcile_pool_opts, policy) +
-                                                      sizeof(swarm_policy *));
+    int rc = swarm__opts_copy(&o, sizeof o, opts,
+                              offsetof(swarm_reconcile_pool_opts, policy) + sizeof(swarm_policy *));
     if (rc != 0)
         return rc;
     if (!o.pool || !o.policy || o.manual > 1 || !(o.target_per_worker >= 0) ||
@@ -554,8 +554,8 @@ int swarm_reconcile_create_for_pool(swarm_reconcile **out, const swarm_reconcile
         return rc;
     swarm_reconcile_opts lo;
     swarm_reconcile_opts_init(&lo);
-    if (o.loop && (rc = swarm__opts_copy(&lo, sizeof lo, o.loop,
-                                         offsetof(swarm_reconcile_opts, user))) != 0)
+    if (o.loop &&
+        (rc = swarm__opts_copy(&lo, sizeof lo, o.loop, offsetof(swarm_reconcile_opts, user))) != 0)
         return rc;
     swarm_allocator a;
     if ((rc = swarm__alloc_init(&a, lo.alloc)) != 0)

@@ -25,10 +25,9 @@
 #define SIM_HARD_CAP 100000
 #define SIM_LAG_DT   0.1 /* s: resolution of the metrics-lag history */
 
-
 /* Input bounds: traces of at most 16 M rows, times up to 10^8 s (three years), offered loads the
  * O(servers) Erlang search handles in milliseconds. Beyond them: SWARM_ERANGE / SWARM_EINVAL. */
-#define SIM_MAX_ROWS ((size_t)1 << 24)
+#define SIM_MAX_ROWS    ((size_t)1 << 24)
 #define SIM_MAX_SECONDS 1e8
 #define SIM_MAX_OFFERED 1e7
 /* ---- random numbers ------------------------------------------------------------------------ */
@@ -235,8 +234,8 @@ static int rb_finish(rowbuf *b, swarm_sim_trace **out, double end_t)
         rb_append(b, end_t, b->p[b->n - 1].rps);
     int rc = b->too_long ? SWARM_ERANGE
              : b->oom    ? SWARM_ENOMEM
-             : b->n ? swarm_sim_trace_create(out, b->p, b->n, &b->a)
-                    : SWARM_EINVAL;
+             : b->n      ? swarm_sim_trace_create(out, b->p, b->n, &b->a)
+                         : SWARM_EINVAL;
     swarm__free(&b->a, b->p, b->cap * sizeof *b->p);
     return rc;
 }

@@ -22,8 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define US (INT64_C(1000))
-#define MS (INT64_C(1000000))
+#define US  (INT64_C(1000))
+#define MS  (INT64_C(1000000))
 #define SEC (INT64_C(1000000000))
 
 /* Sleeps the whole interval, resuming after signals. */
@@ -63,7 +63,7 @@ static inline uint64_t swarm_test_scaled(uint64_t n)
 /* ---- per-test watchdog ----------------------------------------------------------------------- */
 
 #ifndef SWARM_TEST_TIMEOUT_S
-#define SWARM_TEST_TIMEOUT_S 60
+#    define SWARM_TEST_TIMEOUT_S 60
 #endif
 
 typedef struct swarm_test_watch_info {
@@ -121,8 +121,12 @@ static inline int swarm_test_teardown_(void **state)
 
 /* One watched cmocka test: its name and limit live in a static info block passed as prestate. */
 #define SWARM_TEST_T(fn, secs)                                                                     \
-    {#fn, fn, swarm_test_setup_, swarm_test_teardown_,                                             \
-     (void *)&(const swarm_test_watch_info){#fn, (secs)}}
+    {                                                                                              \
+#        fn, fn, swarm_test_setup_, swarm_test_teardown_, (void *)&(const swarm_test_watch_info)   \
+        {                                                                                          \
+#            fn, (secs)                                                                            \
+        }                                                                                          \
+    }
 #define SWARM_TEST(fn) SWARM_TEST_T(fn, SWARM_TEST_TIMEOUT_S)
 
 #endif /* SWARM_TESTS_HELPERS_H */

@@ -33,7 +33,7 @@
 
 #include "helpers.h"
 #define MAX_THREADS 16
-#define MAX_BATCH 32
+#define MAX_BATCH   32
 
 enum { ST_NONE = 0, ST_RECEIVED = 1, ST_DROPPED = 2, ST_RETURNED = 3 };
 static const char *const st_name[] = {"none", "received", "dropped", "returned"};
@@ -113,9 +113,9 @@ struct run {
     swarm_cancel *ptok[MAX_THREADS];
     swarm_cancel *ctok[MAX_THREADS];
 
-    _Atomic uint64_t sent_ok;  /* sends that returned success (counting batch elements) */
-    _Atomic uint64_t received; /* elements received */
-    _Atomic uint64_t returned; /* elements returned to the sender */
+    _Atomic uint64_t sent_ok;         /* sends that returned success (counting batch elements) */
+    _Atomic uint64_t received;        /* elements received */
+    _Atomic uint64_t returned;        /* elements returned to the sender */
     _Atomic uint64_t dropped_mode;    /* drop callback with the mode's reason */
     _Atomic uint64_t dropped_destroy; /* drop callback with SWARM_DROP_DESTROY */
     _Atomic uint64_t cancels, timeouts, batches_sent, batches_recv;
@@ -131,7 +131,8 @@ struct run {
 #if defined(__GNUC__)
 __attribute__((format(printf, 2, 3)))
 #endif
-static void report(struct run *r, const char *fmt, ...);
+static void
+report(struct run *r, const char *fmt, ...);
 
 static void report(struct run *r, const char *fmt, ...)
 {
@@ -157,8 +158,8 @@ static int ledger_mark(struct run *r, const item *it, int state, const char *who
         return -1;
     }
     if (it->check != item_check(it->pid, it->seq)) {
-        report(r, "%s: torn or corrupted element (pid %" PRIu32 ", seq %" PRIu64 ")", who,
-               it->pid, it->seq);
+        report(r, "%s: torn or corrupted element (pid %" PRIu32 ", seq %" PRIu64 ")", who, it->pid,
+               it->seq);
         return -1;
     }
     uint8_t old = atomic_exchange_explicit(&r->ledger[(uint64_t)it->pid * r->per + it->seq],
@@ -339,8 +340,9 @@ static void *consumer_main(void *p)
                 if (ledger_mark(r, &buf[i], ST_RECEIVED, "consumer") != 0)
                     continue;
                 if ((int64_t)buf[i].seq <= last[buf[i].pid])
-                    report(r, "consumer %d: producer %" PRIu32 " seq %" PRIu64
-                              " after %" PRId64 " (FIFO violated)",
+                    report(r,
+                           "consumer %d: producer %" PRIu32 " seq %" PRIu64 " after %" PRId64
+                           " (FIFO violated)",
                            a->id, buf[i].pid, buf[i].seq, last[buf[i].pid]);
                 last[buf[i].pid] = (int64_t)buf[i].seq;
             }
@@ -408,9 +410,8 @@ static void *closer_main(void *p)
 
 static uint64_t progress_of(struct run *r)
 {
-    return atomic_load(&r->received) + atomic_load(&r->dropped_mode) +
-           atomic_load(&r->returned) + atomic_load(&r->sent_ok) + atomic_load(&r->timeouts) +
-           atomic_load(&r->cancels);
+    return atomic_load(&r->received) + atomic_load(&r->dropped_mode) + atomic_load(&r->returned) +
+           atomic_load(&r->sent_ok) + atomic_load(&r->timeouts) + atomic_load(&r->cancels);
 }
 
 static const char *mode_name(uint32_t mode)
@@ -501,10 +502,10 @@ static void run_config(const struct cfg *cfg)
                     " received %" PRIu64 " dropped %" PRIu64 " closed %u blocked_s %u "
                     "blocked_r %u\n",
                     cfg->producers, cfg->consumers, cfg->capacity, mode_name(cfg->mode),
-                    (int)(stall_limit / SEC), phase, joined_p, joined_c,
-                    atomic_load(&r->sent_ok), atomic_load(&r->received),
-                    atomic_load(&r->dropped_mode), atomic_load(&r->returned), s.length, s.sent,
-                    s.received, s.dropped, s.closed, s.blocked_senders, s.blocked_receivers);
+                    (int)(stall_limit / SEC), phase, joined_p, joined_c, atomic_load(&r->sent_ok),
+                    atomic_load(&r->received), atomic_load(&r->dropped_mode),
+                    atomic_load(&r->returned), s.length, s.sent, s.received, s.dropped, s.closed,
+                    s.blocked_senders, s.blocked_receivers);
             fflush(stderr);
             /* Threads are stuck inside the library: leak the run (they still use it) and fail.
              * DROP_NEWEST runs last so that the stuck threads slow down no other mode. */
@@ -523,8 +524,10 @@ static void run_config(const struct cfg *cfg)
     swarm_chan_stats s = {.size = sizeof s};
     assert_int_equal(swarm_chan_get_stats(r->ch, &s), 0);
     if (s.sent != s.received + s.dropped + s.length)
-        report(r, "stats: sent %" PRIu64 " != received %" PRIu64 " + dropped %" PRIu64
-                  " + length %" PRIu64, s.sent, s.received, s.dropped, s.length);
+        report(r,
+               "stats: sent %" PRIu64 " != received %" PRIu64 " + dropped %" PRIu64
+               " + length %" PRIu64,
+               s.sent, s.received, s.dropped, s.length);
     if (s.length != 0)
         report(r, "stats: length %" PRIu64 " after consumers saw ECLOSED", s.length);
     if (s.sent != atomic_load(&r->sent_ok))
@@ -557,8 +560,8 @@ static void run_config(const struct cfg *cfg)
     for (int p = 0; p < cfg->producers; p++) {
         attempted += r->attempted[p];
         for (uint64_t q = 0; q < r->per; q++) {
-            uint8_t st = atomic_load_explicit(&r->ledger[(uint64_t)p * r->per + q],
-                                              memory_order_relaxed);
+            uint8_t st =
+                atomic_load_explicit(&r->ledger[(uint64_t)p * r->per + q], memory_order_relaxed);
             counts[st]++;
             if (q < r->attempted[p] && st == ST_NONE)
                 report(r, "ledger: element (pid %d, seq %" PRIu64 ") missing", p, q);
@@ -568,8 +571,8 @@ static void run_config(const struct cfg *cfg)
         }
     }
     if (!cfg->close_race && attempted != r->cfg.items)
-        report(r, "producers attempted %" PRIu64 " of %" PRIu64 " without a close race",
-               attempted, r->cfg.items);
+        report(r, "producers attempted %" PRIu64 " of %" PRIu64 " without a close race", attempted,
+               r->cfg.items);
     if (counts[ST_RECEIVED] != atomic_load(&r->received))
         report(r, "ledger received %" PRIu64 " != %" PRIu64, counts[ST_RECEIVED],
                atomic_load(&r->received));
@@ -580,8 +583,8 @@ static void run_config(const struct cfg *cfg)
            cfg->producers, cfg->consumers, cfg->capacity, mode_name(cfg->mode),
            cfg->close_race ? " +close" : "       ", attempted, counts[ST_RECEIVED],
            counts[ST_DROPPED], counts[ST_RETURNED], atomic_load(&r->cancels),
-           atomic_load(&r->timeouts), atomic_load(&r->batches_sent),
-           atomic_load(&r->batches_recv), secs, atomic_load(&r->errors) ? "FAIL" : "ok");
+           atomic_load(&r->timeouts), atomic_load(&r->batches_sent), atomic_load(&r->batches_recv),
+           secs, atomic_load(&r->errors) ? "FAIL" : "ok");
     fflush(stdout);
     g_total_items += attempted;
     g_total_secs += secs;

@@ -24,9 +24,9 @@
 
 #include <swarm/swarm.h>
 
-#define US 1000LL
-#define MS 1000000LL
-#define SEC 1000000000LL
+#define US        1000LL
+#define MS        1000000LL
+#define SEC       1000000000LL
 #define PRODUCERS 4
 
 static double scale(void)
@@ -71,7 +71,7 @@ static int st_infer(void *self, const swarm_request *req, swarm_response *resp)
 typedef struct run {
     uint64_t per_producer;
     uint64_t total;
-    _Atomic uint8_t *sent;      /* 1 once the send succeeded */
+    _Atomic uint8_t *sent; /* 1 once the send succeeded */
     _Atomic uint32_t *delivered;
     _Atomic uint64_t bad_output;
     swarm_chan *ch;
@@ -366,13 +366,12 @@ static void test_pool_stress_batch_deadline(void **state)
     run_once(8, 1);
 }
 
-
 /* ---- owned outputs through a result channel, a stalling reader, autoscaling, the stop hang --- */
 
 typedef struct rc_run {
     run *r;
     swarm_chan *results;
-    _Atomic int stall;  /* 1: the reader stops reading (the stop-hang scenario) */
+    _Atomic int stall; /* 1: the reader stops reading (the stop-hang scenario) */
     _Atomic int done;
     _Atomic uint64_t got;
 } rc_run;
@@ -553,7 +552,8 @@ static void test_pool_stress_result_channel_owned_outputs_stop_hang(void **state
                      (unsigned)r.sent[i], d);
     }
     printf("owned outputs: sent %" PRIu64 ", held at stop %" PRIu64 ", returned %" PRIu64
-           ", resizes %" PRIu64 "\n", sent, n_held, returned, atomic_load(&r.resizes));
+           ", resizes %" PRIu64 "\n",
+           sent, n_held, returned, atomic_load(&r.resizes));
     swarm_pool_destroy(r.pool);
     swarm_policy_destroy(pol);
     swarm_chan_destroy(c.results);

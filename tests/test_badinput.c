@@ -26,9 +26,9 @@
 
 #include <swarm/swarm.h>
 
-#define ANY_NEG INT_MIN          /* any negative swarm_err */
-#define ANY (INT_MIN + 1)        /* anything: only no crash, no UB, no hang */
-#define NONNEG (INT_MIN + 2)     /* >= 0 */
+#define ANY_NEG INT_MIN       /* any negative swarm_err */
+#define ANY     (INT_MIN + 1) /* anything: only no crash, no UB, no hang */
+#define NONNEG  (INT_MIN + 2) /* >= 0 */
 
 typedef long long (*case_fn)(void);
 typedef struct bad_case {
@@ -48,20 +48,27 @@ static void reg(const char *fn, const char *label, long long want, case_fn run)
 }
 
 #define CAT2(a, b) a##b
-#define CAT(a, b) CAT2(a, b)
+#define CAT(a, b)  CAT2(a, b)
 /* BAD(function, label, expected, expression): one case. */
-#define BAD(fn, label, want, expr)                                                               \
-    static long long CAT(bad_run_, __LINE__)(void) { return (long long)(expr); }               \
-    __attribute__((constructor)) static void CAT(bad_reg_, __LINE__)(void)                     \
-    {                                                                                            \
-        reg(#fn, label, want, CAT(bad_run_, __LINE__));                                          \
+#define BAD(fn, label, want, expr)                                                                 \
+    static long long CAT(bad_run_, __LINE__)(void)                                                 \
+    {                                                                                              \
+        return (long long)(expr);                                                                  \
+    }                                                                                              \
+    __attribute__((constructor)) static void CAT(bad_reg_, __LINE__)(void)                         \
+    {                                                                                              \
+        reg(#fn, label, want, CAT(bad_run_, __LINE__));                                            \
     }
 /* BADV: a void function; the case passes if the statement returns. */
-#define BADV(fn, label, stmt)                                                                    \
-    static long long CAT(bad_run_, __LINE__)(void) { stmt; return 0; }                          \
-    __attribute__((constructor)) static void CAT(bad_reg_, __LINE__)(void)                     \
-    {                                                                                            \
-        reg(#fn, label, 0, CAT(bad_run_, __LINE__));                                             \
+#define BADV(fn, label, stmt)                                                                      \
+    static long long CAT(bad_run_, __LINE__)(void)                                                 \
+    {                                                                                              \
+        stmt;                                                                                      \
+        return 0;                                                                                  \
+    }                                                                                              \
+    __attribute__((constructor)) static void CAT(bad_reg_, __LINE__)(void)                         \
+    {                                                                                              \
+        reg(#fn, label, 0, CAT(bad_run_, __LINE__));                                               \
     }
 
 /* ---- fixtures: valid objects to pair with one bad argument -------------------------------- */
@@ -77,14 +84,20 @@ static swarm_chan *chan_of(uint64_t cap, uint64_t elem)
         abort();
     return ch;
 }
-static swarm_chan *chan8(void) { return chan_of(4, 8); }
+static swarm_chan *chan8(void)
+{
+    return chan_of(4, 8);
+}
 static swarm_chan *closed_chan(void)
 {
     swarm_chan *ch = chan8();
     swarm_chan_close(ch);
     return ch;
 }
-static swarm_chan *task_chan(void) { return chan_of(16, sizeof(swarm_task)); }
+static swarm_chan *task_chan(void)
+{
+    return chan_of(16, sizeof(swarm_task));
+}
 
 static swarm_cancel *token(void)
 {
@@ -132,7 +145,10 @@ static swarm_policy *policy_of(uint32_t mode)
         abort();
     return p;
 }
-static swarm_policy *keda(void) { return policy_of(SWARM_POLICY_KEDA); }
+static swarm_policy *keda(void)
+{
+    return policy_of(SWARM_POLICY_KEDA);
+}
 
 static swarm_policy_obs obs_of(int32_t cur, double value)
 {
@@ -218,7 +234,10 @@ static swarm_pool *pool_on(swarm_chan *in)
         abort();
     return p;
 }
-static swarm_pool *pool(void) { return pool_on(task_chan()); }
+static swarm_pool *pool(void)
+{
+    return pool_on(task_chan());
+}
 
 static swarm_metrics *metrics(void)
 {
@@ -257,7 +276,8 @@ BADV(swarm_cancel_destroy, "NULL", swarm_cancel_destroy(NULL))
 
 BAD(swarm_deadline_after, "INT64_MAX", INT64_MAX, swarm_deadline_after(INT64_MAX))
 BAD(swarm_deadline_after, "INT64_MIN", SWARM_NO_DEADLINE, swarm_deadline_after(INT64_MIN))
-BAD(swarm_sleep_ns, "forever without a token", SWARM_EINVAL, swarm_sleep_ns(SWARM_WAIT_FOREVER, NULL))
+BAD(swarm_sleep_ns, "forever without a token", SWARM_EINVAL,
+    swarm_sleep_ns(SWARM_WAIT_FOREVER, NULL))
 BAD(swarm_sleep_ns, "INT64_MIN", SWARM_EINVAL, swarm_sleep_ns(INT64_MIN, NULL))
 BAD(swarm_sleep_ns, "INT64_MAX with a fired token", SWARM_ECANCELED, ({
         swarm_cancel *c = token();
@@ -361,14 +381,17 @@ BAD(swarm_chan_recv_ex, "fired token, empty", SWARM_ECANCELED, ({
         swarm_cancel_trigger(c);
         swarm_chan_recv_ex(chan8(), sink, SWARM_WAIT_FOREVER, c);
     }))
-BAD(swarm_chan_send_batch, "NULL elems", SWARM_EINVAL, swarm_chan_send_batch(chan8(), NULL, 2, 0, NULL))
+BAD(swarm_chan_send_batch, "NULL elems", SWARM_EINVAL,
+    swarm_chan_send_batch(chan8(), NULL, 2, 0, NULL))
 BAD(swarm_chan_send_batch, "n 0", 0, swarm_chan_send_batch(chan8(), sink, 0, 0, NULL))
 BAD(swarm_chan_send_batch, "n SIZE_MAX", ANY, ({
         /* Only what fits is read: the 4-slot channel takes 4 elements and the timeout ends it. */
         swarm_chan_send_batch(chan8(), sink, SIZE_MAX, 0, NULL);
     }))
-BAD(swarm_chan_send_batch, "timeout -5", SWARM_EINVAL, swarm_chan_send_batch(chan8(), sink, 1, -5, NULL))
-BAD(swarm_chan_recv_batch, "max 0", SWARM_EINVAL, swarm_chan_recv_batch(chan8(), sink, 0, 0, 0, 0, NULL))
+BAD(swarm_chan_send_batch, "timeout -5", SWARM_EINVAL,
+    swarm_chan_send_batch(chan8(), sink, 1, -5, NULL))
+BAD(swarm_chan_recv_batch, "max 0", SWARM_EINVAL,
+    swarm_chan_recv_batch(chan8(), sink, 0, 0, 0, 0, NULL))
 BAD(swarm_chan_recv_batch, "min > max", SWARM_EINVAL,
     swarm_chan_recv_batch(chan8(), sink, 2, 3, 0, 0, NULL))
 BAD(swarm_chan_recv_batch, "max SIZE_MAX", SWARM_EINVAL,
@@ -422,12 +445,16 @@ BAD(swarm_response_create, "capacity huge", ANY_NEG, ({
 BADV(swarm_response_destroy, "NULL", swarm_response_destroy(NULL))
 BAD(swarm_response_reset, "NULL", SWARM_EINVAL, swarm_response_reset(NULL))
 BAD(swarm_response_set_stream, "NULL", SWARM_EINVAL, swarm_response_set_stream(NULL, NULL, NULL))
-BAD(swarm_response_set_complete, "NULL", SWARM_EINVAL, swarm_response_set_complete(NULL, NULL, NULL))
+BAD(swarm_response_set_complete, "NULL", SWARM_EINVAL,
+    swarm_response_set_complete(NULL, NULL, NULL))
 BAD(swarm_response_write, "NULL resp", SWARM_EINVAL, swarm_response_write(NULL, "x", 1))
-BAD(swarm_response_write, "NULL data, len 5", SWARM_EINVAL, swarm_response_write(response(), NULL, 5))
+BAD(swarm_response_write, "NULL data, len 5", SWARM_EINVAL,
+    swarm_response_write(response(), NULL, 5))
 BAD(swarm_response_write, "len SIZE_MAX", ANY_NEG, swarm_response_write(response(), "x", SIZE_MAX))
-BAD(swarm_response_set_error, "NULL", SWARM_EINVAL, swarm_response_set_error(NULL, SWARM_EINVAL, NULL, 0))
-BAD(swarm_response_set_error, "code 0", SWARM_EINVAL, swarm_response_set_error(response(), 0, NULL, 0))
+BAD(swarm_response_set_error, "NULL", SWARM_EINVAL,
+    swarm_response_set_error(NULL, SWARM_EINVAL, NULL, 0))
+BAD(swarm_response_set_error, "code 0", SWARM_EINVAL,
+    swarm_response_set_error(response(), 0, NULL, 0))
 BAD(swarm_response_set_error, "code positive", SWARM_EINVAL,
     swarm_response_set_error(response(), 5, NULL, 0))
 BAD(swarm_response_set_error, "retry_after negative", SWARM_EINVAL,
@@ -435,7 +462,8 @@ BAD(swarm_response_set_error, "retry_after negative", SWARM_EINVAL,
 BAD(swarm_response_set_error, "retry_after INT64_MAX", ANY,
     swarm_response_set_error(response(), SWARM_EUNAVAILABLE, "m", INT64_MAX))
 BAD(swarm_response_set_usage, "NULL", SWARM_EINVAL, swarm_response_set_usage(NULL, 1, 1))
-BAD(swarm_response_set_usage, "UINT64_MAX, no call running", SWARM_ESTATE, swarm_response_set_usage(response(), UINT64_MAX, UINT64_MAX))
+BAD(swarm_response_set_usage, "UINT64_MAX, no call running", SWARM_ESTATE,
+    swarm_response_set_usage(response(), UINT64_MAX, UINT64_MAX))
 BAD(swarm_response_data, "NULL", 0, (long long)(intptr_t)swarm_response_data(NULL, NULL))
 BAD(swarm_response_status, "NULL", SWARM_EINVAL, swarm_response_status(NULL))
 BAD(swarm_response_error_message, "NULL", ANY, swarm_response_error_message(NULL) ? 0 : 1)
@@ -506,7 +534,8 @@ BAD(swarm_engine_infer, "NaN temperature", ANY, ({
         q.params.top_p = -INFINITY;
         swarm_engine_infer(mock(), &q, response());
     }))
-BAD(swarm_engine_infer_batch, "NULL arrays", SWARM_EINVAL, swarm_engine_infer_batch(mock(), NULL, NULL, 2))
+BAD(swarm_engine_infer_batch, "NULL arrays", SWARM_EINVAL,
+    swarm_engine_infer_batch(mock(), NULL, NULL, 2))
 BAD(swarm_engine_infer_batch, "n 0", ANY, swarm_engine_infer_batch(mock(), NULL, NULL, 0))
 BAD(swarm_engine_infer_batch, "NULL element", SWARM_EINVAL, ({
         swarm_request q = request();
@@ -610,8 +639,8 @@ static int hint_max_infer(void *self, const swarm_request *req, swarm_response *
     return SWARM_EUNAVAILABLE;
 }
 BAD(swarm_engine_retry_create, "retry-after INT64_MAX with a deadline", ANY_NEG, ({
-        swarm_engine_ops ops = {.version = SWARM_ENGINE_OPS_VERSION, .name = "h",
-                                .infer = hint_max_infer};
+        swarm_engine_ops ops = {
+            .version = SWARM_ENGINE_OPS_VERSION, .name = "h", .infer = hint_max_infer};
         swarm_engine *in, *e;
         swarm_engine_create(&in, &ops, NULL, NULL);
         swarm_engine_retry_create(&e, in, NULL);
@@ -651,8 +680,8 @@ static int fail_infer(void *self, const swarm_request *req, swarm_response *resp
     return SWARM_EUNAVAILABLE;
 }
 BAD(swarm_engine_breaker_create, "open_ns INT64_MAX, tripped", ANY_NEG, ({
-        swarm_engine_ops ops = {.version = SWARM_ENGINE_OPS_VERSION, .name = "f",
-                                .infer = fail_infer};
+        swarm_engine_ops ops = {
+            .version = SWARM_ENGINE_OPS_VERSION, .name = "f", .infer = fail_infer};
         swarm_engine *in, *e;
         swarm_engine_create(&in, &ops, NULL, NULL);
         swarm_breaker_opts o;
@@ -673,7 +702,8 @@ BAD(swarm_engine_breaker_create, "NULL inner", SWARM_EINVAL, ({
     }))
 BAD(swarm_engine_breaker_state, "NULL", ANY_NEG, swarm_engine_breaker_state(NULL))
 BAD(swarm_engine_breaker_state, "not a breaker", ANY_NEG, swarm_engine_breaker_state(mock()))
-BAD(swarm_engine_breaker_get_stats, "NULL stats", SWARM_EINVAL, swarm_engine_breaker_get_stats(mock(), NULL))
+BAD(swarm_engine_breaker_get_stats, "NULL stats", SWARM_EINVAL,
+    swarm_engine_breaker_get_stats(mock(), NULL))
 BAD(swarm_engine_fallback_create, "same engine twice", SWARM_EINVAL, ({
         swarm_engine *m = mock(), *e;
         swarm_engine_fallback_create(&e, m, m, NULL);
@@ -714,7 +744,8 @@ BAD(swarm_engine_split_set_weights, "not a split", ANY_NEG, ({
         uint32_t w[1] = {1};
         swarm_engine_split_set_weights(mock(), w, 1);
     }))
-BAD(swarm_engine_split_get_counts, "NULL", SWARM_EINVAL, swarm_engine_split_get_counts(NULL, NULL, 0))
+BAD(swarm_engine_split_get_counts, "NULL", SWARM_EINVAL,
+    swarm_engine_split_get_counts(NULL, NULL, 0))
 BAD(swarm_batcher_opts_init, "NULL", SWARM_EINVAL, swarm_batcher_opts_init(NULL))
 BAD(swarm_engine_batcher_create, "max_batch huge", SWARM_EINVAL, ({
         swarm_batcher_opts o;
@@ -787,7 +818,8 @@ BAD(swarm_engine_mock_create, "n_faults 17", SWARM_EINVAL, ({
         swarm_engine *e;
         swarm_engine_mock_create(&e, &o);
     }))
-BAD(swarm_engine_mock_script, "NULL codes, n 3", SWARM_EINVAL, swarm_engine_mock_script(mock(), NULL, 3))
+BAD(swarm_engine_mock_script, "NULL codes, n 3", SWARM_EINVAL,
+    swarm_engine_mock_script(mock(), NULL, 3))
 BAD(swarm_engine_mock_script, "not a mock", ANY_NEG, ({
         int32_t c[1] = {0};
         swarm_engine *e;
@@ -913,11 +945,16 @@ BAD(swarm_policy_decide, "ready > current", SWARM_EINVAL, ({
         o.ready_replicas = 5;
         decide_with(SWARM_POLICY_HPA, 0, o);
     }))
-BAD(swarm_policy_decide, "negative current", SWARM_EINVAL, decide_with(SWARM_POLICY_KEDA, 0, obs_of(-1, 1)))
-BAD(swarm_policy_decide, "KEDA value NaN", NONNEG, decide_with(SWARM_POLICY_KEDA, 0, obs_of(2, NAN)))
-BAD(swarm_policy_decide, "HPA value +inf", NONNEG, decide_with(SWARM_POLICY_HPA, 0, obs_of(2, INFINITY)))
-BAD(swarm_policy_decide, "KPA value DBL_MAX", NONNEG, decide_with(SWARM_POLICY_KPA, 0, obs_of(2, DBL_MAX)))
-BAD(swarm_policy_decide, "KPA value -inf", NONNEG, decide_with(SWARM_POLICY_KPA, 0, obs_of(2, -INFINITY)))
+BAD(swarm_policy_decide, "negative current", SWARM_EINVAL,
+    decide_with(SWARM_POLICY_KEDA, 0, obs_of(-1, 1)))
+BAD(swarm_policy_decide, "KEDA value NaN", NONNEG,
+    decide_with(SWARM_POLICY_KEDA, 0, obs_of(2, NAN)))
+BAD(swarm_policy_decide, "HPA value +inf", NONNEG,
+    decide_with(SWARM_POLICY_HPA, 0, obs_of(2, INFINITY)))
+BAD(swarm_policy_decide, "KPA value DBL_MAX", NONNEG,
+    decide_with(SWARM_POLICY_KPA, 0, obs_of(2, DBL_MAX)))
+BAD(swarm_policy_decide, "KPA value -inf", NONNEG,
+    decide_with(SWARM_POLICY_KPA, 0, obs_of(2, -INFINITY)))
 BAD(swarm_policy_decide, "HPA value -1", NONNEG, decide_with(SWARM_POLICY_HPA, 0, obs_of(2, -1)))
 BAD(swarm_policy_decide, "current INT32_MAX", NONNEG,
     decide_with(SWARM_POLICY_HPA, 0, obs_of(INT32_MAX, 1e300)))
@@ -926,8 +963,10 @@ BAD(swarm_policy_decide, "KPA ready + starting INT32_MAX", NONNEG, ({
         o.starting_replicas = INT32_MAX;
         decide_with(SWARM_POLICY_KPA, 0, o);
     }))
-BAD(swarm_policy_decide, "now INT64_MIN (beyond +-2^62)", SWARM_EINVAL, decide_with(SWARM_POLICY_KPA, INT64_MIN, obs_of(1, 5)))
-BAD(swarm_policy_decide, "now INT64_MAX (beyond +-2^62)", SWARM_EINVAL, decide_with(SWARM_POLICY_HPA, INT64_MAX, obs_of(1, 5)))
+BAD(swarm_policy_decide, "now INT64_MIN (beyond +-2^62)", SWARM_EINVAL,
+    decide_with(SWARM_POLICY_KPA, INT64_MIN, obs_of(1, 5)))
+BAD(swarm_policy_decide, "now INT64_MAX (beyond +-2^62)", SWARM_EINVAL,
+    decide_with(SWARM_POLICY_HPA, INT64_MAX, obs_of(1, 5)))
 BAD(swarm_policy_decide, "clock jumps 2^63 back", NONNEG,
     decide_twice(SWARM_POLICY_KEDA, INT64_C(1) << 62, -(INT64_C(1) << 62), 5, 5))
 BAD(swarm_policy_decide, "KPA clock jumps -2^62 to 2^62", NONNEG,
@@ -979,7 +1018,8 @@ BAD(swarm_policy_import_state, "truncated export", ANY_NEG, ({
         swarm_policy_export_state(p, b, sizeof b, &w);
         swarm_policy_import_state(keda(), b, w / 2);
     }))
-BAD(swarm_policy_import_state, "NULL buf", SWARM_EINVAL, swarm_policy_import_state(keda(), NULL, 10))
+BAD(swarm_policy_import_state, "NULL buf", SWARM_EINVAL,
+    swarm_policy_import_state(keda(), NULL, 10))
 BAD(swarm_policy_reset, "NULL", SWARM_EINVAL, swarm_policy_reset(NULL))
 BAD(swarm_policy_rule_name, "unknown rule", ANY, swarm_policy_rule_name(UINT32_MAX) ? 0 : 1)
 
@@ -1036,7 +1076,8 @@ BAD(swarm_reconcile_start, "NULL", SWARM_EINVAL, swarm_reconcile_start(NULL))
 BAD(swarm_reconcile_stop, "not started", ANY, swarm_reconcile_stop(loop()))
 BAD(swarm_reconcile_kick, "NULL", SWARM_EINVAL, swarm_reconcile_kick(NULL))
 BAD(swarm_reconcile_get_stats, "NULL stats", SWARM_EINVAL, swarm_reconcile_get_stats(loop(), NULL))
-BAD(swarm_reconcile_last_decision, "NULL out", SWARM_EINVAL, swarm_reconcile_last_decision(loop(), NULL))
+BAD(swarm_reconcile_last_decision, "NULL out", SWARM_EINVAL,
+    swarm_reconcile_last_decision(loop(), NULL))
 
 /* ---- pool ---------------------------------------------------------------------------------- */
 BAD(swarm_pool_opts_init, "NULL", SWARM_EINVAL, swarm_pool_opts_init(NULL))
@@ -1104,7 +1145,10 @@ BAD(swarm_pool_stop, "task deadline -1", NONNEG, ({
 BAD(swarm_pool_stop, "task deadline INT64_MIN, enqueued INT64_MAX", NONNEG, ({
         swarm_chan *in = task_chan();
         swarm_pool *p = pool_on(in);
-        swarm_task t = {.id = 1, .payload = "x", .payload_len = 1, .deadline_ns = INT64_MIN,
+        swarm_task t = {.id = 1,
+                        .payload = "x",
+                        .payload_len = 1,
+                        .deadline_ns = INT64_MIN,
                         .enqueued_ns = INT64_MAX};
         swarm_chan_send(in, &t);
         t.enqueued_ns = INT64_MIN;
@@ -1145,7 +1189,10 @@ BAD(swarm_pool_submit, "stopped pool, timeout INT64_MAX", SWARM_ECLOSED, ({
         swarm_pool_submit(p, &t, INT64_MAX);
     }))
 BAD(swarm_pool_submit, "deadline INT64_MIN, enqueued INT64_MAX", ANY, ({
-        swarm_task t = {.id = 1, .payload = "x", .payload_len = 1, .deadline_ns = INT64_MIN,
+        swarm_task t = {.id = 1,
+                        .payload = "x",
+                        .payload_len = 1,
+                        .deadline_ns = INT64_MIN,
                         .enqueued_ns = INT64_MAX};
         swarm_pool *p = pool();
         int rc = swarm_pool_submit(p, &t, 0);
@@ -1208,7 +1255,8 @@ BAD(swarm_reconcile_create_for_pool, "manual 7", SWARM_EINVAL, ({
         swarm_reconcile *r;
         swarm_reconcile_create_for_pool(&r, &o);
     }))
-BAD(swarm_reconcile_create_for_pool, "NULL out", SWARM_EINVAL, swarm_reconcile_create_for_pool(NULL, NULL))
+BAD(swarm_reconcile_create_for_pool, "NULL out", SWARM_EINVAL,
+    swarm_reconcile_create_for_pool(NULL, NULL))
 
 /* ---- sim ---------------------------------------------------------------------------------- */
 static swarm_sim_trace *trace2(double r1, double r2)
@@ -1404,8 +1452,10 @@ BAD(swarm_metrics_create, "max_objects 0 -> default or EINVAL", ANY, ({
     }))
 BAD(swarm_metrics_create, "NULL out", SWARM_EINVAL, swarm_metrics_create(NULL, NULL))
 BADV(swarm_metrics_destroy, "NULL", swarm_metrics_destroy(NULL))
-BAD(swarm_metrics_add_chan, "NULL name", SWARM_EINVAL, swarm_metrics_add_chan(metrics(), NULL, chan8()))
-BAD(swarm_metrics_add_chan, "empty name", SWARM_EINVAL, swarm_metrics_add_chan(metrics(), "", chan8()))
+BAD(swarm_metrics_add_chan, "NULL name", SWARM_EINVAL,
+    swarm_metrics_add_chan(metrics(), NULL, chan8()))
+BAD(swarm_metrics_add_chan, "empty name", SWARM_EINVAL,
+    swarm_metrics_add_chan(metrics(), "", chan8()))
 BAD(swarm_metrics_add_chan, "hostile name", ANY, ({
         swarm_metrics *m = metrics();
         int rc = swarm_metrics_add_chan(m, "a\"b\\c\nd}{=,", chan8());
@@ -1559,8 +1609,8 @@ int main(int argc, char **argv)
             else if (rc == 3)
                 printf("FAIL %s [%s]: hung (20 s alarm)\n", c->fn, c->label);
             else
-                printf("FAIL %s [%s]: crashed (signal %d) or sanitizer report\n", c->fn,
-                       c->label, sig);
+                printf("FAIL %s [%s]: crashed (signal %d) or sanitizer report\n", c->fn, c->label,
+                       sig);
         }
     }
     int uncovered = argc > 1 ? check_coverage(argv[1]) : 0;

@@ -1060,8 +1060,8 @@ static void test_chan_cancel_returns_partial_batch(void **state)
     assert_int_equal(swarm_cancel_create(&c, NULL), 0);
     uint64_t v = 9;
     assert_int_equal(swarm_chan_send(ch, &v), 0);
-    struct blocked_arg a = {.ch = ch, .cancel = c, .timeout = -1, .batch_max = 8,
-                            .batch_min = 4, .rc = 100};
+    struct blocked_arg a = {
+        .ch = ch, .cancel = c, .timeout = -1, .batch_max = 8, .batch_min = 4, .rc = 100};
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, blocked_batch_receiver, &a), 0);
     wait_blocked(ch, 1, 1);
@@ -1101,7 +1101,7 @@ static void test_chan_send_batch_returns_counts(void **state)
     uint64_t buf[8] = {0, 1, 2, 3, 4, 5, 6, 7}, v;
     assert_int_equal(swarm_chan_send_batch(ch, buf, 0, -1, NULL), 0);
     assert_int_equal(swarm_chan_send_batch(ch, NULL, 0, -1, NULL), 0);
-    assert_int_equal(swarm_chan_send_batch(ch, buf, 3, -1, NULL), 3);  /* full success */
+    assert_int_equal(swarm_chan_send_batch(ch, buf, 3, -1, NULL), 3);    /* full success */
     assert_int_equal(swarm_chan_send_batch(ch, buf + 3, 5, 0, NULL), 2); /* fills: partial */
     assert_int_equal(swarm_chan_send_batch(ch, buf, 2, 0, NULL), SWARM_EAGAIN);
     int64_t t0 = swarm_now_ns();
@@ -1309,8 +1309,8 @@ static void test_chan_recv_batch_rejects_bad_arguments(void **state)
     assert_int_equal(swarm_chan_recv_batch(ch, out, 4, 5, 0, 0, NULL), SWARM_EINVAL);
     assert_int_equal(swarm_chan_recv_batch(ch, out, 4, 1, -1, 0, NULL), SWARM_EINVAL);
     assert_int_equal(swarm_chan_recv_batch(ch, out, 4, 1, 0, -2, NULL), SWARM_EINVAL);
-    assert_int_equal(
-        swarm_chan_recv_batch(ch, out, (size_t)INT32_MAX + 1, 1, 0, 0, NULL), SWARM_EINVAL);
+    assert_int_equal(swarm_chan_recv_batch(ch, out, (size_t)INT32_MAX + 1, 1, 0, 0, NULL),
+                     SWARM_EINVAL);
     assert_int_equal(swarm_chan_len(ch), 3); /* nothing was taken */
     swarm_chan_destroy(ch);
 }
@@ -1545,11 +1545,12 @@ static void test_chan_stats_size_checks(void **state)
 /*
  * Regression test for a bug this test found in evict_newest() (fixed in chan.c, commit 9a671a2):
  * in a DROP_NEWEST channel an evicting sender marks the newest slot's stamp (CAS prev+1 ->
- * (prev+1)|EVICT_BIT), then sees that head moved and "undid" the mark with a plain store of prev+1. If the receiver that moved head released the
- * slot (stamp = prev + one_lap) between that CAS and that store, the store overwrites the release
- * and the slot is left claiming to hold position prev's element forever: every later send spins
- * in push_many() and every receive, even swarm_chan_try_recv(), spins in pop_many(). With
- * capacity 1, one sender and one receiver this happens within milliseconds.
+ * (prev+1)|EVICT_BIT), then sees that head moved and "undid" the mark with a plain store of prev+1.
+ * If the receiver that moved head released the slot (stamp = prev + one_lap) between that CAS and
+ * that store, the store overwrites the release and the slot is left claiming to hold position
+ * prev's element forever: every later send spins in push_many() and every receive, even
+ * swarm_chan_try_recv(), spins in pop_many(). With capacity 1, one sender and one receiver this
+ * happens within milliseconds.
  *
  * The race runs in a child process so that a hang (threads spinning inside the library) is
  * reported as a failure instead of hanging the suite; the child's own watchdog exits 1 after 1 s
@@ -1603,8 +1604,9 @@ static int drop_newest_race_child(uint64_t cap)
             last = now;
             last_change = swarm_now_ns();
         } else if (swarm_now_ns() - last_change > SEC) {
-            fprintf(stderr, "drop_newest race (capacity %llu): no send or try_recv returned for "
-                            "1 s after %llu operations: the channel is wedged\n",
+            fprintf(stderr,
+                    "drop_newest race (capacity %llu): no send or try_recv returned for "
+                    "1 s after %llu operations: the channel is wedged\n",
                     (unsigned long long)cap, (unsigned long long)now);
             return 1; /* the threads are stuck inside the library */
         }
@@ -1612,8 +1614,9 @@ static int drop_newest_race_child(uint64_t cap)
     atomic_store(&race_stop, 1);
     for (int i = 0; atomic_load(&race_done) < 2; i++) {
         if (i == 100) {
-            fprintf(stderr, "drop_newest race (capacity %llu): threads did not return from "
-                            "send/try_recv within 1 s: the channel is wedged\n",
+            fprintf(stderr,
+                    "drop_newest race (capacity %llu): threads did not return from "
+                    "send/try_recv within 1 s: the channel is wedged\n",
                     (unsigned long long)cap);
             return 1;
         }

@@ -105,7 +105,6 @@ static void test_common_cancel_create_enomem_and_bad_allocator(void **state)
     assert_int_equal(swarm_cancel_create(&c, &bad), SWARM_EINVAL);
 }
 
-
 /* ---- issue 10: "none" sentinels and the exported cancel-aware sleep ------------------------- */
 
 static void test_common_deadline_sentinels(void **state)

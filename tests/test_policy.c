@@ -481,7 +481,7 @@ static void test_policy_hpa_default_scale_up_4_or_100_percent_per_15s(void **sta
     assert_true(has_rule(&d, SWARM_RULE_RATE_LIMIT));
     assert_non_null(strstr(d.text, "ScaleUpLimit"));
     ob = obs1(6, SWARM_METRIC_TOTAL, 1000, 1);
-    assert_int_equal(dec(p, 5 * S, &ob).replicas, 6); /* the period still holds +4 */
+    assert_int_equal(dec(p, 5 * S, &ob).replicas, 6);   /* the period still holds +4 */
     assert_int_equal(dec(p, 15 * S, &ob).replicas, 12); /* t=0 event left: max(10, 12) */
     ob = obs1(12, SWARM_METRIC_TOTAL, 1000, 1);
     assert_int_equal(dec(p, 30 * S, &ob).replicas, 24);
@@ -586,7 +586,7 @@ static void test_policy_hpa_legacy_path(void **state)
     (void)state;
     swarm_policy_opts o = opts_for(SWARM_POLICY_HPA);
     o.max_replicas = 1000;
-    swarm_policy *p = make(&o); /* no behavior set: legacy */
+    swarm_policy *p = make(&o);                           /* no behavior set: legacy */
     assert_int_equal(decide_total(p, 0, 3, 1000, 1), 6);  /* max(2 * 3, 4) */
     assert_int_equal(decide_total(p, S, 6, 1000, 1), 12); /* no period: again x2 */
     /* 5 min max-stabilization: the earlier 1000 still counts, so even a desire of 1 keeps
@@ -1256,7 +1256,8 @@ static void test_policy_state_survives_reboot(void **state)
         assert_int_equal(cb, 0);
         assert_true(za > 0);
         assert_true(zb > 0);
-        print_message("mode %u: zero at %lld s (old host) and %lld s (new host)\n", mode, (long long)za, (long long)zb);
+        print_message("mode %u: zero at %lld s (old host) and %lld s (new host)\n", mode,
+                      (long long)za, (long long)zb);
         /* Resumed just before its first decision: within the 2 s grid of the anchor. */
         assert_true(zb >= za - 2 && zb <= za + 2);
         if (mode == SWARM_POLICY_KEDA)
@@ -1426,7 +1427,8 @@ static void test_policy_hpa_stabilization_window_holds_at_high_rates(void **stat
             int64_t exact = first_scale_down(paths[i], 65536, rate);
             int64_t t = first_scale_down(paths[i], 0, rate);
             print_message("path %u, %d decisions/s: first scale-down at %.2f s (upstream "
-                          "%.2f s)\n", paths[i], rate, (double)t / 1e9, (double)exact / 1e9);
+                          "%.2f s)\n",
+                          paths[i], rate, (double)t / 1e9, (double)exact / 1e9);
             assert_true(t >= exact && t <= exact + gran);
         }
         /* Four decisions a second with a 16-entry history still keep the whole window. */

@@ -146,8 +146,8 @@ static void test_policy_load_erlang_servers_is_the_fewest(void **state)
     (void)state;
     static const struct {
         double a, t_over_s, tail;
-    } cases[] = {{14, 10, 0.01}, {14, 1, 0.01}, {0.3, 2, 0.05}, {400, 0.5, 0.001},
-                 {2500, 0.2, 0.01}, {8, 0.01, 0.2}};
+    } cases[] = {{14, 10, 0.01},    {14, 1, 0.01},     {0.3, 2, 0.05},
+                 {400, 0.5, 0.001}, {2500, 0.2, 0.01}, {8, 0.01, 0.2}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         double a = cases[i].a, t = cases[i].t_over_s, tail = cases[i].tail;
         int64_t c = swarm__erlang_servers(a, t, tail, 100000);
@@ -197,8 +197,12 @@ static void test_policy_load_first_decision_uses_littles_law(void **state)
     (void)state;
     swarm_policy_opts o = load_opts();
     swarm_policy *p = make_load(&o);
-    host h = {.cur = 3, .ready = 3, .arrivals = 5000, .completions = 4990,
-              .service_total = 499, .in_flight = 10};
+    host h = {.cur = 3,
+              .ready = 3,
+              .arrivals = 5000,
+              .completions = 4990,
+              .service_total = 499,
+              .in_flight = 10};
     swarm_policy_obs ob = host_obs(&h);
     swarm_policy_decision d = decide(p, 0, &ob);
     /* No rate yet: the 10 in service are the offered load (10 Erlangs). */
@@ -576,8 +580,9 @@ static void test_policy_load_random_observations_stay_sane(void **state)
             ob.arrivals = (r >> 24) % 13 == 0 ? (r >> 30) : ob.arrivals + (r >> 40) % 500;
             ob.completions = (r >> 28) % 11 == 0 ? 0 : ob.completions + (r >> 44) % 500;
             ob.service_total_s = (r >> 33) % 29 == 0 ? NAN
-                                 : (r >> 35) % 31 == 0 ? -5.0
-                                 : ob.service_total_s + (double)((r >> 48) % 100) * 0.01;
+                                 : (r >> 35) % 31 == 0
+                                     ? -5.0
+                                     : ob.service_total_s + (double)((r >> 48) % 100) * 0.01;
             if (!isfinite(ob.service_total_s) || ob.service_total_s < 0)
                 ob.service_total_s = (r >> 35) % 2 ? ob.service_total_s : 0;
             ob.concurrency = (uint32_t)((r >> 52) % 4);

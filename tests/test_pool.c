@@ -23,8 +23,8 @@
 
 #include <swarm/swarm.h>
 
-#define US 1000LL
-#define MS 1000000LL
+#define US  1000LL
+#define MS  1000000LL
 #define SEC 1000000000LL
 
 /* ---- a test engine: optional sleep (cancel-aware), echoes the payload -------------------- */
@@ -203,7 +203,10 @@ static int wait_for(swarm_pool *p, stats_pred pred, uint64_t arg)
     }
     return 0;
 }
-static int pred_live(const swarm_pool_stats *st, uint64_t n) { return st->live == n; }
+static int pred_live(const swarm_pool_stats *st, uint64_t n)
+{
+    return st->live == n;
+}
 static int pred_busy(const swarm_pool_stats *st, uint64_t n);
 static int pred_ready_idle(const swarm_pool_stats *st, uint64_t n)
 {
@@ -323,15 +326,15 @@ static void test_pool_histogram_cumulative_counts(void **state)
     const int64_t le[] = {1 * MS, 1000 * MS, 60 * SEC};
     uint64_t cum[3] = {9, 9, 9}, count = 0;
     int64_t sum = 0;
-    assert_int_equal(swarm_pool_get_histogram(p, SWARM_POOL_HIST_SERVICE, le, 3, cum, &count,
-                                              &sum), 0);
+    assert_int_equal(swarm_pool_get_histogram(p, SWARM_POOL_HIST_SERVICE, le, 3, cum, &count, &sum),
+                     0);
     assert_int_equal(count, N);
-    assert_int_equal(cum[0], 0);        /* every call slept 2 ms */
+    assert_int_equal(cum[0], 0); /* every call slept 2 ms */
     assert_true(cum[1] <= cum[2]);
     assert_int_equal(cum[2], N);
     assert_true(sum >= N * 2 * MS);
-    assert_int_equal(swarm_pool_get_histogram(p, SWARM_POOL_HIST_WAIT, NULL, 0, NULL, &count,
-                                              NULL), 0);
+    assert_int_equal(swarm_pool_get_histogram(p, SWARM_POOL_HIST_WAIT, NULL, 0, NULL, &count, NULL),
+                     0);
     assert_int_equal(count, N);
     const int64_t bad[] = {5 * MS, 5 * MS};
     assert_int_equal(swarm_pool_get_histogram(p, SWARM_POOL_HIST_WAIT, bad, 2, cum, NULL, NULL),
@@ -982,7 +985,10 @@ static void test_pool_resize_from_callback_during_stop(void **state)
     ledger_free(&c.l);
 }
 
-static int pred_busy(const swarm_pool_stats *st, uint64_t n) { return st->busy == n; }
+static int pred_busy(const swarm_pool_stats *st, uint64_t n)
+{
+    return st->busy == n;
+}
 
 static void test_pool_scale_down_retires_idle_before_busy(void **state)
 {
@@ -1048,7 +1054,6 @@ static void test_pool_retirement_taken_back_during_warmup(void **state)
     swarm_engine_destroy(e);
     ledger_free(&l);
 }
-
 
 /* ---- issue 10: lifetimes, tasks, results, the stop hang ----------------------------------- */
 
@@ -1290,8 +1295,8 @@ static void test_pool_submit_stamps_and_carries_params(void **state)
     assert_int_equal(swarm_pool_stop(p, SWARM_WAIT_FOREVER, NULL, 0, NULL), 0);
     /* Queue wait was recorded for the submitted task (stamped). */
     uint64_t count = 0;
-    assert_int_equal(swarm_pool_get_histogram(p, SWARM_POOL_HIST_WAIT, NULL, 0, NULL, &count,
-                                              NULL), 0);
+    assert_int_equal(swarm_pool_get_histogram(p, SWARM_POOL_HIST_WAIT, NULL, 0, NULL, &count, NULL),
+                     0);
     assert_true(count >= 1);
     swarm_pool_destroy(p);
     swarm_engine_destroy(e);
@@ -1586,8 +1591,8 @@ static void test_pool_sampled_timing_counts_stay_honest(void **state)
     ledger_check(&l, NULL);
     uint64_t count = 0;
     int64_t sum = 0;
-    assert_int_equal(swarm_pool_get_histogram(p, SWARM_POOL_HIST_SERVICE, NULL, 0, NULL, &count,
-                                              &sum), 0);
+    assert_int_equal(
+        swarm_pool_get_histogram(p, SWARM_POOL_HIST_SERVICE, NULL, 0, NULL, &count, &sum), 0);
     /* Whatever the sampling did, the estimate is within one period (16) of the truth. */
     assert_true(count + 16 >= N && count <= N + 16);
     swarm_pool_stats st = stats_of(p);
@@ -1623,8 +1628,8 @@ static void test_pool_time_every_times_every_call(void **state)
     assert_int_equal(swarm_pool_create(&p, &po), 0);
     assert_int_equal(swarm_pool_stop(p, SWARM_WAIT_FOREVER, NULL, 0, NULL), 0);
     uint64_t count = 0;
-    assert_int_equal(swarm_pool_get_histogram(p, SWARM_POOL_HIST_SERVICE, NULL, 0, NULL, &count,
-                                              NULL), 0);
+    assert_int_equal(
+        swarm_pool_get_histogram(p, SWARM_POOL_HIST_SERVICE, NULL, 0, NULL, &count, NULL), 0);
     assert_int_equal(count, N);
     po.timing = 2;
     swarm_pool *bad = NULL;
@@ -1634,7 +1639,6 @@ static void test_pool_time_every_times_every_call(void **state)
     swarm_chan_destroy(ch);
     ledger_free(&l);
 }
-
 
 /* ---- issue 14 item 11: fork contract ------------------------------------------------------- */
 
@@ -1658,10 +1662,10 @@ static void *pump_main(void *arg)
     return NULL;
 }
 
-#define CHILD_EXPECT(cond) \
-    do {                   \
-        if (!(cond))       \
-            bad |= 1u << __LINE__ % 31; \
+#define CHILD_EXPECT(cond)                                                                         \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            bad |= 1u << __LINE__ % 31;                                                            \
     } while (0)
 
 /* What the child of a fork may do: channels work; the pool and the loop (whose threads are

@@ -18,16 +18,16 @@
 
 #include <swarm/swarm.h>
 
-#define MS 1000000LL
+#define MS  1000000LL
 #define SEC 1000000000LL
 
 /* ---- fake world ---------------------------------------------------------------------------- */
 
 typedef struct world {
-    _Atomic int32_t replicas;  /* the actual count (what actuate sets) */
-    _Atomic int32_t queued;    /* backlog observed */
-    _Atomic int observe_fail;  /* observe returns this (0: ok) */
-    _Atomic int actuate_fail;  /* actuate returns this (0: ok) */
+    _Atomic int32_t replicas; /* the actual count (what actuate sets) */
+    _Atomic int32_t queued;   /* backlog observed */
+    _Atomic int observe_fail; /* observe returns this (0: ok) */
+    _Atomic int actuate_fail; /* actuate returns this (0: ok) */
     _Atomic int observes, actuates;
     _Atomic int32_t last_desired;
     _Atomic int stop_from_callback; /* actuate calls swarm_reconcile_stop() on itself */
@@ -509,7 +509,6 @@ static void test_reconcile_stop_from_callback_refused(void **state)
     swarm_reconcile_destroy(r);
     swarm_policy_destroy(pol);
 }
-
 
 /* ---- issue 14: hostile values --------------------------------------------------------------- */
 

@@ -75,20 +75,20 @@ typedef struct swarm_chan_opts {
 /** A snapshot of the channel's counters. Exact when the channel is quiescent; while traffic
  *  flows each field is individually accurate but they are read one after another. */
 typedef struct swarm_chan_stats {
-    uint32_t size;               /**< set by the caller to sizeof(swarm_chan_stats) */
-    uint32_t blocked_senders;    /**< threads parked in a send right now */
-    uint32_t blocked_receivers;  /**< threads parked in a receive right now */
-    uint32_t closed;             /**< 1 once swarm_chan_close() ran */
-    uint64_t capacity;           /**< elements */
-    uint64_t elem_size;          /**< bytes */
-    uint64_t length;             /**< elements queued now */
-    uint64_t sent;               /**< elements accepted by sends (including DROP_WRITE drops) */
-    uint64_t received;           /**< elements delivered to receivers */
-    uint64_t dropped;            /**< elements handed to the drop callback by a full mode */
-    uint64_t high_watermark;     /**< largest length seen: checked on every send that found the
-                                      channel full or woke a receiver, and every 64th send */
-    int64_t send_blocked_ns;     /**< total time senders spent parked: the backpressure signal */
-    int64_t recv_blocked_ns;     /**< total time receivers spent parked: the idle signal */
+    uint32_t size;              /**< set by the caller to sizeof(swarm_chan_stats) */
+    uint32_t blocked_senders;   /**< threads parked in a send right now */
+    uint32_t blocked_receivers; /**< threads parked in a receive right now */
+    uint32_t closed;            /**< 1 once swarm_chan_close() ran */
+    uint64_t capacity;          /**< elements */
+    uint64_t elem_size;         /**< bytes */
+    uint64_t length;            /**< elements queued now */
+    uint64_t sent;              /**< elements accepted by sends (including DROP_WRITE drops) */
+    uint64_t received;          /**< elements delivered to receivers */
+    uint64_t dropped;           /**< elements handed to the drop callback by a full mode */
+    uint64_t high_watermark;    /**< largest length seen: checked on every send that found the
+                                     channel full or woke a receiver, and every 64th send */
+    int64_t send_blocked_ns;    /**< total time senders spent parked: the backpressure signal */
+    int64_t recv_blocked_ns;    /**< total time receivers spent parked: the idle signal */
 } swarm_chan_stats;
 
 /**
@@ -188,8 +188,8 @@ SWARM_API int swarm_chan_recv_ex(swarm_chan *ch, void *out, int64_t timeout_ns,
  * Thread safety and blocking: as swarm_chan_send_ex(). The batch is not atomic: elements of
  * other senders may interleave.
  */
-SWARM_API int swarm_chan_send_batch(swarm_chan *ch, const void *elems, size_t n,
-                                    int64_t timeout_ns, swarm_cancel *cancel);
+SWARM_API int swarm_chan_send_batch(swarm_chan *ch, const void *elems, size_t n, int64_t timeout_ns,
+                                    swarm_cancel *cancel);
 
 /**
  * Receive a batch into @p out (room for @p max elements): the dynamic-batching primitive.

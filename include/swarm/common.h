@@ -16,15 +16,15 @@ extern "C" {
 #endif
 
 #if defined(_WIN32)
-#  if defined(SWARM_BUILDING_LIBRARY)
-#    define SWARM_API __declspec(dllexport)
-#  else
-#    define SWARM_API
-#  endif
+#    if defined(SWARM_BUILDING_LIBRARY)
+#        define SWARM_API __declspec(dllexport)
+#    else
+#        define SWARM_API
+#    endif
 #elif defined(__GNUC__) && __GNUC__ >= 4
-#  define SWARM_API __attribute__((visibility("default")))
+#    define SWARM_API __attribute__((visibility("default")))
 #else
-#  define SWARM_API
+#    define SWARM_API
 #endif
 
 /*
@@ -56,20 +56,20 @@ extern "C" {
  * Python binding carries the same table and a test checks that they agree. Codes are appended and
  * never renumbered.
  */
-#define SWARM_ERR_MAP(XX)                                                       \
-    XX(EINVAL, -1, "invalid argument")                                          \
-    XX(ENOMEM, -2, "out of memory")                                             \
-    XX(EAGAIN, -3, "operation would block")                                     \
-    XX(ETIMEDOUT, -4, "timed out")                                              \
-    XX(ECLOSED, -5, "object closed")                                            \
-    XX(ECANCELED, -6, "operation canceled")                                     \
-    XX(ENOTSUP, -7, "not supported")                                            \
-    XX(ESTATE, -8, "object in wrong state")                                     \
-    XX(EUNAVAILABLE, -9, "service unavailable")                                 \
-    XX(EOVERLOADED, -10, "service overloaded")                                  \
-    XX(EBREAKER_OPEN, -11, "circuit breaker open")                              \
-    XX(EBUDGET, -12, "retry budget exhausted")                                  \
-    XX(ERANGE, -13, "value out of range")                                       \
+#define SWARM_ERR_MAP(XX)                                                                          \
+    XX(EINVAL, -1, "invalid argument")                                                             \
+    XX(ENOMEM, -2, "out of memory")                                                                \
+    XX(EAGAIN, -3, "operation would block")                                                        \
+    XX(ETIMEDOUT, -4, "timed out")                                                                 \
+    XX(ECLOSED, -5, "object closed")                                                               \
+    XX(ECANCELED, -6, "operation canceled")                                                        \
+    XX(ENOTSUP, -7, "not supported")                                                               \
+    XX(ESTATE, -8, "object in wrong state")                                                        \
+    XX(EUNAVAILABLE, -9, "service unavailable")                                                    \
+    XX(EOVERLOADED, -10, "service overloaded")                                                     \
+    XX(EBREAKER_OPEN, -11, "circuit breaker open")                                                 \
+    XX(EBUDGET, -12, "retry budget exhausted")                                                     \
+    XX(ERANGE, -13, "value out of range")                                                          \
     XX(EINTERNAL, -99, "internal error (bug)")
 
 /** Every error code the library returns. Success is 0 (or a count, for batch calls). */
@@ -78,7 +78,7 @@ typedef enum swarm_err {
 #define SWARM_XX_(name, val, msg) SWARM_##name = (val),
     SWARM_ERR_MAP(SWARM_XX_)
 #undef SWARM_XX_
-    SWARM_ERR_MIN_ = -100 /**< not a code: keeps the enum signed and wide enough */
+        SWARM_ERR_MIN_ = -100 /**< not a code: keeps the enum signed and wide enough */
 } swarm_err;
 
 /**

@@ -47,19 +47,21 @@ typedef enum swarm_policy_mode {
      *  backlog (metrics[0], kind TOTAL) within load_drain_ns, and counts starting replicas as
      *  capacity already ordered. Up: at once. Down: never within load_up_hold_ns of asking
      *  for more, then only to the largest need of the last load_down_window_ns plus a margin,
-     *  and only when that is more than load_down_band below current, so it does not flap. A host should fill arrivals, completions,
-     *  service_total_s and concurrency (>= 1, which also marks counters still at 0 as
-     *  observed); without them (a 0.1 caller) it sizes from the work in service (Little).
+     *  and only when that is more than load_down_band below current, so it does not flap. A host
+     * should fill arrivals, completions, service_total_s and concurrency (>= 1, which also marks
+     * counters still at 0 as observed); without them (a 0.1 caller) it sizes from the work in
+     * service (Little).
      *
      *  Pick it when the work is a queue of tasks with a measurable service time and a
      *  queue-wait objective: it reacts to a step on the next decision instead of ramping by
      *  rate limits, holds about the Erlang C count instead of a backlog multiple, and in the
      *  simulator (benchmarks/bench_scaling: five traces x three start-up times) used 6-84 % of
-     *  the best upstream default's replica-seconds, with no flaps except on random spikes. Prefer the upstream modes when the deployment
-     *  must behave exactly like a KEDA/HPA/Knative one (the same YAML elsewhere, conformance),
-     *  when the signal is not a queue (CPU, latency or a custom metric: HPA's Value/Average
-     *  kinds), or when the counters cannot be observed. No mode can beat the replica start-up
-     *  time on a sudden burst from a small count: capacity ordered now serves after it. */
+     *  the best upstream default's replica-seconds, with no flaps except on random spikes. Prefer
+     * the upstream modes when the deployment must behave exactly like a KEDA/HPA/Knative one (the
+     * same YAML elsewhere, conformance), when the signal is not a queue (CPU, latency or a custom
+     * metric: HPA's Value/Average kinds), or when the counters cannot be observed. No mode can beat
+     * the replica start-up time on a sudden burst from a small count: capacity ordered now serves
+     * after it. */
     SWARM_POLICY_LOAD = 4
 } swarm_policy_mode;
 
@@ -77,10 +79,10 @@ typedef enum swarm_policy_metric_kind {
 
 /** Fallback replica choice after repeated metric failures (KEDA fallback.behavior). */
 typedef enum swarm_policy_fallback {
-    SWARM_FALLBACK_STATIC = 0,          /**< fallback_replicas */
-    SWARM_FALLBACK_CURRENT = 1,         /**< current replicas */
+    SWARM_FALLBACK_STATIC = 0,            /**< fallback_replicas */
+    SWARM_FALLBACK_CURRENT = 1,           /**< current replicas */
     SWARM_FALLBACK_CURRENT_IF_HIGHER = 2, /**< max(current, fallback_replicas) */
-    SWARM_FALLBACK_CURRENT_IF_LOWER = 3 /**< min(current, fallback_replicas) */
+    SWARM_FALLBACK_CURRENT_IF_LOWER = 3   /**< min(current, fallback_replicas) */
 } swarm_policy_fallback;
 
 /** HPA selectPolicy. */
@@ -93,15 +95,15 @@ typedef enum swarm_policy_select {
 
 /** HPA rate policy type. */
 typedef enum swarm_policy_rate_type {
-    SWARM_RATE_PODS = 1,    /**< at most value replicas per period */
-    SWARM_RATE_PERCENT = 2  /**< at most value percent of the period's start count per period */
+    SWARM_RATE_PODS = 1,   /**< at most value replicas per period */
+    SWARM_RATE_PERCENT = 2 /**< at most value percent of the period's start count per period */
 } swarm_policy_rate_type;
 
 /** One HPA scaling policy (HPAScalingPolicy). */
 typedef struct swarm_policy_rate {
-    uint32_t type;      /**< swarm_policy_rate_type */
-    int32_t value;      /**< > 0 */
-    int64_t period_ns;  /**< 1 s .. 1800 s */
+    uint32_t type;     /**< swarm_policy_rate_type */
+    int32_t value;     /**< > 0 */
+    int64_t period_ns; /**< 1 s .. 1800 s */
 } swarm_policy_rate;
 
 /** One HPA direction (HPAScalingRules). All zero means "unset": the upstream defaults apply. */
@@ -179,7 +181,7 @@ typedef struct swarm_policy_opts {
     uint32_t pause;          /**< SWARM_POLICY_PAUSED* bits */
     int32_t paused_replicas; /**< with SWARM_POLICY_PAUSED: > 0 pins this count; 0 holds current */
     const swarm_allocator *alloc; /**< NULL: libc */
-    double tolerance;        /**< HPA/KEDA ratio tolerance; 0: 0.1; negative: none */
+    double tolerance;             /**< HPA/KEDA ratio tolerance; 0: 0.1; negative: none */
 
     /* KEDA */
     int64_t cooldown_ns;         /**< before N -> 0 (or idle); 0: 300 s; negative: none */
@@ -193,26 +195,26 @@ typedef struct swarm_policy_opts {
     int32_t pad0_;
 
     /* HPA (also KEDA's 1<->N phase) */
-    uint32_t hpa_path;           /**< SWARM_POLICY_HPA_AUTO / _BEHAVIOR / _LEGACY */
+    uint32_t hpa_path; /**< SWARM_POLICY_HPA_AUTO / _BEHAVIOR / _LEGACY */
     uint32_t pad1_;
     swarm_policy_hpa_rules scale_up;
     swarm_policy_hpa_rules scale_down;
-    int64_t legacy_window_ns;    /**< legacy downscale stabilization; 0: 300 s */
-    double legacy_factor;        /**< legacy scale-up limit factor; 0: 2.0 */
-    double legacy_minimum;       /**< legacy scale-up limit minimum; 0: 4 */
+    int64_t legacy_window_ns; /**< legacy downscale stabilization; 0: 300 s */
+    double legacy_factor;     /**< legacy scale-up limit factor; 0: 2.0 */
+    double legacy_minimum;    /**< legacy scale-up limit minimum; 0: 4 */
 
     /* KPA */
-    int64_t stable_window_ns;    /**< 0: 60 s; 6 s .. 3600 s */
-    double panic_window_pct;     /**< 0: 10 (% of the stable window; at least 1 s) */
-    double panic_threshold_pct;  /**< 0: 200 (% of ready capacity) */
-    double max_scale_up_rate;    /**< 0: 1000 (> 1) */
-    double max_scale_down_rate;  /**< 0: 2 (> 1) */
-    int64_t scale_down_delay_ns; /**< 0: none; at most 3600 s */
-    int32_t activation_scale;    /**< 0/1: none; else the least non-zero scale */
-    uint32_t unreachable;        /**< KPA "reachable" inverted: 1 drops the scale-down floor */
-    double target_burst_capacity;/**< for the EBC output; 0: 211; negative: unlimited (-1) */
-    double total_value;          /**< per-replica capacity for EBC; 0: target / 0.7 */
-    int64_t zero_grace_ns;       /**< desired must be 0 this long before 1 -> 0; 0: 30 s */
+    int64_t stable_window_ns;     /**< 0: 60 s; 6 s .. 3600 s */
+    double panic_window_pct;      /**< 0: 10 (% of the stable window; at least 1 s) */
+    double panic_threshold_pct;   /**< 0: 200 (% of ready capacity) */
+    double max_scale_up_rate;     /**< 0: 1000 (> 1) */
+    double max_scale_down_rate;   /**< 0: 2 (> 1) */
+    int64_t scale_down_delay_ns;  /**< 0: none; at most 3600 s */
+    int32_t activation_scale;     /**< 0/1: none; else the least non-zero scale */
+    uint32_t unreachable;         /**< KPA "reachable" inverted: 1 drops the scale-down floor */
+    double target_burst_capacity; /**< for the EBC output; 0: 211; negative: unlimited (-1) */
+    double total_value;           /**< per-replica capacity for EBC; 0: target / 0.7 */
+    int64_t zero_grace_ns;        /**< desired must be 0 this long before 1 -> 0; 0: 30 s */
 
     /* libswarm extensions */
     int64_t pending_hold_max_ns; /**< > 0: scale-ups wait for replicas that are still starting
@@ -224,40 +226,40 @@ typedef struct swarm_policy_opts {
                                       at most 3600 s */
 
     /* SWARM_POLICY_LOAD (appended in 0.2; the other modes ignore these) */
-    int64_t load_wait_ns;        /**< queue-wait target: the load_percentile of the wait of an
-                                      arriving task stays under this (Erlang C). 0: 1 s;
-                                      at most 3600 s */
-    double load_percentile;      /**< the quantile the wait target is for, in (0, 1).
-                                      0: 0.99 */
-    int64_t load_drain_ns;       /**< capacity beyond the steady need drains the current backlog
-                                      (metrics[0] value) within this time. 0: 10 s; 1 s .. 3600 s */
+    int64_t load_wait_ns;          /**< queue-wait target: the load_percentile of the wait of an
+                                        arriving task stays under this (Erlang C). 0: 1 s;
+                                        at most 3600 s */
+    double load_percentile;        /**< the quantile the wait target is for, in (0, 1).
+                                        0: 0.99 */
+    int64_t load_drain_ns;         /**< capacity beyond the steady need drains the current backlog
+                                        (metrics[0] value) within this time. 0: 10 s; 1 s .. 3600 s */
     int64_t load_service_prior_ns; /**< service time assumed until completions are observed.
                                       0: 1 s; at most 3600 s */
-    int64_t load_rate_tau_ns;    /**< time constant of the arrival-rate and service-time moving
-                                      averages. 0: 5 s; 1 s .. 3600 s */
-    int64_t load_down_window_ns; /**< scale down only to the largest need of this window (plus
-                                      a margin of half the band, at least one replica).
-                                      0: 30 s; 1 s .. 3600 s */
-    double load_down_band;       /**< and only when that need is below current by more than this
-                                      fraction of current (at least one replica). 0: 0.1;
-                                      negative: none; at most 1 */
-    int64_t load_up_hold_ns;     /**< no scale-down this long after a decision that asked for
-                                      more, so a scale-up is never reversed within a minute (a
-                                      flap). 0: 65 s; negative: none; at most 3600 s */
-    uint32_t enable;             /**< SWARM_POLICY_COLD_START_JUMP ...: opt-in extensions;
-                                      0: none */
-    uint32_t pad3_;              /**< keep 0 */
+    int64_t load_rate_tau_ns;      /**< time constant of the arrival-rate and service-time moving
+                                        averages. 0: 5 s; 1 s .. 3600 s */
+    int64_t load_down_window_ns;   /**< scale down only to the largest need of this window (plus
+                                        a margin of half the band, at least one replica).
+                                        0: 30 s; 1 s .. 3600 s */
+    double load_down_band;         /**< and only when that need is below current by more than this
+                                        fraction of current (at least one replica). 0: 0.1;
+                                        negative: none; at most 1 */
+    int64_t load_up_hold_ns;       /**< no scale-down this long after a decision that asked for
+                                        more, so a scale-up is never reversed within a minute (a
+                                        flap). 0: 65 s; negative: none; at most 3600 s */
+    uint32_t enable;               /**< SWARM_POLICY_COLD_START_JUMP ...: opt-in extensions;
+                                        0: none */
+    uint32_t pad3_;                /**< keep 0 */
 } swarm_policy_opts;
 
 /** One metric sample. */
 typedef struct swarm_policy_metric {
-    uint32_t kind;      /**< swarm_policy_metric_kind */
-    uint32_t failed;    /**< nonzero: the read failed, value ignored (counts toward fallback) */
-    double value;       /**< TOTAL: queued; AVERAGE: per ready replica; VALUE: the value. NaN or
-                             infinite counts as a failed read; negative clamps to 0 */
-    double in_flight;   /**< TOTAL only: work being processed, added to value (>= 0) */
-    double target;      /**< per-replica target, > 0 and finite */
-    double activation;  /**< KEDA: the metric is active iff value (+ in_flight) > activation */
+    uint32_t kind;     /**< swarm_policy_metric_kind */
+    uint32_t failed;   /**< nonzero: the read failed, value ignored (counts toward fallback) */
+    double value;      /**< TOTAL: queued; AVERAGE: per ready replica; VALUE: the value. NaN or
+                            infinite counts as a failed read; negative clamps to 0 */
+    double in_flight;  /**< TOTAL only: work being processed, added to value (>= 0) */
+    double target;     /**< per-replica target, > 0 and finite */
+    double activation; /**< KEDA: the metric is active iff value (+ in_flight) > activation */
 } swarm_policy_metric;
 
 /**
@@ -266,22 +268,22 @@ typedef struct swarm_policy_metric {
  * SWARM_METRIC_TOTAL semantics) and ignores the others.
  */
 typedef struct swarm_policy_obs {
-    uint32_t size;               /**< sizeof(swarm_policy_obs) */
-    int32_t current_replicas;    /**< replicas asked for (spec), >= 0 */
-    int32_t ready_replicas;      /**< replicas serving, 0..current */
-    int32_t starting_replicas;   /**< replicas started but not ready yet (slow model loads) */
-    uint32_t n_metrics;          /**< 1..SWARM_POLICY_MAX_METRICS */
+    uint32_t size;             /**< sizeof(swarm_policy_obs) */
+    int32_t current_replicas;  /**< replicas asked for (spec), >= 0 */
+    int32_t ready_replicas;    /**< replicas serving, 0..current */
+    int32_t starting_replicas; /**< replicas started but not ready yet (slow model loads) */
+    uint32_t n_metrics;        /**< 1..SWARM_POLICY_MAX_METRICS */
     uint32_t pad_;
     swarm_policy_metric metrics[SWARM_POLICY_MAX_METRICS];
     /* Load signals (appended in 0.2; a caller built against 0.1 passes the smaller size and they
      * read as 0). Read by SWARM_POLICY_LOAD; the other modes ignore them. They are cumulative
      * counters so that the pure policy estimates rates from the deltas between its decisions;
      * 0 means unknown. */
-    uint64_t arrivals;           /**< tasks arrived so far (e.g. channel sent + dropped) */
-    uint64_t completions;        /**< tasks finished so far (e.g. pool completed + failed) */
-    double service_total_s;      /**< summed service time of those completions, seconds */
-    uint32_t concurrency;        /**< tasks one replica runs at once; 0: 1 */
-    uint32_t pad2_;              /**< keep 0 */
+    uint64_t arrivals;      /**< tasks arrived so far (e.g. channel sent + dropped) */
+    uint64_t completions;   /**< tasks finished so far (e.g. pool completed + failed) */
+    double service_total_s; /**< summed service time of those completions, seconds */
+    uint32_t concurrency;   /**< tasks one replica runs at once; 0: 1 */
+    uint32_t pad2_;         /**< keep 0 */
 } swarm_policy_obs;
 
 /** Size of a swarm_policy_obs built against 0.1 (before the load signals). */
@@ -291,67 +293,67 @@ typedef struct swarm_policy_obs {
  * Rule codes of the explanation, in the order they can apply: one table drives the enum and
  * swarm_policy_rule_name() (code, name, meaning). Codes are appended, never renumbered.
  */
-#define SWARM_POLICY_RULE_MAP(XX)                                                            \
-    /* a metric's raw recommendation (metric = index) */                                     \
-    XX(RAW, 1, "raw")                                                                        \
-    /* a metric failed to read (value = consecutive failures) */                             \
-    XX(METRIC_FAILED, 2, "metric_failed")                                                    \
-    /* ratio within tolerance: the metric keeps current */                                   \
-    XX(TOLERANCE, 3, "tolerance")                                                            \
-    /* some metrics failed: no scale-down */                                                 \
-    XX(PARTIAL_METRICS, 4, "partial_metrics")                                                \
-    /* every metric failed: hold */                                                          \
-    XX(NO_METRICS, 5, "no_metrics")                                                          \
-    /* fallback replicas replaced a failing metric */                                        \
-    XX(FALLBACK, 6, "fallback")                                                              \
-    /* KEDA: inactive (no metric above activation) */                                        \
-    XX(ACTIVATION, 7, "activation")                                                          \
-    /* from zero: jump to the needed count */                                                \
-    XX(COLD_START, 8, "cold_start")                                                          \
-    /* scale to zero/idle waits for the cooldown */                                          \
-    XX(COOLDOWN, 9, "cooldown")                                                              \
-    /* inactive: scaled to zero/idle */                                                      \
-    XX(IDLE, 10, "idle")                                                                     \
-    /* HPA stabilization window held the value */                                            \
-    XX(STABILIZATION, 11, "stabilization")                                                   \
-    /* HPA policies / KPA max up/down rates / legacy x2+4 */                                 \
-    XX(RATE_LIMIT, 12, "rate_limit")                                                         \
-    /* raised to min */                                                                      \
-    XX(MIN, 13, "min")                                                                       \
-    /* lowered to max */                                                                     \
-    XX(MAX, 14, "max")                                                                       \
-    /* KPA panic mode (value: 1 enter, 2 in, 3 exit) */                                      \
-    XX(PANIC, 15, "panic")                                                                   \
-    /* KPA scale-down delay window */                                                        \
-    XX(SCALE_DOWN_DELAY, 16, "scale_down_delay")                                             \
-    /* KPA activation scale */                                                               \
-    XX(ACTIVATION_SCALE, 17, "activation_scale")                                             \
-    /* starting replicas counted as capacity */                                              \
-    XX(PENDING_CAPACITY, 18, "pending_capacity")                                             \
-    /* paused (or paused in this direction) */                                               \
-    XX(PAUSE, 19, "pause")                                                                   \
-    /* now went backwards: the last time was used */                                         \
-    XX(CLOCK_CLAMPED, 20, "clock_clamped")                                                   \
-    /* HPA at zero with min > 0: scaling disabled (upstream) */                              \
-    XX(HPA_DISABLED, 21, "hpa_disabled")                                                     \
-    /* KPA: no samples yet; hold */                                                          \
-    XX(NO_DATA, 22, "no_data")                                                               \
-    /* LOAD: arrival-rate estimate used for sizing (value: requests/s x 1000) */             \
-    XX(LOAD_RATE, 23, "load_rate")                                                           \
-    /* LOAD: service-time estimate (value: ns; metric 0: the prior, 1: measured) */          \
-    XX(LOAD_SERVICE, 24, "load_service")                                                     \
-    /* LOAD: Erlang C count for the wait target (before: Little's law minimum */             \
-    /* ceil(rate x service / concurrency); value: offered load, milli-Erlangs) */            \
-    XX(LOAD_ERLANG, 25, "load_erlang")                                                       \
-    /* LOAD: raised to drain the backlog within the drain time (value: queued) */            \
-    XX(LOAD_DRAIN, 26, "load_drain")                                                         \
-    /* LOAD: no arrivals and no work: zero needed */                                         \
-    XX(LOAD_IDLE, 27, "load_idle")                                                           \
-    /* LOAD: scale-down held by the down window or the band (value: window max) */           \
-    XX(LOAD_HYSTERESIS, 28, "load_hysteresis")                                               \
-    /* LOAD: a load counter went backwards (host restart): re-baselined */                   \
-    XX(LOAD_RESET, 29, "load_reset")                                                         \
-    /* LOAD: no rate yet: the work in service is the offered load (Little) */                \
+#define SWARM_POLICY_RULE_MAP(XX)                                                                  \
+    /* a metric's raw recommendation (metric = index) */                                           \
+    XX(RAW, 1, "raw")                                                                              \
+    /* a metric failed to read (value = consecutive failures) */                                   \
+    XX(METRIC_FAILED, 2, "metric_failed")                                                          \
+    /* ratio within tolerance: the metric keeps current */                                         \
+    XX(TOLERANCE, 3, "tolerance")                                                                  \
+    /* some metrics failed: no scale-down */                                                       \
+    XX(PARTIAL_METRICS, 4, "partial_metrics")                                                      \
+    /* every metric failed: hold */                                                                \
+    XX(NO_METRICS, 5, "no_metrics")                                                                \
+    /* fallback replicas replaced a failing metric */                                              \
+    XX(FALLBACK, 6, "fallback")                                                                    \
+    /* KEDA: inactive (no metric above activation) */                                              \
+    XX(ACTIVATION, 7, "activation")                                                                \
+    /* from zero: jump to the needed count */                                                      \
+    XX(COLD_START, 8, "cold_start")                                                                \
+    /* scale to zero/idle waits for the cooldown */                                                \
+    XX(COOLDOWN, 9, "cooldown")                                                                    \
+    /* inactive: scaled to zero/idle */                                                            \
+    XX(IDLE, 10, "idle")                                                                           \
+    /* HPA stabilization window held the value */                                                  \
+    XX(STABILIZATION, 11, "stabilization")                                                         \
+    /* HPA policies / KPA max up/down rates / legacy x2+4 */                                       \
+    XX(RATE_LIMIT, 12, "rate_limit")                                                               \
+    /* raised to min */                                                                            \
+    XX(MIN, 13, "min")                                                                             \
+    /* lowered to max */                                                                           \
+    XX(MAX, 14, "max")                                                                             \
+    /* KPA panic mode (value: 1 enter, 2 in, 3 exit) */                                            \
+    XX(PANIC, 15, "panic")                                                                         \
+    /* KPA scale-down delay window */                                                              \
+    XX(SCALE_DOWN_DELAY, 16, "scale_down_delay")                                                   \
+    /* KPA activation scale */                                                                     \
+    XX(ACTIVATION_SCALE, 17, "activation_scale")                                                   \
+    /* starting replicas counted as capacity */                                                    \
+    XX(PENDING_CAPACITY, 18, "pending_capacity")                                                   \
+    /* paused (or paused in this direction) */                                                     \
+    XX(PAUSE, 19, "pause")                                                                         \
+    /* now went backwards: the last time was used */                                               \
+    XX(CLOCK_CLAMPED, 20, "clock_clamped")                                                         \
+    /* HPA at zero with min > 0: scaling disabled (upstream) */                                    \
+    XX(HPA_DISABLED, 21, "hpa_disabled")                                                           \
+    /* KPA: no samples yet; hold */                                                                \
+    XX(NO_DATA, 22, "no_data")                                                                     \
+    /* LOAD: arrival-rate estimate used for sizing (value: requests/s x 1000) */                   \
+    XX(LOAD_RATE, 23, "load_rate")                                                                 \
+    /* LOAD: service-time estimate (value: ns; metric 0: the prior, 1: measured) */                \
+    XX(LOAD_SERVICE, 24, "load_service")                                                           \
+    /* LOAD: Erlang C count for the wait target (before: Little's law minimum */                   \
+    /* ceil(rate x service / concurrency); value: offered load, milli-Erlangs) */                  \
+    XX(LOAD_ERLANG, 25, "load_erlang")                                                             \
+    /* LOAD: raised to drain the backlog within the drain time (value: queued) */                  \
+    XX(LOAD_DRAIN, 26, "load_drain")                                                               \
+    /* LOAD: no arrivals and no work: zero needed */                                               \
+    XX(LOAD_IDLE, 27, "load_idle")                                                                 \
+    /* LOAD: scale-down held by the down window or the band (value: window max) */                 \
+    XX(LOAD_HYSTERESIS, 28, "load_hysteresis")                                                     \
+    /* LOAD: a load counter went backwards (host restart): re-baselined */                         \
+    XX(LOAD_RESET, 29, "load_reset")                                                               \
+    /* LOAD: no rate yet: the work in service is the offered load (Little) */                      \
     XX(LOAD_NO_SIGNAL, 30, "load_no_signal")
 
 /** Rule codes of the explanation (SWARM_POLICY_RULE_MAP). */
@@ -363,11 +365,11 @@ typedef enum swarm_policy_rule {
 
 /** One explanation step. */
 typedef struct swarm_policy_step {
-    uint32_t rule;   /**< swarm_policy_rule */
-    int32_t metric;  /**< metric index, or -1 */
-    int32_t before;  /**< replica count before the rule */
-    int32_t after;   /**< and after it */
-    int64_t value;   /**< rule-specific detail (e.g. failure count, panic phase) */
+    uint32_t rule;  /**< swarm_policy_rule */
+    int32_t metric; /**< metric index, or -1 */
+    int32_t before; /**< replica count before the rule */
+    int32_t after;  /**< and after it */
+    int64_t value;  /**< rule-specific detail (e.g. failure count, panic phase) */
 } swarm_policy_step;
 
 /** Decision flags. */
@@ -376,21 +378,21 @@ enum {
     SWARM_DECISION_PANIC = 1u << 1,    /**< KPA in panic mode */
     SWARM_DECISION_FALLBACK = 1u << 2, /**< fallback replicas in use */
     SWARM_DECISION_PAUSED = 1u << 3,
-    SWARM_DECISION_HOLD = 1u << 4      /**< no valid signal: replicas = current */
+    SWARM_DECISION_HOLD = 1u << 4 /**< no valid signal: replicas = current */
 };
 
 /** The output of swarm_policy_decide(). The caller provides it and sets size. */
 typedef struct swarm_policy_decision {
-    uint32_t size;            /**< sizeof(swarm_policy_decision), set by the caller */
-    uint32_t flags;           /**< SWARM_DECISION_* */
-    int32_t replicas;         /**< the desired replica count */
-    int32_t current;          /**< current replicas, as observed */
-    int32_t raw;              /**< max of the metrics' raw recommendations (-1: none valid) */
-    int32_t retire;           /**< drain hint: replicas to retire (current - replicas, or 0) */
-    int32_t retire_starting;  /**< of those, how many to take from starting replicas first */
-    uint32_t prefer_idle;     /**< drain hint: retire idle replicas before busy ones (1) */
+    uint32_t size;                 /**< sizeof(swarm_policy_decision), set by the caller */
+    uint32_t flags;                /**< SWARM_DECISION_* */
+    int32_t replicas;              /**< the desired replica count */
+    int32_t current;               /**< current replicas, as observed */
+    int32_t raw;                   /**< max of the metrics' raw recommendations (-1: none valid) */
+    int32_t retire;                /**< drain hint: replicas to retire (current - replicas, or 0) */
+    int32_t retire_starting;       /**< of those, how many to take from starting replicas first */
+    uint32_t prefer_idle;          /**< drain hint: retire idle replicas before busy ones (1) */
     int32_t excess_burst_capacity; /**< KPA EBC (0 in other modes) */
-    uint32_t n_steps;         /**< steps recorded (<= SWARM_POLICY_MAX_STEPS) */
+    uint32_t n_steps;              /**< steps recorded (<= SWARM_POLICY_MAX_STEPS) */
     int32_t metric_raw[SWARM_POLICY_MAX_METRICS]; /**< per metric raw recommendation, -1 failed */
     swarm_policy_step steps[SWARM_POLICY_MAX_STEPS];
     char text[SWARM_POLICY_TEXT_LEN]; /**< one line for logs, NUL-terminated, maybe truncated */

@@ -63,15 +63,15 @@ extern "C" {
  * (as the request's payload and user) and back with the result, so the host frees them there.
  */
 typedef struct swarm_task {
-    uint64_t id;           /**< correlation id; becomes the request id */
-    const void *payload;   /**< input bytes, owned by the host until the result is delivered */
-    uint64_t payload_len;  /**< bytes at payload */
-    void *user;            /**< the host's, passed through untouched */
-    int64_t enqueued_ns;   /**< swarm_now_ns() when sent; 0: unknown (queue wait not recorded) */
-    int64_t deadline_ns;   /**< absolute deadline for the engine; SWARM_NO_DEADLINE (0),
-                                INT64_MAX or any negative value: none (see common.h) */
-    int32_t priority;      /**< copied to the request (advisory) */
-    uint32_t reserved_;    /**< keep 0 */
+    uint64_t id;          /**< correlation id; becomes the request id */
+    const void *payload;  /**< input bytes, owned by the host until the result is delivered */
+    uint64_t payload_len; /**< bytes at payload */
+    void *user;           /**< the host's, passed through untouched */
+    int64_t enqueued_ns;  /**< swarm_now_ns() when sent; 0: unknown (queue wait not recorded) */
+    int64_t deadline_ns;  /**< absolute deadline for the engine; SWARM_NO_DEADLINE (0),
+                               INT64_MAX or any negative value: none (see common.h) */
+    int32_t priority;     /**< copied to the request (advisory) */
+    uint32_t reserved_;   /**< keep 0 */
     /** Inference parameters for the request (max tokens, temperature ...), borrowed like the
      *  payload until the result is delivered; NULL: swarm_request_init()'s defaults. (0.2) */
     const swarm_infer_params *params;
@@ -88,25 +88,25 @@ typedef struct swarm_task {
  * response and output NULL and are counted in stats.outputs_dropped.
  */
 typedef struct swarm_pool_result {
-    uint32_t size;           /**< sizeof(swarm_pool_result) */
-    int32_t status;          /**< 0, or the engine's negative swarm_err (SWARM_ECANCELED when a
-                                  stop deadline interrupted it) */
-    uint32_t worker;         /**< index of the worker slot that ran it */
-    uint32_t batch;          /**< size of the batch it ran in (1: single) */
-    swarm_task task;         /**< the task as received (payload and user still the host's) */
-    int64_t start_ns;        /**< engine call started; 0 if the pool did not time it (see the
-                                  timing note at the top) */
-    int64_t end_ns;          /**< engine call returned; 0 if not timed */
-    uint64_t output_len;     /**< bytes of output */
+    uint32_t size;       /**< sizeof(swarm_pool_result) */
+    int32_t status;      /**< 0, or the engine's negative swarm_err (SWARM_ECANCELED when a
+                              stop deadline interrupted it) */
+    uint32_t worker;     /**< index of the worker slot that ran it */
+    uint32_t batch;      /**< size of the batch it ran in (1: single) */
+    swarm_task task;     /**< the task as received (payload and user still the host's) */
+    int64_t start_ns;    /**< engine call started; 0 if the pool did not time it (see the
+                              timing note at the top) */
+    int64_t end_ns;      /**< engine call returned; 0 if not timed */
+    uint64_t output_len; /**< bytes of output */
     /** The response: read the output, error message and usage with swarm_response_*(). In the
      *  result callback it is the worker's, valid during the call. Through a result channel it is
      *  owned by the result until swarm_pool_result_release() (NULL if outputs_dropped). */
     swarm_response *response;
     /** The output bytes (NUL-terminated), valid as long as response; NULL when response is. */
     const void *output;
-    uint32_t owned;          /**< 1: response belongs to this result (result channel) and must be
-                                  released with swarm_pool_result_release(); 0: borrowed */
-    uint32_t reserved2_;     /**< 0 */
+    uint32_t owned;      /**< 1: response belongs to this result (result channel) and must be
+                              released with swarm_pool_result_release(); 0: borrowed */
+    uint32_t reserved2_; /**< 0 */
 } swarm_pool_result;
 
 /**
@@ -130,27 +130,27 @@ typedef int (*swarm_pool_warmup_fn)(void *ctx, uint32_t worker, swarm_cancel *ca
 
 /** Creation options. Fill with swarm_pool_opts_init(), then set at least input and engine. */
 typedef struct swarm_pool_opts {
-    uint32_t size;            /**< sizeof(swarm_pool_opts), set by swarm_pool_opts_init() */
-    uint32_t workers;         /**< workers started by create; default 1 (0 is allowed: idle pool) */
-    uint32_t max_workers;     /**< upper bound for resize, 1..4096; default 64 */
-    uint32_t batch_max;       /**< 0 or 1: one task per engine call (default); > 1: dynamic
-                                   batches of up to this many through infer_batch, <= 4096 */
-    uint32_t batch_min;       /**< batch: tasks to wait for before the linger ends early;
-                                   0: 1 */
-    uint32_t reserved_;       /**< keep 0 */
-    int64_t batch_linger_ns;  /**< batch: time to wait for more after the first task; default 0
-                                   (take what is queued) */
-    swarm_chan *input;        /**< required, borrowed: elem_size == sizeof(swarm_task) */
-    swarm_engine *engine;     /**< required; the pool takes a reference (swarm_engine_retain())
-                                   and drops it in destroy, so the host may drop its own */
+    uint32_t size;           /**< sizeof(swarm_pool_opts), set by swarm_pool_opts_init() */
+    uint32_t workers;        /**< workers started by create; default 1 (0 is allowed: idle pool) */
+    uint32_t max_workers;    /**< upper bound for resize, 1..4096; default 64 */
+    uint32_t batch_max;      /**< 0 or 1: one task per engine call (default); > 1: dynamic
+                                  batches of up to this many through infer_batch, <= 4096 */
+    uint32_t batch_min;      /**< batch: tasks to wait for before the linger ends early;
+                                  0: 1 */
+    uint32_t reserved_;      /**< keep 0 */
+    int64_t batch_linger_ns; /**< batch: time to wait for more after the first task; default 0
+                                  (take what is queued) */
+    swarm_chan *input;       /**< required, borrowed: elem_size == sizeof(swarm_task) */
+    swarm_engine *engine;    /**< required; the pool takes a reference (swarm_engine_retain())
+                                  and drops it in destroy, so the host may drop its own */
     swarm_pool_result_fn on_result; /**< optional: called for each result */
-    void *result_ctx;         /**< passed to on_result */
-    swarm_chan *results;      /**< optional, borrowed: elem_size == sizeof(swarm_pool_result);
-                                   used when on_result is NULL. Sends block while it is full */
-    swarm_pool_warmup_fn warmup; /**< optional: see swarm_pool_warmup_fn */
-    void *warmup_ctx;         /**< passed to warmup */
-    uint64_t response_capacity; /**< initial output bytes per response; 0: 4096 */
-    const swarm_allocator *alloc; /**< NULL: libc. Copied at create */
+    void *result_ctx;               /**< passed to on_result */
+    swarm_chan *results;            /**< optional, borrowed: elem_size == sizeof(swarm_pool_result);
+                                         used when on_result is NULL. Sends block while it is full */
+    swarm_pool_warmup_fn warmup;    /**< optional: see swarm_pool_warmup_fn */
+    void *warmup_ctx;               /**< passed to warmup */
+    uint64_t response_capacity;     /**< initial output bytes per response; 0: 4096 */
+    const swarm_allocator *alloc;   /**< NULL: libc. Copied at create */
     /* Appended in 0.2: a size that predates them reads the defaults. */
     uint32_t keep_input_open; /**< 0 (default, as 0.1.0): swarm_pool_stop() closes the input
                                    channel. 1: the pool only borrows it: stop leaves it open and
@@ -159,7 +159,7 @@ typedef struct swarm_pool_opts {
     swarm_response_stream_fn on_stream; /**< optional: sees every chunk each engine writes, on
                                    the worker's thread (streaming through a pool); non-zero
                                    return asks the engine to stop */
-    void *stream_ctx;         /**< passed to on_stream */
+    void *stream_ctx;                   /**< passed to on_stream */
 } swarm_pool_opts;
 
 /** swarm_pool_opts.timing values. */
@@ -170,36 +170,36 @@ enum {
 
 /** A snapshot of the pool. Counts of workers are read one after another while workers move. */
 typedef struct swarm_pool_stats {
-    uint32_t size;            /**< set by the caller to sizeof(swarm_pool_stats) */
-    uint32_t target;          /**< workers asked for by the last resize (or create) */
-    uint32_t live;            /**< worker threads running (starting + idle + busy, retiring
-                                   included) */
-    uint32_t starting;        /**< running the warm-up hook: pending capacity */
-    uint32_t ready;           /**< live minus starting */
-    uint32_t busy;            /**< running tasks */
-    uint32_t idle;            /**< ready and waiting for work */
-    uint32_t retiring;        /**< asked to leave, finishing their current task */
-    uint32_t stopped;         /**< 1 once swarm_pool_stop() began */
-    uint32_t reserved_;       /**< 0 */
-    uint64_t in_flight;       /**< tasks taken from the channel and not yet delivered */
-    uint64_t queued;          /**< tasks waiting in the input channel */
-    uint64_t taken;           /**< tasks taken from the channel */
-    uint64_t completed;       /**< results delivered with status 0 */
-    uint64_t failed;          /**< results delivered with a negative status */
-    uint64_t undelivered;     /**< results the result channel refused (closed); counted in
-                                   completed/failed too */
-    uint64_t batches;         /**< engine calls (a single task is a batch of 1) */
-    uint64_t started;         /**< workers started, ever */
-    uint64_t retired;         /**< workers that left (scale-down, stop, closed channel) */
-    uint64_t start_failures;  /**< warm-up hooks that failed (or response allocation) */
-    int64_t wait_p50_ns;      /**< queue wait (enqueued_ns to engine call start), ns; 0 if */
-    int64_t wait_p90_ns;      /**<   no sample yet. From a fixed log-linear histogram with */
-    int64_t wait_p99_ns;      /**<   about 3 % relative error */
-    int64_t service_p50_ns;   /**< engine call time percentiles, ns */
-    int64_t service_p90_ns;   /**< */
-    int64_t service_p99_ns;   /**< */
-    int64_t wait_max_ns;      /**< largest queue wait seen */
-    int64_t service_max_ns;   /**< largest engine call time seen */
+    uint32_t size;           /**< set by the caller to sizeof(swarm_pool_stats) */
+    uint32_t target;         /**< workers asked for by the last resize (or create) */
+    uint32_t live;           /**< worker threads running (starting + idle + busy, retiring
+                                  included) */
+    uint32_t starting;       /**< running the warm-up hook: pending capacity */
+    uint32_t ready;          /**< live minus starting */
+    uint32_t busy;           /**< running tasks */
+    uint32_t idle;           /**< ready and waiting for work */
+    uint32_t retiring;       /**< asked to leave, finishing their current task */
+    uint32_t stopped;        /**< 1 once swarm_pool_stop() began */
+    uint32_t reserved_;      /**< 0 */
+    uint64_t in_flight;      /**< tasks taken from the channel and not yet delivered */
+    uint64_t queued;         /**< tasks waiting in the input channel */
+    uint64_t taken;          /**< tasks taken from the channel */
+    uint64_t completed;      /**< results delivered with status 0 */
+    uint64_t failed;         /**< results delivered with a negative status */
+    uint64_t undelivered;    /**< results the result channel refused (closed); counted in
+                                  completed/failed too */
+    uint64_t batches;        /**< engine calls (a single task is a batch of 1) */
+    uint64_t started;        /**< workers started, ever */
+    uint64_t retired;        /**< workers that left (scale-down, stop, closed channel) */
+    uint64_t start_failures; /**< warm-up hooks that failed (or response allocation) */
+    int64_t wait_p50_ns;     /**< queue wait (enqueued_ns to engine call start), ns; 0 if */
+    int64_t wait_p90_ns;     /**<   no sample yet. From a fixed log-linear histogram with */
+    int64_t wait_p99_ns;     /**<   about 3 % relative error */
+    int64_t service_p50_ns;  /**< engine call time percentiles, ns */
+    int64_t service_p90_ns;  /**< */
+    int64_t service_p99_ns;  /**< */
+    int64_t wait_max_ns;     /**< largest queue wait seen */
+    int64_t service_max_ns;  /**< largest engine call time seen */
     /* Appended in 0.2. */
     int64_t wait_sum_ns;      /**< summed queue wait of all tasks, ns (estimated when sampled) */
     int64_t service_sum_ns;   /**< summed engine call time of all tasks, ns (estimated when
@@ -284,8 +284,8 @@ SWARM_API int swarm_pool_resize(swarm_pool *p, uint32_t n);
  * Thread safety: any thread except a pool callback's; once per pool.
  * Blocking: until every worker has left (in-flight engine calls must return).
  */
-SWARM_API int swarm_pool_stop(swarm_pool *p, int64_t timeout_ns, swarm_task *left,
-                              size_t left_cap, uint64_t *n_left);
+SWARM_API int swarm_pool_stop(swarm_pool *p, int64_t timeout_ns, swarm_task *left, size_t left_cap,
+                              uint64_t *n_left);
 
 /**
  * Destroy the pool: stops it first if needed (as swarm_pool_stop(p, 0, NULL, 0, NULL), leaving
@@ -308,8 +308,8 @@ SWARM_API int swarm_pool_get_stats(swarm_pool *p, swarm_pool_stats *stats);
 
 /** Which latency swarm_pool_get_histogram() reads. */
 typedef enum swarm_pool_hist_kind {
-    SWARM_POOL_HIST_WAIT = 0,    /**< queue wait: enqueued_ns to engine call start */
-    SWARM_POOL_HIST_SERVICE = 1  /**< engine call time */
+    SWARM_POOL_HIST_WAIT = 0,   /**< queue wait: enqueued_ns to engine call start */
+    SWARM_POOL_HIST_SERVICE = 1 /**< engine call time */
 } swarm_pool_hist_kind;
 
 /**

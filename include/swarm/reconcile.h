@@ -64,35 +64,35 @@ typedef int (*swarm_reconcile_actuate_fn)(void *ctx, int32_t desired,
 
 /** Creation options. Fill with swarm_reconcile_opts_init(), then set policy and callbacks. */
 typedef struct swarm_reconcile_opts {
-    uint32_t size;             /**< sizeof(swarm_reconcile_opts) */
-    uint32_t sliding;          /**< 0 (default): fixed period, measured from the start of a step
-                                    (a slow step eats into it); 1: sliding, measured from its end */
-    swarm_policy *policy;      /**< required, borrowed; only the loop may call it while it runs */
+    uint32_t size;        /**< sizeof(swarm_reconcile_opts) */
+    uint32_t sliding;     /**< 0 (default): fixed period, measured from the start of a step
+                               (a slow step eats into it); 1: sliding, measured from its end */
+    swarm_policy *policy; /**< required, borrowed; only the loop may call it while it runs */
     swarm_reconcile_observe_fn observe; /**< required */
     swarm_reconcile_actuate_fn actuate; /**< required */
-    void *user;                /**< passed to observe and actuate */
-    int64_t interval_ns;       /**< period between ticks, > 0; default 1 s */
-    double jitter;             /**< each period is interval * (1 + u * jitter), u uniform in
-                                    [0, 1) (apimachinery's wait.Jitter); 0 (default): none;
-                                    0..10 */
-    int64_t backoff_base_ns;   /**< delay after the first error in a row; default 5 ms
-                                    (controller-runtime) */
-    double backoff_factor;     /**< growth per further error, >= 1; 0: 2.0 */
-    int64_t backoff_cap_ns;    /**< largest delay before jitter; default 30 s */
-    double backoff_jitter;     /**< delay * (1 + u * backoff_jitter); 0: 0.1; negative: none */
-    uint32_t actuate_always;   /**< 1: actuate on every successful decide; 0 (default): only
-                                    when the decision differs from obs.current_replicas */
-    uint32_t fail_after;       /**< consecutive observe failures before the policy sees failed
-                                    metrics; 0: 1 (at once). Before that, a failed observe skips
-                                    the decision */
-    uint64_t seed;             /**< jitter PRNG seed; 0: a fixed default (deterministic) */
+    void *user;                         /**< passed to observe and actuate */
+    int64_t interval_ns;                /**< period between ticks, > 0; default 1 s */
+    double jitter;                /**< each period is interval * (1 + u * jitter), u uniform in
+                                       [0, 1) (apimachinery's wait.Jitter); 0 (default): none;
+                                       0..10 */
+    int64_t backoff_base_ns;      /**< delay after the first error in a row; default 5 ms
+                                       (controller-runtime) */
+    double backoff_factor;        /**< growth per further error, >= 1; 0: 2.0 */
+    int64_t backoff_cap_ns;       /**< largest delay before jitter; default 30 s */
+    double backoff_jitter;        /**< delay * (1 + u * backoff_jitter); 0: 0.1; negative: none */
+    uint32_t actuate_always;      /**< 1: actuate on every successful decide; 0 (default): only
+                                       when the decision differs from obs.current_replicas */
+    uint32_t fail_after;          /**< consecutive observe failures before the policy sees failed
+                                       metrics; 0: 1 (at once). Before that, a failed observe skips
+                                       the decision */
+    uint64_t seed;                /**< jitter PRNG seed; 0: a fixed default (deterministic) */
     const swarm_allocator *alloc; /**< NULL: libc */
     /* Appended in 0.2: a size that predates them reads the defaults. */
-    int32_t max_replicas;      /**< the actuator's own bound (e.g. the pool's max_workers): a
-                                    decision above it is lowered to it before actuate, and the
-                                    explanation gets a SWARM_RULE_MAX step ("actuator max N").
-                                    0 (default): no bound; negative: SWARM_EINVAL */
-    uint32_t reserved_;        /**< keep 0 */
+    int32_t max_replicas; /**< the actuator's own bound (e.g. the pool's max_workers): a
+                               decision above it is lowered to it before actuate, and the
+                               explanation gets a SWARM_RULE_MAX step ("actuator max N").
+                               0 (default): no bound; negative: SWARM_EINVAL */
+    uint32_t reserved_;   /**< keep 0 */
 } swarm_reconcile_opts;
 
 /** Slots of swarm_reconcile_stats.decisions_by_reason (rule codes 0..31). */
@@ -100,27 +100,27 @@ typedef struct swarm_reconcile_opts {
 
 /** Introspection snapshot. Set stats->size first. */
 typedef struct swarm_reconcile_stats {
-    uint32_t size;              /**< sizeof(swarm_reconcile_stats) */
-    uint32_t running;           /**< 1 while the loop's thread runs */
-    uint32_t consecutive_errors;/**< failed steps in a row (drives the backoff) */
-    int32_t last_error;         /**< code of the last failed step, 0 if none yet */
-    int32_t last_desired;       /**< last decision's replicas; -1 before the first */
-    int32_t last_actuated;      /**< last count actuate accepted; -1 before the first */
-    uint64_t ticks;             /**< steps run */
-    uint64_t errors;            /**< failed steps */
-    uint64_t observe_errors;    /**< observe calls that failed */
-    uint64_t actuate_errors;    /**< actuate calls that failed */
-    uint64_t decide_errors;     /**< observations the policy rejected */
-    uint64_t decisions;         /**< policy decisions made */
-    uint64_t actuations;        /**< actuate calls that succeeded */
-    uint64_t kicks;             /**< swarm_reconcile_kick() calls */
-    int64_t last_tick_ns;       /**< time of the last step; 0 before the first */
-    int64_t next_tick_ns;       /**< when the next step is due (0: now, after a kick) */
-    int64_t backoff_ns;         /**< the delay the last failed step chose; 0 after a success */
-    int64_t last_lag_ns;        /**< actual minus planned time of the last scheduled tick
-                                     (KEDA's scale_loop_latency); kicked ticks are not counted */
-    int64_t max_lag_ns;         /**< largest lag seen */
-    int64_t last_step_ns;       /**< how long the last step took (threaded mode; 0 with step()) */
+    uint32_t size;               /**< sizeof(swarm_reconcile_stats) */
+    uint32_t running;            /**< 1 while the loop's thread runs */
+    uint32_t consecutive_errors; /**< failed steps in a row (drives the backoff) */
+    int32_t last_error;          /**< code of the last failed step, 0 if none yet */
+    int32_t last_desired;        /**< last decision's replicas; -1 before the first */
+    int32_t last_actuated;       /**< last count actuate accepted; -1 before the first */
+    uint64_t ticks;              /**< steps run */
+    uint64_t errors;             /**< failed steps */
+    uint64_t observe_errors;     /**< observe calls that failed */
+    uint64_t actuate_errors;     /**< actuate calls that failed */
+    uint64_t decide_errors;      /**< observations the policy rejected */
+    uint64_t decisions;          /**< policy decisions made */
+    uint64_t actuations;         /**< actuate calls that succeeded */
+    uint64_t kicks;              /**< swarm_reconcile_kick() calls */
+    int64_t last_tick_ns;        /**< time of the last step; 0 before the first */
+    int64_t next_tick_ns;        /**< when the next step is due (0: now, after a kick) */
+    int64_t backoff_ns;          /**< the delay the last failed step chose; 0 after a success */
+    int64_t last_lag_ns;         /**< actual minus planned time of the last scheduled tick
+                                      (KEDA's scale_loop_latency); kicked ticks are not counted */
+    int64_t max_lag_ns;          /**< largest lag seen */
+    int64_t last_step_ns;        /**< how long the last step took (threaded mode; 0 with step()) */
     /* Appended in 0.2: a caller built against 0.1 passes the smaller size and never sees it. */
     uint64_t decisions_by_reason[SWARM_RECONCILE_REASONS]; /**< decisions counted by the rule
                                      that set their count (the last explanation step that changed
@@ -216,14 +216,14 @@ SWARM_API int swarm_reconcile_last_decision(swarm_reconcile *r, swarm_policy_dec
 
 /** Options of swarm_reconcile_create_for_pool(). Fill with swarm_reconcile_pool_opts_init(). */
 typedef struct swarm_reconcile_pool_opts {
-    uint32_t size;              /**< sizeof(swarm_reconcile_pool_opts) */
-    uint32_t manual;            /**< 0 (default): create starts the loop's thread; 1: not
-                                     started (drive it with swarm_reconcile_step(), or start it) */
-    swarm_pool *pool;           /**< required, borrowed: must outlive the loop */
-    swarm_policy *policy;       /**< required, borrowed: only the loop may use it while it runs */
-    double target_per_worker;   /**< backlog (queued + in flight) per worker to aim for, > 0;
-                                     0 (default): the pool's concurrency (its batch size) */
-    double activation;          /**< KEDA activation threshold on the backlog; default 0 */
+    uint32_t size;            /**< sizeof(swarm_reconcile_pool_opts) */
+    uint32_t manual;          /**< 0 (default): create starts the loop's thread; 1: not
+                                   started (drive it with swarm_reconcile_step(), or start it) */
+    swarm_pool *pool;         /**< required, borrowed: must outlive the loop */
+    swarm_policy *policy;     /**< required, borrowed: only the loop may use it while it runs */
+    double target_per_worker; /**< backlog (queued + in flight) per worker to aim for, > 0;
+                                   0 (default): the pool's concurrency (its batch size) */
+    double activation;        /**< KEDA activation threshold on the backlog; default 0 */
     /** Loop tuning (interval, jitter, backoff, seed, allocator ...), or NULL for the defaults of
      *  swarm_reconcile_opts_init(). Its policy, observe, actuate and user are ignored; its
      *  max_replicas, if set, further lowers the pool's max_workers bound. */

@@ -72,15 +72,15 @@ typedef enum swarm_sim_shape {
 /** Parameters of a built-in shape. Fill with swarm_sim_gen_opts_init(); zero means the shape's
  *  default listed in swarm_sim_shape. */
 typedef struct swarm_sim_gen_opts {
-    uint32_t size;       /**< set by swarm_sim_gen_opts_init() */
-    uint32_t shape;      /**< swarm_sim_shape; required */
-    double base_rps;     /**< the quiet rate */
-    double peak_rps;     /**< the burst / peak rate */
-    double duration_s;   /**< total length (SPIKES, IDLE_BURSTS; SINE: one period) */
-    double period_s;     /**< SINE period */
-    double burst_s;      /**< SPIKES / IDLE_BURSTS burst length */
-    double gap_s;        /**< SPIKES / IDLE_BURSTS mean time between burst starts */
-    uint64_t seed;       /**< SPIKES / IDLE_BURSTS; 0: a fixed default */
+    uint32_t size;     /**< set by swarm_sim_gen_opts_init() */
+    uint32_t shape;    /**< swarm_sim_shape; required */
+    double base_rps;   /**< the quiet rate */
+    double peak_rps;   /**< the burst / peak rate */
+    double duration_s; /**< total length (SPIKES, IDLE_BURSTS; SINE: one period) */
+    double period_s;   /**< SINE period */
+    double burst_s;    /**< SPIKES / IDLE_BURSTS burst length */
+    double gap_s;      /**< SPIKES / IDLE_BURSTS mean time between burst starts */
+    uint64_t seed;     /**< SPIKES / IDLE_BURSTS; 0: a fixed default */
 } swarm_sim_gen_opts;
 
 /** What drives the replica count. */
@@ -102,9 +102,9 @@ typedef void (*swarm_sim_scale_fn)(void *ctx, double t_s, const swarm_policy_dec
 
 /** Service-time distributions. */
 typedef enum swarm_sim_dist {
-    SWARM_SIM_DIST_EXP = 0,       /**< exponential with mean service_mean_s */
-    SWARM_SIM_DIST_FIXED = 1,     /**< always service_mean_s */
-    SWARM_SIM_DIST_LOGNORMAL = 2  /**< lognormal with mean service_mean_s, CV service_cv */
+    SWARM_SIM_DIST_EXP = 0,      /**< exponential with mean service_mean_s */
+    SWARM_SIM_DIST_FIXED = 1,    /**< always service_mean_s */
+    SWARM_SIM_DIST_LOGNORMAL = 2 /**< lognormal with mean service_mean_s, CV service_cv */
 } swarm_sim_dist;
 
 /**
@@ -112,96 +112,96 @@ typedef enum swarm_sim_dist {
  * Fixed-width fields only, so ctypes can mirror it; fields are only ever appended.
  */
 typedef struct swarm_sim_opts {
-    uint32_t size;               /**< set by swarm_sim_opts_init() */
-    uint32_t kind;               /**< swarm_sim_kind; 0: SWARM_SIM_POLICY */
+    uint32_t size; /**< set by swarm_sim_opts_init() */
+    uint32_t kind; /**< swarm_sim_kind; 0: SWARM_SIM_POLICY */
     /** SWARM_SIM_POLICY: the policy configuration (copied at create; borrowed only during the
      *  call). Its min_replicas/max_replicas bound the count. */
     const swarm_policy_opts *policy;
     const swarm_allocator *alloc; /**< NULL: libc */
-    int64_t interval_ns;         /**< decision interval; 0: by policy mode, as upstream: KEDA
-                                      30 s (pollingInterval), HPA 15 s (sync period), KPA 2 s
-                                      (tick), LOAD 1 s (the reconcile loop's default); oracle
-                                      1 s */
-    int32_t fixed_replicas;      /**< SWARM_SIM_FIXED: the count, >= 0 */
-    int32_t initial_replicas;    /**< replicas ready at t = 0 (raised to the policy's min);
-                                      0: the policy's min (see warm_start) */
-    int32_t max_replicas;        /**< hard cap on the count for every kind; 0: the policy's max
-                                      (oracle: 1000), at most 100000 */
-    uint32_t concurrency;        /**< requests one replica serves at once; 0: 1 */
-    uint32_t service_dist;       /**< swarm_sim_dist; 0: exponential */
-    uint32_t queue_cap;          /**< most queued requests; arrivals beyond are dropped;
-                                      0: unlimited */
-    double service_mean_s;       /**< mean service time, s; 0: 0.1 */
-    double service_cv;           /**< LOGNORMAL coefficient of variation; 0: 1.0 */
-    double startup_s;            /**< start-up time of a new replica, s; 0: none */
-    double startup_jitter_s;     /**< plus U(0, this), s; 0: none */
-    double metrics_lag_s;        /**< age of the metrics the host observes, s; 0: none */
-    double target;               /**< per-replica target of metrics[0] (TOTAL backlog); 0: by
-                                      mode: KPA 0.7 x concurrency (Knative's 70 % target
-                                      utilization), others 1 x concurrency */
-    double slo_s;                /**< queue-wait objective, s; 0: 1.0 */
-    double slo_quantile;         /**< the oracle's quantile for slo_s; 0: 0.99 */
-    double tail_s;               /**< simulated time after the last row; 0: 600; negative: 0 */
-    double flap_window_s;        /**< a reversal within this long counts as a flap; 0: 60 */
-    uint64_t seed;               /**< 0: a fixed default */
-    uint32_t no_timeline;        /**< nonzero: do not record the per-second timeline */
-    uint32_t pad_;               /**< keep 0 */
+    int64_t interval_ns;          /**< decision interval; 0: by policy mode, as upstream: KEDA
+                                       30 s (pollingInterval), HPA 15 s (sync period), KPA 2 s
+                                       (tick), LOAD 1 s (the reconcile loop's default); oracle
+                                       1 s */
+    int32_t fixed_replicas;       /**< SWARM_SIM_FIXED: the count, >= 0 */
+    int32_t initial_replicas;     /**< replicas ready at t = 0 (raised to the policy's min);
+                                       0: the policy's min (see warm_start) */
+    int32_t max_replicas;         /**< hard cap on the count for every kind; 0: the policy's max
+                                       (oracle: 1000), at most 100000 */
+    uint32_t concurrency;         /**< requests one replica serves at once; 0: 1 */
+    uint32_t service_dist;        /**< swarm_sim_dist; 0: exponential */
+    uint32_t queue_cap;           /**< most queued requests; arrivals beyond are dropped;
+                                       0: unlimited */
+    double service_mean_s;        /**< mean service time, s; 0: 0.1 */
+    double service_cv;            /**< LOGNORMAL coefficient of variation; 0: 1.0 */
+    double startup_s;             /**< start-up time of a new replica, s; 0: none */
+    double startup_jitter_s;      /**< plus U(0, this), s; 0: none */
+    double metrics_lag_s;         /**< age of the metrics the host observes, s; 0: none */
+    double target;                /**< per-replica target of metrics[0] (TOTAL backlog); 0: by
+                                       mode: KPA 0.7 x concurrency (Knative's 70 % target
+                                       utilization), others 1 x concurrency */
+    double slo_s;                 /**< queue-wait objective, s; 0: 1.0 */
+    double slo_quantile;          /**< the oracle's quantile for slo_s; 0: 0.99 */
+    double tail_s;                /**< simulated time after the last row; 0: 600; negative: 0 */
+    double flap_window_s;         /**< a reversal within this long counts as a flap; 0: 60 */
+    uint64_t seed;                /**< 0: a fixed default */
+    uint32_t no_timeline;         /**< nonzero: do not record the per-second timeline */
+    uint32_t pad_;                /**< keep 0 */
     /** SWARM_SIM_POLICY: called whenever the reconcile loop actuates a new count, with the
      *  simulated time and the decision that asked for it (its explanation: steps and text).
      *  Runs inside swarm_sim_run() on the caller's thread, no lock held; must not call
      *  swarm_sim_* on the same simulation. NULL: none. */
     swarm_sim_scale_fn on_scale;
-    void *on_scale_ctx;          /**< passed to on_scale */
+    void *on_scale_ctx; /**< passed to on_scale */
     /** Nonzero: a warm start, as if the service had been running at the first row's rate: when
      *  initial_replicas is 0, start with the Erlang C count that meets the SLO at that rate
      *  (ready, at least the policy's min), instead of the policy's min; and the policy's
      *  first decision comes one interval in (the loop has been running), not at t = 0. */
     uint32_t warm_start;
-    uint32_t pad2_;              /**< keep 0 */
+    uint32_t pad2_; /**< keep 0 */
 } swarm_sim_opts;
 
 /** The outcome of a run. Set size before swarm_sim_get_result(). Waits are queue waits (from
  *  arrival to the start of service); requests still queued at the end count with their wait so
  *  far; dropped requests have none. */
 typedef struct swarm_sim_result {
-    uint32_t size;               /**< sizeof(swarm_sim_result), set by the caller */
-    uint32_t flaps;              /**< direction reversals of the actuated count within
-                                      flap_window_s of the previous change */
-    double p50_wait_s;           /**< nearest-rank percentiles of the queue wait */
+    uint32_t size;     /**< sizeof(swarm_sim_result), set by the caller */
+    uint32_t flaps;    /**< direction reversals of the actuated count within
+                            flap_window_s of the previous change */
+    double p50_wait_s; /**< nearest-rank percentiles of the queue wait */
     double p95_wait_s;
     double p99_wait_s;
     double max_wait_s;
     double mean_wait_s;
-    double waited_frac;          /**< share of requests that waited at all (Erlang C's P_wait) */
-    double slo_miss_frac;        /**< share of requests that waited longer than slo_s */
-    double slo_violation_s;      /**< simulated seconds during which some queued request had
-                                      waited longer than slo_s */
-    double replica_seconds;      /**< integral of live replicas (starting, ready, retiring) */
-    double sim_seconds;          /**< simulated time */
-    double mean_in_system;       /**< time average of queued + in-flight requests (Little's L) */
-    double mean_sojourn_s;       /**< mean time in system of accepted requests, unfinished ones
-                                      up to the end (Little's W: L = accepted / sim_seconds * W) */
-    uint64_t arrivals;           /**< requests that arrived (accepted + dropped) */
-    uint64_t completions;        /**< requests finished */
-    uint64_t dropped;            /**< arrivals refused by queue_cap */
-    uint64_t unfinished;         /**< queued or in flight at the end */
-    uint64_t max_queue;          /**< most requests queued (not in flight) at once */
-    uint64_t decisions;          /**< policy decisions (oracle: its decisions) */
-    uint32_t scale_events;       /**< changes of the actuated count */
-    int32_t peak_replicas;       /**< most live replicas at once */
+    double waited_frac;     /**< share of requests that waited at all (Erlang C's P_wait) */
+    double slo_miss_frac;   /**< share of requests that waited longer than slo_s */
+    double slo_violation_s; /**< simulated seconds during which some queued request had
+                                 waited longer than slo_s */
+    double replica_seconds; /**< integral of live replicas (starting, ready, retiring) */
+    double sim_seconds;     /**< simulated time */
+    double mean_in_system;  /**< time average of queued + in-flight requests (Little's L) */
+    double mean_sojourn_s;  /**< mean time in system of accepted requests, unfinished ones
+                                 up to the end (Little's W: L = accepted / sim_seconds * W) */
+    uint64_t arrivals;      /**< requests that arrived (accepted + dropped) */
+    uint64_t completions;   /**< requests finished */
+    uint64_t dropped;       /**< arrivals refused by queue_cap */
+    uint64_t unfinished;    /**< queued or in flight at the end */
+    uint64_t max_queue;     /**< most requests queued (not in flight) at once */
+    uint64_t decisions;     /**< policy decisions (oracle: its decisions) */
+    uint32_t scale_events;  /**< changes of the actuated count */
+    int32_t peak_replicas;  /**< most live replicas at once */
 } swarm_sim_result;
 
 /** One timeline sample, taken at each whole simulated second. */
 typedef struct swarm_sim_sample {
-    double t_s;          /**< the second */
-    double rate_rps;     /**< the trace's rate at t_s */
-    uint32_t arrived;    /**< arrivals in (t_s - 1, t_s] */
-    uint32_t queued;     /**< requests queued (not in flight) */
-    uint32_t in_flight;  /**< requests being served */
-    int32_t ready;       /**< ready replicas taking work */
-    int32_t starting;    /**< replicas ordered but not ready */
-    int32_t desired;     /**< the last decision's count (fixed: the count) */
-    int32_t replicas;    /**< live replicas (starting + ready + retiring) */
+    double t_s;         /**< the second */
+    double rate_rps;    /**< the trace's rate at t_s */
+    uint32_t arrived;   /**< arrivals in (t_s - 1, t_s] */
+    uint32_t queued;    /**< requests queued (not in flight) */
+    uint32_t in_flight; /**< requests being served */
+    int32_t ready;      /**< ready replicas taking work */
+    int32_t starting;   /**< replicas ordered but not ready */
+    int32_t desired;    /**< the last decision's count (fixed: the count) */
+    int32_t replicas;   /**< live replicas (starting + ready + retiring) */
     uint32_t pad_;
 } swarm_sim_sample;
 

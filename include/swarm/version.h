@@ -12,7 +12,7 @@
 #define SWARM_VERSION_PATCH 0
 
 /** Packed 0xMMmmpp form of the version this header describes; compare with swarm_version(). */
-#define SWARM_VERSION_HEX \
+#define SWARM_VERSION_HEX                                                                          \
     ((SWARM_VERSION_MAJOR << 16) | (SWARM_VERSION_MINOR << 8) | SWARM_VERSION_PATCH)
 
 #endif /* SWARM_VERSION_H */

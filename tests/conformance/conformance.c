@@ -21,20 +21,24 @@
 
 #include "policy_internal.h"
 
-#define NS INT64_C(1000000000)
-#define ZERO_NS (INT64_MIN / 2)
+#define NS          INT64_C(1000000000)
+#define ZERO_NS     (INT64_MIN / 2)
 #define KPA_BASE_NS NS
-#define MAX_ITEMS 256
+#define MAX_ITEMS   256
 
 static int verbose;
 
-static const char *nz(const char *s) { return s ? s : ""; }
+static const char *nz(const char *s)
+{
+    return s ? s : "";
+}
 static char why[1024];
 
 #if defined(__GNUC__)
 __attribute__((format(printf, 1, 2)))
 #endif
-static int fail(const char *fmt, ...);
+static int
+fail(const char *fmt, ...);
 static int fail(const char *fmt, ...)
 {
     va_list ap;
@@ -50,7 +54,10 @@ static const cJSON *get(const cJSON *o, const char *k)
 {
     return o ? cJSON_GetObjectItemCaseSensitive(o, k) : NULL;
 }
-static int is_null(const cJSON *o) { return o == NULL || cJSON_IsNull(o); }
+static int is_null(const cJSON *o)
+{
+    return o == NULL || cJSON_IsNull(o);
+}
 static double num(const cJSON *o, const char *k, double dflt)
 {
     const cJSON *v = get(o, k);
@@ -96,7 +103,10 @@ static int64_t tns_of(const cJSON *v)
         return (int64_t)llround(v->valuedouble * 1e9);
     return ZERO_NS;
 }
-static int64_t tns(const cJSON *o, const char *k) { return tns_of(get(o, k)); }
+static int64_t tns(const cJSON *o, const char *k)
+{
+    return tns_of(get(o, k));
+}
 
 /* ---- HPA rules ------------------------------------------------------------------------------ */
 
@@ -208,12 +218,10 @@ static int run_legacy_limits(const cJSON *c)
 {
     const cJSON *cfg = get(c, "config"), *in = get(c, "input"), *exp = get(c, "expected");
     int reason;
-    int32_t r = swarm__hpa_legacy_limits((int32_t)num(in, "current_replicas", 0),
-                                         (int32_t)num(in, "desired_replicas", 0),
-                                         (int32_t)num(cfg, "min_replicas", 0),
-                                         (int32_t)num(cfg, "max_replicas", 0),
-                                         num(cfg, "scale_up_limit_factor", 2.0),
-                                         num(cfg, "scale_up_limit_minimum", 4.0), &reason);
+    int32_t r = swarm__hpa_legacy_limits(
+        (int32_t)num(in, "current_replicas", 0), (int32_t)num(in, "desired_replicas", 0),
+        (int32_t)num(cfg, "min_replicas", 0), (int32_t)num(cfg, "max_replicas", 0),
+        num(cfg, "scale_up_limit_factor", 2.0), num(cfg, "scale_up_limit_minimum", 4.0), &reason);
     if (r != (int32_t)num(exp, "replicas", -1))
         return fail("replicas %d, want %d", r, (int)num(exp, "replicas", -1));
     return reason_ok(exp, reason);
@@ -270,7 +278,8 @@ static int run_rate_limit(const cJSON *c)
     const cJSON *cfg = get(c, "config"), *in = get(c, "input"), *exp = get(c, "expected");
     const cJSON *beh = get(cfg, "behavior"), *eff = get(cfg, "effective_behavior");
     swarm__hpa_rules up, down;
-    if (rules_of(get(beh, "scale_up"), 1, &up) < 0 || rules_of(get(beh, "scale_down"), 0, &down) < 0)
+    if (rules_of(get(beh, "scale_up"), 1, &up) < 0 ||
+        rules_of(get(beh, "scale_down"), 0, &down) < 0)
         return fail("too many policies for SWARM_POLICY_MAX_RATES");
     if (!check_effective(get(eff, "scale_up"), &up, 1) ||
         !check_effective(get(eff, "scale_down"), &down, 0))
@@ -279,11 +288,10 @@ static int run_rate_limit(const cJSON *c)
     uint32_t nu = parse_events(get(in, "scale_up_events"), ue, MAX_ITEMS);
     uint32_t nd = parse_events(get(in, "scale_down_events"), de, MAX_ITEMS);
     int reason;
-    int32_t r = swarm__hpa_behavior_rate((int32_t)num(in, "current_replicas", 0),
-                                         (int32_t)num(in, "desired_replicas", 0),
-                                         (int32_t)num(cfg, "min_replicas", 1),
-                                         (int32_t)num(cfg, "max_replicas", 0), ue, nu, de, nd,
-                                         &up, &down, 0, &reason);
+    int32_t r = swarm__hpa_behavior_rate(
+        (int32_t)num(in, "current_replicas", 0), (int32_t)num(in, "desired_replicas", 0),
+        (int32_t)num(cfg, "min_replicas", 1), (int32_t)num(cfg, "max_replicas", 0), ue, nu, de, nd,
+        &up, &down, 0, &reason);
     if (r != (int32_t)num(exp, "replicas", -1))
         return fail("replicas %d, want %d", r, (int)num(exp, "replicas", -1));
     return reason_ok(exp, reason);
@@ -315,8 +323,8 @@ static int run_event_store(const cJSON *c)
     for (int up = 1; up >= 0; up--) {
         swarm__hpa_event ev[MAX_ITEMS];
         uint32_t n = parse_events(get(in, "previous_events"), ev, MAX_ITEMS - 1);
-        int32_t change = swarm__hpa_change_in_period(
-            ev, n, 0, (int64_t)num(in, "sum_period_seconds", 60) * NS);
+        int32_t change =
+            swarm__hpa_change_in_period(ev, n, 0, (int64_t)num(in, "sum_period_seconds", 60) * NS);
         if (get(exp, "replicas_change_in_period") &&
             change != (int32_t)num(exp, "replicas_change_in_period", -1))
             return fail("replicas_change_in_period %d, want %d", change,
@@ -340,9 +348,9 @@ static int run_event_store(const cJSON *c)
             {
                 if (ev[i].change != (int32_t)num(e, "replica_change", -1) ||
                     (int)ev[i].outdated != truthy(e, "outdated"))
-                    return fail("%s events[%u] = {%d, %d}, want {%d, %d}", up ? "up" : "down",
-                                i, ev[i].change, ev[i].outdated,
-                                (int)num(e, "replica_change", -1), truthy(e, "outdated"));
+                    return fail("%s events[%u] = {%d, %d}, want {%d, %d}", up ? "up" : "down", i,
+                                ev[i].change, ev[i].outdated, (int)num(e, "replica_change", -1),
+                                truthy(e, "outdated"));
                 i++;
             }
         }
@@ -363,7 +371,7 @@ enum { POD_READY, POD_UNREADY, POD_MISSING, POD_IGNORED };
 
 typedef struct pod {
     const char *name;
-    int group_base;  /* POD_IGNORED / POD_UNREADY, or POD_READY before the sample is known */
+    int group_base;    /* POD_IGNORED / POD_UNREADY, or POD_READY before the sample is known */
     int running_ready; /* phase Running with Ready=True (Object/External Value readiness) */
     int has_sample;
     int64_t sample_milli;
@@ -411,8 +419,8 @@ static int parse_pods(const cJSON *in, pods_ctx *pc)
             x->group_base = POD_UNREADY;
         else
             x->group_base = POD_READY;
-        x->running_ready = (!phase || strcmp(phase, "Running") == 0) && ready &&
-                           strcmp(ready, "True") == 0;
+        x->running_ready =
+            (!phase || strcmp(phase, "Running") == 0) && ready && strcmp(ready, "True") == 0;
     }
     static const char *const keys[2] = {"pod_metrics", "metrics"};
     for (int k = 0; k < 2; k++) {
@@ -625,7 +633,8 @@ static int run_kpa(const cJSON *c)
                         (int)num(e, "desired_pod_count", -1));
         if (get(e, "excess_burst_capacity") &&
             llabs((long long)ebc - (long long)num(e, "excess_burst_capacity", 0)) > 1)
-            return fail("step %d: ebc %d, want %d", i, ebc, (int)num(e, "excess_burst_capacity", 0));
+            return fail("step %d: ebc %d, want %d", i, ebc,
+                        (int)num(e, "excess_burst_capacity", 0));
         if (get(e, "scale_valid") && valid != truthy(e, "scale_valid"))
             return fail("step %d: valid %d", i, valid);
         const cJSON *pt = get(e, "panic_time");
@@ -673,8 +682,8 @@ static int run_keda(const cJSON *c)
     swarm__keda_in ki;
     memset(&ki, 0, sizeof ki);
     ki.min = is_null(get(cfg, "min_replica_count")) ? 0 : (int32_t)num(cfg, "min_replica_count", 0);
-    ki.idle = is_null(get(cfg, "idle_replica_count")) ? -1
-                                                      : (int32_t)num(cfg, "idle_replica_count", 0);
+    ki.idle =
+        is_null(get(cfg, "idle_replica_count")) ? -1 : (int32_t)num(cfg, "idle_replica_count", 0);
     ki.has_fallback = !is_null(get(cfg, "fallback_replicas"));
     ki.fallback_replicas = (int32_t)num(cfg, "fallback_replicas", 0);
     ki.cooldown_ns = is_null(get(cfg, "cooldown_period_seconds"))
@@ -717,9 +726,11 @@ static int run_keda(const cJSON *c)
         char buf[512] = "";
         const char *kind = str(in, "scale_target_kind");
         if (ko.scaled_from_zero && ko.scale_updated) {
-            int n = snprintf(buf, sizeof buf, "Normal KEDAScaleTargetActivated Scaled %s %s/%s "
-                             "from %d to %d, ", nz(kind), nz(str(in, "namespace")),
-                             nz(str(in, "name")), ki.current, ko.replicas);
+            int n = snprintf(buf, sizeof buf,
+                             "Normal KEDAScaleTargetActivated Scaled %s %s/%s "
+                             "from %d to %d, ",
+                             nz(kind), nz(str(in, "namespace")), nz(str(in, "name")), ki.current,
+                             ko.replicas);
             size_t at = n > 0 ? (size_t)n : 0;
             if (ki.force_activation) {
                 snprintf(buf + at, sizeof buf - at, "caused by forced activation annotation");
@@ -739,9 +750,11 @@ static int run_keda(const cJSON *c)
                 }
             }
         } else if (ko.scaled_to_idle && ko.scale_updated) {
-            snprintf(buf, sizeof buf, "Normal KEDAScaleTargetDeactivated Deactivated %s %s/%s "
-                     "from %d to %d", nz(kind), nz(str(in, "namespace")), nz(str(in, "name")),
-                     ki.current, ko.replicas);
+            snprintf(buf, sizeof buf,
+                     "Normal KEDAScaleTargetDeactivated Deactivated %s %s/%s "
+                     "from %d to %d",
+                     nz(kind), nz(str(in, "namespace")), nz(str(in, "name")), ki.current,
+                     ko.replicas);
         }
         if (strcmp(buf, ev) != 0)
             return fail("event \"%s\", want \"%s\"", buf, ev);
@@ -757,20 +770,31 @@ static int run_case(const cJSON *c)
     why[0] = '\0';
     if (!kind)
         return fail("no kind");
-    if (strcmp(kind, "legacy_normalize_limits") == 0) return run_legacy_limits(c);
-    if (strcmp(kind, "legacy_stabilization") == 0) return run_legacy_stab(c);
-    if (strcmp(kind, "behavior_stabilization") == 0) return run_behavior_stab(c);
-    if (strcmp(kind, "behavior_rate_limit") == 0) return run_rate_limit(c);
-    if (strcmp(kind, "scale_up_limit") == 0) return run_limit(c, 1);
-    if (strcmp(kind, "scale_down_limit") == 0) return run_limit(c, 0);
-    if (strcmp(kind, "scale_event_store") == 0) return run_event_store(c);
-    if (strcmp(kind, "replica_calc") == 0) return run_replica_calc(c);
+    if (strcmp(kind, "legacy_normalize_limits") == 0)
+        return run_legacy_limits(c);
+    if (strcmp(kind, "legacy_stabilization") == 0)
+        return run_legacy_stab(c);
+    if (strcmp(kind, "behavior_stabilization") == 0)
+        return run_behavior_stab(c);
+    if (strcmp(kind, "behavior_rate_limit") == 0)
+        return run_rate_limit(c);
+    if (strcmp(kind, "scale_up_limit") == 0)
+        return run_limit(c, 1);
+    if (strcmp(kind, "scale_down_limit") == 0)
+        return run_limit(c, 0);
+    if (strcmp(kind, "scale_event_store") == 0)
+        return run_event_store(c);
+    if (strcmp(kind, "replica_calc") == 0)
+        return run_replica_calc(c);
     if (strcmp(kind, "group_pods") == 0)
         return fail("not expressible: the policy observes replica counts, not pods (the host "
                     "groups them; see run_replica_calc)");
-    if (strcmp(kind, "kpa_autoscaler") == 0) return run_kpa(c);
-    if (strcmp(kind, "kpa_new") == 0) return run_kpa_new(c);
-    if (strcmp(kind, "keda_request_scale") == 0) return run_keda(c);
+    if (strcmp(kind, "kpa_autoscaler") == 0)
+        return run_kpa(c);
+    if (strcmp(kind, "kpa_new") == 0)
+        return run_kpa_new(c);
+    if (strcmp(kind, "keda_request_scale") == 0)
+        return run_keda(c);
     return fail("not expressible: unknown kind \"%s\"", kind);
 }
 

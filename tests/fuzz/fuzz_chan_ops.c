@@ -22,17 +22,17 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define MAX_CAP 64
-#define MAX_ELEM 40
+#define MAX_CAP   64
+#define MAX_ELEM  40
 #define MAX_BATCH 16
 
-#define CHECK(cond)                                                                           \
-    do {                                                                                      \
-        if (!(cond)) {                                                                        \
-            fprintf(stderr, "fuzz_chan_ops: check failed at %s:%d: %s\n", __FILE__, __LINE__, \
-                    #cond);                                                                   \
-            abort();                                                                          \
-        }                                                                                     \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "fuzz_chan_ops: check failed at %s:%d: %s\n", __FILE__, __LINE__,      \
+                    #cond);                                                                        \
+            abort();                                                                               \
+        }                                                                                          \
     } while (0)
 
 typedef struct rd {
@@ -40,7 +40,10 @@ typedef struct rd {
     size_t n, off;
 } rd;
 
-static uint8_t u8(rd *r) { return r->off < r->n ? r->p[r->off++] : 0; }
+static uint8_t u8(rd *r)
+{
+    return r->off < r->n ? r->p[r->off++] : 0;
+}
 
 /* The model: a FIFO of element ids, plus the drops the channel is expected to report next. */
 typedef struct model {
@@ -92,7 +95,10 @@ static void drops_done(model *m)
     m->n_seen = m->n_want = 0;
 }
 
-static uint64_t *at(model *m, uint32_t i) { return &m->q[(m->head + i) % m->cap]; }
+static uint64_t *at(model *m, uint32_t i)
+{
+    return &m->q[(m->head + i) % m->cap];
+}
 
 /* The model's one-element send: the code the channel must return. */
 static int model_send(model *m, uint64_t id)
@@ -169,8 +175,8 @@ static void run(const uint8_t *data, size_t size)
     while (r.off < r.n) {
         uint8_t op = u8(&r) % 10;
         switch (op) {
-        case 0: /* try_send */
-        case 1: /* send_timeout(0): the same contract */
+        case 0:   /* try_send */
+        case 1:   /* send_timeout(0): the same contract */
         case 2: { /* blocking send, only where it cannot block */
             if (op == 2 && m.mode == SWARM_FULL_WAIT && !m.closed && m.len == m.cap)
                 break;
@@ -205,7 +211,7 @@ static void run(const uint8_t *data, size_t size)
             drops_done(&m);
             break;
         }
-        case 4: /* try_recv */
+        case 4:   /* try_recv */
         case 5: { /* recv_timeout(0) */
             int want = m.len > 0 ? 0 : (m.closed ? SWARM_ECLOSED : SWARM_EAGAIN);
             int got = op == 4 ? swarm_chan_try_recv(ch, buf) : swarm_chan_recv_timeout(ch, buf, 0);

@@ -27,7 +27,10 @@ typedef struct rd {
     size_t n, off;
 } rd;
 
-static uint8_t u8(rd *r) { return r->off < r->n ? r->p[r->off++] : 0; }
+static uint8_t u8(rd *r)
+{
+    return r->off < r->n ? r->p[r->off++] : 0;
+}
 static uint32_t u32(rd *r)
 {
     uint32_t v = 0;
@@ -41,14 +44,22 @@ static double dbl(rd *r)
 {
     uint8_t b = u8(r);
     switch (b) {
-    case 0xff: return NAN;
-    case 0xfe: return INFINITY;
-    case 0xfd: return -INFINITY;
-    case 0xfc: return -1.0;
-    case 0xfb: return 1e300;
-    case 0xfa: return 0.0;
-    case 0xf9: return 1e-300;
-    default: return (double)b * (1.0 + (b & 3) * 0.37);
+    case 0xff:
+        return NAN;
+    case 0xfe:
+        return INFINITY;
+    case 0xfd:
+        return -INFINITY;
+    case 0xfc:
+        return -1.0;
+    case 0xfb:
+        return 1e300;
+    case 0xfa:
+        return 0.0;
+    case 0xf9:
+        return 1e-300;
+    default:
+        return (double)b * (1.0 + (b & 3) * 0.37);
     }
 }
 
@@ -62,12 +73,12 @@ static int64_t dur(rd *r)
     return (int64_t)b * 1000000000LL * ((b & 1) ? 1 : 15);
 }
 
-#define CHECK(c)                                                                             \
-    do {                                                                                     \
-        if (!(c)) {                                                                          \
-            fprintf(stderr, "fuzz_policy: check failed: %s (line %d)\n", #c, __LINE__);      \
-            abort();                                                                         \
-        }                                                                                    \
+#define CHECK(c)                                                                                   \
+    do {                                                                                           \
+        if (!(c)) {                                                                                \
+            fprintf(stderr, "fuzz_policy: check failed: %s (line %d)\n", #c, __LINE__);            \
+            abort();                                                                               \
+        }                                                                                          \
     } while (0)
 
 static void check_bounds(const swarm_policy_opts *o, const swarm_policy_obs *ob,

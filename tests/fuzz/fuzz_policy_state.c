@@ -26,7 +26,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define S INT64_C(1000000000)
+#define S        INT64_C(1000000000)
 #define TIME_LIM (INT64_C(1) << 62)
 
 typedef struct rd {
@@ -34,7 +34,10 @@ typedef struct rd {
     size_t n, off;
 } rd;
 
-static uint8_t u8(rd *r) { return r->off < r->n ? r->p[r->off++] : 0; }
+static uint8_t u8(rd *r)
+{
+    return r->off < r->n ? r->p[r->off++] : 0;
+}
 static uint32_t u32(rd *r)
 {
     uint32_t v = 0;
@@ -47,22 +50,29 @@ static double dbl(rd *r)
 {
     uint8_t b = u8(r);
     switch (b) {
-    case 0xff: return NAN;
-    case 0xfe: return INFINITY;
-    case 0xfd: return 1.7976931348623157e308; /* DBL_MAX */
-    case 0xfc: return -1.0;
-    case 0xfb: return 1e300;
-    case 0xfa: return 0.0;
-    default: return (double)b * (1.0 + (b & 3) * 0.37);
+    case 0xff:
+        return NAN;
+    case 0xfe:
+        return INFINITY;
+    case 0xfd:
+        return 1.7976931348623157e308; /* DBL_MAX */
+    case 0xfc:
+        return -1.0;
+    case 0xfb:
+        return 1e300;
+    case 0xfa:
+        return 0.0;
+    default:
+        return (double)b * (1.0 + (b & 3) * 0.37);
     }
 }
 
-#define CHECK(c)                                                                             \
-    do {                                                                                     \
-        if (!(c)) {                                                                          \
-            fprintf(stderr, "fuzz_policy_state: check failed: %s (line %d)\n", #c, __LINE__); \
-            abort();                                                                         \
-        }                                                                                    \
+#define CHECK(c)                                                                                   \
+    do {                                                                                           \
+        if (!(c)) {                                                                                \
+            fprintf(stderr, "fuzz_policy_state: check failed: %s (line %d)\n", #c, __LINE__);      \
+            abort();                                                                               \
+        }                                                                                          \
     } while (0)
 
 static void check_bounds(const swarm_policy_opts *o, const swarm_policy_obs *ob,
@@ -91,13 +101,20 @@ static int64_t next_now(rd *r, int64_t now)
         now = 0;
     uint8_t t = u8(r);
     switch (t) {
-    case 0xff: return now - 7 * S;
-    case 0xfe: return now + 86400 * S;
-    case 0xfd: return TIME_LIM;
-    case 0xfc: return -TIME_LIM;
-    case 0xfb: return INT64_MIN; /* rejected */
-    case 0xfa: return (int64_t)u32(r) * 1000; /* the clock restarts (a reboot) */
-    default: return now + (int64_t)t * 250000000;
+    case 0xff:
+        return now - 7 * S;
+    case 0xfe:
+        return now + 86400 * S;
+    case 0xfd:
+        return TIME_LIM;
+    case 0xfc:
+        return -TIME_LIM;
+    case 0xfb:
+        return INT64_MIN; /* rejected */
+    case 0xfa:
+        return (int64_t)u32(r) * 1000; /* the clock restarts (a reboot) */
+    default:
+        return now + (int64_t)t * 250000000;
     }
 }
 

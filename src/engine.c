@@ -573,37 +573,11 @@ int64_t swarm__engine_clock(void *ctx)
     return swarm__clock_ns();
 }
 
-static void sleep_wake(void *ctx)
-{
-    _Atomic uint32_t *w = ctx;
-    /* Release pairs with the acquire load in the sleeper's loop. */
-    atomic_store_explicit(w, 1, memory_order_release);
-    swarm__unpark(w, INT32_MAX);
-}
-
 int swarm__engine_sleep(void *ctx, int64_t ns, swarm_cancel *cancel)
 {
     (void)ctx;
-    if (ns <= 0)
-        return cancel != NULL && swarm_cancel_is_canceled(cancel) ? SWARM_ECANCELED : 0;
-    int64_t deadline = swarm__deadline(ns);
-    _Atomic uint32_t word;
-    atomic_init(&word, 0);
-    swarm__cancel_watch w = {.wake = sleep_wake, .ctx = &word};
-    if (cancel != NULL && swarm__cancel_watch_add(cancel, &w) != 0)
-        return SWARM_ECANCELED;
-    int rc = 0;
-    for (;;) {
-        if (atomic_load_explicit(&word, memory_order_acquire) != 0) {
-            rc = SWARM_ECANCELED;
-            break;
-        }
-        if (swarm__park(&word, 0, deadline) == SWARM_ETIMEDOUT)
-            break;
-    }
-    if (cancel != NULL)
-        swarm__cancel_watch_del(cancel, &w);
-    return rc;
+    /* The exported cancel-aware sleep; a non-positive duration only polls the token. */
+    return swarm_sleep_ns(ns > 0 ? ns : 0, cancel);
 }
 
 /* ---- batch scratch pool -------------------------------------------------------------------- */

@@ -38,7 +38,7 @@ int swarm_retry_opts_init(swarm_retry_opts *opts)
     opts->cap_ns = 2000 * 1000000LL;
     opts->budget_max_tokens = 10;
     opts->budget_ratio_milli = 100;
-    opts->honor_retry_after = 1;
+    opts->honor_retry_after = SWARM_RETRY_HONOR_HINTS;
     return 0;
 }
 
@@ -115,7 +115,7 @@ static int64_t retry_decide(retry_engine *r, const swarm_request *req, const swa
         return -1;
     }
     int64_t delay = backoff(r, attempt);
-    if (r->honor_retry_after == 1 && resp->retry_after_ns > delay)
+    if (r->honor_retry_after != SWARM_RETRY_IGNORE_HINTS && resp->retry_after_ns > delay)
         delay = resp->retry_after_ns; /* >= 0: swarm_response_set_error() refuses negatives */
     if (swarm__has_deadline(req->deadline_ns)) {
         if (*now == NOW_UNREAD)
@@ -283,7 +283,7 @@ int swarm_engine_retry_create(swarm_engine **out, swarm_engine *inner, const swa
         swarm__opts_copy(&o, sizeof o, opts, offsetof(swarm_retry_opts, clock)) != 0)
         return SWARM_EINVAL;
     if (o.max_attempts == 0 || o.max_attempts > 100 || o.base_ns < 0 || o.cap_ns < 0 ||
-        o.base_ns > o.cap_ns || o.honor_retry_after > 2)
+        o.base_ns > o.cap_ns || o.honor_retry_after > SWARM_RETRY_IGNORE_HINTS)
         return SWARM_EINVAL;
     swarm_allocator a;
     if (swarm__alloc_init(&a, o.alloc) != 0)
@@ -293,7 +293,7 @@ int swarm_engine_retry_create(swarm_engine **out, swarm_engine *inner, const swa
         return SWARM_ENOMEM;
     r->inner = inner;
     r->max_attempts = o.max_attempts;
-    r->honor_retry_after = o.honor_retry_after == 0 ? 1 : o.honor_retry_after;
+    r->honor_retry_after = o.honor_retry_after == 0 ? SWARM_RETRY_HONOR_HINTS : o.honor_retry_after;
     r->base_ns = o.base_ns;
     r->cap_ns = o.cap_ns;
     if (o.budget_max_tokens == UINT32_MAX) {

@@ -39,7 +39,8 @@ static int check_weights(const uint32_t *w, size_t n, uint64_t *total)
 
 static size_t pick(split_engine *s, uint64_t id)
 {
-    uint64_t x = s->sticky == 2 ? swarm__rng_next(&s->rng) : swarm__mix64(id ^ s->seed);
+    uint64_t x =
+        s->sticky == SWARM_SPLIT_RANDOM ? swarm__rng_next(&s->rng) : swarm__mix64(id ^ s->seed);
     swarm__mutex_lock(&s->mu);
     /* total <= 2^32, so the modulo bias of a 64-bit hash is below 2^-32. */
     uint64_t r = x % s->total;
@@ -175,7 +176,7 @@ int swarm_split_opts_init(swarm_split_opts *opts)
         return SWARM_EINVAL;
     memset(opts, 0, sizeof *opts);
     opts->size = (uint32_t)sizeof *opts;
-    opts->sticky = 1;
+    opts->sticky = SWARM_SPLIT_STICKY;
     return 0;
 }
 
@@ -199,7 +200,7 @@ int swarm_engine_split_create(swarm_engine **out, swarm_engine *const *engines,
         return SWARM_EINVAL;
     if (opts != NULL && swarm__opts_copy(&o, sizeof o, opts, offsetof(swarm_split_opts, alloc)))
         return SWARM_EINVAL;
-    if (o.sticky > 2 || check_weights(weights, n, &total) != 0)
+    if (o.sticky > SWARM_SPLIT_RANDOM || check_weights(weights, n, &total) != 0)
         return SWARM_EINVAL;
     /* The split takes over one reference per entry and destroys each entry once: the same
      * handle twice would be destroyed twice (fallback refuses primary == secondary alike). */
@@ -218,7 +219,7 @@ int swarm_engine_split_create(swarm_engine **out, swarm_engine *const *engines,
         return SWARM_ENOMEM;
     s->n = n;
     s->alloc = a;
-    s->sticky = o.sticky == 0 ? 1 : o.sticky;
+    s->sticky = o.sticky == 0 ? SWARM_SPLIT_STICKY : o.sticky;
     s->seed = o.seed ? o.seed : SWARM__DEFAULT_SEED;
     atomic_init(&s->rng, s->seed);
     s->cum = swarm__alloc(&a, sizeof(uint64_t) * n, _Alignof(uint64_t));

@@ -434,6 +434,12 @@ SWARM_API int swarm_engine_timeout_create(swarm_engine **out, swarm_engine *inne
 /* ---- retry ---------------------------------------------------------------------------------- */
 
 /** Retry options. Defaults follow AWS "standard" mode and gRPC A6 throttling. */
+/** What the retry decorator does with an engine's retry-after hint (swarm_retry_opts). */
+typedef enum swarm_retry_hints {
+    SWARM_RETRY_HONOR_HINTS = 1, /**< wait max(backoff with jitter, the hint) */
+    SWARM_RETRY_IGNORE_HINTS = 2 /**< backoff with jitter only */
+} swarm_retry_hints;
+
 typedef struct swarm_retry_opts {
     uint32_t size;                /**< sizeof(swarm_retry_opts) */
     uint32_t max_attempts;        /**< total attempts, first included, 1..100; default 3;
@@ -444,7 +450,8 @@ typedef struct swarm_retry_opts {
     uint32_t budget_max_tokens;   /**< retry budget bucket size; default 10; UINT32_MAX: off */
     uint32_t budget_ratio_milli;  /**< tokens (x1000) a success returns; default 100 (0.1) */
     uint64_t seed;                /**< jitter PRNG seed; 0: default fixed seed */
-    uint32_t honor_retry_after;   /**< 1: wait max(jitter, hint); default 1 (2: ignore hints) */
+    uint32_t honor_retry_after;   /**< swarm_retry_hints: SWARM_RETRY_HONOR_HINTS (default; 0
+                                       means it too) or SWARM_RETRY_IGNORE_HINTS */
     uint32_t reserved_;           /**< keep 0 */
     swarm_clock_fn clock;         /**< NULL: swarm_now_ns() */
     swarm_sleep_fn sleep;         /**< NULL: real cancel-aware sleep */
@@ -583,10 +590,17 @@ SWARM_API int swarm_engine_fallback_create(swarm_engine **out, swarm_engine *pri
 /* ---- split ---------------------------------------------------------------------------------- */
 
 /** Split options. */
+/** How the split decorator picks an engine (swarm_split_opts). */
+typedef enum swarm_split_routing {
+    SWARM_SPLIT_STICKY = 1, /**< by a hash of the request id: one id, one engine */
+    SWARM_SPLIT_RANDOM = 2  /**< a weighted random draw per call */
+} swarm_split_routing;
+
 typedef struct swarm_split_opts {
     uint32_t size;                /**< sizeof(swarm_split_opts) */
-    uint32_t sticky;              /**< 1 (default): choose by a hash of the request id, so one id
-                                       always lands on one engine; 2: random per call */
+    uint32_t sticky;              /**< swarm_split_routing: SWARM_SPLIT_STICKY (default; 0 means
+                                       it too): by a hash of the request id, so one id always
+                                       lands on one engine; SWARM_SPLIT_RANDOM: per call */
     uint64_t seed;                /**< hash / PRNG seed; 0: default fixed seed */
     const swarm_allocator *alloc; /**< NULL: libc */
 } swarm_split_opts;

@@ -21,8 +21,7 @@
 
 #include <swarm/swarm.h>
 
-#define US 1000LL
-#define MS 1000000LL
+#include "helpers.h"
 
 #define CHECK(cond)                                                                                \
     do {                                                                                           \
@@ -217,12 +216,7 @@ static void *worker(void *p)
 
 int main(void)
 {
-    const char *scale = getenv("SWARM_STRESS_SCALE");
-    if (scale != NULL) {
-        double s = atof(scale);
-        if (s > 0)
-            per_thread = (int)(per_thread * s) + 1;
-    }
+    per_thread = (int)(per_thread * swarm_test_stress_scale()) + 1;
     size_t total = (size_t)n_threads * (size_t)per_thread;
     ledger = calloc(total, sizeof *ledger);
     CHECK(ledger != NULL);

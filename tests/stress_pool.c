@@ -24,22 +24,13 @@
 
 #include <swarm/swarm.h>
 
-#define US        1000LL
-#define MS        1000000LL
-#define SEC       1000000000LL
+#include "helpers.h"
+
 #define PRODUCERS 4
 
 static double scale(void)
 {
-    const char *s = getenv("SWARM_STRESS_SCALE");
-    double v = s ? atof(s) : 1.0;
-    return v > 0 ? v : 1.0;
-}
-
-static void sleep_ns(int64_t ns)
-{
-    struct timespec ts = {(time_t)(ns / SEC), (long)(ns % SEC)};
-    nanosleep(&ts, NULL);
+    return swarm_test_stress_scale();
 }
 
 static uint64_t xs(uint64_t *s)
@@ -566,11 +557,11 @@ static void test_pool_stress_result_channel_owned_outputs_stop_hang(void **state
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_pool_stress_single_drain),
-        cmocka_unit_test(test_pool_stress_batch_drain),
-        cmocka_unit_test(test_pool_stress_single_deadline),
-        cmocka_unit_test(test_pool_stress_batch_deadline),
-        cmocka_unit_test(test_pool_stress_result_channel_owned_outputs_stop_hang),
+        SWARM_TEST_T(test_pool_stress_single_drain, 600),
+        SWARM_TEST_T(test_pool_stress_batch_drain, 600),
+        SWARM_TEST_T(test_pool_stress_single_deadline, 600),
+        SWARM_TEST_T(test_pool_stress_batch_deadline, 600),
+        SWARM_TEST_T(test_pool_stress_result_channel_owned_outputs_stop_hang, 600),
     };
     return cmocka_run_group_tests_name("pool_stress", tests, NULL, NULL);
 }

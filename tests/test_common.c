@@ -11,6 +11,8 @@
 
 #include <swarm/swarm.h>
 
+#include "helpers.h"
+
 static void test_common_every_code_has_name_and_message(void **state)
 {
     (void)state;
@@ -163,13 +165,13 @@ static void test_common_sleep_ns_contract(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_common_every_code_has_name_and_message),
-        cmocka_unit_test(test_common_version_matches_header),
-        cmocka_unit_test(test_common_now_is_monotonic),
-        cmocka_unit_test(test_common_cancel_lifecycle),
-        cmocka_unit_test(test_common_cancel_create_enomem_and_bad_allocator),
-        cmocka_unit_test(test_common_deadline_sentinels),
-        cmocka_unit_test(test_common_sleep_ns_contract),
+        SWARM_TEST(test_common_every_code_has_name_and_message),
+        SWARM_TEST(test_common_version_matches_header),
+        SWARM_TEST(test_common_now_is_monotonic),
+        SWARM_TEST(test_common_cancel_lifecycle),
+        SWARM_TEST(test_common_cancel_create_enomem_and_bad_allocator),
+        SWARM_TEST(test_common_deadline_sentinels),
+        SWARM_TEST(test_common_sleep_ns_contract),
     };
     return cmocka_run_group_tests_name("common", tests, NULL, NULL);
 }

@@ -19,8 +19,7 @@
 
 #include <swarm/swarm.h>
 
-#define MS  1000000LL
-#define SEC 1000000000LL
+#include "helpers.h"
 
 /* ---- helpers ------------------------------------------------------------------------------- */
 
@@ -630,19 +629,19 @@ static void test_scratch_exhausted_falls_back_to_small_chunks(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_retry_huge_hint_respects_deadline_single),
-        cmocka_unit_test(test_retry_huge_hint_respects_deadline_batch),
-        cmocka_unit_test(test_retry_clock_near_max_does_not_wrap),
-        cmocka_unit_test(test_split_rejects_duplicate_engine),
-        cmocka_unit_test(test_infer_batch_duplicate_response_touches_nothing),
-        cmocka_unit_test(test_breaker_open_forever_hint_saturates),
-        cmocka_unit_test(test_breaker_clock_extremes),
-        cmocka_unit_test(test_mock_lognormal_nonfinite_sigma_rejected),
-        cmocka_unit_test(test_mock_deadline_with_clock_extremes),
-        cmocka_unit_test(test_timeout_clock_near_min),
-        cmocka_unit_test(test_deep_timeout_stack_batch_fits_small_stack),
-        cmocka_unit_test(test_mixed_stack_batch_fits_small_stack),
-        cmocka_unit_test(test_scratch_exhausted_falls_back_to_small_chunks),
+        SWARM_TEST(test_retry_huge_hint_respects_deadline_single),
+        SWARM_TEST(test_retry_huge_hint_respects_deadline_batch),
+        SWARM_TEST(test_retry_clock_near_max_does_not_wrap),
+        SWARM_TEST(test_split_rejects_duplicate_engine),
+        SWARM_TEST(test_infer_batch_duplicate_response_touches_nothing),
+        SWARM_TEST(test_breaker_open_forever_hint_saturates),
+        SWARM_TEST(test_breaker_clock_extremes),
+        SWARM_TEST(test_mock_lognormal_nonfinite_sigma_rejected),
+        SWARM_TEST(test_mock_deadline_with_clock_extremes),
+        SWARM_TEST(test_timeout_clock_near_min),
+        SWARM_TEST(test_deep_timeout_stack_batch_fits_small_stack),
+        SWARM_TEST(test_mixed_stack_batch_fits_small_stack),
+        SWARM_TEST(test_scratch_exhausted_falls_back_to_small_chunks),
     };
     return cmocka_run_group_tests_name("engine_hostile", tests, NULL, NULL);
 }

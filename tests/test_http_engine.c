@@ -29,8 +29,7 @@
 
 #include "http_engine.h"
 
-#define MS  1000000LL
-#define SEC 1000000000LL
+#include "helpers.h"
 
 static const char *base_url;
 

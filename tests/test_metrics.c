@@ -26,6 +26,8 @@
 
 #include <swarm/swarm.h>
 
+#include "helpers.h"
+
 /* The series every render starts with (build info, skipped objects). */
 #define REGISTRY_PROM(skipped)                                                                     \
     "# HELP swarm_build_info libswarm version of this process (always 1).\n"                       \
@@ -42,15 +44,6 @@
 #define REGISTRY_JSON(skipped)                                                                     \
     ",\"registry\":{\"version\":\"" SWARM_TEST_VERSION "\","                                       \
     "\"objects_skipped\":" skipped "}}\n"
-
-#define MS  1000000LL
-#define SEC 1000000000LL
-
-static void sleep_ns(int64_t ns)
-{
-    struct timespec ts = {(time_t)(ns / SEC), (long)(ns % SEC)};
-    nanosleep(&ts, NULL);
-}
 
 static swarm_metrics *make_metrics(uint32_t max_objects)
 {
@@ -1235,25 +1228,25 @@ int main(int argc, char **argv)
     if (argc == 3 && strcmp(argv[1], "--print") == 0)
         return print_example(argv[2]);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_metrics_create_invalid_args),
-        cmocka_unit_test(test_metrics_create_enomem),
-        cmocka_unit_test(test_metrics_add_rejects_bad_names_and_overflow),
-        cmocka_unit_test(test_metrics_render_bad_args),
-        cmocka_unit_test(test_metrics_render_empty_registry),
-        cmocka_unit_test(test_metrics_render_chan_prometheus_exact),
-        cmocka_unit_test(test_metrics_render_chan_json_exact),
-        cmocka_unit_test(test_metrics_render_seconds_are_exact),
-        cmocka_unit_test(test_metrics_render_pool_lines),
-        cmocka_unit_test(test_metrics_render_reconcile_lines),
-        cmocka_unit_test(test_metrics_render_too_small_returns_erange),
-        cmocka_unit_test(test_metrics_render_bound_covers_every_value),
-        cmocka_unit_test(test_metrics_render_races_traffic),
-        cmocka_unit_test(test_metrics_pool_histograms_match_the_pool),
-        cmocka_unit_test(test_metrics_chan_rejected_counts_exactly),
-        cmocka_unit_test(test_metrics_decisions_counted_by_reason),
-        cmocka_unit_test(test_metrics_loop_bounds_and_target),
-        cmocka_unit_test(test_metrics_engine_decorators),
-        cmocka_unit_test(test_metrics_render_in_forked_child),
+        SWARM_TEST(test_metrics_create_invalid_args),
+        SWARM_TEST(test_metrics_create_enomem),
+        SWARM_TEST(test_metrics_add_rejects_bad_names_and_overflow),
+        SWARM_TEST(test_metrics_render_bad_args),
+        SWARM_TEST(test_metrics_render_empty_registry),
+        SWARM_TEST(test_metrics_render_chan_prometheus_exact),
+        SWARM_TEST(test_metrics_render_chan_json_exact),
+        SWARM_TEST(test_metrics_render_seconds_are_exact),
+        SWARM_TEST(test_metrics_render_pool_lines),
+        SWARM_TEST(test_metrics_render_reconcile_lines),
+        SWARM_TEST(test_metrics_render_too_small_returns_erange),
+        SWARM_TEST(test_metrics_render_bound_covers_every_value),
+        SWARM_TEST(test_metrics_render_races_traffic),
+        SWARM_TEST(test_metrics_pool_histograms_match_the_pool),
+        SWARM_TEST(test_metrics_chan_rejected_counts_exactly),
+        SWARM_TEST(test_metrics_decisions_counted_by_reason),
+        SWARM_TEST(test_metrics_loop_bounds_and_target),
+        SWARM_TEST(test_metrics_engine_decorators),
+        SWARM_TEST(test_metrics_render_in_forked_child),
     };
     return cmocka_run_group_tests_name("metrics", tests, NULL, NULL);
 }

@@ -23,9 +23,7 @@
 
 #include <swarm/swarm.h>
 
-#define US  1000LL
-#define MS  1000000LL
-#define SEC 1000000000LL
+#include "helpers.h"
 
 /* ---- a test engine: optional sleep (cancel-aware), echoes the payload -------------------- */
 
@@ -35,12 +33,6 @@ typedef struct test_engine {
     _Atomic uint64_t batch_calls;
     _Atomic uint32_t fail_every; /* every n-th call fails with SWARM_EUNAVAILABLE; 0 never */
 } test_engine;
-
-static void sleep_ns(int64_t ns)
-{
-    struct timespec ts = {(time_t)(ns / SEC), (long)(ns % SEC)};
-    nanosleep(&ts, NULL);
-}
 
 static int te_infer(void *self, const swarm_request *req, swarm_response *resp)
 {
@@ -1790,42 +1782,42 @@ static void test_pool_fork_child_gets_estate_not_deadlock(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_pool_create_invalid_args),
-        cmocka_unit_test(test_pool_delivers_each_task_once),
-        cmocka_unit_test(test_pool_failed_results_are_counted),
-        cmocka_unit_test(test_pool_histogram_cumulative_counts),
-        cmocka_unit_test(test_pool_channels_destroyed_before_pool),
-        cmocka_unit_test(test_pool_resize_up_and_down_under_load),
-        cmocka_unit_test(test_pool_resize_to_zero_holds_work_and_back),
-        cmocka_unit_test(test_pool_rapid_alternating_resizes),
-        cmocka_unit_test(test_pool_stop_drain_with_target_zero),
-        cmocka_unit_test(test_pool_stop_deadline_returns_the_rest),
-        cmocka_unit_test(test_pool_stop_deadline_small_left_array),
-        cmocka_unit_test(test_pool_stop_deadline_cancels_in_flight),
-        cmocka_unit_test(test_pool_warmup_reported_as_starting),
-        cmocka_unit_test(test_pool_scale_down_cancels_warmup_first),
-        cmocka_unit_test(test_pool_warmup_failure_then_resize_replaces),
-        cmocka_unit_test(test_pool_batches_through_infer_batch),
-        cmocka_unit_test(test_pool_result_channel),
-        cmocka_unit_test(test_pool_stats_small_size_and_idle_counts),
-        cmocka_unit_test(test_pool_resize_from_callback_during_stop),
-        cmocka_unit_test(test_pool_scale_down_retires_idle_before_busy),
-        cmocka_unit_test(test_pool_retirement_taken_back_during_warmup),
-        cmocka_unit_test(test_pool_retains_its_engine),
-        cmocka_unit_test(test_pool_stop_from_result_callback_is_estate),
-        cmocka_unit_test(test_pool_stop_from_inside_engine_is_estate),
-        cmocka_unit_test(test_pool_keep_input_open_two_pools_share_a_channel),
-        cmocka_unit_test(test_pool_default_still_closes_input_on_stop),
-        cmocka_unit_test(test_pool_submit_stamps_and_carries_params),
-        cmocka_unit_test(test_pool_params_reach_the_engine),
-        cmocka_unit_test(test_pool_stream_callback_sees_chunks),
-        cmocka_unit_test(test_pool_stop_deadline_with_full_result_channel),
-        cmocka_unit_test(test_pool_destroy_with_full_result_channel_returns),
-        cmocka_unit_test(test_pool_take_undelivered_before_stop_is_estate),
-        cmocka_unit_test(test_pool_result_channel_outputs_recycled),
-        cmocka_unit_test(test_pool_sampled_timing_counts_stay_honest),
-        cmocka_unit_test(test_pool_time_every_times_every_call),
-        cmocka_unit_test(test_pool_fork_child_gets_estate_not_deadlock),
+        SWARM_TEST(test_pool_create_invalid_args),
+        SWARM_TEST(test_pool_delivers_each_task_once),
+        SWARM_TEST(test_pool_failed_results_are_counted),
+        SWARM_TEST(test_pool_histogram_cumulative_counts),
+        SWARM_TEST(test_pool_channels_destroyed_before_pool),
+        SWARM_TEST(test_pool_resize_up_and_down_under_load),
+        SWARM_TEST(test_pool_resize_to_zero_holds_work_and_back),
+        SWARM_TEST(test_pool_rapid_alternating_resizes),
+        SWARM_TEST(test_pool_stop_drain_with_target_zero),
+        SWARM_TEST(test_pool_stop_deadline_returns_the_rest),
+        SWARM_TEST(test_pool_stop_deadline_small_left_array),
+        SWARM_TEST(test_pool_stop_deadline_cancels_in_flight),
+        SWARM_TEST(test_pool_warmup_reported_as_starting),
+        SWARM_TEST(test_pool_scale_down_cancels_warmup_first),
+        SWARM_TEST(test_pool_warmup_failure_then_resize_replaces),
+        SWARM_TEST(test_pool_batches_through_infer_batch),
+        SWARM_TEST(test_pool_result_channel),
+        SWARM_TEST(test_pool_stats_small_size_and_idle_counts),
+        SWARM_TEST(test_pool_resize_from_callback_during_stop),
+        SWARM_TEST(test_pool_scale_down_retires_idle_before_busy),
+        SWARM_TEST(test_pool_retirement_taken_back_during_warmup),
+        SWARM_TEST(test_pool_retains_its_engine),
+        SWARM_TEST(test_pool_stop_from_result_callback_is_estate),
+        SWARM_TEST(test_pool_stop_from_inside_engine_is_estate),
+        SWARM_TEST(test_pool_keep_input_open_two_pools_share_a_channel),
+        SWARM_TEST(test_pool_default_still_closes_input_on_stop),
+        SWARM_TEST(test_pool_submit_stamps_and_carries_params),
+        SWARM_TEST(test_pool_params_reach_the_engine),
+        SWARM_TEST(test_pool_stream_callback_sees_chunks),
+        SWARM_TEST(test_pool_stop_deadline_with_full_result_channel),
+        SWARM_TEST(test_pool_destroy_with_full_result_channel_returns),
+        SWARM_TEST(test_pool_take_undelivered_before_stop_is_estate),
+        SWARM_TEST(test_pool_result_channel_outputs_recycled),
+        SWARM_TEST(test_pool_sampled_timing_counts_stay_honest),
+        SWARM_TEST(test_pool_time_every_times_every_call),
+        SWARM_TEST(test_pool_fork_child_gets_estate_not_deadlock),
     };
     return cmocka_run_group_tests_name("pool", tests, NULL, NULL);
 }

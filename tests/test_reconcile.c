@@ -18,8 +18,7 @@
 
 #include <swarm/swarm.h>
 
-#define MS  1000000LL
-#define SEC 1000000000LL
+#include "helpers.h"
 
 /* ---- fake world ---------------------------------------------------------------------------- */
 
@@ -114,12 +113,6 @@ static swarm_reconcile_stats rstats(swarm_reconcile *r)
     st.size = sizeof st;
     assert_int_equal(swarm_reconcile_get_stats(r, &st), 0);
     return st;
-}
-
-static void sleep_ns(int64_t ns)
-{
-    struct timespec ts = {(time_t)(ns / SEC), (long)(ns % SEC)};
-    nanosleep(&ts, NULL);
 }
 
 /* ---- tests --------------------------------------------------------------------------------- */
@@ -883,26 +876,26 @@ static void test_reconcile_create_for_pool_threaded_up_and_down(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_reconcile_create_invalid_args),
-        cmocka_unit_test(test_reconcile_step_interval_and_actuate_on_change),
-        cmocka_unit_test(test_reconcile_jitter_bounds),
-        cmocka_unit_test(test_reconcile_lag_and_kick),
-        cmocka_unit_test(test_reconcile_backoff_grows_caps_and_resets),
-        cmocka_unit_test(test_reconcile_backoff_jitter_bounds),
-        cmocka_unit_test(test_reconcile_observe_failures_reach_policy_fallback),
-        cmocka_unit_test(test_reconcile_fail_after_skips_early_failures),
-        cmocka_unit_test(test_reconcile_thread_kick_and_stop_latency),
-        cmocka_unit_test(test_reconcile_thread_interval_ticks),
-        cmocka_unit_test(test_reconcile_stop_from_callback_refused),
-        cmocka_unit_test(test_reconcile_backoff_step_cost_flat_with_factor_one),
-        cmocka_unit_test(test_reconcile_backoff_step_cost_flat_with_base_zero),
-        cmocka_unit_test(test_reconcile_backoff_tiny_factor_grows_to_cap),
-        cmocka_unit_test(test_reconcile_lag_saturates_on_extreme_times),
-        cmocka_unit_test(test_reconcile_clamps_to_actuator_max_with_rule_step),
-        cmocka_unit_test(test_reconcile_pool_observation_excludes_retiring),
-        cmocka_unit_test(test_reconcile_pool_observation_load_signals),
-        cmocka_unit_test(test_reconcile_create_for_pool_clamps_and_explains),
-        cmocka_unit_test(test_reconcile_create_for_pool_threaded_up_and_down),
+        SWARM_TEST(test_reconcile_create_invalid_args),
+        SWARM_TEST(test_reconcile_step_interval_and_actuate_on_change),
+        SWARM_TEST(test_reconcile_jitter_bounds),
+        SWARM_TEST(test_reconcile_lag_and_kick),
+        SWARM_TEST(test_reconcile_backoff_grows_caps_and_resets),
+        SWARM_TEST(test_reconcile_backoff_jitter_bounds),
+        SWARM_TEST(test_reconcile_observe_failures_reach_policy_fallback),
+        SWARM_TEST(test_reconcile_fail_after_skips_early_failures),
+        SWARM_TEST(test_reconcile_thread_kick_and_stop_latency),
+        SWARM_TEST(test_reconcile_thread_interval_ticks),
+        SWARM_TEST(test_reconcile_stop_from_callback_refused),
+        SWARM_TEST(test_reconcile_backoff_step_cost_flat_with_factor_one),
+        SWARM_TEST(test_reconcile_backoff_step_cost_flat_with_base_zero),
+        SWARM_TEST(test_reconcile_backoff_tiny_factor_grows_to_cap),
+        SWARM_TEST(test_reconcile_lag_saturates_on_extreme_times),
+        SWARM_TEST(test_reconcile_clamps_to_actuator_max_with_rule_step),
+        SWARM_TEST(test_reconcile_pool_observation_excludes_retiring),
+        SWARM_TEST(test_reconcile_pool_observation_load_signals),
+        SWARM_TEST(test_reconcile_create_for_pool_clamps_and_explains),
+        SWARM_TEST(test_reconcile_create_for_pool_threaded_up_and_down),
     };
     return cmocka_run_group_tests_name("reconcile", tests, NULL, NULL);
 }

@@ -179,9 +179,9 @@ static void test_batcher_infer_only_engine_and_expiry(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_batcher_fills_batch_within_linger),
-        cmocka_unit_test(test_batcher_preferred_sizes_split),
-        cmocka_unit_test(test_batcher_infer_only_engine_and_expiry),
+        SWARM_TEST(test_batcher_fills_batch_within_linger),
+        SWARM_TEST(test_batcher_preferred_sizes_split),
+        SWARM_TEST(test_batcher_infer_only_engine_and_expiry),
     };
     return cmocka_run_group_tests_name("engine_batcher", tests, NULL, NULL);
 }

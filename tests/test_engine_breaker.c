@@ -189,9 +189,9 @@ static void test_breaker_slow_calls_and_time_window(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_breaker_state_machine),
-        cmocka_unit_test(test_breaker_half_open_limits_probes),
-        cmocka_unit_test(test_breaker_slow_calls_and_time_window),
+        SWARM_TEST(test_breaker_state_machine),
+        SWARM_TEST(test_breaker_half_open_limits_probes),
+        SWARM_TEST(test_breaker_slow_calls_and_time_window),
     };
     return cmocka_run_group_tests_name("engine_breaker", tests, NULL, NULL);
 }

@@ -373,16 +373,16 @@ static void test_engine_ops_are_copied_and_rc_normalized(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_engine_create_rejects_bad_input),
-        cmocka_unit_test(test_engine_null_slots_get_defaults),
-        cmocka_unit_test(test_engine_completes_exactly_once),
-        cmocka_unit_test(test_response_write_copies_and_streams),
-        cmocka_unit_test(test_response_reuse_does_not_allocate),
-        cmocka_unit_test(test_response_limits_and_enomem),
-        cmocka_unit_test(test_engine_batch_statuses),
-        cmocka_unit_test(test_engine_error_classes),
-        cmocka_unit_test(test_request_should_stop),
-        cmocka_unit_test(test_engine_ops_are_copied_and_rc_normalized),
+        SWARM_TEST(test_engine_create_rejects_bad_input),
+        SWARM_TEST(test_engine_null_slots_get_defaults),
+        SWARM_TEST(test_engine_completes_exactly_once),
+        SWARM_TEST(test_response_write_copies_and_streams),
+        SWARM_TEST(test_response_reuse_does_not_allocate),
+        SWARM_TEST(test_response_limits_and_enomem),
+        SWARM_TEST(test_engine_batch_statuses),
+        SWARM_TEST(test_engine_error_classes),
+        SWARM_TEST(test_request_should_stop),
+        SWARM_TEST(test_engine_ops_are_copied_and_rc_normalized),
     };
     return cmocka_run_group_tests_name("engine_core", tests, NULL, NULL);
 }

@@ -182,9 +182,9 @@ static void test_split_random_mode_and_batches(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_fallback_on_failure_and_open_breaker),
-        cmocka_unit_test(test_split_weights_and_stickiness),
-        cmocka_unit_test(test_split_random_mode_and_batches),
+        SWARM_TEST(test_fallback_on_failure_and_open_breaker),
+        SWARM_TEST(test_split_weights_and_stickiness),
+        SWARM_TEST(test_split_random_mode_and_batches),
     };
     return cmocka_run_group_tests_name("engine_fallback_split", tests, NULL, NULL);
 }

@@ -162,10 +162,10 @@ static void test_mock_script_and_streaming(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_mock_latency_distributions_are_seeded),
-        cmocka_unit_test(test_mock_failure_rate_and_bad_opts),
-        cmocka_unit_test(test_mock_hang_until_deadline_or_cancel),
-        cmocka_unit_test(test_mock_script_and_streaming),
+        SWARM_TEST(test_mock_latency_distributions_are_seeded),
+        SWARM_TEST(test_mock_failure_rate_and_bad_opts),
+        SWARM_TEST(test_mock_hang_until_deadline_or_cancel),
+        SWARM_TEST(test_mock_script_and_streaming),
     };
     return cmocka_run_group_tests_name("engine_mock", tests, NULL, NULL);
 }

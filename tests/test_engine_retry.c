@@ -260,13 +260,13 @@ static void test_retry_batch_reruns_only_failed(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_retry_backoff_full_jitter),
-        cmocka_unit_test(test_retry_only_retryable_and_max_attempts),
-        cmocka_unit_test(test_retry_honours_retry_after_and_deadline),
-        cmocka_unit_test(test_retry_never_after_streamed_output),
-        cmocka_unit_test(test_retry_budget_limits_retries_in_outage),
-        cmocka_unit_test(test_retry_backoff_wakes_on_cancel),
-        cmocka_unit_test(test_retry_batch_reruns_only_failed),
+        SWARM_TEST(test_retry_backoff_full_jitter),
+        SWARM_TEST(test_retry_only_retryable_and_max_attempts),
+        SWARM_TEST(test_retry_honours_retry_after_and_deadline),
+        SWARM_TEST(test_retry_never_after_streamed_output),
+        SWARM_TEST(test_retry_budget_limits_retries_in_outage),
+        SWARM_TEST(test_retry_backoff_wakes_on_cancel),
+        SWARM_TEST(test_retry_batch_reruns_only_failed),
     };
     return cmocka_run_group_tests_name("engine_retry", tests, NULL, NULL);
 }

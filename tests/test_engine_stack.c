@@ -161,9 +161,9 @@ static void test_stack_steady_state_allocates_nothing(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_stack_retry_breaker_timeout),
-        cmocka_unit_test(test_stack_timeout_outside_retry_bounds_total),
-        cmocka_unit_test(test_stack_steady_state_allocates_nothing),
+        SWARM_TEST(test_stack_retry_breaker_timeout),
+        SWARM_TEST(test_stack_timeout_outside_retry_bounds_total),
+        SWARM_TEST(test_stack_steady_state_allocates_nothing),
     };
     return cmocka_run_group_tests_name("engine_stack", tests, NULL, NULL);
 }

@@ -122,8 +122,8 @@ static void test_timeout_and_breaker_batch_paths(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_timeout_deadline_and_cancel),
-        cmocka_unit_test(test_timeout_and_breaker_batch_paths),
+        SWARM_TEST(test_timeout_deadline_and_cancel),
+        SWARM_TEST(test_timeout_and_breaker_batch_paths),
     };
     return cmocka_run_group_tests_name("engine_timeout", tests, NULL, NULL);
 }

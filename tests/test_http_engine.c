@@ -580,26 +580,26 @@ int main(int argc, char **argv)
 {
     const char *which = argc > 1 ? argv[1] : "mockllm";
     const struct CMUnitTest mockllm[] = {
-        cmocka_unit_test(test_mockllm_plain_chat),
-        cmocka_unit_test(test_mockllm_streamed_chat),
-        cmocka_unit_test(test_mockllm_params_reach_the_body),
-        cmocka_unit_test(test_mockllm_json_messages_payload),
-        cmocka_unit_test(test_mockllm_error_statuses),
-        cmocka_unit_test(test_mockllm_retry_recovers_from_503),
-        cmocka_unit_test(test_mockllm_health_and_refused),
-        cmocka_unit_test(test_mockllm_slow_stream_cut_by_deadline),
-        cmocka_unit_test(test_mockllm_slow_stream_cut_by_token),
-        cmocka_unit_test(test_token_cuts_a_silent_server),
-        cmocka_unit_test(test_mockllm_connection_reuse),
-        cmocka_unit_test(test_mockllm_concurrent_calls_keep_one_connection_each),
-        cmocka_unit_test(test_mockllm_legacy_completions),
+        SWARM_TEST(test_mockllm_plain_chat),
+        SWARM_TEST(test_mockllm_streamed_chat),
+        SWARM_TEST(test_mockllm_params_reach_the_body),
+        SWARM_TEST(test_mockllm_json_messages_payload),
+        SWARM_TEST(test_mockllm_error_statuses),
+        SWARM_TEST(test_mockllm_retry_recovers_from_503),
+        SWARM_TEST(test_mockllm_health_and_refused),
+        SWARM_TEST(test_mockllm_slow_stream_cut_by_deadline),
+        SWARM_TEST(test_mockllm_slow_stream_cut_by_token),
+        SWARM_TEST(test_token_cuts_a_silent_server),
+        SWARM_TEST(test_mockllm_connection_reuse),
+        SWARM_TEST(test_mockllm_concurrent_calls_keep_one_connection_each),
+        SWARM_TEST(test_mockllm_legacy_completions),
     };
     const struct CMUnitTest stub[] = {
-        cmocka_unit_test(test_stub_retry_after_headers),
-        cmocka_unit_test(test_stub_stream_without_done_is_unavailable),
-        cmocka_unit_test(test_stub_error_event_after_output_never_retried),
-        cmocka_unit_test(test_stub_streamed_usage_and_legacy_stream),
-        cmocka_unit_test(test_stub_stream_callback_stop),
+        SWARM_TEST(test_stub_retry_after_headers),
+        SWARM_TEST(test_stub_stream_without_done_is_unavailable),
+        SWARM_TEST(test_stub_error_event_after_output_never_retried),
+        SWARM_TEST(test_stub_streamed_usage_and_legacy_stream),
+        SWARM_TEST(test_stub_stream_callback_stop),
     };
     if (strcmp(which, "stub") == 0) {
         base_url = getenv("SWARM_STUB_URL");

@@ -15,6 +15,8 @@
 
 #include <swarm/swarm.h>
 
+#include "helpers.h"
+
 #include "policy_internal.h"
 
 #define S INT64_C(1000000000)
@@ -613,22 +615,22 @@ static void test_policy_load_random_observations_stay_sane(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_policy_load_erlang_c_closed_forms),
-        cmocka_unit_test(test_policy_load_erlang_servers_is_the_fewest),
-        cmocka_unit_test(test_policy_load_sizes_steady_load_by_erlang_c),
-        cmocka_unit_test(test_policy_load_first_decision_uses_littles_law),
-        cmocka_unit_test(test_policy_load_scales_up_at_once_and_drains),
-        cmocka_unit_test(test_policy_load_scale_down_waits_for_the_window),
-        cmocka_unit_test(test_policy_load_noisy_steady_load_never_flaps),
-        cmocka_unit_test(test_policy_load_up_is_never_reversed_within_the_hold),
-        cmocka_unit_test(test_policy_load_idle_goes_to_min_after_the_window),
-        cmocka_unit_test(test_policy_load_starting_replicas_are_pending_capacity),
-        cmocka_unit_test(test_policy_load_counter_reset_rebaselines),
-        cmocka_unit_test(test_policy_load_failed_backlog_never_scales_down),
-        cmocka_unit_test(test_policy_load_export_import_continues_identically),
-        cmocka_unit_test(test_policy_load_validates_opts),
-        cmocka_unit_test(test_policy_load_deterministic_and_bounded),
-        cmocka_unit_test(test_policy_load_random_observations_stay_sane),
+        SWARM_TEST(test_policy_load_erlang_c_closed_forms),
+        SWARM_TEST(test_policy_load_erlang_servers_is_the_fewest),
+        SWARM_TEST(test_policy_load_sizes_steady_load_by_erlang_c),
+        SWARM_TEST(test_policy_load_first_decision_uses_littles_law),
+        SWARM_TEST(test_policy_load_scales_up_at_once_and_drains),
+        SWARM_TEST(test_policy_load_scale_down_waits_for_the_window),
+        SWARM_TEST(test_policy_load_noisy_steady_load_never_flaps),
+        SWARM_TEST(test_policy_load_up_is_never_reversed_within_the_hold),
+        SWARM_TEST(test_policy_load_idle_goes_to_min_after_the_window),
+        SWARM_TEST(test_policy_load_starting_replicas_are_pending_capacity),
+        SWARM_TEST(test_policy_load_counter_reset_rebaselines),
+        SWARM_TEST(test_policy_load_failed_backlog_never_scales_down),
+        SWARM_TEST(test_policy_load_export_import_continues_identically),
+        SWARM_TEST(test_policy_load_validates_opts),
+        SWARM_TEST(test_policy_load_deterministic_and_bounded),
+        SWARM_TEST(test_policy_load_random_observations_stay_sane),
     };
     return cmocka_run_group_tests_name("policy_load", tests, NULL, NULL);
 }

@@ -13,6 +13,8 @@
 
 #include <swarm/swarm.h>
 
+#include "helpers.h"
+
 /* ---- helpers ----------------------------------------------------------------------------- */
 
 static swarm_sim_trace *constant(double rps, double until)
@@ -737,24 +739,24 @@ static void test_sim_bad_arguments(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sim_erlang_c_known_values),
-        cmocka_unit_test(test_sim_mmc_matches_erlang_c),
-        cmocka_unit_test(test_sim_littles_law),
-        cmocka_unit_test(test_sim_deterministic_per_seed),
-        cmocka_unit_test(test_sim_same_requests_for_every_policy),
-        cmocka_unit_test(test_sim_timeline_and_startup),
-        cmocka_unit_test(test_sim_metrics_lag_delays_reaction),
-        cmocka_unit_test(test_sim_on_scale_explains_every_actuation),
-        cmocka_unit_test(test_sim_warm_start),
-        cmocka_unit_test(test_sim_unfinished_requests_count),
-        cmocka_unit_test(test_sim_scale_down_finishes_in_flight),
-        cmocka_unit_test(test_sim_scale_down_retires_idle_first),
-        cmocka_unit_test(test_sim_oracle_meets_slo),
-        cmocka_unit_test(test_sim_trace_parse_errors_name_the_line),
-        cmocka_unit_test(test_sim_generators),
-        cmocka_unit_test(test_sim_config_parse),
-        cmocka_unit_test(test_sim_enomem_leaks_nothing),
-        cmocka_unit_test(test_sim_bad_arguments),
+        SWARM_TEST(test_sim_erlang_c_known_values),
+        SWARM_TEST(test_sim_mmc_matches_erlang_c),
+        SWARM_TEST(test_sim_littles_law),
+        SWARM_TEST(test_sim_deterministic_per_seed),
+        SWARM_TEST(test_sim_same_requests_for_every_policy),
+        SWARM_TEST(test_sim_timeline_and_startup),
+        SWARM_TEST(test_sim_metrics_lag_delays_reaction),
+        SWARM_TEST(test_sim_on_scale_explains_every_actuation),
+        SWARM_TEST(test_sim_warm_start),
+        SWARM_TEST(test_sim_unfinished_requests_count),
+        SWARM_TEST(test_sim_scale_down_finishes_in_flight),
+        SWARM_TEST(test_sim_scale_down_retires_idle_first),
+        SWARM_TEST(test_sim_oracle_meets_slo),
+        SWARM_TEST(test_sim_trace_parse_errors_name_the_line),
+        SWARM_TEST(test_sim_generators),
+        SWARM_TEST(test_sim_config_parse),
+        SWARM_TEST(test_sim_enomem_leaks_nothing),
+        SWARM_TEST(test_sim_bad_arguments),
     };
     return cmocka_run_group_tests_name("sim", tests, NULL, NULL);
 }

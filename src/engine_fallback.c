@@ -138,3 +138,24 @@ int swarm_engine_fallback_create(swarm_engine **out, swarm_engine *primary, swar
     }
     return rc;
 }
+
+int swarm_fallback_opts_init(swarm_fallback_opts *opts)
+{
+    if (opts == NULL)
+        return SWARM_EINVAL;
+    memset(opts, 0, sizeof *opts);
+    opts->size = sizeof *opts;
+    return 0;
+}
+
+int swarm_engine_fallback_create_ex(swarm_engine **out, swarm_engine *primary,
+                                    swarm_engine *secondary, const swarm_fallback_opts *opts)
+{
+    swarm_fallback_opts o;
+    swarm_fallback_opts_init(&o);
+    if (opts != NULL &&
+        swarm__opts_copy(&o, sizeof o, opts,
+                         offsetof(swarm_fallback_opts, alloc) + sizeof o.alloc) != 0)
+        return SWARM_EINVAL;
+    return swarm_engine_fallback_create(out, primary, secondary, o.alloc);
+}

@@ -712,6 +712,26 @@ BAD(swarm_engine_fallback_create, "NULL secondary", SWARM_EINVAL, ({
         swarm_engine *e;
         swarm_engine_fallback_create(&e, mock(), NULL, NULL);
     }))
+BAD(swarm_fallback_opts_init, "NULL", SWARM_EINVAL, swarm_fallback_opts_init(NULL))
+BAD(swarm_engine_fallback_create_ex, "same engine twice", SWARM_EINVAL, ({
+        swarm_engine *m = mock(), *e;
+        swarm_engine_fallback_create_ex(&e, m, m, NULL);
+    }))
+BAD(swarm_engine_fallback_create_ex, "opts size 1", SWARM_EINVAL, ({
+        swarm_fallback_opts o;
+        swarm_fallback_opts_init(&o);
+        o.size = 1;
+        swarm_engine *e;
+        swarm_engine_fallback_create_ex(&e, mock(), mock(), &o);
+    }))
+BAD(swarm_engine_fallback_create_ex, "allocator without hooks", SWARM_EINVAL, ({
+        swarm_allocator a = {0};
+        swarm_fallback_opts o;
+        swarm_fallback_opts_init(&o);
+        o.alloc = &a;
+        swarm_engine *e;
+        swarm_engine_fallback_create_ex(&e, mock(), mock(), &o);
+    }))
 BAD(swarm_split_opts_init, "NULL", SWARM_EINVAL, swarm_split_opts_init(NULL))
 BAD(swarm_engine_split_create, "same engine twice", SWARM_EINVAL, ({
         swarm_engine *m = mock(), *e;

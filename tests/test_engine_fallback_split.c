@@ -82,6 +82,40 @@ static void test_fallback_on_failure_and_open_breaker(void **state)
     swarm_engine_destroy(f);
 }
 
+/* The options form (issue 13 item 11): the same decorator, its allocator from the opts. */
+static void test_fallback_create_ex_takes_opts(void **state)
+{
+    (void)state;
+    fake_clock fc;
+    fc_init(&fc);
+    swarm_engine *p = new_mock(&fc, NULL);
+    echo st = {0};
+    swarm_engine *s = new_echo(&st);
+    swarm_fallback_opts o;
+    memset(&o, 0xAB, sizeof o);
+    assert_int_equal(swarm_fallback_opts_init(&o), 0);
+    assert_int_equal(o.size, sizeof o);
+    assert_null(o.alloc);
+    swarm_engine *f = NULL;
+    assert_int_equal(swarm_engine_fallback_create_ex(&f, p, p, &o), SWARM_EINVAL);
+    o.size = 1;
+    assert_int_equal(swarm_engine_fallback_create_ex(&f, p, s, &o), SWARM_EINVAL);
+    o.size = sizeof o;
+    assert_int_equal(swarm_engine_fallback_create_ex(&f, p, s, &o), 0);
+    assert_string_equal(swarm_engine_name(f), "fallback(mock,echo)");
+    swarm_response *r = new_resp();
+    script_n(p, SWARM_EUNAVAILABLE, 1);
+    assert_int_equal(run1(f, r, 1, "x"), 0);
+    assert_int_equal(atomic_load(&st.calls), 1);
+    swarm_response_destroy(r);
+    swarm_engine_destroy(f);
+    /* NULL opts: the defaults. */
+    p = new_mock(&fc, NULL);
+    s = new_echo(&st);
+    assert_int_equal(swarm_engine_fallback_create_ex(&f, p, s, NULL), 0);
+    swarm_engine_destroy(f);
+}
+
 static void test_split_weights_and_stickiness(void **state)
 {
     (void)state;
@@ -183,6 +217,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         SWARM_TEST(test_fallback_on_failure_and_open_breaker),
+        SWARM_TEST(test_fallback_create_ex_takes_opts),
         SWARM_TEST(test_split_weights_and_stickiness),
         SWARM_TEST(test_split_random_mode_and_batches),
     };

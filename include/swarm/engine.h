@@ -587,6 +587,31 @@ SWARM_API int swarm_engine_breaker_get_stats(swarm_engine *e, swarm_breaker_stat
 SWARM_API int swarm_engine_fallback_create(swarm_engine **out, swarm_engine *primary,
                                            swarm_engine *secondary, const swarm_allocator *alloc);
 
+/** Options of the fallback decorator, like the other decorators' (fill with
+ *  swarm_fallback_opts_init()). */
+typedef struct swarm_fallback_opts {
+    uint32_t size;                /**< sizeof(swarm_fallback_opts) */
+    uint32_t reserved_;           /**< keep 0 */
+    const swarm_allocator *alloc; /**< NULL: libc */
+} swarm_fallback_opts;
+
+/**
+ * Fill @p opts with the defaults (libc allocator) and set its size.
+ * @return 0; SWARM_EINVAL if @p opts is NULL. Thread safety: any thread. Blocking: no.
+ */
+SWARM_API int swarm_fallback_opts_init(swarm_fallback_opts *opts);
+
+/**
+ * swarm_engine_fallback_create() with an options struct (NULL: the defaults), the form every
+ * other decorator takes. Only opts->size bytes are read.
+ * @return as swarm_engine_fallback_create(); also SWARM_EINVAL for an opts->size below the
+ *         first field set or an allocator without hooks.
+ * Ownership: takes over both engines on success. Thread safety: any thread. Blocking: no.
+ */
+SWARM_API int swarm_engine_fallback_create_ex(swarm_engine **out, swarm_engine *primary,
+                                              swarm_engine *secondary,
+                                              const swarm_fallback_opts *opts);
+
 /* ---- split ---------------------------------------------------------------------------------- */
 
 /** Split options. */

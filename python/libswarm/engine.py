@@ -203,6 +203,10 @@ class swarm_breaker_stats(Structure):
     ]
 
 
+class swarm_fallback_opts(Structure):
+    _fields_ = [("size", c_uint32), ("reserved_", c_uint32), ("alloc", POINTER(swarm_allocator))]
+
+
 class swarm_split_opts(Structure):
     _fields_ = [("size", c_uint32), ("sticky", c_uint32), ("seed", c_uint64),
                 ("alloc", POINTER(swarm_allocator))]
@@ -442,6 +446,17 @@ def _swarm_engine_breaker_get_stats(e, s) -> int:
                                         POINTER(swarm_allocator)], c_int)
 def _swarm_engine_fallback_create(out, primary, secondary, alloc) -> int:
     """Fallback decorator."""
+
+
+@cfunc("swarm_fallback_opts_init", [POINTER(swarm_fallback_opts)], c_int)
+def _swarm_fallback_opts_init(o) -> int:
+    """Fallback defaults."""
+
+
+@cfunc("swarm_engine_fallback_create_ex", [POINTER(c_void_p), c_void_p, c_void_p,
+                                           POINTER(swarm_fallback_opts)], c_int)
+def _swarm_engine_fallback_create_ex(out, primary, secondary, opts) -> int:
+    """Fallback decorator, options form."""
 
 
 @cfunc("swarm_split_opts_init", [POINTER(swarm_split_opts)], c_int)

@@ -209,6 +209,15 @@ static int pred_done(const swarm_pool_stats *st, uint64_t n)
     return st->completed + st->failed >= n;
 }
 
+/* The common teardown: pool first (it joins its workers), then what it used. */
+static void teardown(swarm_pool *p, swarm_chan *ch, swarm_engine *e, ledger *l)
+{
+    swarm_pool_destroy(p);
+    swarm_chan_destroy(ch);
+    swarm_engine_destroy(e);
+    ledger_free(l);
+}
+
 /* ---- tests ------------------------------------------------------------------------------- */
 
 static void test_pool_create_invalid_args(void **state)
@@ -290,10 +299,7 @@ static void test_pool_delivers_each_task_once(void **state)
     assert_int_equal(swarm_chan_send(ch, &t), SWARM_ECLOSED);
     assert_int_equal(swarm_pool_resize(p, 2), SWARM_ESTATE);
     assert_int_equal(swarm_pool_stop(p, 0, NULL, 0, NULL), SWARM_ESTATE);
-    swarm_pool_destroy(p);
-    swarm_chan_destroy(ch);
-    swarm_engine_destroy(e);
-    ledger_free(&l);
+    teardown(p, ch, e, &l);
 }
 
 /* Service-time histogram: cumulative counts at Prometheus-style bounds agree with the engine's
@@ -334,10 +340,7 @@ static void test_pool_histogram_cumulative_counts(void **state)
     assert_int_equal(swarm_pool_get_histogram(p, 7, le, 3, cum, NULL, NULL), SWARM_EINVAL);
     assert_int_equal(swarm_pool_get_histogram(p, 0, le, 3, NULL, NULL, NULL), SWARM_EINVAL);
     assert_int_equal(swarm_pool_get_histogram(NULL, 0, NULL, 0, NULL, NULL, NULL), SWARM_EINVAL);
-    swarm_pool_destroy(p);
-    swarm_chan_destroy(ch);
-    swarm_engine_destroy(e);
-    ledger_free(&l);
+    teardown(p, ch, e, &l);
 }
 
 /* Issue 10 item 9 (wrong teardown order): a host that destroys its channels before the pool used
@@ -417,10 +420,7 @@ static void test_pool_failed_results_are_counted(void **state)
     assert_int_equal(st.completed + st.failed, N);
     assert_int_equal(st.failed, N / 3);
     assert_int_equal(atomic_load(&l.failed), N / 3);
-    swarm_pool_destroy(p);
-    swarm_chan_destroy(ch);
-    swarm_engine_destroy(e);
-    ledger_free(&l);
+    teardown(p, ch, e, &l);
 }
 
 typedef struct producer_arg {
@@ -475,10 +475,7 @@ static void test_pool_resize_up_and_down_under_load(void **state)
     assert_int_equal(st.completed, N);
     assert_true(st.started >= 16);
     assert_int_equal(st.started, st.retired + st.start_failures);
-    swarm_pool_destroy(p);
-    swarm_chan_destroy(ch);
-    swarm_engine_destroy(e);
-    ledger_free(&l);
+    teardown(p, ch, e, &l);
 }
 
 static void test_pool_resize_to_zero_holds_work_and_back(void **state)
@@ -507,10 +504,7 @@ static void test_pool_resize_to_zero_holds_work_and_back(void **state)
     assert_true(wait_for(p, pred_live, 0));
     assert_int_equal(swarm_pool_stop(p, SWARM_WAIT_FOREVER, NULL, 0, NULL), 0);
     ledger_check(&l, NULL);
-    swarm_pool_destroy(p);
-    swarm_chan_destroy(ch);
-    swarm_engine_destroy(e);
-    ledger_free(&l);
+    teardown(p, ch, e, &l);
 }
 
 static void test_pool_rapid_alternating_resizes(void **state)
@@ -546,10 +540,7 @@ static void test_pool_rapid_alternating_resizes(void **state)
     swarm_pool_stats st = stats_of(p);
     assert_int_equal(st.completed, N);
     assert_int_equal(st.live, 0);
-    swarm_pool_destroy(p);
-    swarm_chan_destroy(ch);
-    swarm_engine_destroy(e);
-    ledger_free(&l);
+    teardown(p, ch, e, &l);
 }
 
 static void test_pool_stop_drain_with_target_zero(void **state)
@@ -570,10 +561,7 @@ static void test_pool_stop_drain_with_target_zero(void **state)
     assert_int_equal(swarm_pool_stop(p, SWARM_WAIT_FOREVER, NULL, 0, &left), 0);
     assert_int_equal(left, 0);
     ledger_check(&l, NULL);
-    swarm_pool_destroy(p);
-    swarm_chan_destroy(ch);
-    swarm_engine_destroy(e);
-    ledger_free(&l);
+    teardown(p, ch, e, &l);
 }
 
 static void test_pool_stop_deadline_returns_the_rest(void **state)
@@ -607,10 +595,7 @@ static void test_pool_stop_deadline_returns_the_rest(void **state)
     assert_int_equal(st.live, 0);
     free(left);
     free(returned);
-    swarm_pool_destroy(p);
-    swarm_chan_destroy(ch);
-    swarm_engine_destroy(e);
-    ledger_free(&l);
+    teardown(p, ch, e, &l);
 }
 
 static void test_pool_stop_deadline_small_left_array(void **state)
@@ -635,10 +620,7 @@ static void test_pool_stop_deadline_small_left_array(void **state)
     for (int i = 0; i < 10; i++)
         assert_int_equal(left[i].id, (uint64_t)i); /* FIFO */
     assert_int_equal(swarm_pool_stop(p, 0, NULL, 0, NULL), SWARM_ESTATE);
-    swarm_pool_destroy(p);
-    swarm_chan_destroy(ch);
-    swarm_engine_destroy(e);
-    ledger_free(&l);
+    teardown(p, ch, e, &l);
 }
 
 static void test_pool_stop_deadline_cancels_in_flight(void **state)
@@ -666,10 +648,7 @@ static void test_pool_stop_deadline_cancels_in_flight(void **state)
         returned[left[i].id] = 1;
     ledger_check(&l, returned);
     assert_int_equal(atomic_load(&l.failed), 2); /* the two in flight, canceled */
-    swarm_pool_destroy(p);
-    swarm_chan_destroy(ch);
-    swarm_engine_destroy(e);
-    ledger_free(&l);
+    teardown(p, ch, e, &l);
 }
 
 /* Warm-up gate: workers wait until released or canceled. */
@@ -742,10 +721,7 @@ static void test_pool_warmup_reported_as_starting(void **state)
     assert_int_equal(st.starting, 0);
     assert_int_equal(swarm_pool_stop(p, SWARM_WAIT_FOREVER, NULL, 0, NULL), 0);
     ledger_check(&l, NULL);
-    swarm_pool_destroy(p);
-    swarm_chan_destroy(ch);
-    swarm_engine_destroy(e);
-    ledger_free(&l);
+    teardown(p, ch, e, &l);
 }
 
 static void test_pool_scale_down_cancels_warmup_first(void **state)
@@ -794,10 +770,7 @@ static void test_pool_warmup_failure_then_resize_replaces(void **state)
     atomic_store(&g.fail, 0);
     assert_int_equal(swarm_pool_resize(p, 2), 0); /* level-triggered: same target, replaced */
     assert_true(wait_for(p, pred_ready_idle, 2));
-    swarm_pool_destroy(p);
-    swarm_chan_destroy(ch);
-    swarm_engine_destroy(e);
-    ledger_free(&l);
+    teardown(p, ch, e, &l);
 }
 
 static void test_pool_batches_through_infer_batch(void **state)
@@ -835,10 +808,7 @@ static void test_pool_batches_through_infer_batch(void **state)
     assert_int_equal(st.completed, N);
     assert_true(st.batches < N);
     assert_true(atomic_load(&te.batch_calls) > 0);
-    swarm_pool_destroy(p);
-    swarm_chan_destroy(ch);
-    swarm_engine_destroy(e);
-    ledger_free(&l);
+    teardown(p, ch, e, &l);
 }
 
 static void test_pool_result_channel(void **state)
@@ -916,10 +886,7 @@ static void test_pool_stats_small_size_and_idle_counts(void **state)
     assert_int_equal(st.live, 3);
     assert_int_equal(st.target, 3);
     assert_int_equal(st.in_flight, 0xabababababababab); /* beyond size: untouched */
-    swarm_pool_destroy(p);
-    swarm_chan_destroy(ch);
-    swarm_engine_destroy(e);
-    ledger_free(&l);
+    teardown(p, ch, e, &l);
 }
 
 typedef struct resizing_ctx {
@@ -1041,10 +1008,7 @@ static void test_pool_retirement_taken_back_during_warmup(void **state)
     swarm_pool_stats st = stats_of(p);
     assert_int_equal(st.start_failures, 0); /* canceled warm-ups were retried or retired */
     assert_int_equal(st.live, 2);
-    swarm_pool_destroy(p);
-    swarm_chan_destroy(ch);
-    swarm_engine_destroy(e);
-    ledger_free(&l);
+    teardown(p, ch, e, &l);
 }
 
 /* ---- issue 10: lifetimes, tasks, results, the stop hang ----------------------------------- */

@@ -20,6 +20,8 @@
 
 #include <swarm/swarm.h>
 
+#include "replay_main.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define MAX_CAP   64
@@ -275,56 +277,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 }
 
 #ifndef SWARM_FUZZ_LIBFUZZER
-static int replay_file(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return -1;
-    static uint8_t buf[1 << 16];
-    size_t n = fread(buf, 1, sizeof buf, f);
-    fclose(f);
-    LLVMFuzzerTestOneInput(buf, n);
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
-    int runs = 0;
-    for (int i = 1; i < argc; i++) {
-        DIR *dir = opendir(argv[i]);
-        if (dir) {
-            struct dirent *e;
-            while ((e = readdir(dir)) != NULL) {
-                if (e->d_name[0] == '.')
-                    continue;
-                char path[4096];
-                snprintf(path, sizeof path, "%s/%s", argv[i], e->d_name);
-                if (replay_file(path) == 0)
-                    runs++;
-            }
-            closedir(dir);
-        } else if (replay_file(argv[i]) == 0) {
-            runs++;
-        } else {
-            fprintf(stderr, "cannot read %s\n", argv[i]);
-            return 1;
-        }
-    }
-    /* Built-in sweep, always: xorshift-generated inputs, deterministic. */
-    uint64_t x = 0x2545f4914f6cdd1dull;
-    static uint8_t buf[2048];
-    for (int it = 0; it < 4000; it++) {
-        size_t n = 8 + (size_t)(x % (sizeof buf - 8));
-        for (size_t k = 0; k < n; k++) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            buf[k] = (uint8_t)x;
-        }
-        LLVMFuzzerTestOneInput(buf, n);
-        runs++;
-    }
-    printf("fuzz_chan_ops: %d inputs replayed, no findings\n", runs);
-    return 0;
+    return fuzz_replay_main(argc, argv, "fuzz_chan_ops", 0x2545f4914f6cdd1dull, 4000, 8, 2048);
 }
 #endif

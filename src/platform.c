@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <limits.h>
 #include <sched.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "swarm/common.h"
@@ -28,14 +30,30 @@ void swarm__yield(void)
 static _Atomic uint64_t fork_gen;
 static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
 
+/* The thread hooks (common.h) and their lock. The lock is held only to copy four words, and
+ * across fork() (prepare/parent/child handlers), so a child never inherits it locked. */
+static pthread_mutex_t hooks_lock = PTHREAD_MUTEX_INITIALIZER;
+static swarm_thread_hooks hooks;
+
 static void fork_child(void)
 {
     atomic_fetch_add_explicit(&fork_gen, 1, memory_order_relaxed);
+    pthread_mutex_unlock(&hooks_lock); /* taken by fork_prepare in the parent's forking thread */
+}
+
+static void fork_prepare(void)
+{
+    pthread_mutex_lock(&hooks_lock);
+}
+
+static void fork_parent(void)
+{
+    pthread_mutex_unlock(&hooks_lock);
 }
 
 static void fork_register(void)
 {
-    (void)pthread_atfork(NULL, NULL, fork_child);
+    (void)pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
 uint64_t swarm__fork_watch(void)
@@ -75,9 +93,71 @@ int swarm__cond_wait_until(swarm__cond *c, swarm__mutex *m, int64_t deadline_ns)
     return pthread_cond_timedwait(c, m, &ts) == ETIMEDOUT ? SWARM_ETIMEDOUT : 0;
 }
 
-int swarm__thread_create(swarm__thread *t, void *(*fn)(void *), void *arg)
+/* ---- threads and their hooks ----------------------------------------------------------------- */
+
+int swarm_thread_hooks_set(const swarm_thread_hooks *h)
 {
-    int rc = pthread_create(t, NULL, fn, arg);
+    swarm_thread_hooks copy = {0};
+    if (h != NULL && swarm__opts_copy(&copy, sizeof copy, h, sizeof copy) != 0)
+        return SWARM_EINVAL;
+    (void)pthread_once(&fork_once, fork_register);
+    pthread_mutex_lock(&hooks_lock);
+    hooks = copy;
+    pthread_mutex_unlock(&hooks_lock);
+    return 0;
+}
+
+int swarm_thread_hooks_get(swarm_thread_hooks *out)
+{
+    if (out == NULL || out->size < sizeof *out)
+        return SWARM_EINVAL;
+    (void)pthread_once(&fork_once, fork_register);
+    pthread_mutex_lock(&hooks_lock);
+    swarm_thread_hooks copy = hooks;
+    pthread_mutex_unlock(&hooks_lock);
+    copy.size = (uint32_t)sizeof copy;
+    memcpy(out, &copy, sizeof copy); /* a newer caller's larger struct keeps its own tail */
+    return 0;
+}
+
+/* What a hooked thread starts with: its function and the hooks in force when it was created. */
+struct thread_start {
+    void *(*fn)(void *);
+    void *arg;
+    const char *role;
+    swarm_thread_hooks hooks;
+};
+
+static void *thread_main(void *p)
+{
+    struct thread_start st = *(struct thread_start *)p;
+    free(p);
+    if (st.hooks.start != NULL)
+        st.hooks.start(st.hooks.user, st.role);
+    void *ret = st.fn(st.arg);
+    if (st.hooks.stop != NULL)
+        st.hooks.stop(st.hooks.user, st.role);
+    return ret;
+}
+
+int swarm__thread_create(swarm__thread *t, const char *role, void *(*fn)(void *), void *arg)
+{
+    (void)pthread_once(&fork_once, fork_register);
+    pthread_mutex_lock(&hooks_lock);
+    swarm_thread_hooks h = hooks;
+    pthread_mutex_unlock(&hooks_lock);
+    int rc;
+    if (h.start == NULL && h.stop == NULL) {
+        rc = pthread_create(t, NULL, fn, arg);
+    } else {
+        struct thread_start *st = malloc(sizeof *st);
+        if (st == NULL)
+            return SWARM_ENOMEM;
+        *st = (struct thread_start){.fn = fn, .arg = arg, .role = role, .hooks = h};
+        rc = pthread_create(t, NULL, thread_main, st);
+        if (rc != 0)
+            free(st);
+    }
     return rc == 0 ? 0 : (rc == ENOMEM ? SWARM_ENOMEM : SWARM_EINTERNAL);
 }
 

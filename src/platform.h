@@ -97,8 +97,9 @@ static inline void swarm__cond_broadcast(swarm__cond *c)
 
 typedef pthread_t swarm__thread;
 
-/* Starts fn(arg) on a new thread; SWARM_EINTERNAL (or SWARM_ENOMEM) if it could not start. */
-int swarm__thread_create(swarm__thread *t, void *(*fn)(void *), void *arg);
+/* Starts fn(arg) on a new thread, wrapped in the thread hooks installed now (common.h; role is
+ * the static string they receive); SWARM_EINTERNAL (or SWARM_ENOMEM) if it could not start. */
+int swarm__thread_create(swarm__thread *t, const char *role, void *(*fn)(void *), void *arg);
 static inline void swarm__thread_join(swarm__thread t)
 {
     pthread_join(t, NULL);

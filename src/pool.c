@@ -548,7 +548,7 @@ static int spawn_locked(swarm_pool *p)
     (void)swarm_cancel_reset(s->wake);
     atomic_store_explicit(&s->retire, 0, memory_order_relaxed);
     atomic_store_explicit(&s->state, SLOT_STARTING, memory_order_relaxed);
-    int trc = swarm__thread_create(&s->thread, worker_main, s);
+    int trc = swarm__thread_create(&s->thread, "pool-worker", worker_main, s);
     if (trc != 0) {
         atomic_store_explicit(&s->state, SLOT_FREE, memory_order_relaxed);
         return trc;

@@ -413,7 +413,7 @@ int swarm_reconcile_start(swarm_reconcile *r)
     r->stop_req = false;
     r->running = true;
     r->st.running = 1;
-    if (swarm__thread_create(&r->thread, loop_main, r) != 0) {
+    if (swarm__thread_create(&r->thread, "reconcile-loop", loop_main, r) != 0) {
         r->running = false;
         r->st.running = 0;
         swarm__mutex_unlock(&r->mu);

@@ -285,6 +285,23 @@ BAD(swarm_sleep_ns, "INT64_MAX with a fired token", SWARM_ECANCELED, ({
         swarm_sleep_ns(INT64_MAX, c);
     }))
 
+BAD(swarm_thread_hooks_set, "size 0", SWARM_EINVAL, ({
+        swarm_thread_hooks h = {.size = 0};
+        swarm_thread_hooks_set(&h);
+    }))
+BAD(swarm_thread_hooks_set, "larger struct, NULL functions", 0, ({
+        struct {
+            swarm_thread_hooks h;
+            char tail[64];
+        } big = {.h.size = sizeof big};
+        swarm_thread_hooks_set(&big.h);
+    }))
+BAD(swarm_thread_hooks_get, "NULL", SWARM_EINVAL, swarm_thread_hooks_get(NULL))
+BAD(swarm_thread_hooks_get, "size 0", SWARM_EINVAL, ({
+        swarm_thread_hooks h = {.size = 0};
+        swarm_thread_hooks_get(&h);
+    }))
+
 /* ---- chan ---------------------------------------------------------------------------------- */
 BAD(swarm_chan_opts_init, "NULL", SWARM_EINVAL, swarm_chan_opts_init(NULL))
 BAD(swarm_chan_create, "NULL out", SWARM_EINVAL, swarm_chan_create(NULL, NULL))

@@ -194,6 +194,59 @@ SWARM_API void swarm_cancel_destroy(swarm_cancel *c);
  */
 SWARM_API int swarm_sleep_ns(int64_t ns, swarm_cancel *cancel);
 
+/**
+ * Hooks that run on every thread the library creates (pool workers, reconcile loops), on that
+ * thread itself: @c start before the thread's first call into user code, @c stop after its last
+ * one, just before the thread exits. They are how a language runtime attaches the library's
+ * threads once instead of on every callback (a Python binding keeps one thread state per
+ * thread; JNI has AttachCurrentThread / DetachCurrentThread), and a place to name threads, set
+ * their affinity or open a tracing span.
+ *
+ * @c role is a static string naming what the thread is: "pool-worker" or "reconcile-loop".
+ * Either function pointer may be NULL. @c user is passed back unchanged; it must stay valid
+ * until every thread started under these hooks has exited.
+ */
+typedef struct swarm_thread_hooks {
+    uint32_t size; /**< sizeof(swarm_thread_hooks), set by the caller */
+    void (*start)(void *user, const char *role);
+    void (*stop)(void *user, const char *role);
+    void *user;
+} swarm_thread_hooks;
+
+/**
+ * Install process-wide thread hooks (NULL removes them). Each library thread takes a copy of
+ * the hooks installed when it is created, so a thread that ran one registration's @c start
+ * always runs the same registration's @c stop, even if the hooks change meanwhile; threads
+ * already running are not affected by the change.
+ *
+ * @c start runs before the thread has touched its object and @c stop after it has left it:
+ * neither may call functions of the object the thread belongs to (its pool or loop), whose
+ * internal lock a thread joining this one may hold. Other libswarm calls are fine. The object
+ * waits for neither hook to start working (a slow @c start delays only that thread's first
+ * task), but a call that retires threads (swarm_pool_stop, swarm_pool_destroy,
+ * swarm_pool_resize, swarm_reconcile_stop, swarm_reconcile_destroy) joins them and so waits
+ * for their @c stop: a host whose @c stop needs a lock of its own (a Python binding: the GIL)
+ * must not hold it across those calls. A thread killed inside a callback (pthread_exit) runs
+ * no @c stop.
+ *
+ * @param hooks  the hooks, copied; @c hooks->size must be at least the size of this struct in
+ *               the release that introduced it (0.3.0, where it has the four fields above);
+ *               fields a newer header adds beyond those are ignored. NULL: remove.
+ * @return 0; SWARM_EINVAL for a too small @c size.
+ * Thread safety: any thread; serialized with thread creation. Blocking: no. Allocation: none.
+ */
+SWARM_API int swarm_thread_hooks_set(const swarm_thread_hooks *hooks);
+
+/**
+ * Copy the installed hooks to @p out (all fields zero but @c size if none are installed), for
+ * example to chain to them from a new registration.
+ *
+ * @param out  its @c size must be set; fields beyond it are not written.
+ * @return 0; SWARM_EINVAL if @p out is NULL or its @c size is too small.
+ * Thread safety: any thread. Blocking: no.
+ */
+SWARM_API int swarm_thread_hooks_get(swarm_thread_hooks *out);
+
 /*
  * fork(): the contract. In a child process forked while libswarm objects exist, only the
  * parent's calling thread exists, so the library's worker and loop threads are gone and any

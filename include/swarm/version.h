@@ -8,7 +8,7 @@
 #define SWARM_VERSION_H
 
 #define SWARM_VERSION_MAJOR 0
-#define SWARM_VERSION_MINOR 2
+#define SWARM_VERSION_MINOR 3
 #define SWARM_VERSION_PATCH 0
 
 /** Packed 0xMMmmpp form of the version this header describes; compare with swarm_version(). */

@@ -14,6 +14,7 @@ Threading: the library is loaded with ctypes.CDLL, so every blocking C call rele
 C threads that call back into Python (engines, observe/actuate callbacks) take it.
 """
 from ._lib import EXPECTED_MAJOR, lib_path, has_symbol
+from . import _threads  # noqa: F401  (keeps Python thread states on library threads)
 from .errors import *  # noqa: F401,F403
 from .errors import ERROR_TABLE, SwarmError, HandleClosed
 from .common import (Allocator, CancelToken, WAIT_FOREVER, library_path, now_ns, version,

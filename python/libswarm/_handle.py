@@ -91,83 +91,11 @@ def to_ns(timeout: Optional[float], name: str = "timeout") -> int:
     return int(timeout * 1e9)
 
 
-# -- Python thread states for the library's own threads ---------------------------------------
-# A ctypes callback on a thread Python did not create (a pool worker, a reconcile loop) gets a
-# brand-new PyThreadState per call, deleted on return: with its frame data stack that is an
-# mmap/munmap pair and more per call, which measured 330 us per callback on the loaded test
-# machine against 1.4 us with a kept thread state. pin_thread() keeps one per such thread (an
-# extra PyGILState_Ensure; the GIL itself is released between callbacks as usual). A pinned
-# state outlives its thread; reap_threads() deletes those of threads that have exited (their
-# Linux thread id is gone from /proc/self/task), under the GIL. It runs whenever a new thread
-# is pinned and after a pool or loop stops, so resize/stop cycles leave nothing behind.
-
-_pinned = threading.local()
-_pins: "dict[int, int]" = {}          # native thread id -> PyThreadState*
-_pins_lock = threading.Lock()
-_pin_ok = False
-try:
-    import ctypes as _ct
-    _gs_ensure = _ct.pythonapi.PyGILState_Ensure
-    _gs_ensure.argtypes = []
-    _gs_ensure.restype = _ct.c_int
-    _ts_get = _ct.pythonapi.PyThreadState_Get
-    _ts_get.argtypes = []
-    _ts_get.restype = _ct.c_void_p
-    _ts_clear = _ct.pythonapi.PyThreadState_Clear
-    _ts_clear.argtypes = [_ct.c_void_p]
-    _ts_clear.restype = None
-    _ts_delete = _ct.pythonapi.PyThreadState_Delete
-    _ts_delete.argtypes = [_ct.c_void_p]
-    _ts_delete.restype = None
-    # Off unless asked for: deleting the kept states of exited threads crashed the interpreter
-    # (SIGSEGV in the registry create/drop test, reproduced in the lead's merged tree). Until
-    # that is understood, callbacks on library threads take the slow, safe path.
-    _pin_ok = (os.environ.get("LIBSWARM_PIN_THREADS") == "1" and
-               os.path.isdir("/proc/self/task") and hasattr(threading, "get_native_id"))
-except AttributeError:  # pragma: no cover - no pythonapi (not CPython)
-    _pin_ok = False
-
-
-def pin_thread() -> None:
-    """Called first thing by every trampoline: keep this thread's Python thread state if the
-    thread is one of the library's (not created by Python). Cheap after the first call."""
-    if getattr(_pinned, "done", False):
-        return
-    _pinned.done = True
-    if not _pin_ok:
-        return
-    t = threading._active.get(threading.get_ident())  # type: ignore[attr-defined]
-    if t is not None and not isinstance(t, threading._DummyThread):  # type: ignore[attr-defined]
-        return   # a Python thread: its state is Python's business
-    _gs_ensure()
-    with _pins_lock:
-        _pins[threading.get_native_id()] = _ts_get()
-
-
 def on_library_thread() -> bool:
     """Whether the calling thread was created by libswarm (a pool worker, a reconcile loop)
     rather than by Python. Joining library threads from one of them could wait for itself."""
     t = threading._active.get(threading.get_ident())  # type: ignore[attr-defined]
     return t is None or isinstance(t, threading._DummyThread)  # type: ignore[attr-defined]
-
-
-def reap_threads() -> int:
-    """Delete the kept thread states of library threads that have exited; returns how many.
-    Needs the GIL; does nothing on a library thread (deleting runs finalizers)."""
-    if not _pins or on_library_thread():
-        return 0
-    try:
-        alive = {int(x) for x in os.listdir("/proc/self/task")}
-    except OSError:  # pragma: no cover
-        return 0
-    with _pins_lock:
-        dead = [(tid, ts) for tid, ts in _pins.items() if tid not in alive]
-        for tid, _ts in dead:
-            del _pins[tid]
-    for _tid, ts in dead:
-        _ts_clear(ts)
-        _ts_delete(ts)
-    return len(dead)
 
 
 # -- Ctrl-C during blocking calls -----------------------------------------------------------
@@ -259,7 +187,6 @@ def _after_fork_in_child() -> None:
         h._lock = threading.Lock()
         h._finalizer.detach()
     _live.clear()
-    _pins.clear()   # the fork already deleted every other thread's state
 
 
 if hasattr(os, "register_at_fork"):

@@ -46,6 +46,7 @@ import ctypes
 import dataclasses
 import enum
 import itertools
+import struct
 import logging
 import threading
 import weakref
@@ -54,7 +55,7 @@ from ctypes import (CFUNCTYPE, POINTER, Structure, byref, c_char_p, c_double, c_
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 
 from . import errors
-from ._handle import _Handle, to_ns, pin_thread
+from ._handle import _Handle, to_ns
 from ._lib import cfunc
 from .chan import stats_dict
 from .common import Allocator, CancelToken, alloc_arg, now_ns, swarm_allocator
@@ -105,6 +106,13 @@ class swarm_request(Structure):
     ]
 
 
+#: swarm_request as raw bytes, for the trampolines (checked against the mirror below).
+_REQ = struct.Struct("=IiQQQqQQQddIIQQ")
+assert _REQ.size == ctypes.sizeof(swarm_request), "swarm_request layout changed"
+_string_at = ctypes.string_at
+_RLock = threading.RLock
+
+
 class swarm_response_opts(Structure):
     _fields_ = [
         ("size", c_uint32),
@@ -134,9 +142,10 @@ class swarm_response_info(Structure):
     ]
 
 
-INFER_FN = CFUNCTYPE(c_int, c_void_p, POINTER(swarm_request), c_void_p)
-INFER_BATCH_FN = CFUNCTYPE(c_int, c_void_p, POINTER(POINTER(swarm_request)), POINTER(c_void_p),
-                           c_size_t)
+# The request arrives as a plain address (c_void_p), not POINTER(swarm_request): the trampoline
+# reads it in one struct unpack (_REQ) instead of a ctypes object per field.
+INFER_FN = CFUNCTYPE(c_int, c_void_p, c_void_p, c_void_p)
+INFER_BATCH_FN = CFUNCTYPE(c_int, c_void_p, POINTER(c_void_p), POINTER(c_void_p), c_size_t)
 CANCEL_FN = CFUNCTYPE(c_int, c_void_p, c_uint64)
 HEALTH_FN = CFUNCTYPE(c_int, c_void_p)
 DESTROY_FN = CFUNCTYPE(None, c_void_p)
@@ -656,7 +665,6 @@ _cb_keys = itertools.count(1)
 
 
 def _stream_tramp(ctx: Optional[int], rid: int, chunk: Optional[int], n: int) -> int:
-    pin_thread()
     try:
         fn = _streams.get(ctx or 0)
         if fn is None:
@@ -669,7 +677,6 @@ def _stream_tramp(ctx: Optional[int], rid: int, chunk: Optional[int], n: int) ->
 
 
 def _complete_tramp(ctx: Optional[int], req: Any, resp: Optional[int]) -> None:
-    pin_thread()
     try:
         fn = _completes.get(ctx or 0)
         if fn is not None:
@@ -939,26 +946,22 @@ class Request:
                  "temperature", "top_p", "max_tokens", "seed", "extras", "_req", "_resp",
                  "_lock")
 
-    def __init__(self, req_p: Any, resp: Optional[int]) -> None:
-        r = req_p.contents
-        self.id = r.id
-        self.priority = r.priority
-        self.payload = ctypes.string_at(r.payload, r.payload_len) if r.payload_len else b""
-        self.deadline_ns = r.deadline_ns
-        self.user = r.user
-        p = r.params
-        self.model_version = p.model_version.decode() if p.model_version else None
-        self.temperature = p.temperature
-        self.top_p = p.top_p
-        self.max_tokens = p.max_tokens
-        self.seed = p.seed
+    def __init__(self, req: int, resp: Optional[int]) -> None:
+        (_size, self.priority, self.id, payload, plen, self.deadline_ns, _cancel, user,
+         model, self.temperature, self.top_p, self.max_tokens, n_extras, self.seed,
+         extras) = _REQ.unpack(_string_at(req, _REQ.size))
+        self.payload = _string_at(payload, plen) if plen else b""
+        self.user = user or None
+        self.model_version = _string_at(model).decode() if model else None
         self.extras = {}
-        for i in range(p.n_extras if p.extras else 0):
-            kv = p.extras[i]
-            self.extras[(kv.key or b"").decode()] = (kv.value or b"").decode()
-        self._req = req_p
+        if n_extras and extras:
+            kvs = ctypes.cast(extras, POINTER(swarm_kv))
+            for i in range(n_extras):
+                kv = kvs[i]
+                self.extras[(kv.key or b"").decode()] = (kv.value or b"").decode()
+        self._req = req
         self._resp = resp
-        self._lock = threading.RLock()   # reentrant: a stream callback may write again
+        self._lock = _RLock()   # reentrant: a stream callback may write again
 
     def _end(self) -> None:
         with self._lock:
@@ -980,7 +983,7 @@ class Request:
             req = self._req
             if req is None:
                 raise errors.WrongState("request view used after its call returned")
-            return _swarm_request_should_stop(req)
+            return _swarm_request_should_stop(ctypes.cast(req, _REQ_P))
 
     def should_stop(self) -> bool:
         """Whether the engine should stop now (token fired or deadline passed)."""
@@ -1195,7 +1198,6 @@ def _skip_cancelled(view: Request) -> bool:
 
 
 def _infer_tramp(self_: Optional[int], req: Any, resp: Optional[int]) -> int:
-    pin_thread()
     st = _py_engines.get(self_ or 0)
     if st is None:
         return errors.InternalError.code
@@ -1218,7 +1220,6 @@ def _infer_tramp(self_: Optional[int], req: Any, resp: Optional[int]) -> int:
 
 
 def _infer_batch_tramp(self_: Optional[int], reqs: Any, resps: Any, n: int) -> int:
-    pin_thread()
     st = _py_engines.get(self_ or 0)
     if st is None:
         return errors.InternalError.code
@@ -1226,7 +1227,7 @@ def _infer_batch_tramp(self_: Optional[int], reqs: Any, resps: Any, n: int) -> i
     _cb_enter()
     try:
         st.count(calls=n)
-        views = [Request(reqs[i], resps[i]) for i in range(n)]
+        views = [Request(reqs[i], resps[i]) for i in range(n)]  # reqs[i]: an address
         live = [v for v in views if not _skip_cancelled(v)]
         if len(live) != n:
             if not live:
@@ -1269,7 +1270,6 @@ def _infer_batch_tramp(self_: Optional[int], reqs: Any, resps: Any, n: int) -> i
 
 
 def _cancel_tramp(self_: Optional[int], rid: int) -> int:
-    pin_thread()
     st = _py_engines.get(self_ or 0)
     if st is None or not st.has_cancel:
         return errors.NotSupported.code
@@ -1281,7 +1281,6 @@ def _cancel_tramp(self_: Optional[int], rid: int) -> int:
 
 
 def _health_tramp(self_: Optional[int]) -> int:
-    pin_thread()
     st = _py_engines.get(self_ or 0)
     if st is None:
         return errors.InternalError.code
@@ -1299,7 +1298,6 @@ def _health_tramp(self_: Optional[int]) -> int:
 
 
 def _destroy_tramp(self_: Optional[int]) -> None:
-    pin_thread()
     st = _py_engines.pop(self_ or 0, None)
     if st is None:
         return

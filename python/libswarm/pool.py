@@ -35,8 +35,7 @@ from ctypes import (CFUNCTYPE, POINTER, Structure, byref, c_double, c_int, c_int
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 from . import errors
-from ._handle import (Interrupted, _Handle, on_library_thread, pin_thread, reap_threads,
-                      to_ns)
+from ._handle import Interrupted, _Handle, on_library_thread, to_ns
 from ._lib import cfunc
 from .chan import Channel, stats_dict
 from .chan import _swarm_chan_try_send_fast as _try_send
@@ -69,7 +68,8 @@ class swarm_pool_result(Structure):
     ]
 
 
-RESULT_FN = CFUNCTYPE(None, c_void_p, POINTER(swarm_pool_result))
+# The result arrives as a plain address: the trampoline reads it in one unpack (_RESULT).
+RESULT_FN = CFUNCTYPE(None, c_void_p, c_void_p)
 WARMUP_FN = CFUNCTYPE(c_int, c_void_p, c_uint32, c_void_p)
 
 
@@ -164,6 +164,11 @@ def _swarm_pool_observe(p, target_per_worker, activation, obs) -> int:
 
 _TASK = struct.Struct("=QQQQqqiIQ")  # ... priority, reserved_, params (NULL: defaults)
 assert _TASK.size == ctypes.sizeof(swarm_task), "swarm_task layout changed"
+#: swarm_pool_result as raw bytes: size, status, worker, batch, task (9), start, end,
+#: output_len, response, output, owned, reserved2_.
+_RESULT = struct.Struct("=IiII" + _TASK.format[1:] + "qqQQQII")
+assert _RESULT.size == ctypes.sizeof(swarm_pool_result), "swarm_pool_result layout changed"
+_string_at = ctypes.string_at
 _probe = b"probe"
 #: Offset of a bytes object's data from id(obj) (CPython: PyBytesObject.ob_sval).
 _BYTES_DATA = ctypes.cast(ctypes.c_char_p(_probe), c_void_p).value - id(_probe)
@@ -281,42 +286,43 @@ def _failure(t: _Task, pr: PoolResult) -> BaseException:
     return exc
 
 
-def _result_tramp(ctx: Optional[int], res_p: Any) -> None:
-    pin_thread()
+def _result_tramp(ctx: Optional[int], res: Optional[int]) -> None:
     _eng._cb_enter()
     try:
         st = _state(ctx)
-        if st is None or not res_p:
+        if st is None or not res:
             return
-        r = res_p.contents
-        key = r.task.user or 0
+        (_size, status, worker, batch, tid, _payload, _plen, key, enqueued, _dl, _prio, _r,
+         _params, start, end, out_len, response, output, _owned, _r2) = \
+            _RESULT.unpack(_string_at(res, _RESULT.size))
+        key = key or 0
         t = st.pop(key)
         if t is None:
             st.duplicates += 1
-            log.error("pool delivered a task the table does not hold (id %d)", r.task.id)
+            log.error("pool delivered a task the table does not hold (id %d)", tid)
             return
-        out = b""
+        out = _string_at(output, out_len) if output and out_len else b""
         err = ""
-        if r.response:
-            n = c_size_t()
-            p = _swarm_response_data(r.response, byref(n))
-            out = ctypes.string_at(p, n.value) if p and n.value else b""
-            err = (_swarm_response_error_message(r.response) or b"").decode("utf-8", "replace")
-        pr = PoolResult(t.id, r.status, out, err, r.worker, r.batch, r.start_ns, r.end_ns,
-                        r.task.enqueued_ns, t.user)
+        if status < 0 and response:
+            err = (_swarm_response_error_message(response) or b"").decode("utf-8", "replace")
+        pr = PoolResult(t.id, status, out, err, worker, batch, start, end, enqueued, t.user)
         pr.key = key
         st.delivered += 1
         f = t.future
-        if not f.done():
-            if not t.started:
+        if not t.started:
+            try:
                 t.start()
-            if not f.cancelled():
-                if r.status < 0:
-                    f.set_exception(_failure(t, pr))
-                else:
-                    f.set_result(pr)
-        elif r.status < 0:
-            _eng.take_exception(key)
+            except RuntimeError:     # already finished (closed meanwhile): nothing to start
+                pass
+        # set_result/set_exception refuse a cancelled or finished future (InvalidStateError):
+        # one lock round instead of asking done() and cancelled() first.
+        try:
+            if status < 0:
+                f.set_exception(_failure(t, pr))
+            else:
+                f.set_result(pr)
+        except concurrent.futures.InvalidStateError:
+            pass                     # cancelled or finished already; _failure took the error
         if st.on_result is not None:
             st.on_result(pr)
     except BaseException:  # never into C
@@ -326,7 +332,6 @@ def _result_tramp(ctx: Optional[int], res_p: Any) -> None:
 
 
 def _warmup_tramp(ctx: Optional[int], worker: int, cancel: Optional[int]) -> int:
-    pin_thread()
     _eng._cb_enter()
     st = None
     try:
@@ -361,7 +366,6 @@ def _destroy_pool(ptr: int, key: int, engine_ptr: int, st_ref: Any, *_keep: Any)
         return
     _swarm_pool_destroy(ptr)      # stops (joins workers) if needed
     _swarm_engine_destroy(engine_ptr)   # the reference the pool took
-    reap_threads()                # the Python thread states kept for the joined workers
     _pools.pop(key, None)
     st = st_ref()
     if st is not None:
@@ -617,7 +621,6 @@ class Pool(_Handle):
         if n < 0:
             raise errors.InvalidArgument("n must be >= 0")
         errors.check(self._call(_swarm_pool_resize, n))
-        reap_threads()
 
     @property
     def target(self) -> int:
@@ -675,7 +678,6 @@ class Pool(_Handle):
         n = errors.check(self._interruptible(
             lambda: self._call(_swarm_pool_stop, tns, left, cap, byref(n_left)), "stop"))
         self._stopped = True
-        reap_threads()
         out: List[Tuple[int, bytes, Any]] = []
         tasks = [left[i] for i in range(n)]
         # Any beyond the buffer stay in the (closed) input channel: take them too.

@@ -28,7 +28,7 @@ from ctypes import CFUNCTYPE, POINTER, Structure, byref, c_double, c_int, c_int3
 from typing import Any, Callable, Dict, Optional
 
 from . import errors
-from ._handle import _Handle, on_library_thread, pin_thread, reap_threads
+from ._handle import _Handle, on_library_thread
 from ._lib import cfunc
 from .chan import stats_dict
 from .common import Allocator, alloc_arg, now_ns, swarm_allocator
@@ -159,7 +159,6 @@ _loop_keys = itertools.count(1)
 
 
 def _observe_tramp(ctx: Optional[int], obs_p: Any) -> int:
-    pin_thread()
     st = _loops.get(ctx or 0)
     if st is None:
         return errors.InternalError.code
@@ -178,7 +177,6 @@ def _observe_tramp(ctx: Optional[int], obs_p: Any) -> int:
 
 
 def _actuate_tramp(ctx: Optional[int], desired: int, dec_p: Any) -> int:
-    pin_thread()
     st = _loops.get(ctx or 0)
     if st is None:
         return errors.InternalError.code
@@ -206,7 +204,6 @@ def _destroy_loop(ptr: int, key: int, policy: Policy, *_keep: Any) -> None:
                          name="libswarm-loop-reaper", daemon=True).start()
         return
     _swarm_reconcile_destroy(ptr)  # stops and joins the thread first
-    reap_threads()
     _loops.pop(key, None)
     policy._owned_by_loop = max(0, getattr(policy, "_owned_by_loop", 0) - 1)
 

@@ -49,6 +49,7 @@ import itertools
 import struct
 import logging
 import threading
+import types
 import weakref
 from ctypes import (CFUNCTYPE, POINTER, Structure, byref, c_char_p, c_double, c_int, c_int32,
                     c_int64, c_size_t, c_uint32, c_uint64, c_void_p)
@@ -111,6 +112,8 @@ _REQ = struct.Struct("=IiQQQqQQQddIIQQ")
 assert _REQ.size == ctypes.sizeof(swarm_request), "swarm_request layout changed"
 _string_at = ctypes.string_at
 _RLock = threading.RLock
+#: Request.extras when the request has none: shared, so read-only.
+_NO_EXTRAS: Mapping[str, str] = types.MappingProxyType({})
 
 
 class swarm_response_opts(Structure):
@@ -934,7 +937,8 @@ class Request:
     """What a Python engine's ``infer`` receives: a snapshot of the C request plus the methods
     that act on the response being served. Attributes: ``id``, ``priority``, ``payload``
     (bytes), ``deadline_ns`` (0: none), ``user`` (int or None), ``model_version``,
-    ``temperature``, ``top_p``, ``max_tokens``, ``seed``, ``extras`` (dict).
+    ``temperature``, ``top_p``, ``max_tokens``, ``seed``, ``extras`` (a mapping; read-only
+    and shared when the request has none).
 
     The methods are valid only while the call runs. Each holds the view's lock across its
     check and its C call, and the trampoline takes the same lock to end the view before it
@@ -953,12 +957,12 @@ class Request:
         self.payload = _string_at(payload, plen) if plen else b""
         self.user = user or None
         self.model_version = _string_at(model).decode() if model else None
-        self.extras = {}
         if n_extras and extras:
             kvs = ctypes.cast(extras, POINTER(swarm_kv))
-            for i in range(n_extras):
-                kv = kvs[i]
-                self.extras[(kv.key or b"").decode()] = (kv.value or b"").decode()
+            self.extras = {(kvs[i].key or b"").decode(): (kvs[i].value or b"").decode()
+                           for i in range(n_extras)}
+        else:
+            self.extras = _NO_EXTRAS
         self._req = req
         self._resp = resp
         self._lock = _RLock()   # reentrant: a stream callback may write again
@@ -1138,8 +1142,8 @@ class _PyEngineState:
     """What the trampolines need, reachable from the integer key C holds. The Python engine
     object is held weakly when it allows it: the :class:`Engine` handle holds it strongly, so
     an object that owns its own engine forms a plain cycle the garbage collector can free."""
-    __slots__ = ("_obj", "_ref", "name", "has_batch", "has_cancel", "has_health", "calls",
-                 "errors", "lock", "log_level", "seen")
+    __slots__ = ("_obj", "_ref", "name", "has_batch", "has_cancel", "has_health", "ncalls",
+                 "nerrors", "lock", "log_level", "seen")
 
     def __init__(self, obj: Any, name: str, log_level: Optional[int]) -> None:
         try:
@@ -1152,8 +1156,10 @@ class _PyEngineState:
         self.has_batch = callable(getattr(obj, "infer_batch", None))
         self.has_cancel = callable(getattr(obj, "cancel", None))
         self.has_health = callable(getattr(obj, "health", None))
-        self.calls = 0
-        self.errors = 0
+        # Call counts: itertools.count's next() is one atomic step under the GIL, so the
+        # trampolines count without a lock; the value is read back from its state.
+        self.ncalls = itertools.count()
+        self.nerrors = itertools.count()
         self.lock = threading.Lock()   # C threads update the counters concurrently
         self.log_level = log_level
         self.seen: set = set()
@@ -1169,9 +1175,18 @@ class _PyEngineState:
         return o
 
     def count(self, calls: int = 0, errors_: int = 0) -> None:
-        with self.lock:
-            self.calls += calls
-            self.errors += errors_
+        for _ in range(calls):
+            next(self.ncalls)
+        for _ in range(errors_):
+            next(self.nerrors)
+
+    @property
+    def calls(self) -> int:
+        return int(repr(self.ncalls)[6:-1])     # "count(N)"
+
+    @property
+    def errors(self) -> int:
+        return int(repr(self.nerrors)[6:-1])
 
 
 #: key -> state of every Python engine C still references. The key is the engine's `void *self`.
@@ -1202,11 +1217,12 @@ def _infer_tramp(self_: Optional[int], req: Any, resp: Optional[int]) -> int:
     if st is None:
         return errors.InternalError.code
     view = None
-    _cb_enter()
+    tls = _tls
+    tls.depth = getattr(tls, "depth", 0) + 1
     try:
-        st.count(calls=1)
+        next(st.ncalls)
         view = Request(req, resp)
-        if _skip_cancelled(view):
+        if view.user is not None and _skip_cancelled(view):
             return errors.Canceled.code
         rc = _emit(view, st.obj.infer(view))
         return rc if rc < 0 else 0
@@ -1214,7 +1230,7 @@ def _infer_tramp(self_: Optional[int], req: Any, resp: Optional[int]) -> int:
         st.count(errors_=1)
         return _fail(view, exc, "infer", st)
     finally:
-        _cb_leave()
+        tls.depth -= 1
         if view is not None:
             view._end()
 

@@ -13,10 +13,13 @@ optional Python ``user`` object. Only an integer key crosses into C (the task's 
 the pool's task table maps it back, so nothing is lost or leaked across resize and stop.
 
 Threading: ``submit`` may be called from any thread; it blocks (GIL released) while the input
-queue is full unless a timeout says otherwise. Results are delivered on the C worker thread that
-ran the task, holding the GIL: the future is completed there and ``on_result(result)`` (if given)
-is called there; exceptions from ``on_result`` are logged, never propagated into C. ``stop`` and
-``close`` block (GIL released) until every worker has left.
+queue is full unless a timeout says otherwise. The C workers send results into a result channel
+(no GIL needed); one Python thread per pool, the result thread ("libswarm-pool-results"),
+receives them in batches, completes the futures and calls ``on_result(result)`` (if given),
+in completion order; exceptions from ``on_result`` are logged. So a worker takes the GIL once
+per task (for a Python engine), not twice, and never waits for a slow ``on_result`` unless the
+result channel is full. ``stop`` and ``close`` block (GIL released) until every worker has left
+and every result has been delivered.
 """
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ import dataclasses
 import itertools
 import logging
 import struct
+import sys
 import threading
 import time
 import weakref
@@ -38,6 +42,7 @@ from . import errors
 from ._handle import Interrupted, _Handle, on_library_thread, to_ns
 from ._lib import cfunc
 from .chan import Channel, stats_dict
+from .chan import _swarm_chan_close, _swarm_chan_recv_batch
 from .chan import _swarm_chan_try_send_fast as _try_send
 from .common import _swarm_now_ns as _now_ns
 from .common import Allocator, alloc_arg, swarm_allocator
@@ -152,6 +157,12 @@ def _swarm_pool_result_release(p, r) -> int:
     """Give an owned output (result channel) back to the pool."""
 
 
+@cfunc("swarm_pool_result_release", [c_void_p, c_void_p], c_int, keep_gil=True)
+def _release_at(p, r_addr) -> int:
+    """swarm_pool_result_release on a result given by address (the result thread's buffer);
+    never blocks, so the GIL stays held."""
+
+
 @cfunc("swarm_pool_take_undelivered", [c_void_p, POINTER(swarm_pool_result), c_size_t], c_int)
 def _swarm_pool_take_undelivered(p, out, cap) -> int:
     """After stop: results the result channel could not take."""
@@ -177,7 +188,7 @@ id_ = id
 _EAGAIN = errors.WouldBlock.code
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(**({"slots": True} if sys.version_info >= (3, 10) else {}))
 class PoolResult:
     """The outcome of one task: ``status`` 0 or a negative swarm_err, the engine's ``output``
     (copied), ``error`` message, the worker slot, batch size and engine-call times (ns)."""
@@ -286,15 +297,15 @@ def _failure(t: _Task, pr: PoolResult) -> BaseException:
     return exc
 
 
-def _result_tramp(ctx: Optional[int], res: Optional[int]) -> None:
-    _eng._cb_enter()
+def _deliver(st: Optional[_PoolState], buf: Any, off: int) -> None:
+    """Deliver the swarm_pool_result at byte offset ``off`` of ``buf``: complete its future and
+    call on_result. Runs on the result thread, GIL held; never raises."""
     try:
-        st = _state(ctx)
-        if st is None or not res:
+        if st is None:
             return
         (_size, status, worker, batch, tid, _payload, _plen, key, enqueued, _dl, _prio, _r,
          _params, start, end, out_len, response, output, _owned, _r2) = \
-            _RESULT.unpack(_string_at(res, _RESULT.size))
+            _RESULT.unpack_from(buf, off)
         key = key or 0
         t = st.pop(key)
         if t is None:
@@ -305,8 +316,7 @@ def _result_tramp(ctx: Optional[int], res: Optional[int]) -> None:
         err = ""
         if status < 0 and response:
             err = (_swarm_response_error_message(response) or b"").decode("utf-8", "replace")
-        pr = PoolResult(t.id, status, out, err, worker, batch, start, end, enqueued, t.user)
-        pr.key = key
+        pr = PoolResult(t.id, status, out, err, worker, batch, start, end, enqueued, t.user, key)
         st.delivered += 1
         f = t.future
         if not t.started:
@@ -325,10 +335,8 @@ def _result_tramp(ctx: Optional[int], res: Optional[int]) -> None:
             pass                     # cancelled or finished already; _failure took the error
         if st.on_result is not None:
             st.on_result(pr)
-    except BaseException:  # never into C
+    except BaseException:  # the result thread must go on
         log.exception("pool result callback raised")
-    finally:
-        _eng._cb_leave()
 
 
 def _warmup_tramp(ctx: Optional[int], worker: int, cancel: Optional[int]) -> int:
@@ -353,18 +361,77 @@ def _warmup_tramp(ctx: Optional[int], worker: int, cancel: Optional[int]) -> int
         _eng._cb_leave()
 
 
-_RESULT_TRAMP = RESULT_FN(_result_tramp)
 _WARMUP_TRAMP = WARMUP_FN(_warmup_tramp)
 
+#: Results the result thread takes per receive, and the result channel's capacity.
+_RESULT_BATCH = 256
+_RESULT_CAPACITY = 1024
+_collector_tls = threading.local()
 
-def _destroy_pool(ptr: int, key: int, engine_ptr: int, st_ref: Any, *_keep: Any) -> None:
-    if _eng.in_callback() or on_library_thread():
-        # Collected (or closed by the finalizer) on one of the library's own worker threads:
-        # joining the workers from here would wait for itself. Finish on a helper thread.
-        threading.Thread(target=_destroy_pool, args=(ptr, key, engine_ptr, st_ref) + _keep,
+
+def _collect(key: int, pool_ptr: int, ch: int) -> None:
+    """A pool's result thread: receive results in batches (GIL released while waiting), deliver
+    each (future, on_result) and give its output back to the pool. Ends when the result channel
+    is closed and drained (stop/close close it once the workers have left). Holds no reference to
+    the Pool, so a dropped Pool is still collected."""
+    _collector_tls.active = True
+    buf = (swarm_pool_result * _RESULT_BATCH)()
+    base = ctypes.addressof(buf)
+    while True:
+        n = _swarm_chan_recv_batch(ch, buf, _RESULT_BATCH, 1, 0, -1, None)
+        if n <= 0:
+            return       # SWARM_ECLOSED: closed and drained
+        _deliver_all(key, pool_ptr, buf, base, n)
+
+
+def _deliver_all(key: int, pool_ptr: int, buf: Any, base: int, n: int) -> None:
+    """Deliver n results from buf, then give each one's output back to the pool. Counts as a
+    callback (in_callback()), so on_result cannot stop or close its own pool."""
+    st = _state(key)
+    size = _RESULT.size
+    _eng._cb_enter()
+    try:
+        for i in range(n):
+            _deliver(st, buf, i * size)
+            _release_at(pool_ptr, base + i * size)
+    finally:
+        _eng._cb_leave()
+
+
+def _finish_results(key: int, pool_ptr: int, ch: int, collector: threading.Thread) -> None:
+    """After the C pool has stopped (its workers have sent everything): close the result channel,
+    wait for the result thread to deliver what is in it, then deliver what the pool held back
+    (results a stop deadline kept out of a full channel)."""
+    _swarm_chan_close(ch)
+    if collector is not threading.current_thread() and collector.ident is not None:
+        collector.join()
+    held = (swarm_pool_result * 64)()
+    base = ctypes.addressof(held)
+    while True:
+        n = _swarm_pool_take_undelivered(pool_ptr, held, 64)
+        if n <= 0:
+            return
+        _deliver_all(key, pool_ptr, held, base, n)
+
+
+def _on_result_thread() -> bool:
+    return getattr(_collector_tls, "active", False)
+
+
+def _destroy_pool(ptr: int, key: int, engine_ptr: int, st_ref: Any, results: Channel,
+                  collector: threading.Thread, *_keep: Any) -> None:
+    if _eng.in_callback() or on_library_thread() or _on_result_thread():
+        # Collected (or closed by the finalizer) on one of the library's own worker threads or
+        # on the result thread: joining those from here would wait for itself. Finish on a
+        # helper thread.
+        threading.Thread(target=_destroy_pool,
+                         args=(ptr, key, engine_ptr, st_ref, results, collector) + _keep,
                          name="libswarm-pool-reaper", daemon=True).start()
         return
-    _swarm_pool_destroy(ptr)      # stops (joins workers) if needed
+    _swarm_pool_stop(ptr, 0, None, 0, None)   # joins workers (SWARM_ESTATE if stopped already)
+    _finish_results(key, ptr, results._ptr, collector)
+    _swarm_pool_destroy(ptr)
+    results.destroy()
     _swarm_engine_destroy(engine_ptr)   # the reference the pool took
     _pools.pop(key, None)
     st = st_ref()
@@ -384,8 +451,9 @@ class Pool(_Handle):
             reference, so closing the Engine object early is safe.
         config / keywords: :class:`PoolConfig` fields (workers, max_workers, batch_max,
             batch_min, batch_linger, queue_capacity, response_capacity).
-        on_result: optional ``on_result(PoolResult)``, called once per task on the worker
-            thread (GIL held).
+        on_result: optional ``on_result(PoolResult)``, called once per task on the pool's
+            result thread, after the task's future is completed (GIL held). It may submit and
+            resize; stop/close/shutdown(wait=True) from it raise WrongState.
         warmup: optional ``warmup(worker_index)``, run on each new worker before it takes work;
             raise or return a negative code to fail the start.
 
@@ -448,8 +516,9 @@ class Pool(_Handle):
         finally:
             engine._leave()
         o.engine = ep
-        o.on_result = _RESULT_TRAMP
-        o.result_ctx = key
+        self._results = Channel(_RESULT_CAPACITY, ctypes.sizeof(swarm_pool_result),
+                                allocator=allocator)
+        o.results = self._results._ptr
         if warmup is not None:
             o.warmup = _WARMUP_TRAMP
             o.warmup_ctx = key
@@ -462,14 +531,20 @@ class Pool(_Handle):
             _pools.pop(key, None)
             _swarm_engine_destroy(ep)
             self._input.destroy()
+            self._results.destroy()
             errors.raise_for(rc, "swarm_pool_create")
         # The finalizer holds only what C needs until the pool is destroyed (the input channel,
         # the allocator) and a weak reference to the state: no user object, so a service that
         # owns its Pool (and is referenced from on_result or the engine) stays collectable.
-        super().__init__(out.value, _destroy_pool, key, ep, weakref.ref(st), self._input,
-                         allocator)
+        self._collector = threading.Thread(target=_collect,
+                                           args=(key, out.value, self._results._ptr),
+                                           name="libswarm-pool-results", daemon=True)
+        self._collector.start()
+        super().__init__(out.value, _destroy_pool, key, ep, weakref.ref(st), self._results,
+                         self._collector, self._input, allocator)
         self.engine = engine
         self._st = st
+        self._st_key = key
         self._ids = itertools.count(1)
         self._stopped = False
         self._left: List[_Task] = []
@@ -675,8 +750,12 @@ class Pool(_Handle):
         cap = max(1, self.config.queue_capacity)
         left = (swarm_task * cap)()
         n_left = c_uint64()
-        n = errors.check(self._interruptible(
-            lambda: self._call(_swarm_pool_stop, tns, left, cap, byref(n_left)), "stop"))
+        def stop_and_deliver(p: int) -> int:
+            rc = _swarm_pool_stop(p, tns, left, cap, byref(n_left))
+            if rc >= 0:       # every worker has left: deliver every result before returning
+                _finish_results(self._st_key, p, self._results._ptr, self._collector)
+            return rc
+        n = errors.check(self._interruptible(lambda: self._call(stop_and_deliver), "stop"))
         self._stopped = True
         out: List[Tuple[int, bytes, Any]] = []
         tasks = [left[i] for i in range(n)]
@@ -737,7 +816,7 @@ class Pool(_Handle):
             self._release()
 
     def _no_self_wait(self, what: str) -> None:
-        if _eng.in_callback() or on_library_thread():
+        if _eng.in_callback() or on_library_thread() or _on_result_thread():
             raise errors.WrongState(
                 f"Pool.{what} called from inside a pool callback or engine (a library worker "
                 f"thread): it would wait for that worker to finish, i.e. for itself. Call it "

@@ -121,7 +121,10 @@ typedef void (*swarm_response_complete_fn)(void *ctx, const swarm_request *req,
 
 /** Response creation options. Fill with swarm_response_opts_init(). */
 typedef struct swarm_response_opts {
-    uint32_t size;                /**< sizeof(swarm_response_opts) */
+    /** sizeof(swarm_response_opts). Accepted from the 0.1.0 size (the fields through alloc) up; a
+     *  smaller size, a larger one with a nonzero byte past this struct, or one above 4096:
+     *  SWARM_EINVAL. */
+    uint32_t size;
     uint32_t reserved_;           /**< keep 0 */
     uint64_t initial_capacity;    /**< output bytes reserved at create; default 4096 */
     uint64_t max_bytes;           /**< output cap; writes beyond fail with SWARM_ERANGE;
@@ -406,7 +409,10 @@ typedef int (*swarm_sleep_fn)(void *ctx, int64_t ns, swarm_cancel *cancel);
 
 /** Timeout options. */
 typedef struct swarm_timeout_opts {
-    uint32_t size;                /**< sizeof(swarm_timeout_opts) */
+    /** sizeof(swarm_timeout_opts). Accepted from the 0.1.0 size (the fields through alloc) up; a
+     *  smaller size, a larger one with a nonzero byte past this struct, or one above 4096:
+     *  SWARM_EINVAL. */
+    uint32_t size;
     uint32_t reserved_;           /**< keep 0 */
     int64_t timeout_ns;           /**< per-call budget; 0: default 30 s (Polly); < 0: EINVAL */
     swarm_clock_fn clock;         /**< NULL: swarm_now_ns() */
@@ -441,7 +447,10 @@ typedef enum swarm_retry_hints {
 } swarm_retry_hints;
 
 typedef struct swarm_retry_opts {
-    uint32_t size;                /**< sizeof(swarm_retry_opts) */
+    /** sizeof(swarm_retry_opts). Accepted from the 0.1.0 size (the fields through alloc) up; a
+     *  smaller size, a larger one with a nonzero byte past this struct, or one above 4096:
+     *  SWARM_EINVAL. */
+    uint32_t size;
     uint32_t max_attempts;        /**< total attempts, first included, 1..100; default 3;
                                        1: no retry; 0 is rejected with SWARM_EINVAL */
     int64_t base_ns;              /**< backoff base; default 100 ms */
@@ -514,7 +523,10 @@ typedef void (*swarm_breaker_transition_fn)(void *ctx, int from_state, int to_st
 
 /** Breaker options. Defaults from resilience4j / the reference notes. */
 typedef struct swarm_breaker_opts {
-    uint32_t size;             /**< sizeof(swarm_breaker_opts) */
+    /** sizeof(swarm_breaker_opts). Accepted from the 0.1.0 size (the fields through alloc) up; a
+     *  smaller size, a larger one with a nonzero byte past this struct, or one above 4096:
+     *  SWARM_EINVAL. */
+    uint32_t size;
     uint32_t window_kind;      /**< swarm_breaker_window; default COUNT */
     uint32_t window_size;      /**< calls (COUNT) or seconds (TIME), 1..10000; default 100 */
     uint32_t minimum_calls;    /**< outcomes needed before the rate is judged; default 20 */
@@ -590,7 +602,10 @@ SWARM_API int swarm_engine_fallback_create(swarm_engine **out, swarm_engine *pri
 /** Options of the fallback decorator, like the other decorators' (fill with
  *  swarm_fallback_opts_init()). */
 typedef struct swarm_fallback_opts {
-    uint32_t size;                /**< sizeof(swarm_fallback_opts) */
+    /** sizeof(swarm_fallback_opts). Accepted from the 0.2.0 size (the fields through alloc) up; a
+     *  smaller size, a larger one with a nonzero byte past this struct, or one above 4096:
+     *  SWARM_EINVAL. */
+    uint32_t size;
     uint32_t reserved_;           /**< keep 0 */
     const swarm_allocator *alloc; /**< NULL: libc */
 } swarm_fallback_opts;
@@ -622,7 +637,10 @@ typedef enum swarm_split_routing {
 } swarm_split_routing;
 
 typedef struct swarm_split_opts {
-    uint32_t size;                /**< sizeof(swarm_split_opts) */
+    /** sizeof(swarm_split_opts). Accepted from the 0.1.0 size (the fields through alloc) up; a
+     *  smaller size, a larger one with a nonzero byte past this struct, or one above 4096:
+     *  SWARM_EINVAL. */
+    uint32_t size;
     uint32_t sticky;              /**< swarm_split_routing: SWARM_SPLIT_STICKY (default; 0 means
                                        it too): by a hash of the request id, so one id always
                                        lands on one engine; SWARM_SPLIT_RANDOM: per call */
@@ -661,7 +679,10 @@ SWARM_API int swarm_engine_split_get_counts(swarm_engine *e, uint64_t *counts, s
 
 /** Batcher options. Defaults follow Triton's dynamic batcher. */
 typedef struct swarm_batcher_opts {
-    uint32_t size;                   /**< sizeof(swarm_batcher_opts) */
+    /** sizeof(swarm_batcher_opts). Accepted from the 0.1.0 size (the fields through alloc) up; a
+     *  smaller size, a larger one with a nonzero byte past this struct, or one above 4096:
+     *  SWARM_EINVAL. */
+    uint32_t size;
     uint32_t max_batch;              /**< requests per infer_batch call, 1..4096; default 8 */
     int64_t max_wait_ns;             /**< linger after the first request of a batch; default 0
                                           (Triton: no delay, batch what is queued) */
@@ -727,7 +748,10 @@ typedef struct swarm_mock_fault {
 
 /** Mock options. */
 typedef struct swarm_mock_opts {
-    uint32_t size;                  /**< sizeof(swarm_mock_opts) */
+    /** sizeof(swarm_mock_opts). Accepted from the 0.1.0 size (the fields through alloc) up; a
+     *  smaller size, a larger one with a nonzero byte past this struct, or one above 4096:
+     *  SWARM_EINVAL. */
+    uint32_t size;
     uint32_t latency_kind;          /**< swarm_mock_latency; default NONE */
     int64_t latency_ns;             /**< FIXED value, UNIFORM low, LOGNORMAL median */
     int64_t latency_max_ns;         /**< UNIFORM high */

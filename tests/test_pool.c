@@ -218,19 +218,62 @@ static void teardown(swarm_pool *p, swarm_chan *ch, swarm_engine *e, ledger *l)
     ledger_free(l);
 }
 
+/* Warm-up gate: workers wait until released or canceled. */
+typedef struct gate {
+    _Atomic int open;
+    _Atomic int fail;
+    _Atomic int entered;
+    _Atomic int canceled;
+} gate;
+
+static int gated_warmup(void *ctx, uint32_t worker, swarm_cancel *cancel)
+{
+    (void)worker;
+    gate *g = ctx;
+    atomic_fetch_add(&g->entered, 1);
+    while (!atomic_load(&g->open)) {
+        if (swarm_cancel_is_canceled(cancel)) {
+            atomic_fetch_add(&g->canceled, 1);
+            return SWARM_ECANCELED;
+        }
+        sleep_ns(200 * US);
+    }
+    return atomic_load(&g->fail) ? SWARM_EUNAVAILABLE : 0;
+}
+
+static swarm_pool *make_gated_pool(swarm_chan *ch, swarm_engine *e, ledger *l, gate *g,
+                                   uint32_t workers)
+{
+    swarm_pool_opts po;
+    swarm_pool_opts_init(&po);
+    po.input = ch;
+    po.engine = e;
+    po.workers = workers;
+    po.max_workers = 16;
+    po.on_result = on_result;
+    po.result_ctx = l;
+    po.warmup = gated_warmup;
+    po.warmup_ctx = g;
+    swarm_pool *p = NULL;
+    assert_int_equal(swarm_pool_create(&p, &po), 0);
+    return p;
+}
+
 /*
  * The shape most tests share, as a cmocka fixture: a test engine (te), a task channel of .cap
  * slots, a ledger of .n ids and a pool of .workers (batch_max .batch) that reports into the
- * ledger. Each such test declares its shape next to it (<test>_shape) and is registered with
- * POOL_TEST(test); the setup arms the test's watchdog first (tests/helpers.h), so a hang while
- * building or tearing down the fixture names the test too, and the teardown destroys the pool,
- * channel, engine and ledger even when an assertion failed. Tests with another shape build
- * their own.
+ * ledger, optionally with its warm-ups held at a gate (.gated). Each such test declares its shape
+ * next to it (<test>_shape) and is registered with POOL_TEST(test); the setup arms the test's
+ * watchdog first (tests/helpers.h), so a hang while building or tearing down the fixture names the
+ * test too, and the teardown destroys the pool, channel, engine and ledger even when an assertion
+ * failed. Tests with another shape build their own.
  */
 typedef struct pool_shape {
     uint64_t cap;
     size_t n;
     uint32_t workers, batch;
+    int gated;                /* 1: the pool's warm-up waits at the gate g (make_gated_pool) */
+    int gate_open, gate_fail; /* the gate's state before the pool starts */
 } pool_shape;
 
 typedef struct pool_test_info {
@@ -243,6 +286,7 @@ typedef struct pool_fx {
     swarm_engine *e;
     swarm_chan *ch;
     ledger l;
+    gate g;
     swarm_pool *p;
 } pool_fx;
 
@@ -255,7 +299,11 @@ static int pool_setup(void **state)
     f->e = make_engine(&f->te, 0);
     f->ch = make_chan(info->shape->cap);
     ledger_init(&f->l, info->shape->n);
-    f->p = make_pool(f->ch, f->e, &f->l, info->shape->workers, info->shape->batch);
+    const pool_shape *sh = info->shape;
+    atomic_store(&f->g.open, sh->gate_open);
+    atomic_store(&f->g.fail, sh->gate_fail);
+    f->p = sh->gated ? make_gated_pool(f->ch, f->e, &f->l, &f->g, sh->workers)
+                     : make_pool(f->ch, f->e, &f->l, sh->workers, sh->batch);
     *state = f;
     return 0;
 }
@@ -678,59 +726,14 @@ static void test_pool_stop_deadline_cancels_in_flight(void **state)
     assert_int_equal(atomic_load(&f->l.failed), 2); /* the two in flight, canceled */
 }
 
-/* Warm-up gate: workers wait until released or canceled. */
-typedef struct gate {
-    _Atomic int open;
-    _Atomic int fail;
-    _Atomic int entered;
-    _Atomic int canceled;
-} gate;
-
-static int gated_warmup(void *ctx, uint32_t worker, swarm_cancel *cancel)
-{
-    (void)worker;
-    gate *g = ctx;
-    atomic_fetch_add(&g->entered, 1);
-    while (!atomic_load(&g->open)) {
-        if (swarm_cancel_is_canceled(cancel)) {
-            atomic_fetch_add(&g->canceled, 1);
-            return SWARM_ECANCELED;
-        }
-        sleep_ns(200 * US);
-    }
-    return atomic_load(&g->fail) ? SWARM_EUNAVAILABLE : 0;
-}
-
-static swarm_pool *make_gated_pool(swarm_chan *ch, swarm_engine *e, ledger *l, gate *g,
-                                   uint32_t workers)
-{
-    swarm_pool_opts po;
-    swarm_pool_opts_init(&po);
-    po.input = ch;
-    po.engine = e;
-    po.workers = workers;
-    po.max_workers = 16;
-    po.on_result = on_result;
-    po.result_ctx = l;
-    po.warmup = gated_warmup;
-    po.warmup_ctx = g;
-    swarm_pool *p = NULL;
-    assert_int_equal(swarm_pool_create(&p, &po), 0);
-    return p;
-}
-
+static const pool_shape test_pool_warmup_reported_as_starting_shape = {
+    .cap = 64, .n = 50, .workers = 3, .gated = 1};
 static void test_pool_warmup_reported_as_starting(void **state)
 {
-    (void)state;
-    enum { N = 50 };
-    test_engine te;
-    swarm_engine *e = make_engine(&te, 0);
-    swarm_chan *ch = make_chan(64);
-    ledger l;
-    ledger_init(&l, N);
-    gate g;
-    memset(&g, 0, sizeof g);
-    swarm_pool *p = make_gated_pool(ch, e, &l, &g, 3);
+    pool_fx *f = *state;
+    swarm_pool *p = f->p;
+    swarm_chan *ch = f->ch;
+    const uint64_t N = f->l.n;
     for (uint64_t i = 0; i < N; i++) {
         swarm_task t = task_of(i);
         assert_int_equal(swarm_chan_send(ch, &t), 0);
@@ -741,63 +744,45 @@ static void test_pool_warmup_reported_as_starting(void **state)
     assert_int_equal(st.ready, 0);
     assert_int_equal(st.taken, 0); /* starting workers take no work */
     assert_int_equal(st.target, 3);
-    atomic_store(&g.open, 1);
+    atomic_store(&f->g.open, 1);
     assert_true(wait_for(p, pred_done, N));
     assert_true(wait_for(p, pred_ready_idle, 3));
     st = stats_of(p);
     assert_int_equal(st.starting, 0);
     assert_int_equal(swarm_pool_stop(p, SWARM_WAIT_FOREVER, NULL, 0, NULL), 0);
-    ledger_check(&l, NULL);
-    teardown(p, ch, e, &l);
+    ledger_check(&f->l, NULL);
 }
 
+static const pool_shape test_pool_scale_down_cancels_warmup_first_shape = {
+    .cap = 64, .n = 1, .workers = 4, .gated = 1};
 static void test_pool_scale_down_cancels_warmup_first(void **state)
 {
-    (void)state;
-    test_engine te;
-    swarm_engine *e = make_engine(&te, 0);
-    swarm_chan *ch = make_chan(64);
-    ledger l;
-    ledger_init(&l, 1);
-    gate g;
-    memset(&g, 0, sizeof g);
-    swarm_pool *p = make_gated_pool(ch, e, &l, &g, 4);
+    pool_fx *f = *state;
+    swarm_pool *p = f->p;
     assert_int_equal(swarm_pool_resize(p, 1), 0);
     assert_true(wait_for(p, pred_live, 1));
-    assert_int_equal(atomic_load(&g.canceled), 3);
+    assert_int_equal(atomic_load(&f->g.canceled), 3);
     swarm_pool_stats st = stats_of(p);
     assert_int_equal(st.starting, 1);
     assert_int_equal(st.retired, 3);
     assert_int_equal(st.start_failures, 0);
-    atomic_store(&g.open, 1);
+    atomic_store(&f->g.open, 1);
     assert_true(wait_for(p, pred_ready_idle, 1));
-    swarm_pool_destroy(p); /* stop included */
-    swarm_chan_destroy(ch);
-    swarm_engine_destroy(e);
-    ledger_free(&l);
 }
 
+static const pool_shape test_pool_warmup_failure_then_resize_replaces_shape = {
+    .cap = 64, .n = 1, .workers = 2, .gated = 1, .gate_open = 1, .gate_fail = 1};
 static void test_pool_warmup_failure_then_resize_replaces(void **state)
 {
-    (void)state;
-    test_engine te;
-    swarm_engine *e = make_engine(&te, 0);
-    swarm_chan *ch = make_chan(64);
-    ledger l;
-    ledger_init(&l, 1);
-    gate g;
-    memset(&g, 0, sizeof g);
-    atomic_store(&g.fail, 1);
-    atomic_store(&g.open, 1);
-    swarm_pool *p = make_gated_pool(ch, e, &l, &g, 2);
+    pool_fx *f = *state;
+    swarm_pool *p = f->p;
     assert_true(wait_for(p, pred_live, 0));
     swarm_pool_stats st = stats_of(p);
     assert_int_equal(st.start_failures, 2);
     assert_int_equal(st.target, 2);
-    atomic_store(&g.fail, 0);
+    atomic_store(&f->g.fail, 0);
     assert_int_equal(swarm_pool_resize(p, 2), 0); /* level-triggered: same target, replaced */
     assert_true(wait_for(p, pred_ready_idle, 2));
-    teardown(p, ch, e, &l);
 }
 
 static void test_pool_batches_through_infer_batch(void **state)
@@ -1011,27 +996,21 @@ static void test_pool_scale_down_retires_idle_before_busy(void **state)
     ledger_free(&l);
 }
 
+static const pool_shape test_pool_retirement_taken_back_during_warmup_shape = {
+    .cap = 8, .n = 1, .workers = 2, .gated = 1};
 static void test_pool_retirement_taken_back_during_warmup(void **state)
 {
-    (void)state;
-    test_engine te;
-    swarm_engine *e = make_engine(&te, 0);
-    swarm_chan *ch = make_chan(8);
-    ledger l;
-    ledger_init(&l, 1);
-    gate g;
-    memset(&g, 0, sizeof g);
-    swarm_pool *p = make_gated_pool(ch, e, &l, &g, 2);
+    pool_fx *f = *state;
+    swarm_pool *p = f->p;
     for (int i = 0; i < 50; i++) {
         assert_int_equal(swarm_pool_resize(p, 0), 0);
         assert_int_equal(swarm_pool_resize(p, 2), 0);
     }
-    atomic_store(&g.open, 1);
+    atomic_store(&f->g.open, 1);
     assert_true(wait_for(p, pred_ready_idle, 2));
     swarm_pool_stats st = stats_of(p);
     assert_int_equal(st.start_failures, 0); /* canceled warm-ups were retried or retired */
     assert_int_equal(st.live, 2);
-    teardown(p, ch, e, &l);
 }
 
 /* ---- issue 10: lifetimes, tasks, results, the stop hang ----------------------------------- */
@@ -1781,15 +1760,15 @@ int main(void)
         POOL_TEST(test_pool_stop_deadline_returns_the_rest),
         POOL_TEST(test_pool_stop_deadline_small_left_array),
         POOL_TEST(test_pool_stop_deadline_cancels_in_flight),
-        SWARM_TEST(test_pool_warmup_reported_as_starting),
-        SWARM_TEST(test_pool_scale_down_cancels_warmup_first),
-        SWARM_TEST(test_pool_warmup_failure_then_resize_replaces),
+        POOL_TEST(test_pool_warmup_reported_as_starting),
+        POOL_TEST(test_pool_scale_down_cancels_warmup_first),
+        POOL_TEST(test_pool_warmup_failure_then_resize_replaces),
         SWARM_TEST(test_pool_batches_through_infer_batch),
         SWARM_TEST(test_pool_result_channel),
         POOL_TEST(test_pool_stats_small_size_and_idle_counts),
         SWARM_TEST(test_pool_resize_from_callback_during_stop),
         SWARM_TEST(test_pool_scale_down_retires_idle_before_busy),
-        SWARM_TEST(test_pool_retirement_taken_back_during_warmup),
+        POOL_TEST(test_pool_retirement_taken_back_during_warmup),
         SWARM_TEST(test_pool_retains_its_engine),
         SWARM_TEST(test_pool_stop_from_result_callback_is_estate),
         SWARM_TEST(test_pool_stop_from_inside_engine_is_estate),

@@ -37,45 +37,31 @@ static int use_engine(int rc, swarm_engine *e, swarm_engine *inner)
     return rc;
 }
 
-static int try_chan_opts(void *o)
-{
-    swarm_chan *ch = NULL;
-    int rc = swarm_chan_create(&ch, o);
-    swarm_chan_destroy(ch);
-    return rc;
-}
+/* The readers that need nothing else: create, destroy, return the create's code. */
+#define TRY_ALONE(name, type, create, destroy)                                                     \
+    static int try_##name(void *o)                                                                 \
+    {                                                                                              \
+        type *h = NULL;                                                                            \
+        int rc = create(&h, o);                                                                    \
+        destroy(h);                                                                                \
+        return rc;                                                                                 \
+    }
+TRY_ALONE(chan_opts, swarm_chan, swarm_chan_create, swarm_chan_destroy)
+TRY_ALONE(response_opts, swarm_response, swarm_response_create, swarm_response_destroy)
+TRY_ALONE(mock_opts, swarm_engine, swarm_engine_mock_create, swarm_engine_destroy)
+TRY_ALONE(metrics_opts, swarm_metrics, swarm_metrics_create, swarm_metrics_destroy)
 
-static int try_response_opts(void *o)
-{
-    swarm_response *r = NULL;
-    int rc = swarm_response_create(&r, o);
-    swarm_response_destroy(r);
-    return rc;
-}
-
-static int try_timeout_opts(void *o)
-{
-    swarm_engine *in = new_mock(), *e = NULL;
-    return use_engine(swarm_engine_timeout_create(&e, in, o), e, in);
-}
-
-static int try_retry_opts(void *o)
-{
-    swarm_engine *in = new_mock(), *e = NULL;
-    return use_engine(swarm_engine_retry_create(&e, in, o), e, in);
-}
-
-static int try_breaker_opts(void *o)
-{
-    swarm_engine *in = new_mock(), *e = NULL;
-    return use_engine(swarm_engine_breaker_create(&e, in, o), e, in);
-}
-
-static int try_batcher_opts(void *o)
-{
-    swarm_engine *in = new_mock(), *e = NULL;
-    return use_engine(swarm_engine_batcher_create(&e, in, o), e, in);
-}
+/* The decorators that wrap one engine (a mock). */
+#define TRY_WRAPPING(name, create)                                                                 \
+    static int try_##name(void *o)                                                                 \
+    {                                                                                              \
+        swarm_engine *in = new_mock(), *e = NULL;                                                  \
+        return use_engine(create(&e, in, o), e, in);                                               \
+    }
+TRY_WRAPPING(timeout_opts, swarm_engine_timeout_create)
+TRY_WRAPPING(retry_opts, swarm_engine_retry_create)
+TRY_WRAPPING(breaker_opts, swarm_engine_breaker_create)
+TRY_WRAPPING(batcher_opts, swarm_engine_batcher_create)
 
 static int try_fallback_opts(void *o)
 {
@@ -94,22 +80,6 @@ static int try_split_opts(void *o)
     if (rc != 0)
         swarm_engine_destroy(es[1]);
     return use_engine(rc, e, es[0]);
-}
-
-static int try_mock_opts(void *o)
-{
-    swarm_engine *e = NULL;
-    int rc = swarm_engine_mock_create(&e, o);
-    swarm_engine_destroy(e);
-    return rc;
-}
-
-static int try_metrics_opts(void *o)
-{
-    swarm_metrics *m = NULL;
-    int rc = swarm_metrics_create(&m, o);
-    swarm_metrics_destroy(m);
-    return rc;
 }
 
 static int try_policy_opts(void *o)

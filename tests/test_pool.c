@@ -156,21 +156,34 @@ static swarm_task task_of(uint64_t id)
     return t;
 }
 
-static swarm_pool *make_pool(swarm_chan *ch, swarm_engine *e, ledger *l, uint32_t workers,
-                             uint32_t batch)
+/* The options every test pool starts from: the input, the engine, the result ledger. */
+static swarm_pool_opts pool_opts_of(swarm_chan *ch, swarm_engine *e, ledger *l, uint32_t workers,
+                                    uint32_t max_workers)
 {
     swarm_pool_opts po;
     swarm_pool_opts_init(&po);
     po.input = ch;
     po.engine = e;
     po.workers = workers;
-    po.max_workers = 32;
-    po.batch_max = batch;
+    po.max_workers = max_workers;
     po.on_result = on_result;
     po.result_ctx = l;
+    return po;
+}
+
+static swarm_pool *create_pool(const swarm_pool_opts *po)
+{
     swarm_pool *p = NULL;
-    assert_int_equal(swarm_pool_create(&p, &po), 0);
+    assert_int_equal(swarm_pool_create(&p, po), 0);
     return p;
+}
+
+static swarm_pool *make_pool(swarm_chan *ch, swarm_engine *e, ledger *l, uint32_t workers,
+                             uint32_t batch)
+{
+    swarm_pool_opts po = pool_opts_of(ch, e, l, workers, 32);
+    po.batch_max = batch;
+    return create_pool(&po);
 }
 
 static swarm_pool_stats stats_of(swarm_pool *p)
@@ -244,19 +257,10 @@ static int gated_warmup(void *ctx, uint32_t worker, swarm_cancel *cancel)
 static swarm_pool *make_gated_pool(swarm_chan *ch, swarm_engine *e, ledger *l, gate *g,
                                    uint32_t workers)
 {
-    swarm_pool_opts po;
-    swarm_pool_opts_init(&po);
-    po.input = ch;
-    po.engine = e;
-    po.workers = workers;
-    po.max_workers = 16;
-    po.on_result = on_result;
-    po.result_ctx = l;
+    swarm_pool_opts po = pool_opts_of(ch, e, l, workers, 16);
     po.warmup = gated_warmup;
     po.warmup_ctx = g;
-    swarm_pool *p = NULL;
-    assert_int_equal(swarm_pool_create(&p, &po), 0);
-    return p;
+    return create_pool(&po);
 }
 
 /*

@@ -326,7 +326,9 @@ SWARM__OPTS_V1_TABLE(SWARM__V1_STRUCT)
         offsetof(swarm_##name, appended) != 0 ||                                                   \
             sizeof(swarm_##name) == SWARM__OPTS_V1_SIZE(name),                                     \
         "swarm_" #name " grew since " release ": name its first appended field in "                \
-        "SWARM__OPTS_V1_TABLE");
+        "SWARM__OPTS_V1_TABLE");                                                                   \
+    _Static_assert(offsetof(swarm_##name, appended) <= SWARM__OPTS_V1_SIZE(name),                  \
+                   "swarm_" #name ": the table names a later field, not the first appended one");
 SWARM__OPTS_V1_TABLE(SWARM__V1_CHECK)
 
 /* Where the v1 fields end: the first appended field's offset, or the v1 sizeof if none. Below

@@ -48,6 +48,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "opts_v1.h"
 #include "platform.h"
 
 #define EVICT_BIT      (UINT64_C(1) << 63)
@@ -631,8 +632,7 @@ int swarm_chan_create(swarm_chan **out, const swarm_chan_opts *opts)
     swarm_chan_opts_init(&o);
     if (out == NULL)
         return SWARM_EINVAL;
-    if (opts != NULL &&
-        swarm__opts_copy(&o, sizeof o, opts, offsetof(swarm_chan_opts, drop_fn)) != 0)
+    if (opts != NULL && SWARM__OPTS_COPY(chan_opts, &o, opts) != 0)
         return SWARM_EINVAL;
     if (o.capacity == 0 || o.elem_size == 0 || o.elem_size > MAX_ELEM_SIZE ||
         o.full_mode > SWARM_FULL_DROP_WRITE)

@@ -157,13 +157,19 @@ void swarm__free(const swarm_allocator *a, void *p, size_t size)
         a->free(a->ctx, p, size);
 }
 
-int swarm__opts_copy(void *dst, size_t want, const void *src, size_t min_size)
+int swarm__opts_copy(void *dst, size_t want, const void *src, size_t v1_size, size_t v1_end)
 {
     uint32_t given;
     memcpy(&given, src, sizeof given);
-    if (given < min_size)
+    if (given < v1_size || given > SWARM__OPTS_MAX)
         return SWARM_EINVAL;
-    memcpy(dst, src, given < want ? given : want);
+    size_t n = given < want ? given : want;
+    if (given == v1_size)
+        n = v1_end; /* a v1 caller: its tail padding may hold an appended field's bytes */
+    for (size_t i = want; i < given; i++)
+        if (((const unsigned char *)src)[i] != 0)
+            return SWARM_EINVAL; /* a newer caller set a field this library does not have */
+    memcpy(dst, src, n);
     memcpy(dst, &(uint32_t){(uint32_t)want}, sizeof(uint32_t));
     return 0;
 }

@@ -20,21 +20,16 @@
 #include <string.h>
 
 #include "internal.h"
+#include "opts_v1.h"
 #include "swarm/policy.h"
 #include "swarm/pool.h"
 #include "swarm/reconcile.h"
 
-/* The 0.1 sizes: where the first field appended in 0.2 begins. */
-#define POLICY_OPTS_V1    offsetof(swarm_policy_opts, load_wait_ns)
-#define RECONCILE_OPTS_V1 offsetof(swarm_reconcile_opts, max_replicas)
-#define POOL_OPTS_V1      offsetof(swarm_pool_opts, keep_input_open)
-
-#if defined(__x86_64__)
-/* The sizes 0.1 had on x86-64. */
-_Static_assert(POLICY_OPTS_V1 == 384, "swarm_policy_opts 0.1 layout");
-_Static_assert(RECONCILE_OPTS_V1 == 112, "swarm_reconcile_opts 0.1 layout");
-_Static_assert(POOL_OPTS_V1 == 104, "swarm_pool_opts 0.1 layout");
-#endif
+/* The 0.1 sizes come from the one table of first-release layouts (src/opts_v1.h), the same
+ * minimum every *_create() enforces: x86-64 has 384, 112 and 104 bytes. */
+#define POLICY_OPTS_V1    SWARM__OPTS_V1_SIZE(policy_opts)
+#define RECONCILE_OPTS_V1 SWARM__OPTS_V1_SIZE(reconcile_opts)
+#define POOL_OPTS_V1      SWARM__OPTS_V1_SIZE(pool_opts)
 
 #define COMPAT_INIT(type, name, v1_size)                                                           \
     SWARM_API int name##_v02(type *opts);                                                          \

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "engine_internal.h"
+#include "opts_v1.h"
 #include "platform.h"
 
 /* ---- requests ------------------------------------------------------------------------------ */
@@ -58,8 +59,7 @@ int swarm_response_create(swarm_response **out, const swarm_response_opts *opts)
     swarm_response_opts_init(&o);
     if (out == NULL)
         return SWARM_EINVAL;
-    if (opts != NULL &&
-        swarm__opts_copy(&o, sizeof o, opts, offsetof(swarm_response_opts, max_bytes)) != 0)
+    if (opts != NULL && SWARM__OPTS_COPY(response_opts, &o, opts) != 0)
         return SWARM_EINVAL;
     if (o.initial_capacity == 0)
         o.initial_capacity = RESP_DEFAULT_CAP;

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "engine_internal.h"
+#include "opts_v1.h"
 #include "platform.h"
 #include "swarm/chan.h"
 
@@ -212,8 +213,7 @@ int swarm_engine_batcher_create(swarm_engine **out, swarm_engine *inner,
     swarm_batcher_opts_init(&o);
     if (out == NULL || inner == NULL)
         return SWARM_EINVAL;
-    if (opts != NULL &&
-        swarm__opts_copy(&o, sizeof o, opts, offsetof(swarm_batcher_opts, queue_capacity)) != 0)
+    if (opts != NULL && SWARM__OPTS_COPY(batcher_opts, &o, opts) != 0)
         return SWARM_EINVAL;
     if (o.max_batch == 0 || o.max_batch > 4096 || o.max_wait_ns < 0 || o.n_preferred > 32 ||
         (o.n_preferred > 0 && o.preferred_sizes == NULL))

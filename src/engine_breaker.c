@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "engine_internal.h"
+#include "opts_v1.h"
 #include "platform.h"
 
 typedef struct bucket {
@@ -363,8 +364,7 @@ int swarm_engine_breaker_create(swarm_engine **out, swarm_engine *inner,
     swarm_breaker_opts_init(&o);
     if (out == NULL || inner == NULL)
         return SWARM_EINVAL;
-    if (opts != NULL &&
-        swarm__opts_copy(&o, sizeof o, opts, offsetof(swarm_breaker_opts, on_transition)) != 0)
+    if (opts != NULL && SWARM__OPTS_COPY(breaker_opts, &o, opts) != 0)
         return SWARM_EINVAL;
     if (o.window_kind > SWARM_BREAKER_WINDOW_TIME || o.window_size == 0 || o.window_size > 10000 ||
         o.failure_rate_pct == 0 || o.failure_rate_pct > 100 || o.open_ns < 0 || o.slow_call_ns < 0)

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "engine_internal.h"
+#include "opts_v1.h"
 
 typedef struct fallback_engine {
     swarm_engine *primary, *secondary;
@@ -153,9 +154,7 @@ int swarm_engine_fallback_create_ex(swarm_engine **out, swarm_engine *primary,
 {
     swarm_fallback_opts o;
     swarm_fallback_opts_init(&o);
-    if (opts != NULL &&
-        swarm__opts_copy(&o, sizeof o, opts,
-                         offsetof(swarm_fallback_opts, alloc) + sizeof o.alloc) != 0)
+    if (opts != NULL && SWARM__OPTS_COPY(fallback_opts, &o, opts) != 0)
         return SWARM_EINVAL;
     return swarm_engine_fallback_create(out, primary, secondary, o.alloc);
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "engine_internal.h"
+#include "opts_v1.h"
 #include "platform.h"
 
 #define MOCK_MAX_FAULTS 16
@@ -248,7 +249,7 @@ int swarm_engine_mock_create(swarm_engine **out, const swarm_mock_opts *opts)
     swarm_mock_opts_init(&o);
     if (out == NULL)
         return SWARM_EINVAL;
-    if (opts != NULL && swarm__opts_copy(&o, sizeof o, opts, offsetof(swarm_mock_opts, clock)) != 0)
+    if (opts != NULL && SWARM__OPTS_COPY(mock_opts, &o, opts) != 0)
         return SWARM_EINVAL;
     if (o.latency_kind > SWARM_MOCK_LATENCY_LOGNORMAL || o.latency_ns < 0 ||
         (o.latency_kind == SWARM_MOCK_LATENCY_UNIFORM && o.latency_max_ns < o.latency_ns) ||

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "engine_internal.h"
+#include "opts_v1.h"
 
 typedef struct retry_engine {
     swarm_engine *inner;
@@ -279,8 +280,7 @@ int swarm_engine_retry_create(swarm_engine **out, swarm_engine *inner, const swa
     swarm_retry_opts_init(&o);
     if (out == NULL || inner == NULL)
         return SWARM_EINVAL;
-    if (opts != NULL &&
-        swarm__opts_copy(&o, sizeof o, opts, offsetof(swarm_retry_opts, clock)) != 0)
+    if (opts != NULL && SWARM__OPTS_COPY(retry_opts, &o, opts) != 0)
         return SWARM_EINVAL;
     if (o.max_attempts == 0 || o.max_attempts > 100 || o.base_ns < 0 || o.cap_ns < 0 ||
         o.base_ns > o.cap_ns || o.honor_retry_after > SWARM_RETRY_IGNORE_HINTS)

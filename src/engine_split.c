@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "engine_internal.h"
+#include "opts_v1.h"
 #include "platform.h"
 
 #define SPLIT_MAX 256
@@ -198,7 +199,7 @@ int swarm_engine_split_create(swarm_engine **out, swarm_engine *const *engines,
     uint64_t total;
     if (out == NULL || engines == NULL || weights == NULL || n == 0 || n > SPLIT_MAX)
         return SWARM_EINVAL;
-    if (opts != NULL && swarm__opts_copy(&o, sizeof o, opts, offsetof(swarm_split_opts, alloc)))
+    if (opts != NULL && SWARM__OPTS_COPY(split_opts, &o, opts))
         return SWARM_EINVAL;
     if (o.sticky > SWARM_SPLIT_RANDOM || check_weights(weights, n, &total) != 0)
         return SWARM_EINVAL;

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "engine_internal.h"
+#include "opts_v1.h"
 
 typedef struct timeout_engine {
     swarm_engine *inner;
@@ -151,8 +152,7 @@ int swarm_engine_timeout_create(swarm_engine **out, swarm_engine *inner,
     swarm_timeout_opts_init(&o);
     if (out == NULL || inner == NULL)
         return SWARM_EINVAL;
-    if (opts != NULL &&
-        swarm__opts_copy(&o, sizeof o, opts, offsetof(swarm_timeout_opts, clock)) != 0)
+    if (opts != NULL && SWARM__OPTS_COPY(timeout_opts, &o, opts) != 0)
         return SWARM_EINVAL;
     if (o.timeout_ns < 0)
         return SWARM_EINVAL;

@@ -28,9 +28,21 @@ int swarm__alloc_init(swarm_allocator *dst, const swarm_allocator *src);
 void *swarm__alloc(const swarm_allocator *a, size_t size, size_t align);
 void swarm__free(const swarm_allocator *a, void *p, size_t size);
 
-/* Reads an options struct that begins with uint32_t size: copies min(size, want) bytes over a
- * defaulted copy. Returns SWARM_EINVAL if the caller's size cannot hold the first field set. */
-int swarm__opts_copy(void *dst, size_t want, const void *src, size_t min_size);
+/*
+ * Reads the caller's options struct @src (it begins with uint32_t size) over @dst, a copy
+ * already holding the defaults, and sets dst's size to @want (this library's sizeof). Callers go
+ * through SWARM__OPTS_COPY (src/opts_v1.h), which supplies the struct's first-release size
+ * @v1_size and where its v1 fields end, @v1_end. The rule, documented in every public header:
+ *   - size < v1_size (never a real layout) or > SWARM__OPTS_MAX: SWARM_EINVAL, nothing read
+ *     past size;
+ *   - v1_size <= size <= want: the first size bytes are read, the rest keep their defaults
+ *     (exactly v1_size: only up to v1_end, so tail padding is never read as a field);
+ *   - size > want (a newer header): the extra bytes must be zero, else SWARM_EINVAL (the caller
+ *     set a field this library does not know; ignoring it would be silent), as Linux's
+ *     copy_struct_from_user() does.
+ */
+#define SWARM__OPTS_MAX 4096
+int swarm__opts_copy(void *dst, size_t want, const void *src, size_t v1_size, size_t v1_end);
 
 /* The other direction, for get_stats(): copies a library-filled snapshot @src of @have bytes
  * (a struct that begins with uint32_t size) into the caller's @dst, writing only as many bytes

@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "opts_v1.h"
 #include "platform.h"
 #include "swarm/metrics.h"
 
@@ -962,8 +963,7 @@ int swarm_metrics_create(swarm_metrics **out_m, const swarm_metrics_opts *opts)
     swarm_metrics_opts_init(&o);
     if (out_m == NULL)
         return SWARM_EINVAL;
-    if (opts != NULL &&
-        swarm__opts_copy(&o, sizeof o, opts, offsetof(swarm_metrics_opts, alloc)) != 0)
+    if (opts != NULL && SWARM__OPTS_COPY(metrics_opts, &o, opts) != 0)
         return SWARM_EINVAL;
     if (o.max_objects == 0)
         o.max_objects = DEFAULT_MAX_OBJECTS;

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "opts_v1.h"
 #include "policy_internal.h"
 
 #define NS                  SWARM__NS_PER_S
@@ -289,7 +290,7 @@ int swarm_policy_create(swarm_policy **out, const swarm_policy_opts *opts)
     memset(&tmp, 0, sizeof tmp);
     swarm_policy_opts o;
     swarm_policy_opts_init(&o);
-    if (swarm__opts_copy(&o, sizeof o, opts, offsetof(swarm_policy_opts, min_replicas)) < 0)
+    if (SWARM__OPTS_COPY(policy_opts, &o, opts) < 0)
         return SWARM_EINVAL;
     int rc = configure(&tmp, &o);
     if (rc < 0)
@@ -343,7 +344,7 @@ int swarm_policy_update(swarm_policy *p, const swarm_policy_opts *opts)
         return SWARM_EINVAL;
     swarm_policy_opts o;
     swarm_policy_opts_init(&o);
-    if (swarm__opts_copy(&o, sizeof o, opts, offsetof(swarm_policy_opts, min_replicas)) < 0)
+    if (SWARM__OPTS_COPY(policy_opts, &o, opts) < 0)
         return SWARM_EINVAL;
     swarm_policy tmp = *p;
     int rc = configure(&tmp, &o);

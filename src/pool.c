@@ -35,6 +35,7 @@
 #include <time.h>
 
 #include "internal.h"
+#include "opts_v1.h"
 #include "platform.h"
 #include "pool_hist.h"
 #include "pool_internal.h"
@@ -674,8 +675,7 @@ int swarm_pool_create(swarm_pool **out, const swarm_pool_opts *opts)
         return SWARM_EINVAL;
     swarm_pool_opts o;
     swarm_pool_opts_init(&o);
-    int rc = swarm__opts_copy(&o, sizeof o, opts,
-                              offsetof(swarm_pool_opts, engine) + sizeof(swarm_engine *));
+    int rc = SWARM__OPTS_COPY(pool_opts, &o, opts);
     if (rc != 0)
         return rc;
     if (!o.input || !o.engine || o.max_workers == 0 || o.max_workers > POOL_MAX_WORKERS ||

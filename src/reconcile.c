@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "internal.h"
+#include "opts_v1.h"
 #include "platform.h"
 #include "pool_internal.h"
 #include "swarm/reconcile.h"
@@ -110,7 +111,7 @@ int swarm_reconcile_create(swarm_reconcile **out, const swarm_reconcile_opts *op
         return SWARM_EINVAL;
     swarm_reconcile_opts o;
     swarm_reconcile_opts_init(&o);
-    int rc = swarm__opts_copy(&o, sizeof o, opts, offsetof(swarm_reconcile_opts, user));
+    int rc = SWARM__OPTS_COPY(reconcile_opts, &o, opts);
     if (rc != 0)
         return rc;
     if (o.backoff_factor == 0)
@@ -542,8 +543,7 @@ int swarm_reconcile_create_for_pool(swarm_reconcile **out, const swarm_reconcile
         return SWARM_EINVAL;
     swarm_reconcile_pool_opts o;
     swarm_reconcile_pool_opts_init(&o);
-    int rc = swarm__opts_copy(&o, sizeof o, opts,
-                              offsetof(swarm_reconcile_pool_opts, policy) + sizeof(swarm_policy *));
+    int rc = SWARM__OPTS_COPY(reconcile_pool_opts, &o, opts);
     if (rc != 0)
         return rc;
     if (!o.pool || !o.policy || o.manual > 1 || !(o.target_per_worker >= 0) ||
@@ -554,8 +554,7 @@ int swarm_reconcile_create_for_pool(swarm_reconcile **out, const swarm_reconcile
         return rc;
     swarm_reconcile_opts lo;
     swarm_reconcile_opts_init(&lo);
-    if (o.loop &&
-        (rc = swarm__opts_copy(&lo, sizeof lo, o.loop, offsetof(swarm_reconcile_opts, user))) != 0)
+    if (o.loop && (rc = SWARM__OPTS_COPY(reconcile_opts, &lo, o.loop)) != 0)
         return rc;
     swarm_allocator a;
     if ((rc = swarm__alloc_init(&a, lo.alloc)) != 0)

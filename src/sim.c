@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "opts_v1.h"
 #include "swarm/reconcile.h"
 #include "swarm/sim.h"
 
@@ -329,11 +330,12 @@ static void gen_bursts(rowbuf *b, rng *r, double base, double peak, double burst
 int swarm_sim_trace_generate(swarm_sim_trace **out, const swarm_sim_gen_opts *opts,
                              const swarm_allocator *alloc)
 {
-    if (out == NULL || opts == NULL || opts->size < offsetof(swarm_sim_gen_opts, seed))
+    if (out == NULL || opts == NULL)
         return SWARM_EINVAL;
     swarm_sim_gen_opts o;
     swarm_sim_gen_opts_init(&o);
-    memcpy(&o, opts, opts->size < sizeof o ? opts->size : sizeof o);
+    if (SWARM__OPTS_COPY(sim_gen_opts, &o, opts) != 0)
+        return SWARM_EINVAL;
     const double f[] = {o.base_rps, o.peak_rps, o.duration_s, o.period_s, o.burst_s, o.gap_s};
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
         if (!isfinite(f[i]) || f[i] < 0 || (i >= 2 && f[i] > SIM_MAX_SECONDS))
@@ -1027,7 +1029,7 @@ int swarm_sim_create(swarm_sim **out, const swarm_sim_trace *trace, const swarm_
         return SWARM_EINVAL;
     swarm_sim_opts o;
     swarm_sim_opts_init(&o);
-    int rc = swarm__opts_copy(&o, sizeof o, opts, offsetof(swarm_sim_opts, interval_ns));
+    int rc = SWARM__OPTS_COPY(sim_opts, &o, opts);
     if (rc < 0)
         return rc;
     if (o.kind == 0)
@@ -1048,7 +1050,7 @@ int swarm_sim_create(swarm_sim **out, const swarm_sim_trace *trace, const swarm_
     memset(&po, 0, sizeof po);
     if (o.kind == SWARM_SIM_POLICY) {
         swarm_policy_opts_init(&po);
-        rc = swarm__opts_copy(&po, sizeof po, o.policy, offsetof(swarm_policy_opts, alloc));
+        rc = SWARM__OPTS_COPY(policy_opts, &po, o.policy);
         if (rc < 0)
             return rc;
     }

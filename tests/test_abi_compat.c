@@ -13,6 +13,8 @@
 
 #include <swarm/swarm.h>
 
+#include "opts_v1.h"
+
 #define CHECK(c)                                                                                   \
     do {                                                                                           \
         if (!(c)) {                                                                                \
@@ -57,12 +59,13 @@ int main(int argc, char **argv)
         return 1;
     }
     int bad = 0;
-    bad |= one(lib, "swarm_policy_opts_init", offsetof(swarm_policy_opts, load_wait_ns),
+    /* The 0.1 sizes: the library's one table of first-release layouts (src/opts_v1.h). */
+    bad |= one(lib, "swarm_policy_opts_init", SWARM__OPTS_V1_SIZE(policy_opts),
                sizeof(swarm_policy_opts));
-    bad |= one(lib, "swarm_reconcile_opts_init", offsetof(swarm_reconcile_opts, max_replicas),
+    bad |= one(lib, "swarm_reconcile_opts_init", SWARM__OPTS_V1_SIZE(reconcile_opts),
                sizeof(swarm_reconcile_opts));
-    bad |= one(lib, "swarm_pool_opts_init", offsetof(swarm_pool_opts, keep_input_open),
-               sizeof(swarm_pool_opts));
+    bad |=
+        one(lib, "swarm_pool_opts_init", SWARM__OPTS_V1_SIZE(pool_opts), sizeof(swarm_pool_opts));
     /* A 0.1-sized policy opts is accepted and means the defaults for the appended fields. */
     typedef int (*create_fn)(swarm_policy **, const swarm_policy_opts *);
     typedef void (*destroy_fn)(swarm_policy *);

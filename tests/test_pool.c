@@ -156,21 +156,34 @@ static swarm_task task_of(uint64_t id)
     return t;
 }
 
-static swarm_pool *make_pool(swarm_chan *ch, swarm_engine *e, ledger *l, uint32_t workers,
-                             uint32_t batch)
+/* The options every test pool starts from: the input, the engine, the result ledger. */
+static swarm_pool_opts pool_opts_of(swarm_chan *ch, swarm_engine *e, ledger *l, uint32_t workers,
+                                    uint32_t max_workers)
 {
     swarm_pool_opts po;
     swarm_pool_opts_init(&po);
     po.input = ch;
     po.engine = e;
     po.workers = workers;
-    po.max_workers = 32;
-    po.batch_max = batch;
+    po.max_workers = max_workers;
     po.on_result = on_result;
     po.result_ctx = l;
+    return po;
+}
+
+static swarm_pool *create_pool(const swarm_pool_opts *po)
+{
     swarm_pool *p = NULL;
-    assert_int_equal(swarm_pool_create(&p, &po), 0);
+    assert_int_equal(swarm_pool_create(&p, po), 0);
     return p;
+}
+
+static swarm_pool *make_pool(swarm_chan *ch, swarm_engine *e, ledger *l, uint32_t workers,
+                             uint32_t batch)
+{
+    swarm_pool_opts po = pool_opts_of(ch, e, l, workers, 32);
+    po.batch_max = batch;
+    return create_pool(&po);
 }
 
 static swarm_pool_stats stats_of(swarm_pool *p)
@@ -217,6 +230,102 @@ static void teardown(swarm_pool *p, swarm_chan *ch, swarm_engine *e, ledger *l)
     swarm_engine_destroy(e);
     ledger_free(l);
 }
+
+/* Warm-up gate: workers wait until released or canceled. */
+typedef struct gate {
+    _Atomic int open;
+    _Atomic int fail;
+    _Atomic int entered;
+    _Atomic int canceled;
+} gate;
+
+static int gated_warmup(void *ctx, uint32_t worker, swarm_cancel *cancel)
+{
+    (void)worker;
+    gate *g = ctx;
+    atomic_fetch_add(&g->entered, 1);
+    while (!atomic_load(&g->open)) {
+        if (swarm_cancel_is_canceled(cancel)) {
+            atomic_fetch_add(&g->canceled, 1);
+            return SWARM_ECANCELED;
+        }
+        sleep_ns(200 * US);
+    }
+    return atomic_load(&g->fail) ? SWARM_EUNAVAILABLE : 0;
+}
+
+static swarm_pool *make_gated_pool(swarm_chan *ch, swarm_engine *e, ledger *l, gate *g,
+                                   uint32_t workers)
+{
+    swarm_pool_opts po = pool_opts_of(ch, e, l, workers, 16);
+    po.warmup = gated_warmup;
+    po.warmup_ctx = g;
+    return create_pool(&po);
+}
+
+/*
+ * The shape most tests share, as a cmocka fixture: a test engine (te), a task channel of .cap
+ * slots, a ledger of .n ids and a pool of .workers (batch_max .batch) that reports into the
+ * ledger, optionally with its warm-ups held at a gate (.gated). Each such test declares its shape
+ * next to it (<test>_shape) and is registered with POOL_TEST(test); the setup arms the test's
+ * watchdog first (tests/helpers.h), so a hang while building or tearing down the fixture names the
+ * test too, and the teardown destroys the pool, channel, engine and ledger even when an assertion
+ * failed. Tests with another shape build their own.
+ */
+typedef struct pool_shape {
+    uint64_t cap;
+    size_t n;
+    uint32_t workers, batch;
+    int gated;                /* 1: the pool's warm-up waits at the gate g (make_gated_pool) */
+    int gate_open, gate_fail; /* the gate's state before the pool starts */
+} pool_shape;
+
+typedef struct pool_test_info {
+    swarm_test_watch_info watch; /* the watchdog's name and limit */
+    const pool_shape *shape;
+} pool_test_info;
+
+typedef struct pool_fx {
+    test_engine te;
+    swarm_engine *e;
+    swarm_chan *ch;
+    ledger l;
+    gate g;
+    swarm_pool *p;
+} pool_fx;
+
+static int pool_setup(void **state)
+{
+    const pool_test_info *info = *state;
+    swarm_test_watch(&info->watch);
+    pool_fx *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    f->e = make_engine(&f->te, 0);
+    f->ch = make_chan(info->shape->cap);
+    ledger_init(&f->l, info->shape->n);
+    const pool_shape *sh = info->shape;
+    atomic_store(&f->g.open, sh->gate_open);
+    atomic_store(&f->g.fail, sh->gate_fail);
+    f->p = sh->gated ? make_gated_pool(f->ch, f->e, &f->l, &f->g, sh->workers)
+                     : make_pool(f->ch, f->e, &f->l, sh->workers, sh->batch);
+    *state = f;
+    return 0;
+}
+
+static int pool_teardown(void **state)
+{
+    pool_fx *f = *state;
+    teardown(f->p, f->ch, f->e, &f->l);
+    free(f);
+    swarm_test_unwatch();
+    return 0;
+}
+
+#define POOL_TEST(fn)                                                                              \
+    {                                                                                              \
+#        fn, fn, pool_setup, pool_teardown,                                                        \
+            (void *)&(const pool_test_info){{#        fn, SWARM_TEST_TIMEOUT_S }, &fn##_shape },   \
+    }
 
 /* ---- tests ------------------------------------------------------------------------------- */
 
@@ -267,16 +376,14 @@ static void test_pool_create_invalid_args(void **state)
     swarm_engine_destroy(e);
 }
 
+static const pool_shape test_pool_delivers_each_task_once_shape = {
+    .cap = 64, .n = 5000, .workers = 4, .batch = 0};
 static void test_pool_delivers_each_task_once(void **state)
 {
-    (void)state;
-    enum { N = 5000 };
-    test_engine te;
-    swarm_engine *e = make_engine(&te, 0);
-    swarm_chan *ch = make_chan(64);
-    ledger l;
-    ledger_init(&l, N);
-    swarm_pool *p = make_pool(ch, e, &l, 4, 0);
+    pool_fx *f = *state;
+    swarm_pool *p = f->p;
+    swarm_chan *ch = f->ch;
+    const uint64_t N = f->l.n;
     for (uint64_t i = 0; i < N; i++) {
         swarm_task t = task_of(i);
         assert_int_equal(swarm_chan_send(ch, &t), 0);
@@ -284,7 +391,7 @@ static void test_pool_delivers_each_task_once(void **state)
     uint64_t left = 99;
     assert_int_equal(swarm_pool_stop(p, SWARM_WAIT_FOREVER, NULL, 0, &left), 0);
     assert_int_equal(left, 0);
-    ledger_check(&l, NULL);
+    ledger_check(&f->l, NULL);
     swarm_pool_stats st = stats_of(p);
     assert_int_equal(st.completed, N);
     assert_int_equal(st.failed, 0);
@@ -299,28 +406,25 @@ static void test_pool_delivers_each_task_once(void **state)
     assert_int_equal(swarm_chan_send(ch, &t), SWARM_ECLOSED);
     assert_int_equal(swarm_pool_resize(p, 2), SWARM_ESTATE);
     assert_int_equal(swarm_pool_stop(p, 0, NULL, 0, NULL), SWARM_ESTATE);
-    teardown(p, ch, e, &l);
 }
 
 /* Service-time histogram: cumulative counts at Prometheus-style bounds agree with the engine's
  * sleep, _count equals the tasks run, _sum is about N x the sleep; bad bounds are refused. */
+static const pool_shape test_pool_histogram_cumulative_counts_shape = {
+    .cap = 64, .n = 40, .workers = 2, .batch = 0};
 static void test_pool_histogram_cumulative_counts(void **state)
 {
-    (void)state;
-    enum { N = 40 };
-    test_engine te;
-    swarm_engine *e = make_engine(&te, 0);
-    atomic_store(&te.sleep_ns, 2 * MS);
-    swarm_chan *ch = make_chan(64);
-    ledger l;
-    ledger_init(&l, N);
-    swarm_pool *p = make_pool(ch, e, &l, 2, 0);
+    pool_fx *f = *state;
+    swarm_pool *p = f->p;
+    swarm_chan *ch = f->ch;
+    const uint64_t N = f->l.n;
+    atomic_store(&f->te.sleep_ns, 2 * MS);
     for (uint64_t i = 0; i < N; i++) {
         swarm_task t = task_of(i);
         assert_int_equal(swarm_chan_send(ch, &t), 0);
     }
     assert_int_equal(swarm_pool_stop(p, SWARM_WAIT_FOREVER, NULL, 0, NULL), 0);
-    ledger_check(&l, NULL);
+    ledger_check(&f->l, NULL);
     const int64_t le[] = {1 * MS, 1000 * MS, 60 * SEC};
     uint64_t cum[3] = {9, 9, 9}, count = 0;
     int64_t sum = 0;
@@ -330,7 +434,7 @@ static void test_pool_histogram_cumulative_counts(void **state)
     assert_int_equal(cum[0], 0); /* every call slept 2 ms */
     assert_true(cum[1] <= cum[2]);
     assert_int_equal(cum[2], N);
-    assert_true(sum >= N * 2 * MS);
+    assert_true(sum >= (int64_t)N * 2 * MS);
     assert_int_equal(swarm_pool_get_histogram(p, SWARM_POOL_HIST_WAIT, NULL, 0, NULL, &count, NULL),
                      0);
     assert_int_equal(count, N);
@@ -340,7 +444,6 @@ static void test_pool_histogram_cumulative_counts(void **state)
     assert_int_equal(swarm_pool_get_histogram(p, 7, le, 3, cum, NULL, NULL), SWARM_EINVAL);
     assert_int_equal(swarm_pool_get_histogram(p, 0, le, 3, NULL, NULL, NULL), SWARM_EINVAL);
     assert_int_equal(swarm_pool_get_histogram(NULL, 0, NULL, 0, NULL, NULL, NULL), SWARM_EINVAL);
-    teardown(p, ch, e, &l);
 }
 
 /* Issue 10 item 9 (wrong teardown order): a host that destroys its channels before the pool used
@@ -399,28 +502,25 @@ static void test_pool_channels_destroyed_before_pool(void **state)
     assert_int_equal(atomic_load(&drops_at_destroy), 0); /* input was drained by the stop */
 }
 
+static const pool_shape test_pool_failed_results_are_counted_shape = {
+    .cap = 16, .n = 300, .workers = 2, .batch = 0};
 static void test_pool_failed_results_are_counted(void **state)
 {
-    (void)state;
-    enum { N = 300 };
-    test_engine te;
-    swarm_engine *e = make_engine(&te, 0);
-    atomic_store(&te.fail_every, 3);
-    swarm_chan *ch = make_chan(16);
-    ledger l;
-    ledger_init(&l, N);
-    swarm_pool *p = make_pool(ch, e, &l, 2, 0);
+    pool_fx *f = *state;
+    swarm_pool *p = f->p;
+    swarm_chan *ch = f->ch;
+    const uint64_t N = f->l.n;
+    atomic_store(&f->te.fail_every, 3);
     for (uint64_t i = 0; i < N; i++) {
         swarm_task t = task_of(i);
         assert_int_equal(swarm_chan_send(ch, &t), 0);
     }
     assert_int_equal(swarm_pool_stop(p, SWARM_WAIT_FOREVER, NULL, 0, NULL), 0);
-    ledger_check(&l, NULL);
+    ledger_check(&f->l, NULL);
     swarm_pool_stats st = stats_of(p);
     assert_int_equal(st.completed + st.failed, N);
     assert_int_equal(st.failed, N / 3);
-    assert_int_equal(atomic_load(&l.failed), N / 3);
-    teardown(p, ch, e, &l);
+    assert_int_equal(atomic_load(&f->l.failed), N / 3);
 }
 
 typedef struct producer_arg {
@@ -442,17 +542,15 @@ static void *producer(void *arg)
     return NULL;
 }
 
+static const pool_shape test_pool_resize_up_and_down_under_load_shape = {
+    .cap = 128, .n = 4000, .workers = 1, .batch = 0};
 static void test_pool_resize_up_and_down_under_load(void **state)
 {
-    (void)state;
-    enum { N = 4000 };
-    test_engine te;
-    swarm_engine *e = make_engine(&te, 0);
-    atomic_store(&te.sleep_ns, 50 * US);
-    swarm_chan *ch = make_chan(128);
-    ledger l;
-    ledger_init(&l, N);
-    swarm_pool *p = make_pool(ch, e, &l, 1, 0);
+    pool_fx *f = *state;
+    swarm_pool *p = f->p;
+    swarm_chan *ch = f->ch;
+    const uint64_t N = f->l.n;
+    atomic_store(&f->te.sleep_ns, 50 * US);
     producer_arg pa = {ch, 0, N, 20 * US};
     pthread_t th;
     pthread_create(&th, NULL, producer, &pa);
@@ -470,24 +568,21 @@ static void test_pool_resize_up_and_down_under_load(void **state)
     assert_int_equal(swarm_pool_target(p), 3);
     pthread_join(th, NULL);
     assert_int_equal(swarm_pool_stop(p, SWARM_WAIT_FOREVER, NULL, 0, NULL), 0);
-    ledger_check(&l, NULL);
+    ledger_check(&f->l, NULL);
     swarm_pool_stats st = stats_of(p);
     assert_int_equal(st.completed, N);
     assert_true(st.started >= 16);
     assert_int_equal(st.started, st.retired + st.start_failures);
-    teardown(p, ch, e, &l);
 }
 
+static const pool_shape test_pool_resize_to_zero_holds_work_and_back_shape = {
+    .cap = 256, .n = 200, .workers = 2, .batch = 0};
 static void test_pool_resize_to_zero_holds_work_and_back(void **state)
 {
-    (void)state;
-    enum { N = 200 };
-    test_engine te;
-    swarm_engine *e = make_engine(&te, 0);
-    swarm_chan *ch = make_chan(256);
-    ledger l;
-    ledger_init(&l, N);
-    swarm_pool *p = make_pool(ch, e, &l, 2, 0);
+    pool_fx *f = *state;
+    swarm_pool *p = f->p;
+    swarm_chan *ch = f->ch;
+    const uint64_t N = f->l.n;
     assert_int_equal(swarm_pool_resize(p, 0), 0);
     assert_true(wait_for(p, pred_live, 0));
     for (uint64_t i = 0; i < N; i++) {
@@ -503,20 +598,17 @@ static void test_pool_resize_to_zero_holds_work_and_back(void **state)
     assert_int_equal(swarm_pool_resize(p, 0), 0);
     assert_true(wait_for(p, pred_live, 0));
     assert_int_equal(swarm_pool_stop(p, SWARM_WAIT_FOREVER, NULL, 0, NULL), 0);
-    ledger_check(&l, NULL);
-    teardown(p, ch, e, &l);
+    ledger_check(&f->l, NULL);
 }
 
+static const pool_shape test_pool_rapid_alternating_resizes_shape = {
+    .cap = 64, .n = 20000, .workers = 2, .batch = 0};
 static void test_pool_rapid_alternating_resizes(void **state)
 {
-    (void)state;
-    enum { N = 20000 };
-    test_engine te;
-    swarm_engine *e = make_engine(&te, 0);
-    swarm_chan *ch = make_chan(64);
-    ledger l;
-    ledger_init(&l, N);
-    swarm_pool *p = make_pool(ch, e, &l, 2, 0);
+    pool_fx *f = *state;
+    swarm_pool *p = f->p;
+    swarm_chan *ch = f->ch;
+    const uint64_t N = f->l.n;
     producer_arg pa[2] = {{ch, 0, N / 2, 0}, {ch, N / 2, N / 2, 0}};
     pthread_t th[2];
     for (int i = 0; i < 2; i++)
@@ -536,23 +628,20 @@ static void test_pool_rapid_alternating_resizes(void **state)
         pthread_join(th[i], NULL);
     assert_true(wait_for(p, pred_live, 4));
     assert_int_equal(swarm_pool_stop(p, SWARM_WAIT_FOREVER, NULL, 0, NULL), 0);
-    ledger_check(&l, NULL);
+    ledger_check(&f->l, NULL);
     swarm_pool_stats st = stats_of(p);
     assert_int_equal(st.completed, N);
     assert_int_equal(st.live, 0);
-    teardown(p, ch, e, &l);
 }
 
+static const pool_shape test_pool_stop_drain_with_target_zero_shape = {
+    .cap = 128, .n = 100, .workers = 0, .batch = 0};
 static void test_pool_stop_drain_with_target_zero(void **state)
 {
-    (void)state;
-    enum { N = 100 };
-    test_engine te;
-    swarm_engine *e = make_engine(&te, 0);
-    swarm_chan *ch = make_chan(128);
-    ledger l;
-    ledger_init(&l, N);
-    swarm_pool *p = make_pool(ch, e, &l, 0, 0);
+    pool_fx *f = *state;
+    swarm_pool *p = f->p;
+    swarm_chan *ch = f->ch;
+    const uint64_t N = f->l.n;
     for (uint64_t i = 0; i < N; i++) {
         swarm_task t = task_of(i);
         assert_int_equal(swarm_chan_send(ch, &t), 0);
@@ -560,21 +649,18 @@ static void test_pool_stop_drain_with_target_zero(void **state)
     uint64_t left = 99;
     assert_int_equal(swarm_pool_stop(p, SWARM_WAIT_FOREVER, NULL, 0, &left), 0);
     assert_int_equal(left, 0);
-    ledger_check(&l, NULL);
-    teardown(p, ch, e, &l);
+    ledger_check(&f->l, NULL);
 }
 
+static const pool_shape test_pool_stop_deadline_returns_the_rest_shape = {
+    .cap = 256, .n = 200, .workers = 2, .batch = 0};
 static void test_pool_stop_deadline_returns_the_rest(void **state)
 {
-    (void)state;
-    enum { N = 200 };
-    test_engine te;
-    swarm_engine *e = make_engine(&te, 0);
-    atomic_store(&te.sleep_ns, 2 * MS);
-    swarm_chan *ch = make_chan(256);
-    ledger l;
-    ledger_init(&l, N);
-    swarm_pool *p = make_pool(ch, e, &l, 2, 0);
+    pool_fx *f = *state;
+    swarm_pool *p = f->p;
+    swarm_chan *ch = f->ch;
+    const uint64_t N = f->l.n;
+    atomic_store(&f->te.sleep_ns, 2 * MS);
     for (uint64_t i = 0; i < N; i++) {
         swarm_task t = task_of(i);
         assert_int_equal(swarm_chan_send(ch, &t), 0);
@@ -589,25 +675,22 @@ static void test_pool_stop_deadline_returns_the_rest(void **state)
         assert_true(left[i].id < N);
         returned[left[i].id]++;
     }
-    ledger_check(&l, returned);
+    ledger_check(&f->l, returned);
     swarm_pool_stats st = stats_of(p);
     assert_int_equal(st.completed + st.failed + n_left, N);
     assert_int_equal(st.live, 0);
     free(left);
     free(returned);
-    teardown(p, ch, e, &l);
 }
 
+static const pool_shape test_pool_stop_deadline_small_left_array_shape = {
+    .cap = 64, .n = 50, .workers = 0, .batch = 0};
 static void test_pool_stop_deadline_small_left_array(void **state)
 {
-    (void)state;
-    enum { N = 50 };
-    test_engine te;
-    swarm_engine *e = make_engine(&te, 0);
-    swarm_chan *ch = make_chan(64);
-    ledger l;
-    ledger_init(&l, N);
-    swarm_pool *p = make_pool(ch, e, &l, 0, 0);
+    pool_fx *f = *state;
+    swarm_pool *p = f->p;
+    swarm_chan *ch = f->ch;
+    const uint64_t N = f->l.n;
     for (uint64_t i = 0; i < N; i++) {
         swarm_task t = task_of(i);
         assert_int_equal(swarm_chan_send(ch, &t), 0);
@@ -620,19 +703,16 @@ static void test_pool_stop_deadline_small_left_array(void **state)
     for (int i = 0; i < 10; i++)
         assert_int_equal(left[i].id, (uint64_t)i); /* FIFO */
     assert_int_equal(swarm_pool_stop(p, 0, NULL, 0, NULL), SWARM_ESTATE);
-    teardown(p, ch, e, &l);
 }
 
+static const pool_shape test_pool_stop_deadline_cancels_in_flight_shape = {
+    .cap = 8, .n = 4, .workers = 2, .batch = 0};
 static void test_pool_stop_deadline_cancels_in_flight(void **state)
 {
-    (void)state;
-    test_engine te;
-    swarm_engine *e = make_engine(&te, 0);
-    atomic_store(&te.sleep_ns, 60 * SEC); /* would hang without the abort token */
-    swarm_chan *ch = make_chan(8);
-    ledger l;
-    ledger_init(&l, 4);
-    swarm_pool *p = make_pool(ch, e, &l, 2, 0);
+    pool_fx *f = *state;
+    swarm_pool *p = f->p;
+    swarm_chan *ch = f->ch;
+    atomic_store(&f->te.sleep_ns, 60 * SEC); /* would hang without the abort token */
     for (uint64_t i = 0; i < 4; i++) {
         swarm_task t = task_of(i);
         assert_int_equal(swarm_chan_send(ch, &t), 0);
@@ -646,64 +726,18 @@ static void test_pool_stop_deadline_cancels_in_flight(void **state)
     uint8_t returned[4] = {0};
     for (int i = 0; i < moved; i++)
         returned[left[i].id] = 1;
-    ledger_check(&l, returned);
-    assert_int_equal(atomic_load(&l.failed), 2); /* the two in flight, canceled */
-    teardown(p, ch, e, &l);
+    ledger_check(&f->l, returned);
+    assert_int_equal(atomic_load(&f->l.failed), 2); /* the two in flight, canceled */
 }
 
-/* Warm-up gate: workers wait until released or canceled. */
-typedef struct gate {
-    _Atomic int open;
-    _Atomic int fail;
-    _Atomic int entered;
-    _Atomic int canceled;
-} gate;
-
-static int gated_warmup(void *ctx, uint32_t worker, swarm_cancel *cancel)
-{
-    (void)worker;
-    gate *g = ctx;
-    atomic_fetch_add(&g->entered, 1);
-    while (!atomic_load(&g->open)) {
-        if (swarm_cancel_is_canceled(cancel)) {
-            atomic_fetch_add(&g->canceled, 1);
-            return SWARM_ECANCELED;
-        }
-        sleep_ns(200 * US);
-    }
-    return atomic_load(&g->fail) ? SWARM_EUNAVAILABLE : 0;
-}
-
-static swarm_pool *make_gated_pool(swarm_chan *ch, swarm_engine *e, ledger *l, gate *g,
-                                   uint32_t workers)
-{
-    swarm_pool_opts po;
-    swarm_pool_opts_init(&po);
-    po.input = ch;
-    po.engine = e;
-    po.workers = workers;
-    po.max_workers = 16;
-    po.on_result = on_result;
-    po.result_ctx = l;
-    po.warmup = gated_warmup;
-    po.warmup_ctx = g;
-    swarm_pool *p = NULL;
-    assert_int_equal(swarm_pool_create(&p, &po), 0);
-    return p;
-}
-
+static const pool_shape test_pool_warmup_reported_as_starting_shape = {
+    .cap = 64, .n = 50, .workers = 3, .gated = 1};
 static void test_pool_warmup_reported_as_starting(void **state)
 {
-    (void)state;
-    enum { N = 50 };
-    test_engine te;
-    swarm_engine *e = make_engine(&te, 0);
-    swarm_chan *ch = make_chan(64);
-    ledger l;
-    ledger_init(&l, N);
-    gate g;
-    memset(&g, 0, sizeof g);
-    swarm_pool *p = make_gated_pool(ch, e, &l, &g, 3);
+    pool_fx *f = *state;
+    swarm_pool *p = f->p;
+    swarm_chan *ch = f->ch;
+    const uint64_t N = f->l.n;
     for (uint64_t i = 0; i < N; i++) {
         swarm_task t = task_of(i);
         assert_int_equal(swarm_chan_send(ch, &t), 0);
@@ -714,63 +748,45 @@ static void test_pool_warmup_reported_as_starting(void **state)
     assert_int_equal(st.ready, 0);
     assert_int_equal(st.taken, 0); /* starting workers take no work */
     assert_int_equal(st.target, 3);
-    atomic_store(&g.open, 1);
+    atomic_store(&f->g.open, 1);
     assert_true(wait_for(p, pred_done, N));
     assert_true(wait_for(p, pred_ready_idle, 3));
     st = stats_of(p);
     assert_int_equal(st.starting, 0);
     assert_int_equal(swarm_pool_stop(p, SWARM_WAIT_FOREVER, NULL, 0, NULL), 0);
-    ledger_check(&l, NULL);
-    teardown(p, ch, e, &l);
+    ledger_check(&f->l, NULL);
 }
 
+static const pool_shape test_pool_scale_down_cancels_warmup_first_shape = {
+    .cap = 64, .n = 1, .workers = 4, .gated = 1};
 static void test_pool_scale_down_cancels_warmup_first(void **state)
 {
-    (void)state;
-    test_engine te;
-    swarm_engine *e = make_engine(&te, 0);
-    swarm_chan *ch = make_chan(64);
-    ledger l;
-    ledger_init(&l, 1);
-    gate g;
-    memset(&g, 0, sizeof g);
-    swarm_pool *p = make_gated_pool(ch, e, &l, &g, 4);
+    pool_fx *f = *state;
+    swarm_pool *p = f->p;
     assert_int_equal(swarm_pool_resize(p, 1), 0);
     assert_true(wait_for(p, pred_live, 1));
-    assert_int_equal(atomic_load(&g.canceled), 3);
+    assert_int_equal(atomic_load(&f->g.canceled), 3);
     swarm_pool_stats st = stats_of(p);
     assert_int_equal(st.starting, 1);
     assert_int_equal(st.retired, 3);
     assert_int_equal(st.start_failures, 0);
-    atomic_store(&g.open, 1);
+    atomic_store(&f->g.open, 1);
     assert_true(wait_for(p, pred_ready_idle, 1));
-    swarm_pool_destroy(p); /* stop included */
-    swarm_chan_destroy(ch);
-    swarm_engine_destroy(e);
-    ledger_free(&l);
 }
 
+static const pool_shape test_pool_warmup_failure_then_resize_replaces_shape = {
+    .cap = 64, .n = 1, .workers = 2, .gated = 1, .gate_open = 1, .gate_fail = 1};
 static void test_pool_warmup_failure_then_resize_replaces(void **state)
 {
-    (void)state;
-    test_engine te;
-    swarm_engine *e = make_engine(&te, 0);
-    swarm_chan *ch = make_chan(64);
-    ledger l;
-    ledger_init(&l, 1);
-    gate g;
-    memset(&g, 0, sizeof g);
-    atomic_store(&g.fail, 1);
-    atomic_store(&g.open, 1);
-    swarm_pool *p = make_gated_pool(ch, e, &l, &g, 2);
+    pool_fx *f = *state;
+    swarm_pool *p = f->p;
     assert_true(wait_for(p, pred_live, 0));
     swarm_pool_stats st = stats_of(p);
     assert_int_equal(st.start_failures, 2);
     assert_int_equal(st.target, 2);
-    atomic_store(&g.fail, 0);
+    atomic_store(&f->g.fail, 0);
     assert_int_equal(swarm_pool_resize(p, 2), 0); /* level-triggered: same target, replaced */
     assert_true(wait_for(p, pred_ready_idle, 2));
-    teardown(p, ch, e, &l);
 }
 
 static void test_pool_batches_through_infer_batch(void **state)
@@ -867,15 +883,12 @@ static void test_pool_result_channel(void **state)
     swarm_engine_destroy(e);
 }
 
+static const pool_shape test_pool_stats_small_size_and_idle_counts_shape = {
+    .cap = 8, .n = 1, .workers = 3, .batch = 0};
 static void test_pool_stats_small_size_and_idle_counts(void **state)
 {
-    (void)state;
-    test_engine te;
-    swarm_engine *e = make_engine(&te, 0);
-    swarm_chan *ch = make_chan(8);
-    ledger l;
-    ledger_init(&l, 1);
-    swarm_pool *p = make_pool(ch, e, &l, 3, 0);
+    pool_fx *f = *state;
+    swarm_pool *p = f->p;
     assert_true(wait_for(p, pred_ready_idle, 3));
     swarm_pool_stats st;
     memset(&st, 0xab, sizeof st);
@@ -886,7 +899,6 @@ static void test_pool_stats_small_size_and_idle_counts(void **state)
     assert_int_equal(st.live, 3);
     assert_int_equal(st.target, 3);
     assert_int_equal(st.in_flight, 0xabababababababab); /* beyond size: untouched */
-    teardown(p, ch, e, &l);
 }
 
 typedef struct resizing_ctx {
@@ -988,27 +1000,21 @@ static void test_pool_scale_down_retires_idle_before_busy(void **state)
     ledger_free(&l);
 }
 
+static const pool_shape test_pool_retirement_taken_back_during_warmup_shape = {
+    .cap = 8, .n = 1, .workers = 2, .gated = 1};
 static void test_pool_retirement_taken_back_during_warmup(void **state)
 {
-    (void)state;
-    test_engine te;
-    swarm_engine *e = make_engine(&te, 0);
-    swarm_chan *ch = make_chan(8);
-    ledger l;
-    ledger_init(&l, 1);
-    gate g;
-    memset(&g, 0, sizeof g);
-    swarm_pool *p = make_gated_pool(ch, e, &l, &g, 2);
+    pool_fx *f = *state;
+    swarm_pool *p = f->p;
     for (int i = 0; i < 50; i++) {
         assert_int_equal(swarm_pool_resize(p, 0), 0);
         assert_int_equal(swarm_pool_resize(p, 2), 0);
     }
-    atomic_store(&g.open, 1);
+    atomic_store(&f->g.open, 1);
     assert_true(wait_for(p, pred_ready_idle, 2));
     swarm_pool_stats st = stats_of(p);
     assert_int_equal(st.start_failures, 0); /* canceled warm-ups were retried or retired */
     assert_int_equal(st.live, 2);
-    teardown(p, ch, e, &l);
 }
 
 /* ---- issue 10: lifetimes, tasks, results, the stop hang ----------------------------------- */
@@ -1747,26 +1753,26 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         SWARM_TEST(test_pool_create_invalid_args),
-        SWARM_TEST(test_pool_delivers_each_task_once),
-        SWARM_TEST(test_pool_failed_results_are_counted),
-        SWARM_TEST(test_pool_histogram_cumulative_counts),
+        POOL_TEST(test_pool_delivers_each_task_once),
+        POOL_TEST(test_pool_failed_results_are_counted),
+        POOL_TEST(test_pool_histogram_cumulative_counts),
         SWARM_TEST(test_pool_channels_destroyed_before_pool),
-        SWARM_TEST(test_pool_resize_up_and_down_under_load),
-        SWARM_TEST(test_pool_resize_to_zero_holds_work_and_back),
-        SWARM_TEST(test_pool_rapid_alternating_resizes),
-        SWARM_TEST(test_pool_stop_drain_with_target_zero),
-        SWARM_TEST(test_pool_stop_deadline_returns_the_rest),
-        SWARM_TEST(test_pool_stop_deadline_small_left_array),
-        SWARM_TEST(test_pool_stop_deadline_cancels_in_flight),
-        SWARM_TEST(test_pool_warmup_reported_as_starting),
-        SWARM_TEST(test_pool_scale_down_cancels_warmup_first),
-        SWARM_TEST(test_pool_warmup_failure_then_resize_replaces),
+        POOL_TEST(test_pool_resize_up_and_down_under_load),
+        POOL_TEST(test_pool_resize_to_zero_holds_work_and_back),
+        POOL_TEST(test_pool_rapid_alternating_resizes),
+        POOL_TEST(test_pool_stop_drain_with_target_zero),
+        POOL_TEST(test_pool_stop_deadline_returns_the_rest),
+        POOL_TEST(test_pool_stop_deadline_small_left_array),
+        POOL_TEST(test_pool_stop_deadline_cancels_in_flight),
+        POOL_TEST(test_pool_warmup_reported_as_starting),
+        POOL_TEST(test_pool_scale_down_cancels_warmup_first),
+        POOL_TEST(test_pool_warmup_failure_then_resize_replaces),
         SWARM_TEST(test_pool_batches_through_infer_batch),
         SWARM_TEST(test_pool_result_channel),
-        SWARM_TEST(test_pool_stats_small_size_and_idle_counts),
+        POOL_TEST(test_pool_stats_small_size_and_idle_counts),
         SWARM_TEST(test_pool_resize_from_callback_during_stop),
         SWARM_TEST(test_pool_scale_down_retires_idle_before_busy),
-        SWARM_TEST(test_pool_retirement_taken_back_during_warmup),
+        POOL_TEST(test_pool_retirement_taken_back_during_warmup),
         SWARM_TEST(test_pool_retains_its_engine),
         SWARM_TEST(test_pool_stop_from_result_callback_is_estate),
         SWARM_TEST(test_pool_stop_from_inside_engine_is_estate),

@@ -57,7 +57,10 @@ typedef void (*swarm_chan_drop_fn)(void *ctx, const void *elem, int reason);
 
 /** Creation options. Fill with swarm_chan_opts_init(), then set fields. */
 typedef struct swarm_chan_opts {
-    uint32_t size;                /**< sizeof(swarm_chan_opts), set by swarm_chan_opts_init() */
+    /** sizeof(swarm_chan_opts), set by swarm_chan_opts_init(). Accepted from the 0.1.0 size (the
+     * fields through reserved_) up; a smaller size, a larger one with a nonzero byte past this
+     * struct, or one above 4096: SWARM_EINVAL. */
+    uint32_t size;
     uint32_t full_mode;           /**< a swarm_full_mode; default SWARM_FULL_WAIT */
     uint64_t capacity;            /**< elements, >= 1; default 1024 */
     uint64_t elem_size;           /**< bytes per element, 1 .. 1 MiB; default 8 (a pointer) */

@@ -71,7 +71,10 @@ typedef enum swarm_metrics_format {
 
 /** Creation options. Fill with swarm_metrics_opts_init(), then set fields. */
 typedef struct swarm_metrics_opts {
-    uint32_t size;                /**< sizeof(swarm_metrics_opts), set by _opts_init() */
+    /** sizeof(swarm_metrics_opts), set by _opts_init(). Accepted from the 0.1.0 size (the fields
+     * through alloc) up; a smaller size, a larger one with a nonzero byte past this struct, or one
+     * above 4096: SWARM_EINVAL. */
+    uint32_t size;
     uint32_t max_objects;         /**< slots for channels + pools + loops, 1..1024; default 16 */
     const swarm_allocator *alloc; /**< NULL: libc. Copied at create */
 } swarm_metrics_opts;

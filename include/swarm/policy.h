@@ -166,7 +166,10 @@ enum {
  * (upstream) default. Fixed-width fields only, so ctypes can mirror it.
  */
 typedef struct swarm_policy_opts {
-    uint32_t size;           /**< set by swarm_policy_opts_init() */
+    /** sizeof(swarm_policy_opts), set by swarm_policy_opts_init(). Accepted from the 0.1.0 size
+     * (the fields through pending_hold_max_ns) up; a smaller size, a larger one with a nonzero byte
+     * past this struct, or one above 4096: SWARM_EINVAL. */
+    uint32_t size;
     uint32_t mode;           /**< swarm_policy_mode; required */
     int32_t min_replicas;    /**< KEDA/KPA 0; HPA: 0 means 1 */
     int32_t max_replicas;    /**< 0: 100 (KEDA/HPA), unlimited (KPA) */

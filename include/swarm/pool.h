@@ -130,7 +130,10 @@ typedef int (*swarm_pool_warmup_fn)(void *ctx, uint32_t worker, swarm_cancel *ca
 
 /** Creation options. Fill with swarm_pool_opts_init(), then set at least input and engine. */
 typedef struct swarm_pool_opts {
-    uint32_t size;           /**< sizeof(swarm_pool_opts), set by swarm_pool_opts_init() */
+    /** sizeof(swarm_pool_opts), set by swarm_pool_opts_init(). Accepted from the 0.1.0 size (the
+     * fields through alloc) up; a smaller size, a larger one with a nonzero byte past this struct,
+     * or one above 4096: SWARM_EINVAL. */
+    uint32_t size;
     uint32_t workers;        /**< workers started by create; default 1 (0 is allowed: idle pool) */
     uint32_t max_workers;    /**< upper bound for resize, 1..4096; default 64 */
     uint32_t batch_max;      /**< 0 or 1: one task per engine call (default); > 1: dynamic

@@ -64,7 +64,10 @@ typedef int (*swarm_reconcile_actuate_fn)(void *ctx, int32_t desired,
 
 /** Creation options. Fill with swarm_reconcile_opts_init(), then set policy and callbacks. */
 typedef struct swarm_reconcile_opts {
-    uint32_t size;        /**< sizeof(swarm_reconcile_opts) */
+    /** sizeof(swarm_reconcile_opts). Accepted from the 0.1.0 size (the fields through alloc) up; a
+     *  smaller size, a larger one with a nonzero byte past this struct, or one above 4096:
+     *  SWARM_EINVAL. */
+    uint32_t size;
     uint32_t sliding;     /**< 0 (default): fixed period, measured from the start of a step
                                (a slow step eats into it); 1: sliding, measured from its end */
     swarm_policy *policy; /**< required, borrowed; only the loop may call it while it runs */
@@ -216,7 +219,10 @@ SWARM_API int swarm_reconcile_last_decision(swarm_reconcile *r, swarm_policy_dec
 
 /** Options of swarm_reconcile_create_for_pool(). Fill with swarm_reconcile_pool_opts_init(). */
 typedef struct swarm_reconcile_pool_opts {
-    uint32_t size;            /**< sizeof(swarm_reconcile_pool_opts) */
+    /** sizeof(swarm_reconcile_pool_opts). Accepted from the 0.2.0 size (the fields through loop)
+     * up; a smaller size, a larger one with a nonzero byte past this struct, or one above 4096:
+     *  SWARM_EINVAL. */
+    uint32_t size;
     uint32_t manual;          /**< 0 (default): create starts the loop's thread; 1: not
                                    started (drive it with swarm_reconcile_step(), or start it) */
     swarm_pool *pool;         /**< required, borrowed: must outlive the loop */

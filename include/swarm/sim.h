@@ -72,7 +72,10 @@ typedef enum swarm_sim_shape {
 /** Parameters of a built-in shape. Fill with swarm_sim_gen_opts_init(); zero means the shape's
  *  default listed in swarm_sim_shape. */
 typedef struct swarm_sim_gen_opts {
-    uint32_t size;     /**< set by swarm_sim_gen_opts_init() */
+    /** sizeof(swarm_sim_gen_opts), set by swarm_sim_gen_opts_init(). Accepted from the 0.2.0 size
+     * (the fields through seed) up; a smaller size, a larger one with a nonzero byte past this
+     * struct, or one above 4096: SWARM_EINVAL. */
+    uint32_t size;
     uint32_t shape;    /**< swarm_sim_shape; required */
     double base_rps;   /**< the quiet rate */
     double peak_rps;   /**< the burst / peak rate */
@@ -112,7 +115,10 @@ typedef enum swarm_sim_dist {
  * Fixed-width fields only, so ctypes can mirror it; fields are only ever appended.
  */
 typedef struct swarm_sim_opts {
-    uint32_t size; /**< set by swarm_sim_opts_init() */
+    /** sizeof(swarm_sim_opts), set by swarm_sim_opts_init(). Accepted from the 0.2.0 size (the
+     * fields through pad2_) up; a smaller size, a larger one with a nonzero byte past this struct,
+     * or one above 4096: SWARM_EINVAL. */
+    uint32_t size;
     uint32_t kind; /**< swarm_sim_kind; 0: SWARM_SIM_POLICY */
     /** SWARM_SIM_POLICY: the policy configuration (copied at create; borrowed only during the
      *  call). Its min_replicas/max_replicas bound the count. */

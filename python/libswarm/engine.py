@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: MIT
-"""Engines (include/swarm/engine.h): the inference contract, Python engines, decorators, mock.
+"""Engines (include/swarm/engine.h, engine_decorators.h, engine_mock.h): the inference contract,
+Python engines, decorators, mock.
 
 Python engines
 --------------

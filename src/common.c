@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "opts_v1.h"
 #include "platform.h"
 
 #define SWARM_STR_(x) #x
@@ -181,6 +182,36 @@ void swarm__stats_copy_out(void *dst, const void *src, size_t have)
     uint32_t n = room < have ? room : (uint32_t)have;
     memcpy(dst, src, n);
     memcpy(dst, &n, sizeof n);
+}
+
+/* ---- thread hooks ---------------------------------------------------------------------------- */
+
+int swarm_thread_hooks_init(swarm_thread_hooks *hooks)
+{
+    if (hooks == NULL)
+        return SWARM_EINVAL;
+    *hooks = (swarm_thread_hooks){.size = (uint32_t)sizeof *hooks};
+    return 0;
+}
+
+int swarm_thread_hooks_set(const swarm_thread_hooks *hooks)
+{
+    swarm_thread_hooks copy = {0};
+    if (hooks != NULL && SWARM__OPTS_COPY(thread_hooks, &copy, hooks) != 0)
+        return SWARM_EINVAL;
+    swarm__thread_hooks_store(&copy);
+    return 0;
+}
+
+int swarm_thread_hooks_get(swarm_thread_hooks *out)
+{
+    if (out == NULL || out->size < SWARM__OPTS_V1_SIZE(thread_hooks))
+        return SWARM_EINVAL;
+    swarm_thread_hooks copy;
+    swarm__thread_hooks_load(&copy);
+    copy.size = (uint32_t)sizeof copy;
+    memcpy(out, &copy, sizeof copy); /* a newer caller's larger struct keeps its own tail */
+    return 0;
 }
 
 /* ---- cancellation token -------------------------------------------------------------------- */

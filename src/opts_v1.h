@@ -43,6 +43,13 @@
 #include "swarm/sim.h"
 
 /* clang-format off */
+/* swarm_thread_hooks: 0.3.0 */
+#define SWARM__THREAD_HOOKS_V1(F, S) \
+    F(S, uint32_t, size) \
+    F(S, swarm_thread_hook_fn, start) \
+    F(S, swarm_thread_hook_fn, stop) \
+    F(S, void *, user)
+
 /* swarm_chan_opts: 0.1.0 */
 #define SWARM__CHAN_OPTS_V1(F, S) \
     F(S, uint32_t, size) \
@@ -302,7 +309,8 @@
     X(reconcile_opts, SWARM__RECONCILE_OPTS_V1, max_replicas, "0.1.0") \
     X(reconcile_pool_opts, SWARM__RECONCILE_POOL_OPTS_V1, size, "0.2.0") \
     X(sim_gen_opts, SWARM__SIM_GEN_OPTS_V1, size, "0.2.0") \
-    X(sim_opts, SWARM__SIM_OPTS_V1, size, "0.2.0")
+    X(sim_opts, SWARM__SIM_OPTS_V1, size, "0.2.0") \
+    X(thread_hooks, SWARM__THREAD_HOOKS_V1, size, "0.3.0")
 /* clang-format on */
 
 /* The mirrors: struct swarm__<name>_v1, the first-release layout. */

@@ -5,7 +5,6 @@
 #include <limits.h>
 #include <sched.h>
 #include <stdlib.h>
-#include <string.h>
 #include <time.h>
 
 #include "swarm/common.h"
@@ -95,29 +94,20 @@ int swarm__cond_wait_until(swarm__cond *c, swarm__mutex *m, int64_t deadline_ns)
 
 /* ---- threads and their hooks ----------------------------------------------------------------- */
 
-int swarm_thread_hooks_set(const swarm_thread_hooks *h)
+void swarm__thread_hooks_store(const swarm_thread_hooks *h)
 {
-    swarm_thread_hooks copy = {0};
-    if (h != NULL && swarm__opts_copy(&copy, sizeof copy, h, sizeof copy) != 0)
-        return SWARM_EINVAL;
     (void)pthread_once(&fork_once, fork_register);
     pthread_mutex_lock(&hooks_lock);
-    hooks = copy;
+    hooks = *h;
     pthread_mutex_unlock(&hooks_lock);
-    return 0;
 }
 
-int swarm_thread_hooks_get(swarm_thread_hooks *out)
+void swarm__thread_hooks_load(swarm_thread_hooks *out)
 {
-    if (out == NULL || out->size < sizeof *out)
-        return SWARM_EINVAL;
     (void)pthread_once(&fork_once, fork_register);
     pthread_mutex_lock(&hooks_lock);
-    swarm_thread_hooks copy = hooks;
+    *out = hooks;
     pthread_mutex_unlock(&hooks_lock);
-    copy.size = (uint32_t)sizeof copy;
-    memcpy(out, &copy, sizeof copy); /* a newer caller's larger struct keeps its own tail */
-    return 0;
 }
 
 /* What a hooked thread starts with: its function and the hooks in force when it was created. */
@@ -142,10 +132,8 @@ static void *thread_main(void *p)
 
 int swarm__thread_create(swarm__thread *t, const char *role, void *(*fn)(void *), void *arg)
 {
-    (void)pthread_once(&fork_once, fork_register);
-    pthread_mutex_lock(&hooks_lock);
-    swarm_thread_hooks h = hooks;
-    pthread_mutex_unlock(&hooks_lock);
+    swarm_thread_hooks h;
+    swarm__thread_hooks_load(&h);
     int rc;
     if (h.start == NULL && h.stop == NULL) {
         rc = pthread_create(t, NULL, fn, arg);

@@ -100,6 +100,10 @@ typedef pthread_t swarm__thread;
 /* Starts fn(arg) on a new thread, wrapped in the thread hooks installed now (common.h; role is
  * the static string they receive); SWARM_EINTERNAL (or SWARM_ENOMEM) if it could not start. */
 int swarm__thread_create(swarm__thread *t, const char *role, void *(*fn)(void *), void *arg);
+/* The process-wide thread hooks (common.h): a copy in, a copy out, under a fork-safe lock. */
+struct swarm_thread_hooks;
+void swarm__thread_hooks_store(const struct swarm_thread_hooks *h);
+void swarm__thread_hooks_load(struct swarm_thread_hooks *out);
 static inline void swarm__thread_join(swarm__thread t)
 {
     pthread_join(t, NULL);

@@ -285,6 +285,7 @@ BAD(swarm_sleep_ns, "INT64_MAX with a fired token", SWARM_ECANCELED, ({
         swarm_sleep_ns(INT64_MAX, c);
     }))
 
+BAD(swarm_thread_hooks_init, "NULL", SWARM_EINVAL, swarm_thread_hooks_init(NULL))
 BAD(swarm_thread_hooks_set, "size 0", SWARM_EINVAL, ({
         swarm_thread_hooks h = {.size = 0};
         swarm_thread_hooks_set(&h);

@@ -200,12 +200,19 @@ static int try_sim_opts(void *o)
     return rc;
 }
 
+static int try_thread_hooks(void *o)
+{
+    int rc = swarm_thread_hooks_set(o);
+    (void)swarm_thread_hooks_set(NULL);
+    return rc;
+}
+
 /* ---- the table ------------------------------------------------------------------------------ */
 
 typedef struct opts_case {
     const char *name;
     size_t v1, v1_end, cur;
-    size_t x86_64_v1; /* measured with the 0.1.0 (or 0.2.0) headers on x86-64 */
+    size_t x86_64_v1; /* measured with the headers of the release that introduced it, on x86-64 */
     int (*init)(void *o);
     int (*try_create)(void *o);
 } opts_case;
@@ -230,11 +237,11 @@ static const opts_case cases[] = {
     CASE(split_opts, 24),      CASE(batcher_opts, 40),        CASE(mock_opts, 112),
     CASE(metrics_opts, 16),    CASE(policy_opts, 384),        CASE(pool_opts, 104),
     CASE(reconcile_opts, 112), CASE(reconcile_pool_opts, 48), CASE(sim_gen_opts, 64),
-    CASE(sim_opts, 176),
+    CASE(sim_opts, 176),       CASE(thread_hooks, 32),
 };
 #define NCASES (sizeof cases / sizeof cases[0])
 
-/* Every options struct the library has is in the table (the library's table has 16 rows). */
+/* Every options struct the library has is in the table (the library's table has 17 rows). */
 #define COUNT_ROW(name, list, appended, release) +1
 _Static_assert(NCASES == 0 SWARM__OPTS_V1_TABLE(COUNT_ROW), "a struct of opts_v1.h is not tested");
 

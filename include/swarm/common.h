@@ -195,23 +195,32 @@ SWARM_API void swarm_cancel_destroy(swarm_cancel *c);
 SWARM_API int swarm_sleep_ns(int64_t ns, swarm_cancel *cancel);
 
 /**
- * Hooks that run on every thread the library creates (pool workers, reconcile loops), on that
- * thread itself: @c start before the thread's first call into user code, @c stop after its last
- * one, just before the thread exits. They are how a language runtime attaches the library's
- * threads once instead of on every callback (a Python binding keeps one thread state per
- * thread; JNI has AttachCurrentThread / DetachCurrentThread), and a place to name threads, set
- * their affinity or open a tracing span.
+ * A thread hook (see swarm_thread_hooks_set()). Hooks run on every thread the library creates
+ * (pool workers, reconcile loops), on that thread itself: @c start before the thread's first call
+ * into user code, @c stop after its last one, just before the thread exits. They are how a language
+ * runtime attaches the library's threads once instead of on every callback (a Python binding keeps
+ * one thread state per thread; JNI has AttachCurrentThread / DetachCurrentThread), and a place to
+ * name threads, set their affinity or open a tracing span.
  *
  * @c role is a static string naming what the thread is: "pool-worker" or "reconcile-loop".
  * Either function pointer may be NULL. @c user is passed back unchanged; it must stay valid
  * until every thread started under these hooks has exited.
  */
+typedef void (*swarm_thread_hook_fn)(void *user, const char *role);
+
+/** See swarm_thread_hook_fn. The minimum size is this struct's 0.3.0 size (all four fields). */
 typedef struct swarm_thread_hooks {
-    uint32_t size; /**< sizeof(swarm_thread_hooks), set by the caller */
-    void (*start)(void *user, const char *role);
-    void (*stop)(void *user, const char *role);
-    void *user;
+    uint32_t size;              /**< sizeof(swarm_thread_hooks), set by the caller */
+    swarm_thread_hook_fn start; /**< runs first on each new library thread; may be NULL */
+    swarm_thread_hook_fn stop;  /**< runs last, on the same thread; may be NULL */
+    void *user;                 /**< passed to both */
 } swarm_thread_hooks;
+
+/**
+ * Zero @p hooks (no hooks) and set its size.
+ * @return 0; SWARM_EINVAL if @p hooks is NULL. Thread safety: any thread. Blocking: no.
+ */
+SWARM_API int swarm_thread_hooks_init(swarm_thread_hooks *hooks);
 
 /**
  * Install process-wide thread hooks (NULL removes them). Each library thread takes a copy of
@@ -231,8 +240,9 @@ typedef struct swarm_thread_hooks {
  *
  * @param hooks  the hooks, copied; @c hooks->size must be at least the size of this struct in
  *               the release that introduced it (0.3.0, where it has the four fields above);
- *               fields a newer header adds beyond those are ignored. NULL: remove.
- * @return 0; SWARM_EINVAL for a too small @c size.
+ *               bytes a newer header adds beyond those must be zero. NULL: remove.
+ * @return 0; SWARM_EINVAL for a size below the 0.3.0 one, above 4096, or with a non-zero byte
+ *         past this library's struct (a field it does not know).
  * Thread safety: any thread; serialized with thread creation. Blocking: no. Allocation: none.
  */
 SWARM_API int swarm_thread_hooks_set(const swarm_thread_hooks *hooks);

@@ -37,6 +37,11 @@ class swarm_thread_hooks(Structure):
                 ("user", c_void_p)]
 
 
+@cfunc("swarm_thread_hooks_init", [POINTER(swarm_thread_hooks)], c_int, keep_gil=True)
+def _swarm_thread_hooks_init(hooks) -> int:
+    """Zero and set size. Non-blocking."""
+
+
 @cfunc("swarm_thread_hooks_set", [POINTER(swarm_thread_hooks)], c_int)
 def _swarm_thread_hooks_set(hooks) -> int:
     """Install process-wide thread hooks (NULL removes). Non-blocking."""

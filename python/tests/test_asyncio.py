@@ -55,7 +55,10 @@ class TestAsyncChannel(unittest.TestCase):
             got = []
             rng = random.Random(7)
 
+            go = threading.Event()
+
             def produce():
+                go.wait(60)       # the first receive times out on an empty channel
                 for i in range(N):
                     ch.send(i)
                     if i % 100 == 0:
@@ -71,6 +74,8 @@ class TestAsyncChannel(unittest.TestCase):
                                                       rng.choice([0.0001, 0.001, 0.01])))
                 except asyncio.TimeoutError:
                     timeouts += 1
+                    if timeouts == 1:
+                        go.set()
                 except swarm.Closed:
                     closed = True
                 extra = [asyncio.create_task(ch.recv_async()) for _ in range(3)]

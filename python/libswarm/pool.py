@@ -453,7 +453,9 @@ class Pool(_Handle):
             batch_min, batch_linger, queue_capacity, response_capacity).
         on_result: optional ``on_result(PoolResult)``, called once per task on the pool's
             result thread, after the task's future is completed (GIL held). It may submit and
-            resize; stop/close/shutdown(wait=True) from it raise WrongState.
+            resize; stop/close/shutdown(wait=True) from it raise WrongState. It must not block
+            for long: while it runs no other result is delivered, workers wait once the result
+            channel (1024 results) is full, and stop() waits until every result is delivered.
         warmup: optional ``warmup(worker_index)``, run on each new worker before it takes work;
             raise or return a negative code to fail the start.
 

@@ -10,6 +10,11 @@ keeps that thread's state between callbacks (the GIL itself is released between 
 and ``stop`` releases it on the same thread just before the thread exits, so CPython deletes
 the state itself. Nothing deletes a thread state from another thread.
 
+The one rule this adds: an exiting library thread needs the GIL for its stop hook, and calls
+that retire threads (pool resize/stop/destroy, loop stop) join them while holding the object's
+locks. So no call through PyDLL (GIL held) may wait for a pool's or loop's lock: pool stats and
+target go through CDLL (test_threads.test_stats_while_resizing_never_deadlocks).
+
 Hooks a C host installed before the import are kept and chained (theirs run first on start and
 last on stop). At interpreter exit, after every pool and loop has been stopped, the previous
 hooks are put back. ``LIBSWARM_PIN_THREADS=0`` in the environment turns the pinning off

@@ -137,12 +137,15 @@ def _swarm_pool_get_histogram(p, kind, le, n, cum, count, sum_ns) -> int:
     ...
 
 
-@cfunc("swarm_pool_get_stats", [c_void_p, POINTER(swarm_pool_stats)], c_int, keep_gil=True)
+# Not through PyDLL: stats and target take the pool's locks, which a resize or stop holds while
+# it joins exiting workers, whose thread-stop hook needs the GIL (libswarm._threads). Holding
+# the GIL while waiting for those locks would deadlock.
+@cfunc("swarm_pool_get_stats", [c_void_p, POINTER(swarm_pool_stats)], c_int)
 def _swarm_pool_get_stats(p, s) -> int:
     """Snapshot."""
 
 
-@cfunc("swarm_pool_target", [c_void_p], c_uint32, keep_gil=True)
+@cfunc("swarm_pool_target", [c_void_p], c_uint32)
 def _swarm_pool_target(p) -> int:
     """Target worker count."""
 

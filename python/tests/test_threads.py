@@ -101,6 +101,46 @@ class TestThreadStates(unittest.TestCase):
         self.assertEqual(counts[:5], [1, 2, 3, 4, 5])
         self.assertEqual(_threads.pinned_threads(), 0)
 
+    def test_stats_while_resizing_never_deadlocks(self):
+        # A resize joins exiting workers while holding the pool's locks, and an exiting worker's
+        # stop hook needs the GIL: a stats() or target read that waited for those locks while
+        # holding the GIL (PyDLL) deadlocked 3 runs of 3 within seconds. Run in a child so a
+        # hang fails the test instead of the suite.
+        code = textwrap.dedent("""
+            import threading, time
+            import libswarm as swarm
+            eng = swarm.Engine.from_python(lambda req: b"")
+            pool = swarm.Pool(eng, workers=2, max_workers=8)
+            stop = False
+            def resizer():
+                i = 0
+                while not stop:
+                    pool.resize(1 + i % 6)
+                    pool.submit(b"")
+                    i += 1
+            def reader():
+                while not stop:
+                    pool.stats()
+                    pool.target
+            ts = [threading.Thread(target=f) for f in (resizer, reader, reader)]
+            for t in ts:
+                t.start()
+            time.sleep(2)
+            stop = True
+            for t in ts:
+                t.join()
+            pool.close()
+            print("ok")
+        """)
+        env = dict(os.environ, SWARM_LIBRARY=swarm.library_path())
+        try:
+            out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                                 text=True, timeout=60)
+        except subprocess.TimeoutExpired:
+            self.fail("stats()/target while resizing deadlocked")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(out.stdout.strip(), "ok")
+
     def test_host_hooks_are_chained(self):
         # A C host that installed its own hooks before importing the binding keeps them: they
         # still run (here: counted through a ctypes hook installed before the import).

@@ -234,9 +234,10 @@ SWARM_API int swarm_thread_hooks_init(swarm_thread_hooks *hooks);
  * waits for neither hook to start working (a slow @c start delays only that thread's first
  * task), but a call that retires threads (swarm_pool_stop, swarm_pool_destroy,
  * swarm_pool_resize, swarm_reconcile_stop, swarm_reconcile_destroy) joins them and so waits
- * for their @c stop: a host whose @c stop needs a lock of its own (a Python binding: the GIL)
- * must not hold it across those calls. A thread killed inside a callback (pthread_exit) runs
- * no @c stop.
+ * for their @c stop, holding the object's internal lock while it does: a host whose @c stop
+ * needs a lock of its own (a Python binding: the GIL) must not hold it across those calls, nor
+ * across any other call on the same pool or loop (which may wait for that internal lock). A
+ * thread killed inside a callback (pthread_exit) runs no @c stop.
  *
  * @param hooks  the hooks, copied; @c hooks->size must be at least the size of this struct in
  *               the release that introduced it (0.3.0, where it has the four fields above);

@@ -28,19 +28,22 @@ import asyncio
 import collections
 import ctypes
 import enum
+import functools
 import itertools
 import logging
+import operator
 import struct
 import time
 import weakref
-from ctypes import (CFUNCTYPE, POINTER, Structure, byref, c_int, c_int64, c_size_t, c_uint32,
-                    c_uint64, c_void_p)
+from array import array
+from ctypes import (CFUNCTYPE, POINTER, Structure, addressof, byref, c_char, c_int, c_int64,
+                    c_size_t, c_uint32, c_uint64, c_void_p)
 from typing import (Any, AsyncIterator, Callable, Deque, Dict, Generic, Iterable, Iterator, List,
                     Optional, TypeVar)
 
 from . import errors
 from ._handle import SLICE_NS, Interrupted, _Handle, on_main_thread, sliced, to_ns
-from ._lib import cfunc
+from ._lib import cfunc, pylib
 from .common import Allocator, CancelToken, alloc_arg, swarm_allocator
 
 __all__ = ["Channel", "ObjectChannel", "FullMode", "DropReason", "swarm_chan_opts",
@@ -190,6 +193,18 @@ def _swarm_chan_recv_batch(ch, out, max_, min_, linger_ns, timeout_ns, cancel) -
     """Dynamic-batching receive; returns the count or a code."""
 
 
+@cfunc("swarm_chan_send_batch", [c_void_p, c_void_p, c_size_t, c_int64, c_void_p], c_int,
+       keep_gil=True)
+def _swarm_chan_send_batch_nb(ch, elems, n, timeout_ns, cancel) -> int:
+    """swarm_chan_send_batch through PyDLL: only ever called with timeout 0 (never blocks)."""
+
+
+@cfunc("swarm_chan_recv_batch",
+       [c_void_p, c_void_p, c_size_t, c_size_t, c_int64, c_int64, c_void_p], c_int, keep_gil=True)
+def _swarm_chan_recv_batch_nb(ch, out, max_, min_, linger_ns, timeout_ns, cancel) -> int:
+    """swarm_chan_recv_batch through PyDLL: only ever called with timeout 0 (never blocks)."""
+
+
 @cfunc("swarm_chan_get_stats", [c_void_p, POINTER(swarm_chan_stats)], c_int, keep_gil=True)
 def _swarm_chan_get_stats(ch, stats) -> int:
     """Snapshot of counters. Lock-free."""
@@ -213,6 +228,60 @@ def _swarm_chan_elem_size(ch) -> int:
 @cfunc("swarm_chan_is_closed", [c_void_p], c_int, keep_gil=True)
 def _swarm_chan_is_closed(ch) -> int:
     """1 once closed."""
+
+
+# ---- the fast paths -------------------------------------------------------------------------
+# Every data call first tries the non-blocking C function with the GIL held (PyDLL): when it
+# succeeds, nothing else runs (no GIL hand-off, no in-flight count, no SIGINT handler swap).
+# Only a call that must wait falls into the blocking machinery (_raw_*), which is unchanged.
+#
+# Memory safety without the in-flight count: the fast calls take the channel pointer from a
+# per-channel c_void_p cell, which destroy() sets to NULL before it frees anything. A PyDLL
+# call converts its arguments and runs without releasing the GIL, so it either reads the cell
+# before the NULL store (and the free, which comes later, cannot overlap it) or reads NULL, and
+# C answers SWARM_EINVAL, which the caller turns into HandleClosed.
+#
+# Untyped twins: with argtypes None, ctypes passes a c_void_p cell, a bytes object or a ctypes
+# array without calling from_param (about half the cost of a typed call). They are only ever
+# called with (cell, bytes) or (cell, ctypes array).
+
+def _untyped(name: str) -> Any:
+    f = pylib[name]          # a fresh function object: its argtypes are its own
+    f.argtypes = None
+    f.restype = c_int
+    return f
+
+
+_TRY_SEND = _untyped("swarm_chan_try_send")
+_TRY_RECV = _untyped("swarm_chan_try_recv")
+
+
+def _subscript_call(fn: Callable[..., Any], *bound: Any) -> Any:
+    """An object ``op`` such that ``op[x]`` is ``fn(*bound, x)``.
+
+    Why a subscript: CPython runs pending signal handlers (Ctrl-C's KeyboardInterrupt) after
+    every CALL instruction, so in ``rc = fn(x)`` a SIGINT that arrives while C runs raises
+    after C has moved the element but before ``rc`` is stored, and the caller cannot tell
+    whether it moved. BINARY_SUBSCR does not run them: ``rc = op[x]`` always stores the return
+    code, and the KeyboardInterrupt fires at the next call, where the caller's handler knows
+    what C did. (A staticmethod, so that nothing binds ``op`` as an argument; on another
+    interpreter the worst case is the plain-call behaviour.)"""
+    cls = type("_SubscriptCall", (), {"__slots__": (),
+                                      "__getitem__": staticmethod(functools.partial(fn, *bound))})
+    return cls()
+
+
+#: ``_INVOKE[f]`` is ``f()``, with the return value always stored (see _subscript_call).
+_INVOKE = _subscript_call(getattr(operator, "call", None) or (lambda f: f()))
+_U1 = c_uint64 * 1
+_Q0 = array("Q", [0])
+_islice = itertools.islice
+_partial = functools.partial
+_UNKNOWN = -1000     # an rc no C call returns: "the call's outcome is not known"
+
+
+def _consume(it: Iterable[Any]) -> None:
+    collections.deque(it, maxlen=0)
 
 
 # ---- drop callbacks: one module-level trampoline, user data is an integer key ----------------
@@ -246,6 +315,7 @@ def stats_dict(s: Structure) -> Dict[str, Any]:
 
 _LEN = struct.Struct("<I")
 _EAGAIN = errors.WouldBlock.code
+_EINVAL = errors.InvalidArgument.code
 _ETIMEDOUT_ = errors.TimedOut.code
 _MISSING = object()
 
@@ -318,6 +388,11 @@ class _ChanBase(_Handle):
                              if rc == errors.InvalidArgument.code else "swarm_chan_create")
         super().__init__(out.value, _destroy_chan, key, allocator, drop_handler)
         self._esize = elem_size
+        # The fast paths' pointer (see "the fast paths" above); NULL from destroy() on.
+        cell = c_void_p(out.value)
+        self._cell = cell
+        self._sendop = _subscript_call(_TRY_SEND, cell)
+        self._recvop = _subscript_call(_TRY_RECV, cell)
         # Elements C handed over while Ctrl-C interrupted the receive (or whose asyncio
         # receiver was cancelled): returned first by the next receive, so none is lost.
         self._stash: Deque[Any] = collections.deque()
@@ -439,7 +514,8 @@ class _ChanBase(_Handle):
 
     def _raw_send_batch(self, elems: Any, n: int, timeout: Optional[float],
                         cancel: Optional[CancelToken]) -> int:
-        """Returns the count sent or a negative code; raises Interrupted(count) on Ctrl-C."""
+        """``elems``: the address of n packed elements. Returns the count sent or a negative
+        code; raises Interrupted(count) on Ctrl-C."""
         tns = to_ns(timeout)
         p = self._enter()
         try:
@@ -451,8 +527,7 @@ class _ChanBase(_Handle):
                 sent = [0]
 
                 def part(ns: int) -> int:
-                    rc = _swarm_chan_send_batch(p, byref(elems, sent[0] * es), n - sent[0],
-                                                ns, cp)
+                    rc = _swarm_chan_send_batch(p, elems + sent[0] * es, n - sent[0], ns, cp)
                     if rc > 0:
                         sent[0] += rc
                         return 0 if sent[0] == n else _ETIMEDOUT_   # go on
@@ -468,23 +543,11 @@ class _ChanBase(_Handle):
         finally:
             self._leave()
 
-    def _raw_recv_batch(self, out: Any, max_items: int, min_items: int, linger: float,
-                        timeout: Optional[float], cancel: Optional[CancelToken]) -> int:
-        """Returns the count taken or a negative code; raises Interrupted(count) on Ctrl-C
-        (the caller keeps the elements taken)."""
-        if isinstance(max_items, bool) or not isinstance(max_items, int):
-            raise TypeError(f"max_items must be an int, not {type(max_items).__name__}")
-        if isinstance(min_items, bool) or not isinstance(min_items, int):
-            raise TypeError(f"min_items must be an int, not {type(min_items).__name__}")
-        if not 1 <= max_items <= 2**31 - 1:
-            raise errors.InvalidArgument(f"max_items must be in [1, 2**31-1], got {max_items}")
-        if not 0 <= min_items <= max_items:
-            raise errors.InvalidArgument(f"min_items must be in [0, max_items={max_items}], "
-                                         f"got {min_items}")
-        lns = to_ns(linger if linger is not None else 0, "linger")
-        if lns < 0:
-            lns = 0
-        tns = to_ns(timeout)
+    def _raw_recv_batch(self, out: int, max_items: int, min_items: int, lns: int, tns: int,
+                        cancel: Optional[CancelToken]) -> int:
+        """The blocking recv_batch into the buffer at address ``out`` (arguments validated by
+        _batch_args). Returns the count taken or a negative code; raises Interrupted(count)
+        on Ctrl-C (the caller keeps the elements taken)."""
         p = self._enter()
         try:
             cp = self._cancel_enter(cancel)
@@ -497,7 +560,7 @@ class _ChanBase(_Handle):
 
                 def part(ns: int) -> int:
                     g = got[0]
-                    rc = _swarm_chan_recv_batch(p, byref(out, g * es), max_items - g,
+                    rc = _swarm_chan_recv_batch(p, out + g * es, max_items - g,
                                                 max(want - g, 1), lns, ns, cp)
                     if rc > 0:
                         got[0] += rc
@@ -514,7 +577,102 @@ class _ChanBase(_Handle):
         finally:
             self._leave()
 
+    def _fast_failed(self, rc: int) -> bool:
+        """After a fast call returned ``rc`` < 0: raise HandleClosed if the channel was
+        destroyed (NULL cell: SWARM_EINVAL) or is being destroyed; True if the call must go
+        on in the blocking path (EAGAIN), False if ``rc`` is the final answer."""
+        if rc == _EINVAL and self._cell.value is None:
+            raise self._closed_error()
+        return rc == _EAGAIN
+
+    def _batch_args(self, max_items: int, min_items: int, linger: Optional[float],
+                    timeout: Optional[float]) -> "tuple[int, int]":
+        """Validate recv_batch's arguments; returns (linger_ns, timeout_ns)."""
+        if isinstance(max_items, bool) or not isinstance(max_items, int):
+            raise TypeError(f"max_items must be an int, not {type(max_items).__name__}")
+        if isinstance(min_items, bool) or not isinstance(min_items, int):
+            raise TypeError(f"min_items must be an int, not {type(min_items).__name__}")
+        if not 1 <= max_items <= 2**31 - 1:
+            raise errors.InvalidArgument(f"max_items must be in [1, 2**31-1], got {max_items}")
+        if not 0 <= min_items <= max_items:
+            raise errors.InvalidArgument(f"min_items must be in [0, max_items={max_items}], "
+                                         f"got {min_items}")
+        lns = to_ns(linger if linger is not None else 0, "linger")
+        return (0 if lns < 0 else lns), to_ns(timeout)
+
+    def _recv_batch_into(self, addr: int, max_items: int, min_items: int, lns: int, tns: int,
+                         cancel: Optional[CancelToken]) -> int:
+        """recv_batch into the buffer at ``addr``: a non-blocking attempt with the GIL held,
+        then, only if that does not settle the call, the blocking path for the rest. Returns
+        the count or a code; raises Interrupted(count) on Ctrl-C (count taken in the blocking
+        part; the caller finds the fast part in its buffer)."""
+        n = _UNKNOWN
+        if cancel is None:
+            if self._closing:
+                raise self._closed_error()
+            n = _INVOKE[_partial(_swarm_chan_recv_batch_nb, self._cell, addr, max_items,
+                                 min_items, lns, 0, None)]
+            if n < 0:
+                if not self._fast_failed(n) or tns == 0:
+                    return n
+            elif n == max_items or tns == 0 or (n >= min_items and lns == 0):
+                return n
+        got = n if n > 0 else 0
+        if got == 0:
+            return self._raw_recv_batch(addr, max_items, min_items, lns, tns, cancel)
+        # Some taken already: wait for the rest of min_items, or (min reached) for at most
+        # the linger, which C counts from the first element, taken just now.
+        if got >= min_items:
+            rest_min, tns = 1, (lns if tns < 0 else min(tns, lns))
+        else:
+            rest_min = min_items - got
+        try:
+            rest = self._raw_recv_batch(addr + got * self._esize, max_items - got, rest_min,
+                                        lns, tns, cancel)
+        except Interrupted as it:
+            raise Interrupted(got + max(it.rc, 0)) from None
+        except KeyboardInterrupt:
+            # Python's own Ctrl-C, raised at a call in the blocking part: the fast part's
+            # elements are reported; any the blocking part took after its C call returned
+            # cannot be (a window of a few bytecodes after a wait; see the note in chan.md).
+            raise Interrupted(got) from None
+        return got + rest if rest > 0 else got
+
+    def _send_batch_from(self, addr: int, k: int, timeout: Optional[float],
+                         cancel: Optional[CancelToken]) -> int:
+        """send_batch of the ``k`` packed elements at ``addr``: a non-blocking attempt with
+        the GIL held, then the blocking path for whatever did not fit. Returns the count sent
+        or a code; raises Interrupted(count) on Ctrl-C. Call it through _INVOKE, so that the
+        count always reaches the caller."""
+        tns = to_ns(timeout)
+        sent = 0
+        if cancel is None:
+            if self._closing:
+                raise self._closed_error()
+            rc = _INVOKE[_partial(_swarm_chan_send_batch_nb, self._cell, addr, k, 0, None)]
+            if rc >= 0:
+                sent = rc
+                if sent == k or tns == 0:
+                    return sent
+            elif rc != _EAGAIN or tns == 0:
+                if rc == _EINVAL and self._cell.value is None:
+                    raise self._closed_error()
+                return rc
+        try:
+            rest = self._raw_send_batch(addr + sent * self._esize, k - sent, timeout, cancel)
+        except Interrupted as it:
+            raise Interrupted(sent + max(it.rc, 0)) from None
+        except KeyboardInterrupt:
+            if sent:      # as in _recv_batch_into: the fast part is known
+                raise Interrupted(sent) from None
+            raise
+        return sent + rest if rest > 0 else (sent if sent else rest)
+
     # -- lifecycle and introspection ---------------------------------------------------------
+    def _release(self) -> bool:
+        self._cell.value = None     # fast calls from now on see NULL (before anything is freed)
+        return super()._release()
+
     def _wake(self, ptr: int) -> None:
         _swarm_chan_close(ptr)
 
@@ -629,6 +787,9 @@ class Channel(_ChanBase):
         super().__init__(capacity=capacity, elem_size=elem_size, full_mode=full_mode, spin=spin,
                          allocator=allocator, drop_handler=handler)
         self._maxmsg = elem_size - 4 if self._framed else elem_size
+        # Unframed bytes of exactly this length go to C as they are (no copy, no checks).
+        self._rawlen = -1 if self._framed else elem_size
+        self._Buf = c_char * elem_size
 
     @property
     def max_message(self) -> int:
@@ -650,11 +811,19 @@ class Channel(_ChanBase):
                 f"message must be exactly elem_size={self._esize} bytes, got {len(b)}")
         return b
 
-    def _decode(self, raw: bytes) -> bytes:
+    def _decode(self, raw: Any) -> bytes:
+        """One element (bytes or a buffer of elem_size bytes) as the message it carries."""
         if self._framed:
             (n,) = _LEN.unpack_from(raw)
-            return raw[4:4 + n]
-        return raw
+            return bytes(raw[4:4 + n])
+        return bytes(raw)
+
+    def _split(self, buf: Any, n: int) -> List[bytes]:
+        """The first ``n`` elements of a batch buffer, decoded."""
+        raw, es = buf.raw, self._esize
+        if not self._framed:
+            return [raw[i:i + es] for i in range(0, n * es, es)]
+        return [self._decode(raw[i:i + es]) for i in range(0, n * es, es)]
 
     def send(self, data: bytes, timeout: Optional[float] = None,
              cancel: Optional[CancelToken] = None) -> None:
@@ -665,9 +834,19 @@ class Channel(_ChanBase):
         WouldBlock and queue.Full), Canceled. Blocking: yes, with the GIL released;
         thread-safe. Ctrl-C on the main thread raises KeyboardInterrupt within ~50 ms; the
         message is then either queued whole (``exc.sent == 1``) or not at all."""
-        enc = self._encode(data)
+        if type(data) is not bytes or len(data) != self._rawlen:
+            data = self._encode(data)
         try:
-            rc = self._raw_send(enc, timeout, cancel)
+            if timeout is None and cancel is None:
+                if self._closing:
+                    raise self._closed_error()
+                rc = self._sendop[data]             # try_send, GIL held
+                if rc == 0 or not self._fast_failed(rc):
+                    pass
+                else:
+                    rc = self._raw_send(data, None, None)
+            else:
+                rc = self._raw_send(data, timeout, cancel)
         except Interrupted as it:
             raise _interrupt(1 if it.rc >= 0 else 0) from None
         if rc < 0:
@@ -676,8 +855,13 @@ class Channel(_ChanBase):
     def try_send(self, data: bytes) -> None:
         """Send without waiting (``swarm_chan_try_send``); raises ChannelFull (a WouldBlock
         and queue.Full) when full."""
-        rc = self._raw_try_send(self._encode(data))
+        if type(data) is not bytes or len(data) != self._rawlen:
+            data = self._encode(data)
+        if self._closing:
+            raise self._closed_error()
+        rc = self._sendop[data]
         if rc < 0:
+            self._fast_failed(rc)
             errors.raise_send(rc)
 
     def recv(self, timeout: Optional[float] = None,
@@ -689,27 +873,70 @@ class Channel(_ChanBase):
         ms; a message taken at that moment is kept and returned by the next receive."""
         if self._stash:
             return self._stash.popleft()
-        buf = ctypes.create_string_buffer(self._esize)
+        buf = self._Buf()
+        rc = _UNKNOWN
         try:
-            rc = self._raw_recv(buf, timeout, cancel)
+            if timeout is None and cancel is None:
+                if self._closing:
+                    raise self._closed_error()
+                rc = self._recvop[buf]              # try_recv, GIL held; rc always stored
+                if rc < 0 and self._fast_failed(rc):
+                    rc = _UNKNOWN
+                    rc = self._raw_recv(buf, None, None)
+            else:
+                rc = self._raw_recv(buf, timeout, cancel)
+            if rc == 0:
+                # A call, inside the try: a Ctrl-C that arrived while C ran fires here at the
+                # latest, and the handler below keeps the message.
+                return self._decode(buf)
         except Interrupted as it:
             if it.rc >= 0:
-                self._stash.append(self._decode(buf.raw))
+                self._stash.append(self._decode(buf))
             raise _interrupt() from None
-        if rc < 0:
-            errors.raise_recv(rc)
-        return self._decode(buf.raw)
+        except BaseException:
+            if rc == 0:
+                self._stash.append(self._decode(buf))
+            raise
+        errors.raise_recv(rc)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def try_recv(self) -> bytes:
         """Receive without waiting (``swarm_chan_try_recv``); raises ChannelEmpty (a
         WouldBlock and queue.Empty) when empty and open, Closed when closed and drained."""
         if self._stash:
             return self._stash.popleft()
-        buf = ctypes.create_string_buffer(self._esize)
-        rc = self._raw_try_recv(buf)
-        if rc < 0:
-            errors.raise_recv(rc)
-        return self._decode(buf.raw)
+        if self._closing:
+            raise self._closed_error()
+        buf = self._Buf()
+        rc = _UNKNOWN
+        try:
+            rc = self._recvop[buf]
+            if rc == 0:
+                return self._decode(buf)
+        except BaseException:
+            if rc == 0:
+                self._stash.append(self._decode(buf))
+            raise
+        self._fast_failed(rc)
+        errors.raise_recv(rc)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _pack(self, items: Iterable[bytes]) -> "tuple[Any, int]":
+        """The messages of a batch packed back to back: (ctypes buffer, count)."""
+        if type(items) is not list:
+            items = list(items)
+        k, es = len(items), self._esize
+        if not self._framed:
+            try:
+                data = b"".join(items)
+            except TypeError:
+                data = None
+            # Every len() == elem_size and the total == k * elem_size: then every item's byte
+            # size is elem_size too (a buffer's byte size is never below its len()).
+            if data is not None and len(data) == k * es and set(map(len, items)) <= {es}:
+                return (c_char * max(len(data), 1)).from_buffer_copy(data or b"\0"), k
+        data = b"".join([self._encode(d) for d in items])
+        return (c_char * max(len(data), 1)).from_buffer_copy(data or b"\0"), k
 
     def send_batch(self, items: Iterable[bytes], timeout: Optional[float] = None,
                    cancel: Optional[CancelToken] = None) -> int:
@@ -717,12 +944,11 @@ class Channel(_ChanBase):
         ``timeout`` overall. Returns how many were sent (the rest were not); raises the stopping
         error only when none was sent. Blocking: yes, GIL released. On Ctrl-C:
         KeyboardInterrupt with ``.sent`` = how many went (whole)."""
-        enc = [self._encode(d) for d in items]
-        if not enc:
+        buf, k = self._pack(items)
+        if not k:
             return 0
-        buf = ctypes.create_string_buffer(b"".join(enc), len(enc) * self._esize)
         try:
-            rc = self._raw_send_batch(buf, len(enc), timeout, cancel)
+            rc = _INVOKE[_partial(self._send_batch_from, addressof(buf), k, timeout, cancel)]
         except Interrupted as it:
             raise _interrupt(max(it.rc, 0)) from None
         if rc < 0:
@@ -739,23 +965,25 @@ class Channel(_ChanBase):
         elements already taken are kept for the next receive."""
         if self._stash:
             return self._unstash(max_items)
-        if isinstance(max_items, int) and not isinstance(max_items, bool) and \
-                0 < max_items <= 1 << 24:
-            buf = ctypes.create_string_buffer(self._esize * max_items)
-        else:
-            buf = ctypes.create_string_buffer(self._esize)
+        lns, tns = self._batch_args(max_items, min_items, linger, timeout)
+        if cancel is not None:
+            _check_cancel(cancel)
+        buf = (c_char * (self._esize * max_items))()
+        n = _UNKNOWN
         try:
-            n = self._raw_recv_batch(buf, max_items, min_items, linger, timeout, cancel)
+            n = _INVOKE[_partial(self._recv_batch_into, addressof(buf), max_items, min_items,
+                                 lns, tns, cancel)]
+            if n > 0:
+                return self._split(buf, n)
         except Interrupted as it:
-            raw, es = buf.raw, self._esize
-            self._stash.extend(self._decode(raw[i * es:(i + 1) * es]) for i in range(it.rc))
+            self._stash.extend(self._split(buf, it.rc))
             raise _interrupt() from None
-        if n < 0:
-            errors.raise_recv(n)
-        raw, es = buf.raw, self._esize
-        if not self._framed:
-            return [raw[i * es:(i + 1) * es] for i in range(n)]
-        return [self._decode(raw[i * es:(i + 1) * es]) for i in range(n)]
+        except BaseException:
+            if n > 0:
+                self._stash.extend(self._split(buf, n))
+            raise
+        errors.raise_recv(n)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def __iter__(self) -> Iterator[bytes]:
         """Receive until the channel is closed and drained. Blocking, GIL released."""
@@ -822,48 +1050,58 @@ class ObjectChannel(_ChanBase, Generic[T]):
         h = next(self._keys)
         table = self._table
         table[h] = obj
-        rc = -99
+        rc = -99            # not sent (yet)
         try:
+            ref = h.to_bytes(8, "little")
             if timeout is None and cancel is None:
-                # Hot path, inlined: _enter, try without waiting (GIL kept), block only if full.
-                inflight = self._inflight
-                inflight.append(None)
-                p = self._ptr
-                if p is None or self._closing:
-                    inflight.pop()
+                if self._closing:
                     raise self._closed_error()
-                try:
-                    ref = h.to_bytes(8, "little")
-                    rc = _swarm_chan_try_send_fast(p, ref)
-                    if rc == _EAGAIN:
-                        if on_main_thread():
-                            rc = sliced(lambda ns: _swarm_chan_send_ex(p, ref, ns, None), -1)
-                        else:
-                            rc = _swarm_chan_send(p, ref)
-                finally:
-                    inflight.pop()
+                rc = self._sendop[ref]          # try_send, GIL held; rc always stored
+                if rc == 0:
+                    return
+                if rc == _EAGAIN:
+                    rc = _UNKNOWN
+                    rc = self._raw_send(ref, None, None)
+                elif rc == _EINVAL and self._cell.value is None:
+                    raise self._closed_error()
             else:
-                rc = self._raw_send(byref(c_uint64(h)), timeout, cancel)
+                rc = _UNKNOWN
+                rc = self._raw_send(ref, timeout, cancel)
         except Interrupted as it:
             rc = it.rc
             raise _interrupt(1 if rc >= 0 else 0) from None
+        except Exception:
+            if rc == _UNKNOWN:  # raised before C was called (validation, HandleClosed)
+                rc = -99
+            raise
+        except BaseException as exc:
+            # A Ctrl-C raised by Python itself (not by a sliced wait). If the outcome is
+            # unknown (it fired right after a blocking call), the handle stays in the table:
+            # never lose an element that C may have queued.
+            if isinstance(exc, KeyboardInterrupt) and rc != _UNKNOWN:
+                exc.sent = 1 if rc >= 0 else 0  # type: ignore[attr-defined]
+            raise
         finally:
-            if rc < 0:
+            if rc < 0 and rc != _UNKNOWN:
                 table.pop(h, None)
         if rc < 0:
             errors.raise_send(rc)
 
     def try_send(self, obj: T) -> None:
         """Send without waiting; raises ChannelFull (a WouldBlock and queue.Full) when full."""
+        if self._closing:
+            raise self._closed_error()
         h = next(self._keys)
-        self._table[h] = obj
+        table = self._table
+        table[h] = obj
         rc = -99
         try:
-            rc = self._raw_try_send(byref(c_uint64(h)))
+            rc = self._sendop[h.to_bytes(8, "little")]
         finally:
             if rc < 0:
-                self._table.pop(h, None)
+                table.pop(h, None)
         if rc < 0:
+            self._fast_failed(rc)
             errors.raise_send(rc)
 
     def _take(self, h: int) -> T:
@@ -872,56 +1110,69 @@ class ObjectChannel(_ChanBase, Generic[T]):
         except KeyError:
             raise errors.InternalError(f"handle {h} not in the table") from None
 
+    def _recv_into(self, out: Any, timeout: Optional[float],
+                   cancel: Optional[CancelToken]) -> int:
+        """Receive one handle into ``out`` (a zeroed c_uint64 array): try with the GIL held,
+        then wait. Returns the rc; raises Interrupted from a sliced wait."""
+        if timeout is not None or cancel is not None:
+            return self._raw_recv(out, timeout, cancel)
+        if self._closing:
+            raise self._closed_error()
+        rc = _TRY_RECV(self._cell, out)
+        if rc != _EAGAIN:
+            if rc == _EINVAL and self._cell.value is None:
+                raise self._closed_error()
+            return rc
+        # Must wait. On the main thread in slices without a SIGINT handler swap (20 us per
+        # swap here): the handle lands in the zeroed buffer, so if KeyboardInterrupt (or a
+        # custom handler's exception) fires right after C handed one over, the caller finds
+        # it there and stashes the object.
+        p = self._enter()
+        try:
+            if on_main_thread():
+                while True:     # slices: signal handlers run between them
+                    rc = _swarm_chan_recv_ex(p, out, SLICE_NS, None)
+                    if rc != _ETIMEDOUT_:
+                        return rc
+            return _swarm_chan_recv(p, out)
+        finally:
+            self._leave()
+
     def recv(self, timeout: Optional[float] = None, cancel: Optional[CancelToken] = None) -> T:
         """Receive the next object. Errors, blocking and Ctrl-C as :meth:`Channel.recv`.
 
-        On the main thread the plain blocking form needs no SIGINT handler swap (20 us per
-        swap here): the element is an 8-byte handle written into a zeroed buffer, so if
-        KeyboardInterrupt (or a custom handler's exception) fires right after C handed one
-        over, the handle in the buffer says so and the object goes to the stash."""
+        Exactly once under Ctrl-C without a SIGINT handler swap: the element is an 8-byte
+        handle (never 0) written into a zeroed buffer, so if KeyboardInterrupt (or a custom
+        handler's exception) fires after C handed one over, the handle in the buffer says so
+        and the object goes to the stash, returned by the next receive."""
         if self._stash:
             return self._stash.popleft()
-        out = c_uint64()
+        out = _U1()
         table = self._table
         try:
-            if timeout is None and cancel is None:
-                inflight = self._inflight   # hot path, inlined as in send()
-                inflight.append(None)
-                p = self._ptr
-                if p is None or self._closing:
-                    inflight.pop()
-                    raise self._closed_error()
-                try:
-                    rc = _swarm_chan_try_recv_u64(p, out)
-                    if rc == _EAGAIN:
-                        ref = byref(out)
-                        if on_main_thread():
-                            while True:     # slices: signal handlers run between them
-                                rc = _swarm_chan_recv_ex(p, ref, SLICE_NS, None)
-                                if rc != _ETIMEDOUT_:
-                                    break
-                        else:
-                            rc = _swarm_chan_recv(p, ref)
-                finally:
-                    inflight.pop()
+            if timeout is None and cancel is None and not self._closing:
+                rc = _TRY_RECV(self._cell, out)     # inlined _recv_into fast path
+                if rc != 0:
+                    rc = self._recv_into(out, None, None)
             else:
-                rc = self._raw_recv(byref(out), timeout, cancel)
+                rc = self._recv_into(out, timeout, cancel)
             if rc < 0:
                 errors.raise_recv(rc)
-            obj = table.get(out.value, _MISSING)
-        except Interrupted as it:
-            h = out.value
-            if it.rc >= 0 and h in table:
+            h = out[0]
+            obj = table.get(h, _MISSING)    # a call: a pending Ctrl-C fires here at the latest
+        except Interrupted:
+            h = out[0]
+            if h and h in table:
                 self._stash.append(table.pop(h))
             raise _interrupt() from None
         except BaseException:
-            h = out.value
+            h = out[0]
             if h and h in table:
                 self._stash.append(table.pop(h))
             raise
         if obj is _MISSING:
-            raise errors.InternalError(f"handle {out.value} not in the table")
-        del table[out.value]
+            raise errors.InternalError(f"handle {h} not in the table")
+        del table[h]
         return obj
 
     def try_recv(self) -> T:
@@ -929,32 +1180,54 @@ class ObjectChannel(_ChanBase, Generic[T]):
         empty, Closed when drained."""
         if self._stash:
             return self._stash.popleft()
-        out = c_uint64()
-        rc = self._raw_try_recv(byref(out))
-        if rc < 0:
-            errors.raise_recv(rc)
-        return self._take(out.value)
+        if self._closing:
+            raise self._closed_error()
+        out = _U1()
+        table = self._table
+        try:
+            rc = _TRY_RECV(self._cell, out)
+            if rc < 0:
+                self._fast_failed(rc)
+                errors.raise_recv(rc)
+            h = out[0]
+            obj = table.get(h, _MISSING)
+        except BaseException:
+            h = out[0]
+            if h and h in table:
+                self._stash.append(table.pop(h))
+            raise
+        if obj is _MISSING:
+            raise errors.InternalError(f"handle {h} not in the table")
+        del table[h]
+        return obj
 
     def send_batch(self, items: Iterable[T], timeout: Optional[float] = None,
                    cancel: Optional[CancelToken] = None) -> int:
         """Send objects in order; returns how many were sent. As :meth:`Channel.send_batch`."""
-        objs = list(items)
-        if not objs:
+        objs = items if type(items) is list else list(items)
+        k = len(objs)
+        if not k:
             return 0
-        keys = self._keys
-        hs = [next(keys) for _ in objs]
-        for h, o in zip(hs, objs):
-            self._table[h] = o
-        arr = (c_uint64 * len(hs))(*hs)
+        table = self._table
+        hs = list(_islice(self._keys, k))    # unique handles (count is atomic per item)
+        table.update(zip(hs, objs))
+        arr = array("Q", hs)
         rc = -99
         try:
-            rc = self._raw_send_batch(arr, len(hs), timeout, cancel)
+            rc = _UNKNOWN
+            rc = _INVOKE[_partial(self._send_batch_from, arr.buffer_info()[0], k, timeout,
+                                  cancel)]
         except Interrupted as it:
-            rc = it.rc
-            raise _interrupt(max(rc, 0)) from None
+            rc = max(it.rc, 0)
+            raise _interrupt(rc) from None
+        except Exception:
+            if rc == _UNKNOWN:   # raised before anything was sent (validation, HandleClosed)
+                rc = -99
+            raise
         finally:
-            for h in hs[max(rc, 0):]:
-                self._table.pop(h, None)
+            if rc != _UNKNOWN and rc < k:
+                for h in hs[max(rc, 0):]:
+                    table.pop(h, None)
         if rc < 0:
             errors.raise_send(rc)
         return rc
@@ -965,19 +1238,42 @@ class ObjectChannel(_ChanBase, Generic[T]):
         """Receive up to ``max_items`` objects; as :meth:`Channel.recv_batch`."""
         if self._stash:
             return self._unstash(max_items)
-        n_alloc = max_items if isinstance(max_items, int) and not isinstance(max_items, bool) \
-            and 0 < max_items <= 1 << 24 else 1
-        arr = (c_uint64 * n_alloc)()
+        lns, tns = self._batch_args(max_items, min_items, linger, timeout)
+        if cancel is not None:
+            _check_cancel(cancel)
+        arr = _Q0 * max_items       # zeroed: a handle (never 0) in it was handed over
+        table = self._table
+        objs = None
         try:
-            n = self._raw_recv_batch(arr, max_items, min_items, linger, timeout, cancel)
-        except Interrupted as it:
-            take = self._table.pop
-            self._stash.extend(take(arr[i]) for i in range(it.rc))
-            raise _interrupt() from None
-        if n < 0:
-            errors.raise_recv(n)
-        take = self._table.pop
-        return [take(h) for h in arr[:n]]
+            n = self._recv_batch_into(arr.buffer_info()[0], max_items, min_items, lns, tns,
+                                      cancel)
+            if n < 0:
+                errors.raise_recv(n)
+            hs = arr[:n]
+            objs = list(map(table.__getitem__, hs))    # KeyError: a bug, see below
+            _consume(map(table.__delitem__, hs))
+            return objs
+        except KeyError as exc:
+            raise errors.InternalError(f"handle {exc} not in the table") from None
+        except BaseException as exc:
+            # Ctrl-C (Interrupted from a sliced wait, or Python's own KeyboardInterrupt at
+            # any call above): keep every element taken, found in the buffer.
+            if objs is not None:
+                for h in arr:
+                    if not h:
+                        break
+                    table.pop(h, None)
+            else:
+                objs = []
+                for h in arr:
+                    if not h:
+                        break
+                    if h in table:
+                        objs.append(table.pop(h))
+            self._stash.extend(objs)
+            if isinstance(exc, Interrupted):
+                raise _interrupt() from None
+            raise
 
     def __iter__(self) -> Iterator[T]:
         """Receive until the channel is closed and drained. Blocking, GIL released."""

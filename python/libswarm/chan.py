@@ -276,6 +276,8 @@ _INVOKE = _subscript_call(getattr(operator, "call", None) or (lambda f: f()))
 _U1 = c_uint64 * 1
 _Q0 = array("Q", [0])
 _islice = itertools.islice
+_starmap = itertools.starmap
+_repeat = itertools.repeat
 _partial = functools.partial
 _UNKNOWN = -1000     # an rc no C call returns: "the call's outcome is not known"
 
@@ -401,7 +403,9 @@ class _ChanBase(_Handle):
         if isinstance(max_items, bool) or not isinstance(max_items, int) or max_items < 1:
             raise errors.InvalidArgument(f"max_items must be in [1, 2**31-1], got {max_items!r}")
         st = self._stash
-        return [st.popleft() for _ in range(min(max_items, len(st)))]
+        # Taken and returned in one C-level step: no Ctrl-C can fire between the two.
+        return _INVOKE[_partial(list, _starmap(st.popleft, _repeat((), min(max_items,
+                                                                          len(st)))))]
 
     # -- asyncio -------------------------------------------------------------------------------
     # No thread per waiter: an awaiting coroutine polls the non-blocking fast path and sleeps
@@ -453,50 +457,73 @@ class _ChanBase(_Handle):
     # through CDLL, which releases the GIL while C blocks; on the main thread it waits in
     # slices so that Ctrl-C is seen (_handle.sliced). The C semantics are unchanged: a fired
     # token or a zero timeout still lets an element through that needs no waiting.
+    # The blocking paths below, and every caller of theirs, keep a C outcome exact under
+    # Ctrl-C: a result is stored through _INVOKE (no KeyboardInterrupt between the C call and
+    # the store), and a KeyboardInterrupt that Python raises later in the function becomes
+    # Interrupted(outcome so far). So the caller always learns whether the element moved.
+
     def _raw_send(self, elem: Any, timeout: Optional[float], cancel: Optional[CancelToken],
                   what: str = "timeout") -> int:
+        """Send ``elem`` (bytes, a ctypes buffer or an address), waiting as ``timeout`` and
+        ``cancel`` say. Returns the rc; raises Interrupted(rc) on Ctrl-C (rc >= 0: sent).
+        Call it through _INVOKE."""
         tns = -1 if timeout is None else to_ns(timeout, what if what != "submit" else "block")
         if cancel is not None:
             _check_cancel(cancel)
-        p = self._enter()
+        rc = _EAGAIN                    # not sent
         try:
-            rc = _swarm_chan_try_send_fast(p, elem)
-            if rc != _EAGAIN or tns == 0:
-                return rc
-            if cancel is None and not on_main_thread():
-                if tns < 0:
-                    return _swarm_chan_send(p, elem)
-                return _swarm_chan_send_timeout(p, elem, tns)
-            cp = self._cancel_enter(cancel)
+            p = self._enter()
             try:
-                return sliced(lambda ns: _swarm_chan_send_ex(p, elem, ns, cp), tns)
+                rc = _INVOKE[_partial(_swarm_chan_try_send_fast, p, elem)]
+                if rc != _EAGAIN or tns == 0:
+                    return rc
+                if cancel is None and not on_main_thread():
+                    if tns < 0:
+                        return _swarm_chan_send(p, elem)
+                    return _swarm_chan_send_timeout(p, elem, tns)
+                cp = self._cancel_enter(cancel)
+                try:
+                    rc = _INVOKE[_partial(sliced, lambda ns: _swarm_chan_send_ex(p, elem, ns, cp),
+                                          tns)]
+                    return rc
+                finally:
+                    if cancel is not None:
+                        cancel._leave()
             finally:
-                if cancel is not None:
-                    cancel._leave()
-        finally:
-            self._leave()
+                self._leave()
+        except KeyboardInterrupt:
+            raise Interrupted(rc) from None
 
     def _raw_recv(self, out: Any, timeout: Optional[float], cancel: Optional[CancelToken]) -> int:
+        """Receive into ``out`` (a ctypes buffer or an address), waiting as ``timeout`` and
+        ``cancel`` say. Returns the rc; raises Interrupted(rc) on Ctrl-C (rc >= 0: ``out``
+        holds an element). Call it through _INVOKE."""
         tns = -1 if timeout is None else to_ns(timeout)
         if cancel is not None:
             _check_cancel(cancel)
-        p = self._enter()
+        rc = _EAGAIN                    # nothing taken
         try:
-            rc = _swarm_chan_try_recv_fast(p, out)
-            if rc != _EAGAIN or tns == 0:
-                return rc
-            if cancel is None and not on_main_thread():
-                if tns < 0:
-                    return _swarm_chan_recv(p, out)
-                return _swarm_chan_recv_timeout(p, out, tns)
-            cp = self._cancel_enter(cancel)
+            p = self._enter()
             try:
-                return sliced(lambda ns: _swarm_chan_recv_ex(p, out, ns, cp), tns)
+                rc = _INVOKE[_partial(_swarm_chan_try_recv_fast, p, out)]
+                if rc != _EAGAIN or tns == 0:
+                    return rc
+                if cancel is None and not on_main_thread():
+                    if tns < 0:
+                        return _swarm_chan_recv(p, out)
+                    return _swarm_chan_recv_timeout(p, out, tns)
+                cp = self._cancel_enter(cancel)
+                try:
+                    rc = _INVOKE[_partial(sliced, lambda ns: _swarm_chan_recv_ex(p, out, ns, cp),
+                                          tns)]
+                    return rc
+                finally:
+                    if cancel is not None:
+                        cancel._leave()
             finally:
-                if cancel is not None:
-                    cancel._leave()
-        finally:
-            self._leave()
+                self._leave()
+        except KeyboardInterrupt:
+            raise Interrupted(rc) from None
 
     def _raw_try_send(self, elem: Any) -> int:
         p = self._enter()
@@ -512,70 +539,76 @@ class _ChanBase(_Handle):
         finally:
             self._leave()
 
-    def _raw_send_batch(self, elems: Any, n: int, timeout: Optional[float],
+    def _raw_send_batch(self, elems: int, n: int, timeout: Optional[float],
                         cancel: Optional[CancelToken]) -> int:
         """``elems``: the address of n packed elements. Returns the count sent or a negative
-        code; raises Interrupted(count) on Ctrl-C."""
+        code; raises Interrupted(count) on Ctrl-C. Call it through _INVOKE."""
         tns = to_ns(timeout)
-        p = self._enter()
+        sent = [0]
         try:
-            cp = self._cancel_enter(cancel)
+            p = self._enter()
             try:
-                if tns == 0 or not on_main_thread():
-                    return _swarm_chan_send_batch(p, elems, n, tns, cp)
-                es = self._esize
-                sent = [0]
-
-                def part(ns: int) -> int:
-                    rc = _swarm_chan_send_batch(p, elems + sent[0] * es, n - sent[0], ns, cp)
-                    if rc > 0:
-                        sent[0] += rc
-                        return 0 if sent[0] == n else _ETIMEDOUT_   # go on
-                    return rc
+                cp = self._cancel_enter(cancel)
                 try:
-                    rc = sliced(part, tns)
-                except Interrupted:
-                    raise Interrupted(sent[0]) from None
-                return sent[0] if sent[0] else rc
+                    if tns == 0 or not on_main_thread():
+                        rc = _INVOKE[_partial(_swarm_chan_send_batch, p, elems, n, tns, cp)]
+                        sent[0] = max(rc, 0)
+                        return rc
+                    es = self._esize
+
+                    def part(ns: int) -> int:
+                        rc = _INVOKE[_partial(_swarm_chan_send_batch, p, elems + sent[0] * es,
+                                              n - sent[0], ns, cp)]
+                        if rc > 0:
+                            sent[0] += rc
+                            return 0 if sent[0] == n else _ETIMEDOUT_   # go on
+                        return rc
+                    rc = _INVOKE[_partial(sliced, part, tns)]
+                    return sent[0] if sent[0] else rc
+                finally:
+                    if cancel is not None:
+                        cancel._leave()
             finally:
-                if cancel is not None:
-                    cancel._leave()
-        finally:
-            self._leave()
+                self._leave()
+        except (Interrupted, KeyboardInterrupt):
+            raise Interrupted(sent[0]) from None
 
     def _raw_recv_batch(self, out: int, max_items: int, min_items: int, lns: int, tns: int,
                         cancel: Optional[CancelToken]) -> int:
         """The blocking recv_batch into the buffer at address ``out`` (arguments validated by
         _batch_args). Returns the count taken or a negative code; raises Interrupted(count)
-        on Ctrl-C (the caller keeps the elements taken)."""
-        p = self._enter()
+        on Ctrl-C (the caller keeps the elements taken). Call it through _INVOKE."""
+        got = [0]
         try:
-            cp = self._cancel_enter(cancel)
+            p = self._enter()
             try:
-                if tns == 0 or not on_main_thread():
-                    return _swarm_chan_recv_batch(p, out, max_items, min_items, lns, tns, cp)
-                es = self._esize
-                got = [0]
-                want = max(min_items, 1)
-
-                def part(ns: int) -> int:
-                    g = got[0]
-                    rc = _swarm_chan_recv_batch(p, out + g * es, max_items - g,
-                                                max(want - g, 1), lns, ns, cp)
-                    if rc > 0:
-                        got[0] += rc
-                        return 0 if got[0] >= want else _ETIMEDOUT_
-                    return rc
+                cp = self._cancel_enter(cancel)
                 try:
-                    rc = sliced(part, tns)
-                except Interrupted:
-                    raise Interrupted(got[0]) from None
-                return got[0] if got[0] else rc
+                    if tns == 0 or not on_main_thread():
+                        rc = _INVOKE[_partial(_swarm_chan_recv_batch, p, out, max_items,
+                                              min_items, lns, tns, cp)]
+                        got[0] = max(rc, 0)
+                        return rc
+                    es = self._esize
+                    want = max(min_items, 1)
+
+                    def part(ns: int) -> int:
+                        g = got[0]
+                        rc = _INVOKE[_partial(_swarm_chan_recv_batch, p, out + g * es,
+                                              max_items - g, max(want - g, 1), lns, ns, cp)]
+                        if rc > 0:
+                            got[0] += rc
+                            return 0 if got[0] >= want else _ETIMEDOUT_
+                        return rc
+                    rc = _INVOKE[_partial(sliced, part, tns)]
+                    return got[0] if got[0] else rc
+                finally:
+                    if cancel is not None:
+                        cancel._leave()
             finally:
-                if cancel is not None:
-                    cancel._leave()
-        finally:
-            self._leave()
+                self._leave()
+        except (Interrupted, KeyboardInterrupt):
+            raise Interrupted(got[0]) from None
 
     def _fast_failed(self, rc: int) -> bool:
         """After a fast call returned ``rc`` < 0: raise HandleClosed if the channel was
@@ -604,69 +637,69 @@ class _ChanBase(_Handle):
                          cancel: Optional[CancelToken]) -> int:
         """recv_batch into the buffer at ``addr``: a non-blocking attempt with the GIL held,
         then, only if that does not settle the call, the blocking path for the rest. Returns
-        the count or a code; raises Interrupted(count) on Ctrl-C (count taken in the blocking
-        part; the caller finds the fast part in its buffer)."""
-        n = _UNKNOWN
-        if cancel is None:
-            if self._closing:
-                raise self._closed_error()
-            n = _INVOKE[_partial(_swarm_chan_recv_batch_nb, self._cell, addr, max_items,
-                                 min_items, lns, 0, None)]
-            if n < 0:
-                if not self._fast_failed(n) or tns == 0:
-                    return n
-            elif n == max_items or tns == 0 or (n >= min_items and lns == 0):
-                return n
-        got = n if n > 0 else 0
-        if got == 0:
-            return self._raw_recv_batch(addr, max_items, min_items, lns, tns, cancel)
-        # Some taken already: wait for the rest of min_items, or (min reached) for at most
-        # the linger, which C counts from the first element, taken just now.
-        if got >= min_items:
-            rest_min, tns = 1, (lns if tns < 0 else min(tns, lns))
-        else:
-            rest_min = min_items - got
+        the count or a code; raises Interrupted(count) on Ctrl-C, also for Python's own
+        KeyboardInterrupt (a plain one means nothing was taken). Call it through _INVOKE."""
+        got = 0
         try:
-            rest = self._raw_recv_batch(addr + got * self._esize, max_items - got, rest_min,
-                                        lns, tns, cancel)
+            if cancel is None:
+                if self._closing:
+                    raise self._closed_error()
+                n = _INVOKE[_partial(_swarm_chan_recv_batch_nb, self._cell, addr, max_items,
+                                     min_items, lns, 0, None)]
+                if n < 0:
+                    if n != _EAGAIN or tns == 0:
+                        if n == _EINVAL and self._cell.value is None:
+                            raise self._closed_error()
+                        return n
+                else:
+                    got = n
+                    if n == max_items or tns == 0 or (n >= min_items and lns == 0):
+                        return n
+            if got == 0:
+                return _INVOKE[_partial(self._raw_recv_batch, addr, max_items, min_items, lns,
+                                        tns, cancel)]
+            # Some taken already: wait for the rest of min_items, or (min reached) for at most
+            # the linger, which C counts from the first element, taken just now.
+            if got >= min_items:
+                rest_min, tns = 1, (lns if tns < 0 else min(tns, lns))
+            else:
+                rest_min = min_items - got
+            rest = _INVOKE[_partial(self._raw_recv_batch, addr + got * self._esize,
+                                    max_items - got, rest_min, lns, tns, cancel)]
+            return got + rest if rest > 0 else got
         except Interrupted as it:
             raise Interrupted(got + max(it.rc, 0)) from None
-        except KeyboardInterrupt:
-            # Python's own Ctrl-C, raised at a call in the blocking part: the fast part's
-            # elements are reported; any the blocking part took after its C call returned
-            # cannot be (a window of a few bytecodes after a wait; see the note in chan.md).
+        except KeyboardInterrupt:   # not from the blocking part (it raises Interrupted)
             raise Interrupted(got) from None
-        return got + rest if rest > 0 else got
 
     def _send_batch_from(self, addr: int, k: int, timeout: Optional[float],
                          cancel: Optional[CancelToken]) -> int:
         """send_batch of the ``k`` packed elements at ``addr``: a non-blocking attempt with
         the GIL held, then the blocking path for whatever did not fit. Returns the count sent
-        or a code; raises Interrupted(count) on Ctrl-C. Call it through _INVOKE, so that the
-        count always reaches the caller."""
+        or a code; raises Interrupted(count) on Ctrl-C once anything may have been sent (a
+        plain KeyboardInterrupt means nothing was). Call it through _INVOKE."""
         tns = to_ns(timeout)
         sent = 0
-        if cancel is None:
-            if self._closing:
-                raise self._closed_error()
-            rc = _INVOKE[_partial(_swarm_chan_send_batch_nb, self._cell, addr, k, 0, None)]
-            if rc >= 0:
-                sent = rc
-                if sent == k or tns == 0:
-                    return sent
-            elif rc != _EAGAIN or tns == 0:
-                if rc == _EINVAL and self._cell.value is None:
-                    raise self._closed_error()
-                return rc
         try:
-            rest = self._raw_send_batch(addr + sent * self._esize, k - sent, timeout, cancel)
+            if cancel is None:
+                if self._closing:
+                    raise self._closed_error()
+                rc = _INVOKE[_partial(_swarm_chan_send_batch_nb, self._cell, addr, k, 0, None)]
+                if rc >= 0:
+                    sent = rc
+                    if sent == k or tns == 0:
+                        return sent
+                elif rc != _EAGAIN or tns == 0:
+                    if rc == _EINVAL and self._cell.value is None:
+                        raise self._closed_error()
+                    return rc
+            rest = _INVOKE[_partial(self._raw_send_batch, addr + sent * self._esize, k - sent,
+                                    timeout, cancel)]
+            return sent + rest if rest > 0 else (sent if sent else rest)
         except Interrupted as it:
             raise Interrupted(sent + max(it.rc, 0)) from None
-        except KeyboardInterrupt:
-            if sent:      # as in _recv_batch_into: the fast part is known
-                raise Interrupted(sent) from None
-            raise
-        return sent + rest if rest > 0 else (sent if sent else rest)
+        except KeyboardInterrupt:   # not from the blocking part (it raises Interrupted)
+            raise Interrupted(sent) from None
 
     # -- lifecycle and introspection ---------------------------------------------------------
     def _release(self) -> bool:
@@ -844,9 +877,9 @@ class Channel(_ChanBase):
                 if rc == 0 or not self._fast_failed(rc):
                     pass
                 else:
-                    rc = self._raw_send(data, None, None)
+                    rc = _INVOKE[_partial(self._raw_send, data, None, None)]
             else:
-                rc = self._raw_send(data, timeout, cancel)
+                rc = _INVOKE[_partial(self._raw_send, data, timeout, cancel)]
         except Interrupted as it:
             raise _interrupt(1 if it.rc >= 0 else 0) from None
         if rc < 0:
@@ -872,7 +905,7 @@ class Channel(_ChanBase):
         released; thread-safe. Ctrl-C on the main thread raises KeyboardInterrupt within ~50
         ms; a message taken at that moment is kept and returned by the next receive."""
         if self._stash:
-            return self._stash.popleft()
+            return _INVOKE[self._stash.popleft]   # no Ctrl-C between pop and return
         buf = self._Buf()
         rc = _UNKNOWN
         try:
@@ -882,9 +915,9 @@ class Channel(_ChanBase):
                 rc = self._recvop[buf]              # try_recv, GIL held; rc always stored
                 if rc < 0 and self._fast_failed(rc):
                     rc = _UNKNOWN
-                    rc = self._raw_recv(buf, None, None)
+                    rc = _INVOKE[_partial(self._raw_recv, buf, None, None)]
             else:
-                rc = self._raw_recv(buf, timeout, cancel)
+                rc = _INVOKE[_partial(self._raw_recv, buf, timeout, cancel)]
             if rc == 0:
                 # A call, inside the try: a Ctrl-C that arrived while C ran fires here at the
                 # latest, and the handler below keeps the message.
@@ -904,7 +937,7 @@ class Channel(_ChanBase):
         """Receive without waiting (``swarm_chan_try_recv``); raises ChannelEmpty (a
         WouldBlock and queue.Empty) when empty and open, Closed when closed and drained."""
         if self._stash:
-            return self._stash.popleft()
+            return _INVOKE[self._stash.popleft]   # no Ctrl-C between pop and return
         if self._closing:
             raise self._closed_error()
         buf = self._Buf()
@@ -1038,10 +1071,9 @@ class ObjectChannel(_ChanBase, Generic[T]):
         """Objects held by the handle table (queued, or in flight in a send)."""
         return len(self._table)
 
-    def _release(self) -> bool:
-        done = super()._release()
-        self._table.clear()  # the destroy's drop callbacks emptied it; belt and braces
-        return done
+    # No table.clear() after destroy: the destroy's drop callbacks release every handle still
+    # queued, and a fast receive that C handed a handle just before destroy (it runs without
+    # the in-flight count) must still find its object in the table.
 
     def send(self, obj: T, timeout: Optional[float] = None,
              cancel: Optional[CancelToken] = None) -> None:
@@ -1060,29 +1092,20 @@ class ObjectChannel(_ChanBase, Generic[T]):
                 if rc == 0:
                     return
                 if rc == _EAGAIN:
-                    rc = _UNKNOWN
-                    rc = self._raw_send(ref, None, None)
+                    # Any exception but Interrupted from _raw_send means nothing was sent.
+                    rc = _INVOKE[_partial(self._raw_send, ref, None, None)]
                 elif rc == _EINVAL and self._cell.value is None:
                     raise self._closed_error()
             else:
-                rc = _UNKNOWN
-                rc = self._raw_send(ref, timeout, cancel)
+                rc = _INVOKE[_partial(self._raw_send, ref, timeout, cancel)]
         except Interrupted as it:
             rc = it.rc
             raise _interrupt(1 if rc >= 0 else 0) from None
-        except Exception:
-            if rc == _UNKNOWN:  # raised before C was called (validation, HandleClosed)
-                rc = -99
-            raise
-        except BaseException as exc:
-            # A Ctrl-C raised by Python itself (not by a sliced wait). If the outcome is
-            # unknown (it fired right after a blocking call), the handle stays in the table:
-            # never lose an element that C may have queued.
-            if isinstance(exc, KeyboardInterrupt) and rc != _UNKNOWN:
-                exc.sent = 1 if rc >= 0 else 0  # type: ignore[attr-defined]
+        except KeyboardInterrupt as ki:
+            ki.sent = 1 if rc >= 0 else 0  # type: ignore[attr-defined]
             raise
         finally:
-            if rc < 0 and rc != _UNKNOWN:
+            if rc < 0:
                 table.pop(h, None)
         if rc < 0:
             errors.raise_send(rc)
@@ -1146,7 +1169,7 @@ class ObjectChannel(_ChanBase, Generic[T]):
         handler's exception) fires after C handed one over, the handle in the buffer says so
         and the object goes to the stash, returned by the next receive."""
         if self._stash:
-            return self._stash.popleft()
+            return _INVOKE[self._stash.popleft]   # no Ctrl-C between pop and return
         out = _U1()
         table = self._table
         try:
@@ -1179,7 +1202,7 @@ class ObjectChannel(_ChanBase, Generic[T]):
         """Receive without waiting; raises ChannelEmpty (a WouldBlock and queue.Empty) when
         empty, Closed when drained."""
         if self._stash:
-            return self._stash.popleft()
+            return _INVOKE[self._stash.popleft]   # no Ctrl-C between pop and return
         if self._closing:
             raise self._closed_error()
         out = _U1()
@@ -1210,22 +1233,18 @@ class ObjectChannel(_ChanBase, Generic[T]):
             return 0
         table = self._table
         hs = list(_islice(self._keys, k))    # unique handles (count is atomic per item)
-        table.update(zip(hs, objs))
-        arr = array("Q", hs)
-        rc = -99
+        rc = -99                             # nothing sent
         try:
-            rc = _UNKNOWN
+            table.update(zip(hs, objs))
+            arr = array("Q", hs)
+            # Any exception but Interrupted from _send_batch_from means nothing was sent.
             rc = _INVOKE[_partial(self._send_batch_from, arr.buffer_info()[0], k, timeout,
                                   cancel)]
         except Interrupted as it:
             rc = max(it.rc, 0)
             raise _interrupt(rc) from None
-        except Exception:
-            if rc == _UNKNOWN:   # raised before anything was sent (validation, HandleClosed)
-                rc = -99
-            raise
         finally:
-            if rc != _UNKNOWN and rc < k:
+            if rc < k:
                 for h in hs[max(rc, 0):]:
                     table.pop(h, None)
         if rc < 0:

@@ -11,10 +11,17 @@ Two Python faces over one C channel type:
   through C; receiving (or dropping, or destroying the channel) removes it from the table, so
   nothing leaks and no PyObject pointer ever crosses into C.
 
-Blocking and threading: every blocking call (``send``, ``recv``, the timed and batch variants)
-runs in C with the GIL released (the library is loaded with ``ctypes.CDLL``), so other Python
-threads keep running while one waits. Any number of threads may send and receive concurrently.
+Blocking and threading: every call first tries without waiting, with the GIL held (cheap: no
+GIL hand-off); only a call that must wait (``send`` on a full channel, ``recv`` on an empty one,
+the timed and batch variants) then waits in C with the GIL released, so other Python threads
+keep running while one waits. Any number of threads may send and receive concurrently.
 Timeouts are in seconds: ``None`` waits forever, ``0`` never waits.
+
+Ctrl-C (main thread): a blocking call raises KeyboardInterrupt within ~50 ms. Whatever C did
+before is kept: a message taken goes to a per-channel stash and is returned by the next
+receive; a send's KeyboardInterrupt carries ``.sent`` (1/0, or the count for ``send_batch``)
+once anything may have been sent. Python's own window remains: a KeyboardInterrupt raised in
+the caller's frame just after a receive returned loses that value, as with queue.Queue.
 
 ``close()`` is the C close (idempotent): later sends raise :class:`~swarm.Closed`, receivers
 drain what is queued and then get :class:`~swarm.Closed`, iteration ends, and every blocked
@@ -232,8 +239,9 @@ def _swarm_chan_is_closed(ch) -> int:
 
 # ---- the fast paths -------------------------------------------------------------------------
 # Every data call first tries the non-blocking C function with the GIL held (PyDLL): when it
-# succeeds, nothing else runs (no GIL hand-off, no in-flight count, no SIGINT handler swap).
-# Only a call that must wait falls into the blocking machinery (_raw_*), which is unchanged.
+# succeeds, nothing else runs (no GIL hand-off, no in-flight count, no SIGINT handler swap, no
+# clock). Only a call that must wait falls into the blocking machinery (_raw_*: in-flight count,
+# GIL released, on the main thread sliced waits with the SIGINT handler swapped).
 #
 # Memory safety without the in-flight count: the fast calls take the channel pointer from a
 # per-channel c_void_p cell, which destroy() sets to NULL before it frees anything. A PyDLL

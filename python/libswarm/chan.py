@@ -398,6 +398,9 @@ class _ChanBase(_Handle):
                              if rc == errors.InvalidArgument.code else "swarm_chan_create")
         super().__init__(out.value, _destroy_chan, key, allocator, drop_handler)
         self._esize = elem_size
+        # The most elements one recv_batch call takes (see _batch_args): its buffer is
+        # allocated per call, so max_items=2**31-1 must not allocate 2**31 elements.
+        self._batch_cap = max(capacity, 1 << 16)
         # The fast paths' pointer (see "the fast paths" above); NULL from destroy() on.
         cell = c_void_p(out.value)
         self._cell = cell
@@ -640,6 +643,12 @@ class _ChanBase(_Handle):
                                          f"got {min_items}")
         lns = to_ns(linger if linger is not None else 0, "linger")
         return (0 if lns < 0 else lns), to_ns(timeout)
+
+    def _batch_max(self, max_items: int, min_items: int) -> int:
+        """The count one recv_batch call asks C for: ``max_items``, but at most
+        max(capacity, 65536, min_items) (a receive returns up to max_items, so fewer is
+        allowed; this bounds the per-call buffer)."""
+        return min(max_items, max(self._batch_cap, min_items))
 
     def _recv_batch_into(self, addr: int, max_items: int, min_items: int, lns: int, tns: int,
                          cancel: Optional[CancelToken]) -> int:
@@ -1009,6 +1018,7 @@ class Channel(_ChanBase):
         lns, tns = self._batch_args(max_items, min_items, linger, timeout)
         if cancel is not None:
             _check_cancel(cancel)
+        max_items = self._batch_max(max_items, min_items)
         buf = (c_char * (self._esize * max_items))()
         n = _UNKNOWN
         try:
@@ -1268,6 +1278,7 @@ class ObjectChannel(_ChanBase, Generic[T]):
         lns, tns = self._batch_args(max_items, min_items, linger, timeout)
         if cancel is not None:
             _check_cancel(cancel)
+        max_items = self._batch_max(max_items, min_items)
         arr = _Q0 * max_items       # zeroed: a handle (never 0) in it was handed over
         table = self._table
         objs = None

@@ -114,6 +114,17 @@ class TestBatchesAcrossFastAndBlocking(unittest.TestCase):
         self.assertEqual(got, [0, 1, 2, 3])     # max reached ends the linger
         ch.destroy()
 
+    def test_recv_batch_huge_max_items_does_not_allocate_it(self):
+        # max_items may be up to 2**31-1: one call's buffer is bounded (it returns "up to"
+        # max_items), so this neither allocates 16 GiB nor overruns a small buffer.
+        for ch, mk in ((swarm.Channel(8, 8), lambda i: b"%08d" % i),
+                       (swarm.ObjectChannel(8), lambda i: i)):
+            with ch:
+                ch.send_batch([mk(i) for i in range(5)])
+                self.assertEqual(ch.recv_batch(2**31 - 1), [mk(i) for i in range(5)])
+                ch.send(mk(9))
+                self.assertEqual(ch.recv_batch(2**31 - 1, min_items=1, timeout=0), [mk(9)])
+
     def test_bytes_batch_checks_every_message(self):
         with swarm.Channel(8, 8) as ch:
             # Total length right (16 = 2 x 8), each message wrong: refused, nothing sent.

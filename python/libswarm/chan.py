@@ -402,23 +402,13 @@ class _ChanBase(_Handle):
         # allocated per call, so max_items=2**31-1 must not allocate 2**31 elements.
         self._batch_cap = max(capacity, 1 << 16)
         # The fast paths' pointer (see "the fast paths" above); NULL from destroy() on.
-        self._cell = c_void_p(out.value)
-        # _sendop / _recvop (subscript callers of try_send / try_recv on the cell) are made on
-        # first use by __getattr__: a class each, which doubled the cost of creating a
-        # channel that is never used through send/recv (a Pool's queue).
+        cell = c_void_p(out.value)
+        self._cell = cell
+        self._sendop = _subscript_call(_TRY_SEND, cell)
+        self._recvop = _subscript_call(_TRY_RECV, cell)
         # Elements C handed over while Ctrl-C interrupted the receive (or whose asyncio
         # receiver was cancelled): returned first by the next receive, so none is lost.
         self._stash: Deque[Any] = collections.deque()
-
-    def __getattr__(self, name: str) -> Any:
-        # Only called for attributes not found normally: the lazily made subscript callers.
-        if name == "_sendop" or name == "_recvop":
-            cell = self.__dict__.get("_cell")
-            if cell is not None:
-                op = _subscript_call(_TRY_SEND if name == "_sendop" else _TRY_RECV, cell)
-                setattr(self, name, op)     # two threads racing here make two equal ops
-                return op
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def _unstash(self, max_items: int) -> List[Any]:
         if isinstance(max_items, bool) or not isinstance(max_items, int) or max_items < 1:

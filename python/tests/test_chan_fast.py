@@ -271,15 +271,19 @@ def loop():
         try:
             if i % 4 == 3:
                 i += 2
-                n = ch.send_batch([mk(i - 2), mk(i - 1)])
+                two = [mk(i - 2), mk(i - 1)]
+                n = ch.send_batch(two)
                 sent += [i - 2, i - 1][:n]
             else:
                 i += 1
-                ch.send(mk(i - 1))
+                one = mk(i - 1)
+                ch.send(one)
                 sent.append(i - 1)
         except KeyboardInterrupt as ki:
             kis += 1
             tb = ki.__traceback__
+            # Only the send is a call on its line: a KeyboardInterrupt there in this frame
+            # was raised after the send returned.
             batch = tb.tb_lineno == LINE_B
             these = [i - 2, i - 1] if batch else [i - 1]
             if tb.tb_next is None:
@@ -309,8 +313,8 @@ print("kis", kis, "inner", inner, "errs", errs[:3], "exact", sorted(rcv) == sort
 """
                 lines = code.splitlines()
                 code = code.replace("LINE_B", str(lines.index(
-                    "                n = ch.send_batch([mk(i - 2), mk(i - 1)])") + 1)).replace(
-                    "LINE_1", str(lines.index("                ch.send(mk(i - 1))") + 1))
+                    "                n = ch.send_batch(two)") + 1)).replace(
+                    "LINE_1", str(lines.index("                ch.send(one)") + 1))
                 r = run_child(code)
                 self.assertEqual(r.returncode, 0, r.stderr[-3000:])
                 self.assertIn("errs [] exact True dups 0 pending 0", r.stdout)

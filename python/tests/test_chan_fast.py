@@ -374,8 +374,9 @@ print("kis", kis, "dups", len(rcv) - len(set(rcv)), "ok", missing <= maybe_lost,
       ch.pending if KIND == "objects" else 0)
 """
                 lines = code.splitlines()
-                code = code.replace("LINE_B", str(lines.index("                xs = ch.recv_batch(4)") + 1)) \
-                    .replace("LINE_1", str(lines.index("                x = ch.recv()") + 1))
+                line_b = lines.index("                xs = ch.recv_batch(4)") + 1
+                line_1 = lines.index("                x = ch.recv()") + 1
+                code = code.replace("LINE_B", str(line_b)).replace("LINE_1", str(line_1))
                 r = run_child(code)
                 self.assertEqual(r.returncode, 0, r.stderr[-3000:])
                 self.assertIn("dups 0 ok True", r.stdout)

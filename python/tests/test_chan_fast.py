@@ -217,7 +217,8 @@ class TestDestroyDuringFastCalls(unittest.TestCase):
 HOT_LOOP = """
 import libswarm as swarm, os, random, signal, sys, threading, time
 KIND = %r
-SIGNALS = 300
+SIGNALS = 400
+sys.setswitchinterval(0.0005)   # the firing thread needs the GIL promptly (default 5 ms)
 done = threading.Event()
 started = threading.Event()
 kis = 0

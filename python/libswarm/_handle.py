@@ -166,7 +166,13 @@ def sliced(call: Callable[[int], int], tns: int) -> int:
                 break
     finally:
         if swapped:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
+            try:
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+            except KeyboardInterrupt:
+                # A SIGINT that arrived during the restore ran the default handler at the end
+                # of this call: report it like one during the wait (Interrupted with the rc),
+                # so that the caller still learns what the last C call did.
+                _sig_state[0] = True
     if swapped and _sig_state[0]:
         _sig_state[0] = False
         raise Interrupted(rc)

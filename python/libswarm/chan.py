@@ -11,10 +11,17 @@ Two Python faces over one C channel type:
   through C; receiving (or dropping, or destroying the channel) removes it from the table, so
   nothing leaks and no PyObject pointer ever crosses into C.
 
-Blocking and threading: every blocking call (``send``, ``recv``, the timed and batch variants)
-runs in C with the GIL released (the library is loaded with ``ctypes.CDLL``), so other Python
-threads keep running while one waits. Any number of threads may send and receive concurrently.
+Blocking and threading: every call first tries without waiting, with the GIL held (cheap: no
+GIL hand-off); only a call that must wait (``send`` on a full channel, ``recv`` on an empty one,
+the timed and batch variants) then waits in C with the GIL released, so other Python threads
+keep running while one waits. Any number of threads may send and receive concurrently.
 Timeouts are in seconds: ``None`` waits forever, ``0`` never waits.
+
+Ctrl-C (main thread): a blocking call raises KeyboardInterrupt within ~50 ms. Whatever C did
+before is kept: a message taken goes to a per-channel stash and is returned by the next
+receive; a send's KeyboardInterrupt carries ``.sent`` (1/0, or the count for ``send_batch``)
+once anything may have been sent. Python's own window remains: a KeyboardInterrupt raised in
+the caller's frame just after a receive returned loses that value, as with queue.Queue.
 
 ``close()`` is the C close (idempotent): later sends raise :class:`~swarm.Closed`, receivers
 drain what is queued and then get :class:`~swarm.Closed`, iteration ends, and every blocked
@@ -28,19 +35,22 @@ import asyncio
 import collections
 import ctypes
 import enum
+import functools
 import itertools
 import logging
+import operator
 import struct
 import time
 import weakref
-from ctypes import (CFUNCTYPE, POINTER, Structure, byref, c_int, c_int64, c_size_t, c_uint32,
-                    c_uint64, c_void_p)
+from array import array
+from ctypes import (CFUNCTYPE, POINTER, Structure, addressof, byref, c_char, c_int, c_int64,
+                    c_size_t, c_uint32, c_uint64, c_void_p)
 from typing import (Any, AsyncIterator, Callable, Deque, Dict, Generic, Iterable, Iterator, List,
                     Optional, TypeVar)
 
 from . import errors
 from ._handle import SLICE_NS, Interrupted, _Handle, on_main_thread, sliced, to_ns
-from ._lib import cfunc
+from ._lib import cfunc, pylib
 from .common import Allocator, CancelToken, alloc_arg, swarm_allocator
 
 __all__ = ["Channel", "ObjectChannel", "FullMode", "DropReason", "swarm_chan_opts",
@@ -190,6 +200,18 @@ def _swarm_chan_recv_batch(ch, out, max_, min_, linger_ns, timeout_ns, cancel) -
     """Dynamic-batching receive; returns the count or a code."""
 
 
+@cfunc("swarm_chan_send_batch", [c_void_p, c_void_p, c_size_t, c_int64, c_void_p], c_int,
+       keep_gil=True)
+def _swarm_chan_send_batch_nb(ch, elems, n, timeout_ns, cancel) -> int:
+    """swarm_chan_send_batch through PyDLL: only ever called with timeout 0 (never blocks)."""
+
+
+@cfunc("swarm_chan_recv_batch",
+       [c_void_p, c_void_p, c_size_t, c_size_t, c_int64, c_int64, c_void_p], c_int, keep_gil=True)
+def _swarm_chan_recv_batch_nb(ch, out, max_, min_, linger_ns, timeout_ns, cancel) -> int:
+    """swarm_chan_recv_batch through PyDLL: only ever called with timeout 0 (never blocks)."""
+
+
 @cfunc("swarm_chan_get_stats", [c_void_p, POINTER(swarm_chan_stats)], c_int, keep_gil=True)
 def _swarm_chan_get_stats(ch, stats) -> int:
     """Snapshot of counters. Lock-free."""
@@ -213,6 +235,63 @@ def _swarm_chan_elem_size(ch) -> int:
 @cfunc("swarm_chan_is_closed", [c_void_p], c_int, keep_gil=True)
 def _swarm_chan_is_closed(ch) -> int:
     """1 once closed."""
+
+
+# ---- the fast paths -------------------------------------------------------------------------
+# Every data call first tries the non-blocking C function with the GIL held (PyDLL): when it
+# succeeds, nothing else runs (no GIL hand-off, no in-flight count, no SIGINT handler swap, no
+# clock). Only a call that must wait falls into the blocking machinery (_raw_*: in-flight count,
+# GIL released, on the main thread sliced waits with the SIGINT handler swapped).
+#
+# Memory safety without the in-flight count: the fast calls take the channel pointer from a
+# per-channel c_void_p cell, which destroy() sets to NULL before it frees anything. A PyDLL
+# call converts its arguments and runs without releasing the GIL, so it either reads the cell
+# before the NULL store (and the free, which comes later, cannot overlap it) or reads NULL, and
+# C answers SWARM_EINVAL, which the caller turns into HandleClosed.
+#
+# Untyped twins: with argtypes None, ctypes passes a c_void_p cell, a bytes object or a ctypes
+# array without calling from_param (about half the cost of a typed call). They are only ever
+# called with (cell, bytes) or (cell, ctypes array).
+
+def _untyped(name: str) -> Any:
+    f = pylib[name]          # a fresh function object: its argtypes are its own
+    f.argtypes = None
+    f.restype = c_int
+    return f
+
+
+_TRY_SEND = _untyped("swarm_chan_try_send")
+_TRY_RECV = _untyped("swarm_chan_try_recv")
+
+
+def _subscript_call(fn: Callable[..., Any], *bound: Any) -> Any:
+    """An object ``op`` such that ``op[x]`` is ``fn(*bound, x)``.
+
+    Why a subscript: CPython runs pending signal handlers (Ctrl-C's KeyboardInterrupt) after
+    every CALL instruction, so in ``rc = fn(x)`` a SIGINT that arrives while C runs raises
+    after C has moved the element but before ``rc`` is stored, and the caller cannot tell
+    whether it moved. BINARY_SUBSCR does not run them: ``rc = op[x]`` always stores the return
+    code, and the KeyboardInterrupt fires at the next call, where the caller's handler knows
+    what C did. (A staticmethod, so that nothing binds ``op`` as an argument; on another
+    interpreter the worst case is the plain-call behaviour.)"""
+    cls = type("_SubscriptCall", (), {"__slots__": (),
+                                      "__getitem__": staticmethod(functools.partial(fn, *bound))})
+    return cls()
+
+
+#: ``_INVOKE[f]`` is ``f()``, with the return value always stored (see _subscript_call).
+_INVOKE = _subscript_call(getattr(operator, "call", None) or (lambda f: f()))
+_U1 = c_uint64 * 1
+_Q0 = array("Q", [0])
+_islice = itertools.islice
+_starmap = itertools.starmap
+_repeat = itertools.repeat
+_partial = functools.partial
+_UNKNOWN = -1000     # an rc no C call returns: "the call's outcome is not known"
+
+
+def _consume(it: Iterable[Any]) -> None:
+    collections.deque(it, maxlen=0)
 
 
 # ---- drop callbacks: one module-level trampoline, user data is an integer key ----------------
@@ -246,6 +325,7 @@ def stats_dict(s: Structure) -> Dict[str, Any]:
 
 _LEN = struct.Struct("<I")
 _EAGAIN = errors.WouldBlock.code
+_EINVAL = errors.InvalidArgument.code
 _ETIMEDOUT_ = errors.TimedOut.code
 _MISSING = object()
 
@@ -318,6 +398,14 @@ class _ChanBase(_Handle):
                              if rc == errors.InvalidArgument.code else "swarm_chan_create")
         super().__init__(out.value, _destroy_chan, key, allocator, drop_handler)
         self._esize = elem_size
+        # The most elements one recv_batch call takes (see _batch_args): its buffer is
+        # allocated per call, so max_items=2**31-1 must not allocate 2**31 elements.
+        self._batch_cap = max(capacity, 1 << 16)
+        # The fast paths' pointer (see "the fast paths" above); NULL from destroy() on.
+        cell = c_void_p(out.value)
+        self._cell = cell
+        self._sendop = _subscript_call(_TRY_SEND, cell)
+        self._recvop = _subscript_call(_TRY_RECV, cell)
         # Elements C handed over while Ctrl-C interrupted the receive (or whose asyncio
         # receiver was cancelled): returned first by the next receive, so none is lost.
         self._stash: Deque[Any] = collections.deque()
@@ -326,7 +414,9 @@ class _ChanBase(_Handle):
         if isinstance(max_items, bool) or not isinstance(max_items, int) or max_items < 1:
             raise errors.InvalidArgument(f"max_items must be in [1, 2**31-1], got {max_items!r}")
         st = self._stash
-        return [st.popleft() for _ in range(min(max_items, len(st)))]
+        # Taken and returned in one C-level step: no Ctrl-C can fire between the two.
+        return _INVOKE[_partial(list, _starmap(st.popleft, _repeat((), min(max_items,
+                                                                          len(st)))))]
 
     # -- asyncio -------------------------------------------------------------------------------
     # No thread per waiter: an awaiting coroutine polls the non-blocking fast path and sleeps
@@ -378,50 +468,73 @@ class _ChanBase(_Handle):
     # through CDLL, which releases the GIL while C blocks; on the main thread it waits in
     # slices so that Ctrl-C is seen (_handle.sliced). The C semantics are unchanged: a fired
     # token or a zero timeout still lets an element through that needs no waiting.
+    # The blocking paths below, and every caller of theirs, keep a C outcome exact under
+    # Ctrl-C: a result is stored through _INVOKE (no KeyboardInterrupt between the C call and
+    # the store), and a KeyboardInterrupt that Python raises later in the function becomes
+    # Interrupted(outcome so far). So the caller always learns whether the element moved.
+
     def _raw_send(self, elem: Any, timeout: Optional[float], cancel: Optional[CancelToken],
                   what: str = "timeout") -> int:
+        """Send ``elem`` (bytes, a ctypes buffer or an address), waiting as ``timeout`` and
+        ``cancel`` say. Returns the rc; raises Interrupted(rc) on Ctrl-C (rc >= 0: sent).
+        Call it through _INVOKE."""
         tns = -1 if timeout is None else to_ns(timeout, what if what != "submit" else "block")
         if cancel is not None:
             _check_cancel(cancel)
-        p = self._enter()
+        rc = _EAGAIN                    # not sent
         try:
-            rc = _swarm_chan_try_send_fast(p, elem)
-            if rc != _EAGAIN or tns == 0:
-                return rc
-            if cancel is None and not on_main_thread():
-                if tns < 0:
-                    return _swarm_chan_send(p, elem)
-                return _swarm_chan_send_timeout(p, elem, tns)
-            cp = self._cancel_enter(cancel)
+            p = self._enter()
             try:
-                return sliced(lambda ns: _swarm_chan_send_ex(p, elem, ns, cp), tns)
+                rc = _INVOKE[_partial(_swarm_chan_try_send_fast, p, elem)]
+                if rc != _EAGAIN or tns == 0:
+                    return rc
+                if cancel is None and not on_main_thread():
+                    if tns < 0:
+                        return _swarm_chan_send(p, elem)
+                    return _swarm_chan_send_timeout(p, elem, tns)
+                cp = self._cancel_enter(cancel)
+                try:
+                    rc = _INVOKE[_partial(sliced, lambda ns: _swarm_chan_send_ex(p, elem, ns, cp),
+                                          tns)]
+                    return rc
+                finally:
+                    if cancel is not None:
+                        cancel._leave()
             finally:
-                if cancel is not None:
-                    cancel._leave()
-        finally:
-            self._leave()
+                self._leave()
+        except KeyboardInterrupt:
+            raise Interrupted(rc) from None
 
     def _raw_recv(self, out: Any, timeout: Optional[float], cancel: Optional[CancelToken]) -> int:
+        """Receive into ``out`` (a ctypes buffer or an address), waiting as ``timeout`` and
+        ``cancel`` say. Returns the rc; raises Interrupted(rc) on Ctrl-C (rc >= 0: ``out``
+        holds an element). Call it through _INVOKE."""
         tns = -1 if timeout is None else to_ns(timeout)
         if cancel is not None:
             _check_cancel(cancel)
-        p = self._enter()
+        rc = _EAGAIN                    # nothing taken
         try:
-            rc = _swarm_chan_try_recv_fast(p, out)
-            if rc != _EAGAIN or tns == 0:
-                return rc
-            if cancel is None and not on_main_thread():
-                if tns < 0:
-                    return _swarm_chan_recv(p, out)
-                return _swarm_chan_recv_timeout(p, out, tns)
-            cp = self._cancel_enter(cancel)
+            p = self._enter()
             try:
-                return sliced(lambda ns: _swarm_chan_recv_ex(p, out, ns, cp), tns)
+                rc = _INVOKE[_partial(_swarm_chan_try_recv_fast, p, out)]
+                if rc != _EAGAIN or tns == 0:
+                    return rc
+                if cancel is None and not on_main_thread():
+                    if tns < 0:
+                        return _swarm_chan_recv(p, out)
+                    return _swarm_chan_recv_timeout(p, out, tns)
+                cp = self._cancel_enter(cancel)
+                try:
+                    rc = _INVOKE[_partial(sliced, lambda ns: _swarm_chan_recv_ex(p, out, ns, cp),
+                                          tns)]
+                    return rc
+                finally:
+                    if cancel is not None:
+                        cancel._leave()
             finally:
-                if cancel is not None:
-                    cancel._leave()
-        finally:
-            self._leave()
+                self._leave()
+        except KeyboardInterrupt:
+            raise Interrupted(rc) from None
 
     def _raw_try_send(self, elem: Any) -> int:
         p = self._enter()
@@ -437,41 +550,88 @@ class _ChanBase(_Handle):
         finally:
             self._leave()
 
-    def _raw_send_batch(self, elems: Any, n: int, timeout: Optional[float],
+    def _raw_send_batch(self, elems: int, n: int, timeout: Optional[float],
                         cancel: Optional[CancelToken]) -> int:
-        """Returns the count sent or a negative code; raises Interrupted(count) on Ctrl-C."""
+        """``elems``: the address of n packed elements. Returns the count sent or a negative
+        code; raises Interrupted(count) on Ctrl-C. Call it through _INVOKE."""
         tns = to_ns(timeout)
-        p = self._enter()
+        sent = [0]
         try:
-            cp = self._cancel_enter(cancel)
+            p = self._enter()
             try:
-                if tns == 0 or not on_main_thread():
-                    return _swarm_chan_send_batch(p, elems, n, tns, cp)
-                es = self._esize
-                sent = [0]
-
-                def part(ns: int) -> int:
-                    rc = _swarm_chan_send_batch(p, byref(elems, sent[0] * es), n - sent[0],
-                                                ns, cp)
-                    if rc > 0:
-                        sent[0] += rc
-                        return 0 if sent[0] == n else _ETIMEDOUT_   # go on
-                    return rc
+                cp = self._cancel_enter(cancel)
                 try:
-                    rc = sliced(part, tns)
-                except Interrupted:
-                    raise Interrupted(sent[0]) from None
-                return sent[0] if sent[0] else rc
-            finally:
-                if cancel is not None:
-                    cancel._leave()
-        finally:
-            self._leave()
+                    if tns == 0 or not on_main_thread():
+                        rc = _INVOKE[_partial(_swarm_chan_send_batch, p, elems, n, tns, cp)]
+                        sent[0] = max(rc, 0)
+                        return rc
+                    es = self._esize
 
-    def _raw_recv_batch(self, out: Any, max_items: int, min_items: int, linger: float,
-                        timeout: Optional[float], cancel: Optional[CancelToken]) -> int:
-        """Returns the count taken or a negative code; raises Interrupted(count) on Ctrl-C
-        (the caller keeps the elements taken)."""
+                    def part(ns: int) -> int:
+                        rc = _INVOKE[_partial(_swarm_chan_send_batch, p, elems + sent[0] * es,
+                                              n - sent[0], ns, cp)]
+                        if rc > 0:
+                            sent[0] += rc
+                            return 0 if sent[0] == n else _ETIMEDOUT_   # go on
+                        return rc
+                    rc = _INVOKE[_partial(sliced, part, tns)]
+                    return sent[0] if sent[0] else rc
+                finally:
+                    if cancel is not None:
+                        cancel._leave()
+            finally:
+                self._leave()
+        except (Interrupted, KeyboardInterrupt):
+            raise Interrupted(sent[0]) from None
+
+    def _raw_recv_batch(self, out: int, max_items: int, min_items: int, lns: int, tns: int,
+                        cancel: Optional[CancelToken]) -> int:
+        """The blocking recv_batch into the buffer at address ``out`` (arguments validated by
+        _batch_args). Returns the count taken or a negative code; raises Interrupted(count)
+        on Ctrl-C (the caller keeps the elements taken). Call it through _INVOKE."""
+        got = [0]
+        try:
+            p = self._enter()
+            try:
+                cp = self._cancel_enter(cancel)
+                try:
+                    if tns == 0 or not on_main_thread():
+                        rc = _INVOKE[_partial(_swarm_chan_recv_batch, p, out, max_items,
+                                              min_items, lns, tns, cp)]
+                        got[0] = max(rc, 0)
+                        return rc
+                    es = self._esize
+                    want = max(min_items, 1)
+
+                    def part(ns: int) -> int:
+                        g = got[0]
+                        rc = _INVOKE[_partial(_swarm_chan_recv_batch, p, out + g * es,
+                                              max_items - g, max(want - g, 1), lns, ns, cp)]
+                        if rc > 0:
+                            got[0] += rc
+                            return 0 if got[0] >= want else _ETIMEDOUT_
+                        return rc
+                    rc = _INVOKE[_partial(sliced, part, tns)]
+                    return got[0] if got[0] else rc
+                finally:
+                    if cancel is not None:
+                        cancel._leave()
+            finally:
+                self._leave()
+        except (Interrupted, KeyboardInterrupt):
+            raise Interrupted(got[0]) from None
+
+    def _fast_failed(self, rc: int) -> bool:
+        """After a fast call returned ``rc`` < 0: raise HandleClosed if the channel was
+        destroyed (NULL cell: SWARM_EINVAL) or is being destroyed; True if the call must go
+        on in the blocking path (EAGAIN), False if ``rc`` is the final answer."""
+        if rc == _EINVAL and self._cell.value is None:
+            raise self._closed_error()
+        return rc == _EAGAIN
+
+    def _batch_args(self, max_items: int, min_items: int, linger: Optional[float],
+                    timeout: Optional[float]) -> "tuple[int, int]":
+        """Validate recv_batch's arguments; returns (linger_ns, timeout_ns)."""
         if isinstance(max_items, bool) or not isinstance(max_items, int):
             raise TypeError(f"max_items must be an int, not {type(max_items).__name__}")
         if isinstance(min_items, bool) or not isinstance(min_items, int):
@@ -482,39 +642,87 @@ class _ChanBase(_Handle):
             raise errors.InvalidArgument(f"min_items must be in [0, max_items={max_items}], "
                                          f"got {min_items}")
         lns = to_ns(linger if linger is not None else 0, "linger")
-        if lns < 0:
-            lns = 0
-        tns = to_ns(timeout)
-        p = self._enter()
-        try:
-            cp = self._cancel_enter(cancel)
-            try:
-                if tns == 0 or not on_main_thread():
-                    return _swarm_chan_recv_batch(p, out, max_items, min_items, lns, tns, cp)
-                es = self._esize
-                got = [0]
-                want = max(min_items, 1)
+        return (0 if lns < 0 else lns), to_ns(timeout)
 
-                def part(ns: int) -> int:
-                    g = got[0]
-                    rc = _swarm_chan_recv_batch(p, byref(out, g * es), max_items - g,
-                                                max(want - g, 1), lns, ns, cp)
-                    if rc > 0:
-                        got[0] += rc
-                        return 0 if got[0] >= want else _ETIMEDOUT_
+    def _batch_max(self, max_items: int, min_items: int) -> int:
+        """The count one recv_batch call asks C for: ``max_items``, but at most
+        max(capacity, 65536, min_items) (a receive returns up to max_items, so fewer is
+        allowed; this bounds the per-call buffer)."""
+        return min(max_items, max(self._batch_cap, min_items))
+
+    def _recv_batch_into(self, addr: int, max_items: int, min_items: int, lns: int, tns: int,
+                         cancel: Optional[CancelToken]) -> int:
+        """recv_batch into the buffer at ``addr``: a non-blocking attempt with the GIL held,
+        then, only if that does not settle the call, the blocking path for the rest. Returns
+        the count or a code; raises Interrupted(count) on Ctrl-C, also for Python's own
+        KeyboardInterrupt (a plain one means nothing was taken). Call it through _INVOKE."""
+        got = 0
+        try:
+            if cancel is None:
+                if self._closing:
+                    raise self._closed_error()
+                n = _INVOKE[_partial(_swarm_chan_recv_batch_nb, self._cell, addr, max_items,
+                                     min_items, lns, 0, None)]
+                if n < 0:
+                    if n != _EAGAIN or tns == 0:
+                        if n == _EINVAL and self._cell.value is None:
+                            raise self._closed_error()
+                        return n
+                else:
+                    got = n
+                    if n == max_items or tns == 0 or (n >= min_items and lns == 0):
+                        return n
+            if got == 0:
+                return _INVOKE[_partial(self._raw_recv_batch, addr, max_items, min_items, lns,
+                                        tns, cancel)]
+            # Some taken already: wait for the rest of min_items, or (min reached) for at most
+            # the linger, which C counts from the first element, taken just now.
+            if got >= min_items:
+                rest_min, tns = 1, (lns if tns < 0 else min(tns, lns))
+            else:
+                rest_min = min_items - got
+            rest = _INVOKE[_partial(self._raw_recv_batch, addr + got * self._esize,
+                                    max_items - got, rest_min, lns, tns, cancel)]
+            return got + rest if rest > 0 else got
+        except Interrupted as it:
+            raise Interrupted(got + max(it.rc, 0)) from None
+        except KeyboardInterrupt:   # not from the blocking part (it raises Interrupted)
+            raise Interrupted(got) from None
+
+    def _send_batch_from(self, addr: int, k: int, timeout: Optional[float],
+                         cancel: Optional[CancelToken]) -> int:
+        """send_batch of the ``k`` packed elements at ``addr``: a non-blocking attempt with
+        the GIL held, then the blocking path for whatever did not fit. Returns the count sent
+        or a code; raises Interrupted(count) on Ctrl-C once anything may have been sent (a
+        plain KeyboardInterrupt means nothing was). Call it through _INVOKE."""
+        tns = to_ns(timeout)
+        sent = 0
+        try:
+            if cancel is None:
+                if self._closing:
+                    raise self._closed_error()
+                rc = _INVOKE[_partial(_swarm_chan_send_batch_nb, self._cell, addr, k, 0, None)]
+                if rc >= 0:
+                    sent = rc
+                    if sent == k or tns == 0:
+                        return sent
+                elif rc != _EAGAIN or tns == 0:
+                    if rc == _EINVAL and self._cell.value is None:
+                        raise self._closed_error()
                     return rc
-                try:
-                    rc = sliced(part, tns)
-                except Interrupted:
-                    raise Interrupted(got[0]) from None
-                return got[0] if got[0] else rc
-            finally:
-                if cancel is not None:
-                    cancel._leave()
-        finally:
-            self._leave()
+            rest = _INVOKE[_partial(self._raw_send_batch, addr + sent * self._esize, k - sent,
+                                    timeout, cancel)]
+            return sent + rest if rest > 0 else (sent if sent else rest)
+        except Interrupted as it:
+            raise Interrupted(sent + max(it.rc, 0)) from None
+        except KeyboardInterrupt:   # not from the blocking part (it raises Interrupted)
+            raise Interrupted(sent) from None
 
     # -- lifecycle and introspection ---------------------------------------------------------
+    def _release(self) -> bool:
+        self._cell.value = None     # fast calls from now on see NULL (before anything is freed)
+        return super()._release()
+
     def _wake(self, ptr: int) -> None:
         _swarm_chan_close(ptr)
 
@@ -629,6 +837,9 @@ class Channel(_ChanBase):
         super().__init__(capacity=capacity, elem_size=elem_size, full_mode=full_mode, spin=spin,
                          allocator=allocator, drop_handler=handler)
         self._maxmsg = elem_size - 4 if self._framed else elem_size
+        # Unframed bytes of exactly this length go to C as they are (no copy, no checks).
+        self._rawlen = -1 if self._framed else elem_size
+        self._Buf = c_char * elem_size
 
     @property
     def max_message(self) -> int:
@@ -650,11 +861,19 @@ class Channel(_ChanBase):
                 f"message must be exactly elem_size={self._esize} bytes, got {len(b)}")
         return b
 
-    def _decode(self, raw: bytes) -> bytes:
+    def _decode(self, raw: Any) -> bytes:
+        """One element (bytes or a buffer of elem_size bytes) as the message it carries."""
         if self._framed:
             (n,) = _LEN.unpack_from(raw)
-            return raw[4:4 + n]
-        return raw
+            return bytes(raw[4:4 + n])
+        return bytes(raw)
+
+    def _split(self, buf: Any, n: int) -> List[bytes]:
+        """The first ``n`` elements of a batch buffer, decoded."""
+        raw, es = buf.raw, self._esize
+        if not self._framed:
+            return [raw[i:i + es] for i in range(0, n * es, es)]
+        return [self._decode(raw[i:i + es]) for i in range(0, n * es, es)]
 
     def send(self, data: bytes, timeout: Optional[float] = None,
              cancel: Optional[CancelToken] = None) -> None:
@@ -665,9 +884,19 @@ class Channel(_ChanBase):
         WouldBlock and queue.Full), Canceled. Blocking: yes, with the GIL released;
         thread-safe. Ctrl-C on the main thread raises KeyboardInterrupt within ~50 ms; the
         message is then either queued whole (``exc.sent == 1``) or not at all."""
-        enc = self._encode(data)
+        if type(data) is not bytes or len(data) != self._rawlen:
+            data = self._encode(data)
         try:
-            rc = self._raw_send(enc, timeout, cancel)
+            if timeout is None and cancel is None:
+                if self._closing:
+                    raise self._closed_error()
+                rc = self._sendop[data]             # try_send, GIL held
+                if rc == 0 or not self._fast_failed(rc):
+                    pass
+                else:
+                    rc = _INVOKE[_partial(self._raw_send, data, None, None)]
+            else:
+                rc = _INVOKE[_partial(self._raw_send, data, timeout, cancel)]
         except Interrupted as it:
             raise _interrupt(1 if it.rc >= 0 else 0) from None
         if rc < 0:
@@ -676,8 +905,13 @@ class Channel(_ChanBase):
     def try_send(self, data: bytes) -> None:
         """Send without waiting (``swarm_chan_try_send``); raises ChannelFull (a WouldBlock
         and queue.Full) when full."""
-        rc = self._raw_try_send(self._encode(data))
+        if type(data) is not bytes or len(data) != self._rawlen:
+            data = self._encode(data)
+        if self._closing:
+            raise self._closed_error()
+        rc = self._sendop[data]
         if rc < 0:
+            self._fast_failed(rc)
             errors.raise_send(rc)
 
     def recv(self, timeout: Optional[float] = None,
@@ -688,28 +922,71 @@ class Channel(_ChanBase):
         released; thread-safe. Ctrl-C on the main thread raises KeyboardInterrupt within ~50
         ms; a message taken at that moment is kept and returned by the next receive."""
         if self._stash:
-            return self._stash.popleft()
-        buf = ctypes.create_string_buffer(self._esize)
+            return _INVOKE[self._stash.popleft]   # no Ctrl-C between pop and return
+        buf = self._Buf()
+        rc = _UNKNOWN
         try:
-            rc = self._raw_recv(buf, timeout, cancel)
+            if timeout is None and cancel is None:
+                if self._closing:
+                    raise self._closed_error()
+                rc = self._recvop[buf]              # try_recv, GIL held; rc always stored
+                if rc < 0 and self._fast_failed(rc):
+                    rc = _UNKNOWN
+                    rc = _INVOKE[_partial(self._raw_recv, buf, None, None)]
+            else:
+                rc = _INVOKE[_partial(self._raw_recv, buf, timeout, cancel)]
+            if rc == 0:
+                # A call, inside the try: a Ctrl-C that arrived while C ran fires here at the
+                # latest, and the handler below keeps the message.
+                return self._decode(buf)
         except Interrupted as it:
             if it.rc >= 0:
-                self._stash.append(self._decode(buf.raw))
+                self._stash.append(self._decode(buf))
             raise _interrupt() from None
-        if rc < 0:
-            errors.raise_recv(rc)
-        return self._decode(buf.raw)
+        except BaseException:
+            if rc == 0:
+                self._stash.append(self._decode(buf))
+            raise
+        errors.raise_recv(rc)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def try_recv(self) -> bytes:
         """Receive without waiting (``swarm_chan_try_recv``); raises ChannelEmpty (a
         WouldBlock and queue.Empty) when empty and open, Closed when closed and drained."""
         if self._stash:
-            return self._stash.popleft()
-        buf = ctypes.create_string_buffer(self._esize)
-        rc = self._raw_try_recv(buf)
-        if rc < 0:
-            errors.raise_recv(rc)
-        return self._decode(buf.raw)
+            return _INVOKE[self._stash.popleft]   # no Ctrl-C between pop and return
+        if self._closing:
+            raise self._closed_error()
+        buf = self._Buf()
+        rc = _UNKNOWN
+        try:
+            rc = self._recvop[buf]
+            if rc == 0:
+                return self._decode(buf)
+        except BaseException:
+            if rc == 0:
+                self._stash.append(self._decode(buf))
+            raise
+        self._fast_failed(rc)
+        errors.raise_recv(rc)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _pack(self, items: Iterable[bytes]) -> "tuple[Any, int]":
+        """The messages of a batch packed back to back: (ctypes buffer, count)."""
+        if type(items) is not list:
+            items = list(items)
+        k, es = len(items), self._esize
+        if not self._framed:
+            try:
+                data = b"".join(items)
+            except TypeError:
+                data = None
+            # Every len() == elem_size and the total == k * elem_size: then every item's byte
+            # size is elem_size too (a buffer's byte size is never below its len()).
+            if data is not None and len(data) == k * es and set(map(len, items)) <= {es}:
+                return (c_char * max(len(data), 1)).from_buffer_copy(data or b"\0"), k
+        data = b"".join([self._encode(d) for d in items])
+        return (c_char * max(len(data), 1)).from_buffer_copy(data or b"\0"), k
 
     def send_batch(self, items: Iterable[bytes], timeout: Optional[float] = None,
                    cancel: Optional[CancelToken] = None) -> int:
@@ -717,12 +994,11 @@ class Channel(_ChanBase):
         ``timeout`` overall. Returns how many were sent (the rest were not); raises the stopping
         error only when none was sent. Blocking: yes, GIL released. On Ctrl-C:
         KeyboardInterrupt with ``.sent`` = how many went (whole)."""
-        enc = [self._encode(d) for d in items]
-        if not enc:
+        buf, k = self._pack(items)
+        if not k:
             return 0
-        buf = ctypes.create_string_buffer(b"".join(enc), len(enc) * self._esize)
         try:
-            rc = self._raw_send_batch(buf, len(enc), timeout, cancel)
+            rc = _INVOKE[_partial(self._send_batch_from, addressof(buf), k, timeout, cancel)]
         except Interrupted as it:
             raise _interrupt(max(it.rc, 0)) from None
         if rc < 0:
@@ -739,23 +1015,26 @@ class Channel(_ChanBase):
         elements already taken are kept for the next receive."""
         if self._stash:
             return self._unstash(max_items)
-        if isinstance(max_items, int) and not isinstance(max_items, bool) and \
-                0 < max_items <= 1 << 24:
-            buf = ctypes.create_string_buffer(self._esize * max_items)
-        else:
-            buf = ctypes.create_string_buffer(self._esize)
+        lns, tns = self._batch_args(max_items, min_items, linger, timeout)
+        if cancel is not None:
+            _check_cancel(cancel)
+        max_items = self._batch_max(max_items, min_items)
+        buf = (c_char * (self._esize * max_items))()
+        n = _UNKNOWN
         try:
-            n = self._raw_recv_batch(buf, max_items, min_items, linger, timeout, cancel)
+            n = _INVOKE[_partial(self._recv_batch_into, addressof(buf), max_items, min_items,
+                                 lns, tns, cancel)]
+            if n > 0:
+                return self._split(buf, n)
         except Interrupted as it:
-            raw, es = buf.raw, self._esize
-            self._stash.extend(self._decode(raw[i * es:(i + 1) * es]) for i in range(it.rc))
+            self._stash.extend(self._split(buf, it.rc))
             raise _interrupt() from None
-        if n < 0:
-            errors.raise_recv(n)
-        raw, es = buf.raw, self._esize
-        if not self._framed:
-            return [raw[i * es:(i + 1) * es] for i in range(n)]
-        return [self._decode(raw[i * es:(i + 1) * es]) for i in range(n)]
+        except BaseException:
+            if n > 0:
+                self._stash.extend(self._split(buf, n))
+            raise
+        errors.raise_recv(n)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def __iter__(self) -> Iterator[bytes]:
         """Receive until the channel is closed and drained. Blocking, GIL released."""
@@ -810,10 +1089,9 @@ class ObjectChannel(_ChanBase, Generic[T]):
         """Objects held by the handle table (queued, or in flight in a send)."""
         return len(self._table)
 
-    def _release(self) -> bool:
-        done = super()._release()
-        self._table.clear()  # the destroy's drop callbacks emptied it; belt and braces
-        return done
+    # No table.clear() after destroy: the destroy's drop callbacks release every handle still
+    # queued, and a fast receive that C handed a handle just before destroy (it runs without
+    # the in-flight count) must still find its object in the table.
 
     def send(self, obj: T, timeout: Optional[float] = None,
              cancel: Optional[CancelToken] = None) -> None:
@@ -822,31 +1100,28 @@ class ObjectChannel(_ChanBase, Generic[T]):
         h = next(self._keys)
         table = self._table
         table[h] = obj
-        rc = -99
+        rc = -99            # not sent (yet)
         try:
+            ref = h.to_bytes(8, "little")
             if timeout is None and cancel is None:
-                # Hot path, inlined: _enter, try without waiting (GIL kept), block only if full.
-                inflight = self._inflight
-                inflight.append(None)
-                p = self._ptr
-                if p is None or self._closing:
-                    inflight.pop()
+                if self._closing:
                     raise self._closed_error()
-                try:
-                    ref = h.to_bytes(8, "little")
-                    rc = _swarm_chan_try_send_fast(p, ref)
-                    if rc == _EAGAIN:
-                        if on_main_thread():
-                            rc = sliced(lambda ns: _swarm_chan_send_ex(p, ref, ns, None), -1)
-                        else:
-                            rc = _swarm_chan_send(p, ref)
-                finally:
-                    inflight.pop()
+                rc = self._sendop[ref]          # try_send, GIL held; rc always stored
+                if rc == 0:
+                    return
+                if rc == _EAGAIN:
+                    # Any exception but Interrupted from _raw_send means nothing was sent.
+                    rc = _INVOKE[_partial(self._raw_send, ref, None, None)]
+                elif rc == _EINVAL and self._cell.value is None:
+                    raise self._closed_error()
             else:
-                rc = self._raw_send(byref(c_uint64(h)), timeout, cancel)
+                rc = _INVOKE[_partial(self._raw_send, ref, timeout, cancel)]
         except Interrupted as it:
             rc = it.rc
             raise _interrupt(1 if rc >= 0 else 0) from None
+        except KeyboardInterrupt as ki:
+            ki.sent = 1 if rc >= 0 else 0  # type: ignore[attr-defined]
+            raise
         finally:
             if rc < 0:
                 table.pop(h, None)
@@ -855,15 +1130,19 @@ class ObjectChannel(_ChanBase, Generic[T]):
 
     def try_send(self, obj: T) -> None:
         """Send without waiting; raises ChannelFull (a WouldBlock and queue.Full) when full."""
+        if self._closing:
+            raise self._closed_error()
         h = next(self._keys)
-        self._table[h] = obj
+        table = self._table
+        table[h] = obj
         rc = -99
         try:
-            rc = self._raw_try_send(byref(c_uint64(h)))
+            rc = self._sendop[h.to_bytes(8, "little")]
         finally:
             if rc < 0:
-                self._table.pop(h, None)
+                table.pop(h, None)
         if rc < 0:
+            self._fast_failed(rc)
             errors.raise_send(rc)
 
     def _take(self, h: int) -> T:
@@ -872,89 +1151,120 @@ class ObjectChannel(_ChanBase, Generic[T]):
         except KeyError:
             raise errors.InternalError(f"handle {h} not in the table") from None
 
+    def _recv_into(self, out: Any, timeout: Optional[float],
+                   cancel: Optional[CancelToken]) -> int:
+        """Receive one handle into ``out`` (a zeroed c_uint64 array): try with the GIL held,
+        then wait. Returns the rc; raises Interrupted from a sliced wait."""
+        if timeout is not None or cancel is not None:
+            return self._raw_recv(out, timeout, cancel)
+        if self._closing:
+            raise self._closed_error()
+        rc = _TRY_RECV(self._cell, out)
+        if rc != _EAGAIN:
+            if rc == _EINVAL and self._cell.value is None:
+                raise self._closed_error()
+            return rc
+        # Must wait. On the main thread in slices without a SIGINT handler swap (20 us per
+        # swap here): the handle lands in the zeroed buffer, so if KeyboardInterrupt (or a
+        # custom handler's exception) fires right after C handed one over, the caller finds
+        # it there and stashes the object.
+        p = self._enter()
+        try:
+            if on_main_thread():
+                while True:     # slices: signal handlers run between them
+                    rc = _swarm_chan_recv_ex(p, out, SLICE_NS, None)
+                    if rc != _ETIMEDOUT_:
+                        return rc
+            return _swarm_chan_recv(p, out)
+        finally:
+            self._leave()
+
     def recv(self, timeout: Optional[float] = None, cancel: Optional[CancelToken] = None) -> T:
         """Receive the next object. Errors, blocking and Ctrl-C as :meth:`Channel.recv`.
 
-        On the main thread the plain blocking form needs no SIGINT handler swap (20 us per
-        swap here): the element is an 8-byte handle written into a zeroed buffer, so if
-        KeyboardInterrupt (or a custom handler's exception) fires right after C handed one
-        over, the handle in the buffer says so and the object goes to the stash."""
+        Exactly once under Ctrl-C without a SIGINT handler swap: the element is an 8-byte
+        handle (never 0) written into a zeroed buffer, so if KeyboardInterrupt (or a custom
+        handler's exception) fires after C handed one over, the handle in the buffer says so
+        and the object goes to the stash, returned by the next receive."""
         if self._stash:
-            return self._stash.popleft()
-        out = c_uint64()
+            return _INVOKE[self._stash.popleft]   # no Ctrl-C between pop and return
+        out = _U1()
         table = self._table
         try:
-            if timeout is None and cancel is None:
-                inflight = self._inflight   # hot path, inlined as in send()
-                inflight.append(None)
-                p = self._ptr
-                if p is None or self._closing:
-                    inflight.pop()
-                    raise self._closed_error()
-                try:
-                    rc = _swarm_chan_try_recv_u64(p, out)
-                    if rc == _EAGAIN:
-                        ref = byref(out)
-                        if on_main_thread():
-                            while True:     # slices: signal handlers run between them
-                                rc = _swarm_chan_recv_ex(p, ref, SLICE_NS, None)
-                                if rc != _ETIMEDOUT_:
-                                    break
-                        else:
-                            rc = _swarm_chan_recv(p, ref)
-                finally:
-                    inflight.pop()
+            if timeout is None and cancel is None and not self._closing:
+                rc = _TRY_RECV(self._cell, out)     # inlined _recv_into fast path
+                if rc != 0:
+                    rc = self._recv_into(out, None, None)
             else:
-                rc = self._raw_recv(byref(out), timeout, cancel)
+                rc = self._recv_into(out, timeout, cancel)
             if rc < 0:
                 errors.raise_recv(rc)
-            obj = table.get(out.value, _MISSING)
-        except Interrupted as it:
-            h = out.value
-            if it.rc >= 0 and h in table:
+            h = out[0]
+            obj = table.get(h, _MISSING)    # a call: a pending Ctrl-C fires here at the latest
+        except Interrupted:
+            h = out[0]
+            if h and h in table:
                 self._stash.append(table.pop(h))
             raise _interrupt() from None
         except BaseException:
-            h = out.value
+            h = out[0]
             if h and h in table:
                 self._stash.append(table.pop(h))
             raise
         if obj is _MISSING:
-            raise errors.InternalError(f"handle {out.value} not in the table")
-        del table[out.value]
+            raise errors.InternalError(f"handle {h} not in the table")
+        del table[h]
         return obj
 
     def try_recv(self) -> T:
         """Receive without waiting; raises ChannelEmpty (a WouldBlock and queue.Empty) when
         empty, Closed when drained."""
         if self._stash:
-            return self._stash.popleft()
-        out = c_uint64()
-        rc = self._raw_try_recv(byref(out))
-        if rc < 0:
-            errors.raise_recv(rc)
-        return self._take(out.value)
+            return _INVOKE[self._stash.popleft]   # no Ctrl-C between pop and return
+        if self._closing:
+            raise self._closed_error()
+        out = _U1()
+        table = self._table
+        try:
+            rc = _TRY_RECV(self._cell, out)
+            if rc < 0:
+                self._fast_failed(rc)
+                errors.raise_recv(rc)
+            h = out[0]
+            obj = table.get(h, _MISSING)
+        except BaseException:
+            h = out[0]
+            if h and h in table:
+                self._stash.append(table.pop(h))
+            raise
+        if obj is _MISSING:
+            raise errors.InternalError(f"handle {h} not in the table")
+        del table[h]
+        return obj
 
     def send_batch(self, items: Iterable[T], timeout: Optional[float] = None,
                    cancel: Optional[CancelToken] = None) -> int:
         """Send objects in order; returns how many were sent. As :meth:`Channel.send_batch`."""
-        objs = list(items)
-        if not objs:
+        objs = items if type(items) is list else list(items)
+        k = len(objs)
+        if not k:
             return 0
-        keys = self._keys
-        hs = [next(keys) for _ in objs]
-        for h, o in zip(hs, objs):
-            self._table[h] = o
-        arr = (c_uint64 * len(hs))(*hs)
-        rc = -99
+        table = self._table
+        hs = list(_islice(self._keys, k))    # unique handles (count is atomic per item)
+        rc = -99                             # nothing sent
         try:
-            rc = self._raw_send_batch(arr, len(hs), timeout, cancel)
+            table.update(zip(hs, objs))
+            arr = array("Q", hs)
+            # Any exception but Interrupted from _send_batch_from means nothing was sent.
+            rc = _INVOKE[_partial(self._send_batch_from, arr.buffer_info()[0], k, timeout,
+                                  cancel)]
         except Interrupted as it:
-            rc = it.rc
-            raise _interrupt(max(rc, 0)) from None
+            rc = max(it.rc, 0)
+            raise _interrupt(rc) from None
         finally:
-            for h in hs[max(rc, 0):]:
-                self._table.pop(h, None)
+            if rc < k:
+                for h in hs[max(rc, 0):]:
+                    table.pop(h, None)
         if rc < 0:
             errors.raise_send(rc)
         return rc
@@ -965,19 +1275,43 @@ class ObjectChannel(_ChanBase, Generic[T]):
         """Receive up to ``max_items`` objects; as :meth:`Channel.recv_batch`."""
         if self._stash:
             return self._unstash(max_items)
-        n_alloc = max_items if isinstance(max_items, int) and not isinstance(max_items, bool) \
-            and 0 < max_items <= 1 << 24 else 1
-        arr = (c_uint64 * n_alloc)()
+        lns, tns = self._batch_args(max_items, min_items, linger, timeout)
+        if cancel is not None:
+            _check_cancel(cancel)
+        max_items = self._batch_max(max_items, min_items)
+        arr = _Q0 * max_items       # zeroed: a handle (never 0) in it was handed over
+        table = self._table
+        objs = None
         try:
-            n = self._raw_recv_batch(arr, max_items, min_items, linger, timeout, cancel)
-        except Interrupted as it:
-            take = self._table.pop
-            self._stash.extend(take(arr[i]) for i in range(it.rc))
-            raise _interrupt() from None
-        if n < 0:
-            errors.raise_recv(n)
-        take = self._table.pop
-        return [take(h) for h in arr[:n]]
+            n = self._recv_batch_into(arr.buffer_info()[0], max_items, min_items, lns, tns,
+                                      cancel)
+            if n < 0:
+                errors.raise_recv(n)
+            hs = arr[:n]
+            objs = list(map(table.__getitem__, hs))    # KeyError: a bug, see below
+            _consume(map(table.__delitem__, hs))
+            return objs
+        except KeyError as exc:
+            raise errors.InternalError(f"handle {exc} not in the table") from None
+        except BaseException as exc:
+            # Ctrl-C (Interrupted from a sliced wait, or Python's own KeyboardInterrupt at
+            # any call above): keep every element taken, found in the buffer.
+            if objs is not None:
+                for h in arr:
+                    if not h:
+                        break
+                    table.pop(h, None)
+            else:
+                objs = []
+                for h in arr:
+                    if not h:
+                        break
+                    if h in table:
+                        objs.append(table.pop(h))
+            self._stash.extend(objs)
+            if isinstance(exc, Interrupted):
+                raise _interrupt() from None
+            raise
 
     def __iter__(self) -> Iterator[T]:
         """Receive until the channel is closed and drained. Blocking, GIL released."""

@@ -273,6 +273,7 @@ class Proc:
         self.name = name
         self.argv = argv
         self.lines = []
+        self.out_eof = False
         self.cond = threading.Condition()
         self.p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   stdin=subprocess.DEVNULL)
@@ -292,6 +293,10 @@ class Proc:
                 self.cond.notify_all()
             if os.environ.get("SWARM_TEST_VERBOSE"):
                 print("  %s| %s" % (self.name, line), flush=True)
+        with self.cond:
+            if into is self.lines:
+                self.out_eof = True   # every stdout line the program wrote is in self.lines
+            self.cond.notify_all()
 
     @property
     def pid(self):
@@ -309,7 +314,10 @@ class Proc:
                         return self.lines[i]
                     i += 1
                 left = end - time.monotonic()
-                if left <= 0 or (self.p.poll() is not None and i >= len(self.lines)):
+                # Not "the process has exited": its last lines may still be in the pipe,
+                # unread by _read (that race failed a CI-like run: a worker's final counters
+                # were printed but not yet collected). End of stdout is the end.
+                if left <= 0 or (self.out_eof and i >= len(self.lines)):
                     return None
                 self.cond.wait(min(left, 0.2))
 

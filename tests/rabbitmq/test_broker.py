@@ -298,6 +298,11 @@ def s_restart(b, mode="term"):
     rc, gf = finish_gateway(g, 150)
     assert_answered_once(rc, gf, n)
     check(gf["reconnects"] >= 1, "the gateway reconnected (%d)" % gf["reconnects"])
+    # A worker that retried while the broker was down backs off up to 5 s (plus jitter), so
+    # the other worker may have answered everything before it is back: wait for both to be
+    # consuming on a new connection before stopping them (not waiting failed a run: [1, 0]).
+    for w in ws:
+        w.wait_for(r"consuming .*connection=([2-9]|[1-9]\d+) ", 30)
     finals = stop_workers(ws)
     check(all(f["reconnects"] >= 1 for f in finals), "both workers reconnected: %s"
           % [f["reconnects"] for f in finals])

@@ -209,8 +209,7 @@ int swarm_thread_hooks_get(swarm_thread_hooks *out)
         return SWARM_EINVAL;
     swarm_thread_hooks copy;
     swarm__thread_hooks_load(&copy);
-    copy.size = (uint32_t)sizeof copy;
-    memcpy(out, &copy, sizeof copy); /* a newer caller's larger struct keeps its own tail */
+    swarm__stats_copy_out(out, &copy, sizeof copy); /* a larger struct keeps its own tail */
     return 0;
 }
 

@@ -49,7 +49,7 @@ from .common import Allocator, alloc_arg, swarm_allocator
 from . import engine as _eng
 from .policy import swarm_policy_obs
 from .engine import (Engine, _swarm_engine_destroy, _swarm_engine_retain,
-                     _swarm_response_data, _swarm_response_error_message)
+                     _swarm_response_error_message)
 
 __all__ = ["Pool", "PoolResult", "PoolConfig"]
 

@@ -358,6 +358,13 @@ def _check_cancel(cancel: Any) -> None:
     cancel._ptr_or_raise()
 
 
+#: The C calls behind _ChanBase._raw_move, per direction.
+_SEND_OPS = (_swarm_chan_try_send_fast, _swarm_chan_send, _swarm_chan_send_timeout,
+             _swarm_chan_send_ex)
+_RECV_OPS = (_swarm_chan_try_recv_fast, _swarm_chan_recv, _swarm_chan_recv_timeout,
+             _swarm_chan_recv_ex)
+
+
 class _ChanBase(_Handle):
     _kind = "channel"
 
@@ -479,54 +486,33 @@ class _ChanBase(_Handle):
         ``cancel`` say. Returns the rc; raises Interrupted(rc) on Ctrl-C (rc >= 0: sent).
         Call it through _INVOKE."""
         tns = -1 if timeout is None else to_ns(timeout, what if what != "submit" else "block")
-        if cancel is not None:
-            _check_cancel(cancel)
-        rc = _EAGAIN                    # not sent
-        try:
-            p = self._enter()
-            try:
-                rc = _INVOKE[_partial(_swarm_chan_try_send_fast, p, elem)]
-                if rc != _EAGAIN or tns == 0:
-                    return rc
-                if cancel is None and not on_main_thread():
-                    if tns < 0:
-                        return _swarm_chan_send(p, elem)
-                    return _swarm_chan_send_timeout(p, elem, tns)
-                cp = self._cancel_enter(cancel)
-                try:
-                    rc = _INVOKE[_partial(sliced, lambda ns: _swarm_chan_send_ex(p, elem, ns, cp),
-                                          tns)]
-                    return rc
-                finally:
-                    if cancel is not None:
-                        cancel._leave()
-            finally:
-                self._leave()
-        except KeyboardInterrupt:
-            raise Interrupted(rc) from None
+        return self._raw_move(_SEND_OPS, elem, tns, cancel)
 
     def _raw_recv(self, out: Any, timeout: Optional[float], cancel: Optional[CancelToken]) -> int:
         """Receive into ``out`` (a ctypes buffer or an address), waiting as ``timeout`` and
         ``cancel`` say. Returns the rc; raises Interrupted(rc) on Ctrl-C (rc >= 0: ``out``
         holds an element). Call it through _INVOKE."""
         tns = -1 if timeout is None else to_ns(timeout)
+        return self._raw_move(_RECV_OPS, out, tns, cancel)
+
+    def _raw_move(self, ops: Any, buf: Any, tns: int, cancel: Optional[CancelToken]) -> int:
+        """One element through ``ops`` = (try without waiting, wait forever, wait tns, wait with
+        a token): the shared body of _raw_send and _raw_recv."""
+        fast, forever, timed, ex = ops
         if cancel is not None:
             _check_cancel(cancel)
-        rc = _EAGAIN                    # nothing taken
+        rc = _EAGAIN                    # nothing moved
         try:
             p = self._enter()
             try:
-                rc = _INVOKE[_partial(_swarm_chan_try_recv_fast, p, out)]
+                rc = _INVOKE[_partial(fast, p, buf)]
                 if rc != _EAGAIN or tns == 0:
                     return rc
                 if cancel is None and not on_main_thread():
-                    if tns < 0:
-                        return _swarm_chan_recv(p, out)
-                    return _swarm_chan_recv_timeout(p, out, tns)
+                    return forever(p, buf) if tns < 0 else timed(p, buf, tns)
                 cp = self._cancel_enter(cancel)
                 try:
-                    rc = _INVOKE[_partial(sliced, lambda ns: _swarm_chan_recv_ex(p, out, ns, cp),
-                                          tns)]
+                    rc = _INVOKE[_partial(sliced, lambda ns: ex(p, buf, ns, cp), tns)]
                     return rc
                 finally:
                     if cancel is not None:

@@ -65,7 +65,9 @@ static uint32_t max_workers = 8;
 static double target_per_worker = 4;
 static int self_check;
 
-static volatile sig_atomic_t got_signal;
+/* Set by the signal handler, which may run on any thread (a library or server thread too):
+ * a lock-free atomic, not a volatile sig_atomic_t (that is safe only within one thread). */
+static atomic_int got_signal;
 static atomic_int stopping;
 static swarm_chan *requests;
 static swarm_pool *pool;
@@ -77,7 +79,7 @@ static pthread_mutex_t id_lock = PTHREAD_MUTEX_INITIALIZER;
 static void on_signal(int sig)
 {
     (void)sig;
-    got_signal = 1;
+    atomic_store_explicit(&got_signal, 1, memory_order_relaxed);
 }
 
 static void sleep_ns(int64_t ns)
@@ -533,7 +535,7 @@ int main(int argc, char **argv)
 
     int64_t deadline = run_seconds > 0 ? swarm_now_ns() + (int64_t)(run_seconds * SEC) : INT64_MAX;
     int64_t next_report = swarm_now_ns() + SEC;
-    while (!got_signal && swarm_now_ns() < deadline) {
+    while (!atomic_load_explicit(&got_signal, memory_order_relaxed) && swarm_now_ns() < deadline) {
         sleep_ns(50 * MS);
         if (swarm_now_ns() >= next_report) {
             next_report += SEC;

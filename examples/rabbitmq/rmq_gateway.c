@@ -35,6 +35,7 @@
 #include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -431,12 +432,14 @@ static void print_line(const char *what)
     fflush(stdout);
 }
 
-static volatile sig_atomic_t got_signal;
+/* Set by the signal handler, which may run on any thread (a library or server thread too):
+ * a lock-free atomic, not a volatile sig_atomic_t (that is safe only within one thread). */
+static atomic_int got_signal;
 
 static void on_signal(int sig)
 {
     (void)sig;
-    got_signal = 1;
+    atomic_store_explicit(&got_signal, 1, memory_order_relaxed);
 }
 
 int main(int argc, char **argv)
@@ -471,7 +474,7 @@ int main(int argc, char **argv)
     int64_t deadline = t_start + cfg.timeout_s * SEC, next_connect = 0;
     int64_t next_progress = t_start + cfg.progress_ms * MS;
     int announced = 0;
-    while (!got_signal) {
+    while (!atomic_load_explicit(&got_signal, memory_order_relaxed)) {
         int64_t now = swarm_now_ns();
         if (now >= deadline) {
             fprintf(stderr, "gateway: timed out after %" PRId64 " s\n", cfg.timeout_s);

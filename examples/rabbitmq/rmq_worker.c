@@ -369,7 +369,9 @@ static swarm_pool *pool;
 static swarm_reconcile *loop;
 static int wake_pipe[2];
 static atomic_int wake_pending;
-static volatile sig_atomic_t got_signal;
+/* Set by the signal handler, which may run on any thread (a library or server thread too):
+ * a lock-free atomic, not a volatile sig_atomic_t (that is safe only within one thread). */
+static atomic_int got_signal;
 
 static amqp_connection_state_t conn;
 static int connected;
@@ -414,7 +416,7 @@ static void drain_wake(void)
 static void on_signal(int sig)
 {
     (void)sig;
-    got_signal = 1;
+    atomic_store_explicit(&got_signal, 1, memory_order_relaxed);
     char b = 2;
     ssize_t r = write(wake_pipe[1], &b, 1);
     (void)r;
@@ -1147,7 +1149,7 @@ int main(int argc, char **argv)
         int64_t now = swarm_now_ns();
 
         /* Shutdown begins: stop consuming, hand back what has not started, stop the pool. */
-        if (got_signal && !shutting_down) {
+        if (atomic_load_explicit(&got_signal, memory_order_relaxed) && !shutting_down) {
             shutting_down = 1;
             shutdown_deadline = now + cfg.grace_s * SEC;
             print_stats("stopping");
@@ -1235,7 +1237,7 @@ int main(int argc, char **argv)
         }
         if (cfg.stats_ms > 0 && timeout_ms > cfg.stats_ms)
             timeout_ms = (int)cfg.stats_ms;
-        if (got_signal && !shutting_down)
+        if (atomic_load_explicit(&got_signal, memory_order_relaxed) && !shutting_down)
             timeout_ms = 0;
         if (poll(pfd, (nfds_t)nfd, timeout_ms) < 0 && errno != EINTR)
             break;

@@ -301,6 +301,7 @@ int swarm__engine_wrap(swarm_engine **out, const swarm_engine_ops *ops, void *se
     e->ops.version = ops->version;
     e->ops.name = e->name;
     e->ops.infer = ops->infer;
+    e->ops.flags = ops->flags;
     /* Slots of version 1. A later version appends its slots here, each behind a version test
      * (SQLite's iVersion discipline), so a v1 engine never has a v2 slot read. */
     if (ops->version >= 1) {
@@ -324,9 +325,15 @@ int swarm_engine_create(swarm_engine **out, const swarm_engine_ops *ops, void *s
                         const swarm_allocator *alloc)
 {
     if (out == NULL || ops == NULL || ops->version == 0 ||
-        ops->version > SWARM_ENGINE_OPS_VERSION || ops->infer == NULL)
+        ops->version > SWARM_ENGINE_OPS_VERSION || ops->infer == NULL ||
+        (ops->flags & ~SWARM_ENGINE_F_SEQUENTIAL_BATCH) != 0)
         return SWARM_EINVAL;
     return swarm__engine_wrap(out, ops, self, SWARM__ENGINE_USER, alloc, ops->name);
+}
+
+int swarm__engine_runs_sequential(const swarm_engine *e)
+{
+    return (e->ops.flags & SWARM_ENGINE_F_SEQUENTIAL_BATCH) != 0 && e->ops.infer_batch != NULL;
 }
 
 int swarm_engine_retain(swarm_engine *e)

@@ -139,6 +139,9 @@ struct swarm_engine;
 struct swarm_request;
 int swarm__engine_infer_t(struct swarm_engine *e, const struct swarm_request *req,
                           struct swarm_response *resp, int timed);
+/* Whether the pool may hand @e runs of tasks through infer_batch
+ * (SWARM_ENGINE_F_SEQUENTIAL_BATCH with an infer_batch slot). */
+int swarm__engine_runs_sequential(const struct swarm_engine *e);
 /* The pool's single-task call: resets @resp (SWARM_ESTATE, untouched, if it is running), runs
  * swarm__engine_infer_t() and fills @oc, in one call. */
 int swarm__engine_run1(struct swarm_engine *e, const struct swarm_request *req,

@@ -57,7 +57,9 @@ enum {
 #define SAMPLE_EVERY   16u
 /* Single-task mode with a fast engine (the last timed call under TIME_ALWAYS_NS): a worker takes
  * up to PREFETCH queued tasks per receive (one channel operation instead of PREFETCH) and runs
- * them one by one. A slow engine never prefetches, so no task waits behind another worker's. */
+ * them one by one, or, for an engine with SWARM_ENGINE_F_SEQUENTIAL_BATCH, as one run through
+ * infer_batch (one engine entry instead of PREFETCH). A slow engine never prefetches, so no task
+ * waits behind another worker's. */
 #define PREFETCH 16u
 
 /* The pool whose worker this thread is (NULL elsewhere): stop and destroy refuse to run there. */
@@ -78,7 +80,7 @@ typedef struct pool_slot {
     bool custom_params; /* worker-private: some request may still hold a task's params */
     bool fast;          /* worker-private: the last timed call took under TIME_ALWAYS_NS */
     uint32_t pf_next, pf_count; /* worker-private: prefetched tasks pf[pf_next..pf_count) */
-    swarm_task *pf;             /* [PREFETCH] when batch == 1 */
+    swarm_task *pf;             /* [PREFETCH] when batch == 1 without runs */
 
     /* Set by resize/stop under mu with release; the worker's acquire load at the top of its
      * loop pairs with it, and the worker re-checks under mu before it acts. */
@@ -89,10 +91,10 @@ typedef struct pool_slot {
     struct swarm_pool *pool;
     swarm_cancel *wake; /* wakes this worker's receive or warm-up; reset under mu */
 
-    swarm_task *tasks;              /* [batch] */
-    swarm_request *reqs;            /* [batch] */
-    const swarm_request **req_ptrs; /* [batch] */
-    swarm_response **resps;         /* [batch] */
+    swarm_task *tasks;              /* [slot_cap] */
+    swarm_request *reqs;            /* [slot_cap] */
+    const swarm_request **req_ptrs; /* [slot_cap] */
+    swarm_response **resps;         /* [slot_cap] */
     swarm_pool_result *held;        /* [held_cap]: undelivered results kept for the host */
     _Atomic uint32_t n_held;        /* written by the worker, read after it was joined */
     swarm__hist wait_hist;
@@ -103,6 +105,9 @@ struct swarm_pool {
     swarm_allocator alloc;
     swarm_pool_opts opts;
     uint32_t batch;    /* tasks per engine call, >= 1 */
+    uint32_t slot_cap; /* requests and responses per slot: batch, or PREFETCH with runs */
+    bool runs;         /* batch == 1 and a sequential-batch engine: prefetched tasks run as one
+                        * infer_batch call */
     uint32_t held_cap; /* undelivered results a slot keeps: what a worker may hold at a stop
                         * deadline (its batch, or its prefetched run) */
 
@@ -145,7 +150,7 @@ static void slot_free(swarm_pool *p, pool_slot *s)
 {
     if (!s)
         return;
-    size_t b = p->batch;
+    size_t b = p->slot_cap;
     if (s->resps) {
         /* With owned outputs every response is in `all` and freed from there. */
         if (!p->owned_outputs)
@@ -194,7 +199,8 @@ static pool_slot *slot_alloc(swarm_pool *p, uint32_t index)
     pool_slot *s = swarm__alloc(&p->alloc, sizeof *s, SWARM_CACHELINE);
     if (!s)
         return NULL;
-    size_t b = p->batch;
+    size_t b = p->slot_cap;
+    bool pf = p->batch == 1 && !p->runs;
     s->index = index;
     s->pool = p;
     s->tasks = swarm__alloc(&p->alloc, b * sizeof *s->tasks, 16);
@@ -202,9 +208,9 @@ static pool_slot *slot_alloc(swarm_pool *p, uint32_t index)
     s->req_ptrs = swarm__alloc(&p->alloc, b * sizeof *s->req_ptrs, 16);
     s->resps = swarm__alloc(&p->alloc, b * sizeof *s->resps, 16);
     s->held = swarm__alloc(&p->alloc, p->held_cap * sizeof *s->held, 16);
-    if (b == 1)
+    if (pf)
         s->pf = swarm__alloc(&p->alloc, PREFETCH * sizeof *s->pf, 16);
-    if (!s->tasks || !s->reqs || !s->req_ptrs || !s->resps || !s->held || (b == 1 && !s->pf) ||
+    if (!s->tasks || !s->reqs || !s->req_ptrs || !s->resps || !s->held || (pf && !s->pf) ||
         swarm_cancel_create(&s->wake, &p->alloc) != 0)
         goto fail;
     for (size_t i = 0; i < b; i++) {
@@ -370,7 +376,7 @@ static void run_tasks(swarm_pool *p, pool_slot *s, uint32_t n, uint32_t taken)
     /* Once a batch has reset every request, none holds a task's params any more. */
     if (any_params)
         s->custom_params = true;
-    else if (n == p->batch)
+    else if (n == p->slot_cap)
         s->custom_params = false;
     int rc;
     uint32_t weight = 1;
@@ -383,6 +389,7 @@ static void run_tasks(swarm_pool *p, pool_slot *s, uint32_t n, uint32_t taken)
         rc = swarm_engine_infer_batch(p->opts.engine, s->req_ptrs, s->resps, n);
     }
     bump(&s->batches);
+    bool run = p->runs && n > 1;
     for (uint32_t i = 0; i < n; i++) {
         if (n > 1)
             swarm__resp_outcome_get(s->resps[i], &oc);
@@ -397,12 +404,19 @@ static void run_tasks(swarm_pool *p, pool_slot *s, uint32_t n, uint32_t taken)
         }
         if (oc.start_ns > 0) {
             int64_t enq = s->tasks[i].enqueued_ns;
+            int64_t start = oc.start_ns;
+            int64_t svc = oc.end_ns >= oc.start_ns ? swarm__time_sub(oc.end_ns, oc.start_ns) : -1;
+            if (run && svc >= 0) {
+                /* A run has one start and one end: task i is taken to start after i mean
+                 * service times, and to take the mean. */
+                svc /= n;
+                start += svc * i;
+            }
             if (enq > 0)
-                swarm__hist_add_w(&s->wait_hist, swarm__time_sub(oc.start_ns, enq), weight);
-            if (oc.end_ns >= oc.start_ns) {
-                int64_t svc = swarm__time_sub(oc.end_ns, oc.start_ns);
+                swarm__hist_add_w(&s->wait_hist, swarm__time_sub(start, enq), weight);
+            if (svc >= 0) {
                 swarm__hist_add_w(&s->service_hist, svc, weight);
-                if (n == 1)
+                if (n == 1 || (run && i == 0))
                     slot_sampled(p, s, svc);
             }
         }
@@ -461,7 +475,9 @@ static void *worker_main(void *arg)
         int64_t wait = drain ? 0 : SWARM_WAIT_FOREVER;
         swarm_cancel *tok = drain ? NULL : s->wake;
         int n;
-        if (p->batch == 1 && s->fast) {
+        if (p->runs && s->fast) {
+            n = swarm_chan_recv_batch(p->opts.input, s->tasks, PREFETCH, 1, 0, wait, tok);
+        } else if (p->batch == 1 && s->fast) {
             n = swarm_chan_recv_batch(p->opts.input, s->pf, PREFETCH, 1, 0, wait, tok);
             if (n > 0) {
                 s->pf_count = (uint32_t)n;
@@ -700,6 +716,8 @@ int swarm_pool_create(swarm_pool **out, const swarm_pool_opts *opts)
     p->opts.engine = NULL; /* set once the reference is taken, below */
     p->fork_gen = swarm__fork_watch();
     p->batch = o.batch_max > 1 ? o.batch_max : 1;
+    p->runs = p->batch == 1 && swarm__engine_runs_sequential(o.engine);
+    p->slot_cap = p->runs ? PREFETCH : p->batch;
     p->held_cap = p->batch > 1 ? p->batch : PREFETCH;
     swarm_response_opts_init(&p->ropts);
     if (o.response_capacity)
@@ -710,8 +728,8 @@ int swarm_pool_create(swarm_pool **out, const swarm_pool_opts *opts)
     if (p->owned_outputs) {
         /* Responses in slots, in the result channel, held, and received but not released yet:
          * bounded so that the recycling channel can always take every one back. */
-        uint64_t cap =
-            2 * swarm_chan_capacity(o.results) + (uint64_t)(p->batch + p->held_cap) * o.max_workers;
+        uint64_t cap = 2 * swarm_chan_capacity(o.results) +
+                       (uint64_t)(p->slot_cap + p->held_cap) * o.max_workers;
         p->all_cap = cap > (1u << 22) ? (1u << 22) : (uint32_t)cap;
         p->all = swarm__alloc(&a, (size_t)p->all_cap * sizeof *p->all, 16);
         swarm_chan_opts co;

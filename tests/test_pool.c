@@ -68,12 +68,13 @@ static int te_infer_batch(void *self, const swarm_request *const *reqs,
     return 0;
 }
 
-static swarm_engine *make_engine(test_engine *te, int batch)
+static swarm_engine *make_engine_flags(test_engine *te, int batch, uint32_t flags)
 {
     memset(te, 0, sizeof *te);
     swarm_engine_ops ops;
     memset(&ops, 0, sizeof ops);
     ops.version = SWARM_ENGINE_OPS_VERSION;
+    ops.flags = flags;
     ops.name = "test";
     ops.infer = te_infer;
     if (batch)
@@ -83,12 +84,18 @@ static swarm_engine *make_engine(test_engine *te, int batch)
     return e;
 }
 
+static swarm_engine *make_engine(test_engine *te, int batch)
+{
+    return make_engine_flags(te, batch, 0);
+}
+
 /* ---- ledger ------------------------------------------------------------------------------ */
 
 typedef struct ledger {
     size_t n;
     _Atomic uint32_t *seen; /* deliveries per id */
     _Atomic uint64_t ok, failed, bad_output;
+    _Atomic uint32_t max_batch; /* largest result.batch seen */
 } ledger;
 
 static void ledger_init(ledger *l, size_t n)
@@ -109,6 +116,9 @@ static void on_result(void *ctx, const swarm_pool_result *res)
     ledger *l = ctx;
     if (res->task.id < l->n)
         atomic_fetch_add(&l->seen[res->task.id], 1);
+    uint32_t mb = atomic_load(&l->max_batch);
+    while (res->batch > mb && !atomic_compare_exchange_weak(&l->max_batch, &mb, res->batch)) {
+    }
     if (res->status == 0) {
         atomic_fetch_add(&l->ok, 1);
         size_t len = 0;
@@ -276,7 +286,8 @@ typedef struct pool_shape {
     uint64_t cap;
     size_t n;
     uint32_t workers, batch;
-    int gated;                /* 1: the pool's warm-up waits at the gate g (make_gated_pool) */
+    int seq;   /* 1: the engine has infer_batch and SWARM_ENGINE_F_SEQUENTIAL_BATCH */
+    int gated; /* 1: the pool's warm-up waits at the gate g (make_gated_pool) */
     int gate_open, gate_fail; /* the gate's state before the pool starts */
 } pool_shape;
 
@@ -300,7 +311,8 @@ static int pool_setup(void **state)
     swarm_test_watch(&info->watch);
     pool_fx *f = calloc(1, sizeof *f);
     assert_non_null(f);
-    f->e = make_engine(&f->te, 0);
+    f->e = info->shape->seq ? make_engine_flags(&f->te, 1, SWARM_ENGINE_F_SEQUENTIAL_BATCH)
+                            : make_engine(&f->te, 0);
     f->ch = make_chan(info->shape->cap);
     ledger_init(&f->l, info->shape->n);
     const pool_shape *sh = info->shape;
@@ -325,6 +337,15 @@ static int pool_teardown(void **state)
     {                                                                                              \
 #        fn, fn, pool_setup, pool_teardown,                                                        \
             (void *)&(const pool_test_info){{#        fn, SWARM_TEST_TIMEOUT_S }, &fn##_shape },   \
+    }
+
+/* The same test body on another shape: registered as POOL_TEST_AS(test, name), with the shape
+ * in name##_shape. */
+#define POOL_TEST_AS(fn, name)                                                                     \
+    {                                                                                              \
+#        name, fn, pool_setup, pool_teardown,                                                      \
+            (void *)&(const pool_test_info){{#        name, SWARM_TEST_TIMEOUT_S },                \
+                                             &name##_shape },                                      \
     }
 
 /* ---- tests ------------------------------------------------------------------------------- */
@@ -1749,10 +1770,164 @@ static void test_pool_fork_child_gets_estate_not_deadlock(void **state)
     ledger_free(&l);
 }
 
+/* ---- runs: engines with SWARM_ENGINE_F_SEQUENTIAL_BATCH ---------------------------------- */
+
+/* A fast sequential-batch engine gets runs of queued tasks (1 < batch <= 16) through infer_batch:
+ * fewer engine calls than tasks, every task delivered once with its own output, and every task
+ * counted in the statistics (a run is always timed). */
+static void test_pool_sequential_engine_runs_queued_tasks(void **state)
+{
+    (void)state;
+    enum { N = 5000 };
+    test_engine te;
+    swarm_engine *e = make_engine_flags(&te, 1, SWARM_ENGINE_F_SEQUENTIAL_BATCH);
+    swarm_chan *ch = make_chan(N);
+    ledger l;
+    ledger_init(&l, N);
+    for (uint64_t i = 0; i < N; i++) {
+        swarm_task t = task_of(i);
+        assert_int_equal(swarm_chan_send(ch, &t), 0);
+    }
+    swarm_pool *p = make_pool(ch, e, &l, 1, 1);
+    assert_int_equal(swarm_pool_stop(p, SWARM_WAIT_FOREVER, NULL, 0, NULL), 0);
+    ledger_check(&l, NULL);
+    assert_int_equal(atomic_load(&l.ok), N);
+    uint32_t mb = atomic_load(&l.max_batch);
+    if (mb < 2 || mb > 16)
+        fail_msg("largest run %u: expected 2..16", mb);
+    assert_true(atomic_load(&te.batch_calls) > 0);
+    assert_int_equal(atomic_load(&te.calls), N); /* infer_batch ran infer once per request */
+    swarm_pool_stats st = stats_of(p);
+    assert_int_equal(st.completed, N);
+    assert_int_equal(st.taken, N);
+    if (st.batches >= N)
+        fail_msg("%llu engine calls for %d tasks: no run", (unsigned long long)st.batches, N);
+    uint64_t count = 0;
+    int64_t sum = 0;
+    assert_int_equal(
+        swarm_pool_get_histogram(p, SWARM_POOL_HIST_SERVICE, NULL, 0, NULL, &count, &sum), 0);
+    /* Runs are timed whole and count each task; only the single calls between them are
+     * sampled, one period (16) at most off. */
+    assert_true(count + 16 >= N && count <= N + 16);
+    swarm_pool_destroy(p);
+    swarm_engine_destroy(e);
+    swarm_chan_destroy(ch);
+    ledger_free(&l);
+}
+
+/* Runs need both the flag and an infer_batch slot, on the engine the pool holds (a decorator
+ * around a flagged engine has its own ops: no runs); unknown flag bits are refused. */
+static void test_pool_runs_only_with_flag_and_infer_batch(void **state)
+{
+    (void)state;
+    enum { N = 3000 };
+    for (int c = 0; c < 3; c++) {
+        test_engine te;
+        swarm_engine *e;
+        if (c == 0) {
+            e = make_engine_flags(&te, 0, SWARM_ENGINE_F_SEQUENTIAL_BATCH); /* no infer_batch */
+        } else if (c == 1) {
+            e = make_engine_flags(&te, 1, 0); /* infer_batch, no flag */
+        } else {
+            swarm_engine *inner = make_engine_flags(&te, 1, SWARM_ENGINE_F_SEQUENTIAL_BATCH);
+            swarm_timeout_opts to;
+            swarm_timeout_opts_init(&to);
+            to.timeout_ns = 10 * SEC;
+            e = NULL;
+            assert_int_equal(swarm_engine_timeout_create(&e, inner, &to), 0);
+        }
+        swarm_chan *ch = make_chan(N);
+        ledger l;
+        ledger_init(&l, N);
+        for (uint64_t i = 0; i < N; i++) {
+            swarm_task t = task_of(i);
+            assert_int_equal(swarm_chan_send(ch, &t), 0);
+        }
+        swarm_pool *p = make_pool(ch, e, &l, 1, 1);
+        assert_int_equal(swarm_pool_stop(p, SWARM_WAIT_FOREVER, NULL, 0, NULL), 0);
+        ledger_check(&l, NULL);
+        if (atomic_load(&l.max_batch) != 1)
+            fail_msg("case %d: a run of %u", c, atomic_load(&l.max_batch));
+        assert_int_equal(atomic_load(&te.batch_calls), 0);
+        assert_int_equal(stats_of(p).batches, N);
+        swarm_pool_destroy(p);
+        swarm_engine_destroy(e); /* the decorator owns inner */
+        swarm_chan_destroy(ch);
+        ledger_free(&l);
+    }
+    swarm_engine_ops ops;
+    memset(&ops, 0, sizeof ops);
+    ops.version = SWARM_ENGINE_OPS_VERSION;
+    ops.infer = te_infer;
+    swarm_engine *e = NULL;
+    ops.flags = 0x2;
+    assert_int_equal(swarm_engine_create(&e, &ops, NULL, NULL), SWARM_EINVAL);
+    ops.flags = SWARM_ENGINE_F_SEQUENTIAL_BATCH | 0x80000000u;
+    assert_int_equal(swarm_engine_create(&e, &ops, NULL, NULL), SWARM_EINVAL);
+    assert_null(e);
+    /* The pre-0.3.1 name of the field is the same storage. */
+    ops.reserved_ = 0;
+    assert_int_equal(ops.flags, 0);
+}
+
+/* A stop deadline in the middle of runs: every task is delivered once (run to the end or
+ * canceled) or handed back, never both, never twice, none lost. */
+static void test_pool_runs_stop_deadline_exactly_once(void **state)
+{
+    (void)state;
+    enum { N = 200000 };
+    for (int round = 0; round < 3; round++) {
+        test_engine te;
+        swarm_engine *e = make_engine_flags(&te, 1, SWARM_ENGINE_F_SEQUENTIAL_BATCH);
+        swarm_chan *ch = make_chan(N);
+        ledger l;
+        ledger_init(&l, N);
+        for (uint64_t i = 0; i < N; i++) {
+            swarm_task t = task_of(i);
+            assert_int_equal(swarm_chan_send(ch, &t), 0);
+        }
+        swarm_pool *p = make_pool(ch, e, &l, 2, 1);
+        sleep_ns((1 + round) * MS);
+        swarm_task *left = calloc(N, sizeof *left);
+        uint8_t *returned = calloc(N, 1);
+        assert_non_null(left);
+        assert_non_null(returned);
+        uint64_t n_left = 0;
+        int moved = swarm_pool_stop(p, round == 0 ? 0 : MS, left, N, &n_left);
+        assert_true(moved >= 0);
+        assert_int_equal((uint64_t)moved, n_left);
+        for (int i = 0; i < moved; i++) {
+            assert_true(left[i].id < N);
+            returned[left[i].id]++;
+        }
+        ledger_check(&l, returned);
+        swarm_pool_stats st = stats_of(p);
+        assert_int_equal(st.completed + st.failed + n_left, N);
+        assert_int_equal(st.taken + n_left, N);
+        assert_int_equal(st.live, 0);
+        free(left);
+        free(returned);
+        swarm_pool_destroy(p);
+        swarm_engine_destroy(e);
+        swarm_chan_destroy(ch);
+        ledger_free(&l);
+    }
+}
+
+static const pool_shape test_pool_delivers_each_task_once_seq_shape = {
+    .cap = 4096, .n = 4000, .workers = 3, .batch = 0, .seq = 1};
+static const pool_shape test_pool_rapid_alternating_resizes_seq_shape = {
+    .cap = 64, .n = 20000, .workers = 2, .batch = 0, .seq = 1};
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         SWARM_TEST(test_pool_create_invalid_args),
+        SWARM_TEST(test_pool_sequential_engine_runs_queued_tasks),
+        SWARM_TEST(test_pool_runs_only_with_flag_and_infer_batch),
+        SWARM_TEST(test_pool_runs_stop_deadline_exactly_once),
+        POOL_TEST_AS(test_pool_delivers_each_task_once, test_pool_delivers_each_task_once_seq),
+        POOL_TEST_AS(test_pool_rapid_alternating_resizes, test_pool_rapid_alternating_resizes_seq),
         POOL_TEST(test_pool_delivers_each_task_once),
         POOL_TEST(test_pool_failed_results_are_counted),
         POOL_TEST(test_pool_histogram_cumulative_counts),

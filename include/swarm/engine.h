@@ -260,6 +260,17 @@ SWARM_API int swarm_response_get_info(const swarm_response *resp, swarm_response
 /* The engine vtable and handle                                                                 */
 /* ============================================================================================ */
 
+/**
+ * swarm_engine_ops.flags: the engine's infer_batch serves its requests one after another, each
+ * exactly as infer() would (no model batching: request i's outcome does not depend on the others
+ * being in the same call). A pool in single-task mode may then hand a fast engine a run of up to
+ * 16 queued tasks in one infer_batch call instead of one call per task, which pays off where
+ * entering the engine costs more than the work itself (a callback into a language runtime that
+ * takes a global lock, like a Python engine). Results of such a run report `batch` = the run's
+ * length and the run's call times. Ignored without an infer_batch slot.
+ */
+#define SWARM_ENGINE_F_SEQUENTIAL_BATCH 0x1u
+
 /** Version of swarm_engine_ops this header describes. Slots are only appended; each append
  *  bumps it. The library accepts any version from 1 to this one and reads only that version's
  *  slots. */
@@ -271,9 +282,12 @@ SWARM_API int swarm_response_get_info(const swarm_response *resp, swarm_response
  * Slots must not keep @p req or @p resp after returning.
  */
 typedef struct swarm_engine_ops {
-    uint32_t version;   /**< SWARM_ENGINE_OPS_VERSION the engine was built against */
-    uint32_t reserved_; /**< keep 0 */
-    const char *name;   /**< for logs and stats (copied at create); NULL: "engine" */
+    uint32_t version; /**< SWARM_ENGINE_OPS_VERSION the engine was built against */
+    union {
+        uint32_t flags;     /**< SWARM_ENGINE_F_* bits (since 0.3.1; 0: none) */
+        uint32_t reserved_; /**< the name of `flags` before 0.3.1, kept for source compatibility */
+    };
+    const char *name; /**< for logs and stats (copied at create); NULL: "engine" */
     /* ---- version 1 ---- */
     /** Required. Serve one request: write output with swarm_response_write(), usage with
      *  swarm_response_set_usage(); return 0 or a negative swarm_err (optionally after
@@ -308,7 +322,8 @@ typedef struct swarm_engine swarm_engine;
  * @param self   passed as the first argument of every slot.
  * @param alloc  allocator for the handle, or NULL for libc (copied).
  * @return 0; SWARM_EINVAL if @p out or @p ops is NULL, ops->version is 0 or greater than
- *         SWARM_ENGINE_OPS_VERSION, infer is NULL, or @p alloc lacks a hook; SWARM_ENOMEM.
+ *         SWARM_ENGINE_OPS_VERSION, infer is NULL, ops->flags holds a bit other than
+ *         SWARM_ENGINE_F_SEQUENTIAL_BATCH, or @p alloc lacks a hook; SWARM_ENOMEM.
  *         On error ops->destroy is not called.
  * Ownership: the caller holds one reference; on success the handle owns @p self and calls
  *            ops->destroy(self) when the last reference goes.

@@ -92,7 +92,11 @@ typedef struct swarm_pool_result {
     int32_t status;      /**< 0, or the engine's negative swarm_err (SWARM_ECANCELED when a
                               stop deadline interrupted it) */
     uint32_t worker;     /**< index of the worker slot that ran it */
-    uint32_t batch;      /**< size of the batch it ran in (1: single) */
+    uint32_t batch;      /**< size of the batch it ran in (1: single; for an engine with
+                              SWARM_ENGINE_F_SEQUENTIAL_BATCH, the length of the run of
+                              prefetched tasks it was served in, whose call times
+                              start_ns/end_ns are; the service-time statistics count each task
+                              of a run as the run's mean) */
     swarm_task task;     /**< the task as received (payload and user still the host's) */
     int64_t start_ns;    /**< engine call started; 0 if the pool did not time it (see the
                               timing note at the top) */
@@ -136,7 +140,9 @@ typedef struct swarm_pool_opts {
     uint32_t size;
     uint32_t workers;        /**< workers started by create; default 1 (0 is allowed: idle pool) */
     uint32_t max_workers;    /**< upper bound for resize, 1..4096; default 64 */
-    uint32_t batch_max;      /**< 0 or 1: one task per engine call (default); > 1: dynamic
+    uint32_t batch_max;      /**< 0 or 1: one task per engine call (default; a fast engine
+                                  with SWARM_ENGINE_F_SEQUENTIAL_BATCH gets runs of up to 16
+                                  already queued tasks per infer_batch call); > 1: dynamic
                                   batches of up to this many through infer_batch, <= 4096 */
     uint32_t batch_min;      /**< batch: tasks to wait for before the linger ends early;
                                   0: 1 */

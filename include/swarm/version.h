@@ -9,7 +9,7 @@
 
 #define SWARM_VERSION_MAJOR 0
 #define SWARM_VERSION_MINOR 3
-#define SWARM_VERSION_PATCH 0
+#define SWARM_VERSION_PATCH 1
 
 /** Packed 0xMMmmpp form of the version this header describes; compare with swarm_version(). */
 #define SWARM_VERSION_HEX                                                                          \

@@ -163,7 +163,7 @@ TRANSITION_FN = CFUNCTYPE(None, c_void_p, c_int, c_int, c_int64)
 class swarm_engine_ops(Structure):
     _fields_ = [
         ("version", c_uint32),
-        ("reserved_", c_uint32),
+        ("flags", c_uint32),
         ("name", c_char_p),
         ("infer", INFER_FN),
         ("infer_batch", INFER_BATCH_FN),
@@ -1286,6 +1286,38 @@ def _infer_batch_tramp(self_: Optional[int], reqs: Any, resps: Any, n: int) -> i
             v._end()
 
 
+def _infer_run_tramp(self_: Optional[int], reqs: Any, resps: Any, n: int) -> int:
+    """infer_batch of an engine without its own: ``infer`` for each request in turn, each with
+    the single call's handling (the engine is flagged SWARM_ENGINE_F_SEQUENTIAL_BATCH, so a pool
+    hands it runs of queued tasks: one GIL acquisition and one callback entry per run instead of
+    per task). A failure fails its own request only."""
+    st = _py_engines.get(self_ or 0)
+    if st is None:
+        return errors.InternalError.code
+    tls = _tls
+    tls.depth = getattr(tls, "depth", 0) + 1
+    try:
+        for i in range(n):
+            view = None
+            try:
+                next(st.ncalls)
+                view = Request(reqs[i], resps[i])
+                if view.user is not None and _skip_cancelled(view):
+                    continue
+                rc = _emit(view, st.obj.infer(view))
+                if rc < 0:
+                    view._call_resp(_swarm_response_set_error, rc, None, 0)
+            except BaseException as exc:  # never into C
+                st.count(errors_=1)
+                _fail(view, exc, "infer", st)
+            finally:
+                if view is not None:
+                    view._end()
+        return 0
+    finally:
+        tls.depth -= 1
+
+
 def _cancel_tramp(self_: Optional[int], rid: int) -> int:
     st = _py_engines.get(self_ or 0)
     if st is None or not st.has_cancel:
@@ -1330,6 +1362,9 @@ def _destroy_tramp(self_: Optional[int]) -> None:
 # Module-level: alive as long as the interpreter, so C never calls a freed thunk.
 _INFER_TRAMP = INFER_FN(_infer_tramp)
 _INFER_BATCH_TRAMP = INFER_BATCH_FN(_infer_batch_tramp)
+_INFER_RUN_TRAMP = INFER_BATCH_FN(_infer_run_tramp)
+#: swarm_engine_ops.flags: infer_batch serves its requests one by one, as infer would.
+ENGINE_F_SEQUENTIAL_BATCH = 0x1
 _CANCEL_TRAMP = CANCEL_FN(_cancel_tramp)
 _HEALTH_TRAMP = HEALTH_FN(_health_tramp)
 _DESTROY_TRAMP = DESTROY_FN(_destroy_tramp)
@@ -1426,6 +1461,9 @@ class Engine(_Handle):
         ops.infer = _INFER_TRAMP
         if st.has_batch:
             ops.infer_batch = _INFER_BATCH_TRAMP
+        else:
+            ops.infer_batch = _INFER_RUN_TRAMP
+            ops.flags = ENGINE_F_SEQUENTIAL_BATCH
         if st.has_cancel:
             ops.cancel = _CANCEL_TRAMP
         ops.health = _HEALTH_TRAMP

@@ -61,6 +61,9 @@ enum {
  * infer_batch (one engine entry instead of PREFETCH). A slow engine never prefetches, so no task
  * waits behind another worker's. */
 #define PREFETCH 16u
+/* A run takes at most RUN_MAX tasks, and at most its fair share of what is queued (queued / target
+ * workers), so one worker does not hoard what idle workers could serve. */
+#define RUN_MAX 64u
 
 /* The pool whose worker this thread is (NULL elsewhere): stop and destroy refuse to run there. */
 static _Thread_local const struct swarm_pool *tls_pool;
@@ -105,7 +108,7 @@ struct swarm_pool {
     swarm_allocator alloc;
     swarm_pool_opts opts;
     uint32_t batch;    /* tasks per engine call, >= 1 */
-    uint32_t slot_cap; /* requests and responses per slot: batch, or PREFETCH with runs */
+    uint32_t slot_cap; /* requests and responses per slot: batch, or RUN_MAX with runs */
     bool runs;         /* batch == 1 and a sequential-batch engine: prefetched tasks run as one
                         * infer_batch call */
     uint32_t held_cap; /* undelivered results a slot keeps: what a worker may hold at a stop
@@ -476,7 +479,13 @@ static void *worker_main(void *arg)
         swarm_cancel *tok = drain ? NULL : s->wake;
         int n;
         if (p->runs && s->fast) {
-            n = swarm_chan_recv_batch(p->opts.input, s->tasks, PREFETCH, 1, 0, wait, tok);
+            uint64_t share = swarm_chan_len(p->opts.input);
+            uint32_t t = atomic_load_explicit(&p->target, memory_order_relaxed);
+            share = t > 1 ? share / t : share;
+            if (share > RUN_MAX)
+                share = RUN_MAX;
+            n = swarm_chan_recv_batch(p->opts.input, s->tasks, share > 1 ? (size_t)share : 1, 1, 0,
+                                      wait, tok);
         } else if (p->batch == 1 && s->fast) {
             n = swarm_chan_recv_batch(p->opts.input, s->pf, PREFETCH, 1, 0, wait, tok);
             if (n > 0) {
@@ -717,8 +726,8 @@ int swarm_pool_create(swarm_pool **out, const swarm_pool_opts *opts)
     p->fork_gen = swarm__fork_watch();
     p->batch = o.batch_max > 1 ? o.batch_max : 1;
     p->runs = p->batch == 1 && swarm__engine_runs_sequential(o.engine);
-    p->slot_cap = p->runs ? PREFETCH : p->batch;
-    p->held_cap = p->batch > 1 ? p->batch : PREFETCH;
+    p->slot_cap = p->runs ? RUN_MAX : p->batch;
+    p->held_cap = p->batch > 1 ? p->batch : p->runs ? RUN_MAX : PREFETCH;
     swarm_response_opts_init(&p->ropts);
     if (o.response_capacity)
         p->ropts.initial_capacity = o.response_capacity;

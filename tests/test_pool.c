@@ -1772,7 +1772,7 @@ static void test_pool_fork_child_gets_estate_not_deadlock(void **state)
 
 /* ---- runs: engines with SWARM_ENGINE_F_SEQUENTIAL_BATCH ---------------------------------- */
 
-/* A fast sequential-batch engine gets runs of queued tasks (1 < batch <= 16) through infer_batch:
+/* A fast sequential-batch engine gets runs of queued tasks (1 < batch <= 64) through infer_batch:
  * fewer engine calls than tasks, every task delivered once with its own output, and every task
  * counted in the statistics (a run is always timed). */
 static void test_pool_sequential_engine_runs_queued_tasks(void **state)
@@ -1793,8 +1793,8 @@ static void test_pool_sequential_engine_runs_queued_tasks(void **state)
     ledger_check(&l, NULL);
     assert_int_equal(atomic_load(&l.ok), N);
     uint32_t mb = atomic_load(&l.max_batch);
-    if (mb < 2 || mb > 16)
-        fail_msg("largest run %u: expected 2..16", mb);
+    if (mb < 2 || mb > 64)
+        fail_msg("largest run %u: expected 2..64", mb);
     assert_true(atomic_load(&te.batch_calls) > 0);
     assert_int_equal(atomic_load(&te.calls), N); /* infer_batch ran infer once per request */
     swarm_pool_stats st = stats_of(p);
@@ -1813,6 +1813,35 @@ static void test_pool_sequential_engine_runs_queued_tasks(void **state)
     swarm_engine_destroy(e);
     swarm_chan_destroy(ch);
     ledger_free(&l);
+}
+
+/* A run takes at most its share of the queue (queued / target workers): 4 workers starting on
+ * 120 queued tasks never take more than 30 at once, so none hoards what the others could serve. */
+static void test_pool_runs_take_a_fair_share(void **state)
+{
+    (void)state;
+    enum { N = 120, W = 4 };
+    for (int round = 0; round < 20; round++) {
+        test_engine te;
+        swarm_engine *e = make_engine_flags(&te, 1, SWARM_ENGINE_F_SEQUENTIAL_BATCH);
+        swarm_chan *ch = make_chan(N);
+        ledger l;
+        ledger_init(&l, N);
+        for (uint64_t i = 0; i < N; i++) {
+            swarm_task t = task_of(i);
+            assert_int_equal(swarm_chan_send(ch, &t), 0);
+        }
+        swarm_pool *p = make_pool(ch, e, &l, W, 1);
+        assert_int_equal(swarm_pool_stop(p, SWARM_WAIT_FOREVER, NULL, 0, NULL), 0);
+        ledger_check(&l, NULL);
+        uint32_t mb = atomic_load(&l.max_batch);
+        if (mb > N / W)
+            fail_msg("round %d: a run of %u tasks with %d workers on %d queued", round, mb, W, N);
+        swarm_pool_destroy(p);
+        swarm_engine_destroy(e);
+        swarm_chan_destroy(ch);
+        ledger_free(&l);
+    }
 }
 
 /* Runs need both the flag and an infer_batch slot, on the engine the pool holds (a decorator
@@ -1925,6 +1954,7 @@ int main(void)
         SWARM_TEST(test_pool_create_invalid_args),
         SWARM_TEST(test_pool_sequential_engine_runs_queued_tasks),
         SWARM_TEST(test_pool_runs_only_with_flag_and_infer_batch),
+        SWARM_TEST(test_pool_runs_take_a_fair_share),
         SWARM_TEST(test_pool_runs_stop_deadline_exactly_once),
         POOL_TEST_AS(test_pool_delivers_each_task_once, test_pool_delivers_each_task_once_seq),
         POOL_TEST_AS(test_pool_rapid_alternating_resizes, test_pool_rapid_alternating_resizes_seq),

@@ -264,7 +264,8 @@ SWARM_API int swarm_response_get_info(const swarm_response *resp, swarm_response
  * swarm_engine_ops.flags: the engine's infer_batch serves its requests one after another, each
  * exactly as infer() would (no model batching: request i's outcome does not depend on the others
  * being in the same call). A pool in single-task mode may then hand a fast engine a run of up to
- * 16 queued tasks in one infer_batch call instead of one call per task, which pays off where
+ * 64 queued tasks (and at most its share of the queue: queued / target workers) in one
+ * infer_batch call instead of one call per task, which pays off where
  * entering the engine costs more than the work itself (a callback into a language runtime that
  * takes a global lock, like a Python engine). Results of such a run report `batch` = the run's
  * length and the run's call times. Ignored without an infer_batch slot.

@@ -40,7 +40,10 @@
  * would cost more than the call) the pool times one call in 16 and weighs each sample by 16, so
  * counts, sums and percentiles stay unbiased estimates. opts.timing = SWARM_POOL_TIME_EVERY times
  * every call. With such a fast engine a single-task worker also takes up to 16 queued tasks per
- * receive and runs them one by one (one channel operation per run); they count as in flight.
+ * receive and runs them one by one (one channel operation per run); they count as in flight. An
+ * engine flagged SWARM_ENGINE_F_SEQUENTIAL_BATCH (engine.h) instead gets them as one run through
+ * its infer_batch: up to 64 tasks, at most queued / target workers, one engine entry per run;
+ * a run is always timed, and each of its tasks counts the run's mean service time.
  *
  * fork(): a pool created before fork() is dead in the child: every call returns SWARM_ESTATE
  * (destroy does nothing) instead of deadlocking on a lock a vanished thread held. See common.h.
@@ -141,8 +144,9 @@ typedef struct swarm_pool_opts {
     uint32_t workers;        /**< workers started by create; default 1 (0 is allowed: idle pool) */
     uint32_t max_workers;    /**< upper bound for resize, 1..4096; default 64 */
     uint32_t batch_max;      /**< 0 or 1: one task per engine call (default; a fast engine
-                                  with SWARM_ENGINE_F_SEQUENTIAL_BATCH gets runs of up to 16
-                                  already queued tasks per infer_batch call); > 1: dynamic
+                                  with SWARM_ENGINE_F_SEQUENTIAL_BATCH gets runs of up to 64
+                                  already queued tasks per infer_batch call, each at most its
+                                  share of the queue); > 1: dynamic
                                   batches of up to this many through infer_batch, <= 4096 */
     uint32_t batch_min;      /**< batch: tasks to wait for before the linger ends early;
                                   0: 1 */
@@ -278,10 +282,10 @@ SWARM_API int swarm_pool_resize(swarm_pool *p, uint32_t n);
  *
  * With @p timeout_ns = SWARM_WAIT_FOREVER (-1) everything queued is run (drain). With a timeout
  * (0 stops at once), at the deadline the tasks still in flight (a worker's batch, or the up to 16
- * tasks a single-task worker took at once) are asked to stop through their request's cancel token
- * (the engine sees SWARM_ECANCELED; their results are still delivered or held),
- * and the tasks still queued are not run: up to @p left_cap of them are moved to @p left (may be
- * NULL when left_cap is 0); any beyond that stay in the (closed) channel for the host to receive.
+ * tasks a single-task worker took at once, 64 in a run) are asked to stop through their request's
+ * cancel token (the engine sees SWARM_ECANCELED; their results are still delivered or held), and
+ * the tasks still queued are not run: up to @p left_cap of them are moved to @p left (may be NULL
+ * when left_cap is 0); any beyond that stay in the (closed) channel for the host to receive.
  *
  * @param n_left  receives the number of tasks not run (moved to @p left plus still queued); may
  *                be NULL.
@@ -382,8 +386,8 @@ SWARM_API int swarm_pool_result_release(swarm_pool *p, swarm_pool_result *result
  * was full, or the result channel was closed): up to @p cap of them are moved to @p out, in no
  * particular order, with their task (payload and user are the host's again) and output (owned:
  * release each with swarm_pool_result_release()). Each worker holds at most one batch (16 in
- * single-task mode: what it may have taken at once); results beyond that, which only a result
- * channel closed while the pool runs can produce, are only counted (stats.undelivered).
+ * single-task mode: what it may have taken at once; 64 with runs); results beyond that, which only
+ * a result channel closed while the pool runs can produce, are only counted (stats.undelivered).
  *
  * @return the number moved (>= 0); SWARM_EINVAL for a NULL pool, or @p out NULL with cap > 0;
  *         SWARM_ESTATE before swarm_pool_stop() has returned (workers may still hold results) or

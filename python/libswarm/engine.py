@@ -951,10 +951,14 @@ class Request:
                  "temperature", "top_p", "max_tokens", "seed", "extras", "_req", "_resp",
                  "_lock")
 
-    def __init__(self, req: int, resp: Optional[int]) -> None:
+    def __init__(self, req: int, resp: Optional[int], raw: Optional[bytes] = None, off: int = 0,
+                 lock: Any = None) -> None:
+        # raw/off: the request's bytes already read (a run reads its requests at once);
+        # lock: shared by the views of one run (they all end on the same worker thread).
         (_size, self.priority, self.id, payload, plen, self.deadline_ns, _cancel, user,
          model, self.temperature, self.top_p, self.max_tokens, n_extras, self.seed,
-         extras) = _REQ.unpack(_string_at(req, _REQ.size))
+         extras) = _REQ.unpack_from(raw, off) if raw is not None else \
+            _REQ.unpack(_string_at(req, _REQ.size))
         self.payload = _string_at(payload, plen) if plen else b""
         self.user = user or None
         self.model_version = _string_at(model).decode() if model else None
@@ -966,7 +970,7 @@ class Request:
             self.extras = _NO_EXTRAS
         self._req = req
         self._resp = resp
-        self._lock = _RLock()   # reentrant: a stream callback may write again
+        self._lock = lock or _RLock()   # reentrant: a stream callback may write again
 
     def _end(self) -> None:
         with self._lock:
@@ -1297,11 +1301,24 @@ def _infer_run_tramp(self_: Optional[int], reqs: Any, resps: Any, n: int) -> int
     tls = _tls
     tls.depth = getattr(tls, "depth", 0) + 1
     try:
+        try:
+            addrs = reqs[:n]
+            rs = resps[:n]
+            size = _REQ.size
+            r0 = addrs[0]
+            # The pool's requests lie back to back: read them in one go.
+            raw = _string_at(r0, n * size) if addrs == list(range(r0, r0 + n * size, size)) \
+                else None
+            lock = _RLock()
+        except BaseException as exc:  # never into C: the whole call fails
+            st.count(errors_=1)
+            return _fail(None, exc, "infer (run)", st)
         for i in range(n):
             view = None
             try:
                 next(st.ncalls)
-                view = Request(reqs[i], resps[i])
+                view = Request(addrs[i], rs[i], raw, i * size, lock) if raw is not None \
+                    else Request(addrs[i], rs[i], None, 0, lock)
                 if view.user is not None and _skip_cancelled(view):
                     continue
                 rc = _emit(view, st.obj.infer(view))

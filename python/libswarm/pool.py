@@ -44,7 +44,7 @@ from ._lib import cfunc
 from .chan import Channel, stats_dict
 from .chan import _swarm_chan_close, _swarm_chan_recv_batch
 from .chan import _swarm_chan_try_send_fast as _try_send
-from .common import _swarm_now_ns as _now_ns
+from .common import _swarm_now_ns
 from .common import Allocator, alloc_arg, swarm_allocator
 from . import engine as _eng
 from .policy import swarm_policy_obs
@@ -176,6 +176,10 @@ def _swarm_pool_observe(p, target_per_worker, activation, obs) -> int:
     """The pool's state as a swarm_policy_obs (pointer; set its size first)."""
 
 
+# Enqueue stamps: libswarm's clock is CLOCK_MONOTONIC, which time.monotonic_ns reads too on
+# Linux, without a foreign call; checked once, else the library's own clock.
+_now_ns = time.monotonic_ns if abs(time.monotonic_ns() - _swarm_now_ns()) < 50_000_000 \
+    else _swarm_now_ns
 _TASK = struct.Struct("=QQQQqqiIQ")  # ... priority, reserved_, params (NULL: defaults)
 assert _TASK.size == ctypes.sizeof(swarm_task), "swarm_task layout changed"
 #: swarm_pool_result as raw bytes: size, status, worker, batch, task (9), start, end,
@@ -310,7 +314,8 @@ def _deliver(st: Optional[_PoolState], buf: Any, off: int) -> None:
          _params, start, end, out_len, response, output, _owned, _r2) = \
             _RESULT.unpack_from(buf, off)
         key = key or 0
-        t = st.pop(key)
+        t = st.tasks.pop(key, None)
+        _all_tasks.pop(key, None)
         if t is None:
             st.duplicates += 1
             log.error("pool delivered a task the table does not hold (id %d)", tid)

@@ -20,6 +20,12 @@ in completion order; exceptions from ``on_result`` are logged. So a worker takes
 per task (for a Python engine), not twice, and never waits for a slow ``on_result`` unless the
 result channel is full. ``stop`` and ``close`` block (GIL released) until every worker has left
 and every result has been delivered.
+
+Runs: a Python engine without its own ``infer_batch`` is flagged SWARM_ENGINE_F_SEQUENTIAL_BATCH,
+so when its calls are fast (under 20 us) and tasks are queued, a worker hands it a run of up to 64
+of them (at most its share of the queue) in one callback: one GIL acquisition per run instead of
+one per task. Each task of a run is still served by its own ``infer`` call with its own outcome;
+its :class:`PoolResult` reports ``batch`` = the run's length and the run's start/end times.
 """
 from __future__ import annotations
 
@@ -198,7 +204,8 @@ _EAGAIN = errors.WouldBlock.code
 @dataclasses.dataclass(**({"slots": True} if sys.version_info >= (3, 10) else {}))
 class PoolResult:
     """The outcome of one task: ``status`` 0 or a negative swarm_err, the engine's ``output``
-    (copied), ``error`` message, the worker slot, batch size and engine-call times (ns)."""
+    (copied), ``error`` message, the worker slot, batch size (the tasks in the engine call: a
+    dynamic batch, or a run of queued tasks for a Python engine) and engine-call times (ns)."""
     id: int
     status: int
     output: bytes

@@ -1326,7 +1326,13 @@ def _infer_run_tramp(self_: Optional[int], reqs: Any, resps: Any, n: int) -> int
                     view._call_resp(_swarm_response_set_error, rc, None, 0)
             except BaseException as exc:  # never into C
                 st.count(errors_=1)
-                _fail(view, exc, "infer", st)
+                code = _fail(view, exc, "infer", st)
+                if view is None:     # the view itself failed: fail the response directly
+                    try:
+                        msg = f"{type(exc).__name__}: {exc}".encode("utf-8", "replace")[:255]
+                        _swarm_response_set_error(rs[i], code, msg, 0)
+                    except BaseException:
+                        pass
             finally:
                 if view is not None:
                     view._end()

@@ -144,6 +144,32 @@ class TestPoolRuns(unittest.TestCase):
         finally:
             eng.close()
 
+    def test_a_view_that_cannot_be_built_fails_its_request_not_the_run(self):
+        # Reading a request can fail (say, extras a C host set that are not UTF-8): that request
+        # must fail with the error, never pass as an empty success; the others of the run run.
+        from libswarm import engine as E
+        real = E.Request
+
+        class Broken(real):
+            __slots__ = ()
+
+            def __init__(self, *a, **kw):
+                super().__init__(*a, **kw)
+                if self.payload == b"bad":
+                    raise UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte")
+
+        eng = swarm.Engine.from_python(lambda req: req.payload.upper(), log_level=None)
+        E.Request = Broken
+        try:
+            res = eng.infer_batch([b"a", b"bad", b"c"])
+        finally:
+            E.Request = real
+            eng.close()
+        self.assertEqual([r.status == 0 for r in res], [True, False, True])
+        self.assertEqual(res[0].output, b"A")
+        self.assertEqual(res[2].output, b"C")
+        self.assertIn("UnicodeDecodeError", res[1].error)
+
     def test_engine_with_its_own_infer_batch_is_not_given_runs(self):
         class Batched:
             def __init__(self):

@@ -83,6 +83,7 @@ typedef struct pool_slot {
     bool custom_params; /* worker-private: some request may still hold a task's params */
     bool fast;          /* worker-private: the last timed call took under TIME_ALWAYS_NS */
     uint32_t pf_next, pf_count; /* worker-private: prefetched tasks pf[pf_next..pf_count) */
+    uint32_t n_resps;           /* worker-private: resps[0..n_resps) exist (runs grow it) */
     swarm_task *pf;             /* [PREFETCH] when batch == 1 without runs */
 
     /* Set by resize/stop under mu with release; the worker's acquire load at the top of its
@@ -217,11 +218,15 @@ static pool_slot *slot_alloc(swarm_pool *p, uint32_t index)
         swarm_cancel_create(&s->wake, &p->alloc) != 0)
         goto fail;
     for (size_t i = 0; i < b; i++) {
-        if (!(s->resps[i] = resp_new(p)))
-            goto fail;
         swarm_request_init(&s->reqs[i]);
         s->req_ptrs[i] = &s->reqs[i];
     }
+    /* With runs only the first response is made here; a run grows the rest as the queue
+     * first asks for them (slot_grow), so a worker that never sees a long queue keeps one. */
+    s->n_resps = p->runs ? 1 : (uint32_t)b;
+    for (size_t i = 0; i < s->n_resps; i++)
+        if (!(s->resps[i] = resp_new(p)))
+            goto fail;
     s->weight = 1;
     return s;
 fail:
@@ -230,6 +235,18 @@ fail:
 }
 
 /* ---- the worker ---------------------------------------------------------------------------- */
+
+/* Makes responses for runs of up to @want tasks (at most 63 allocations over a slot's life: the
+ * array only grows); a failed allocation only keeps runs shorter. */
+static void slot_grow(swarm_pool *p, pool_slot *s, uint32_t want)
+{
+    while (s->n_resps < want) {
+        swarm_response *r = resp_new(p);
+        if (!r)
+            return;
+        s->resps[s->n_resps++] = r;
+    }
+}
 
 /* Leaves the loop: called by the worker with mu held. */
 static void worker_leave_locked(swarm_pool *p, pool_slot *s, bool start_failed)
@@ -484,6 +501,11 @@ static void *worker_main(void *arg)
             share = t > 1 ? share / t : share;
             if (share > RUN_MAX)
                 share = RUN_MAX;
+            if (share > s->n_resps) {
+                slot_grow(p, s, (uint32_t)share);
+                if (share > s->n_resps)
+                    share = s->n_resps;
+            }
             n = swarm_chan_recv_batch(p->opts.input, s->tasks, share > 1 ? (size_t)share : 1, 1, 0,
                                       wait, tok);
         } else if (p->batch == 1 && s->fast) {

@@ -1844,6 +1844,58 @@ static void test_pool_runs_take_a_fair_share(void **state)
     }
 }
 
+/* An allocator that refuses response buffers (the size response_capacity 777 gives) after the
+ * first three. */
+static _Atomic int resp_bufs;
+static void *stingy_alloc(void *ctx, size_t size, size_t align)
+{
+    (void)ctx;
+    if (size == 778 && atomic_fetch_add(&resp_bufs, 1) >= 3)
+        return NULL;
+    void *p = NULL;
+    return posix_memalign(&p, align < sizeof(void *) ? sizeof(void *) : align, size) == 0 ? p
+                                                                                          : NULL;
+}
+static void stingy_free(void *ctx, void *p, size_t size)
+{
+    (void)ctx;
+    (void)size;
+    free(p);
+}
+
+/* A run's responses are made when the queue first asks for them; when that allocation fails
+ * the runs only stay shorter: every task is still delivered once. */
+static void test_pool_runs_shorter_when_responses_cannot_grow(void **state)
+{
+    (void)state;
+    enum { N = 3000 };
+    atomic_store(&resp_bufs, 0);
+    test_engine te;
+    swarm_engine *e = make_engine_flags(&te, 1, SWARM_ENGINE_F_SEQUENTIAL_BATCH);
+    swarm_chan *ch = make_chan(N);
+    ledger l;
+    ledger_init(&l, N);
+    for (uint64_t i = 0; i < N; i++) {
+        swarm_task t = task_of(i);
+        assert_int_equal(swarm_chan_send(ch, &t), 0);
+    }
+    swarm_allocator a = {.alloc = stingy_alloc, .free = stingy_free, .ctx = NULL};
+    swarm_pool_opts po = pool_opts_of(ch, e, &l, 1, 32);
+    po.response_capacity = 777;
+    po.alloc = &a;
+    swarm_pool *p = create_pool(&po);
+    assert_int_equal(swarm_pool_stop(p, SWARM_WAIT_FOREVER, NULL, 0, NULL), 0);
+    ledger_check(&l, NULL);
+    assert_int_equal(atomic_load(&l.ok), N);
+    uint32_t mb = atomic_load(&l.max_batch);
+    if (mb < 2 || mb > 3)
+        fail_msg("largest run %u with 3 responses", mb);
+    swarm_pool_destroy(p);
+    swarm_engine_destroy(e);
+    swarm_chan_destroy(ch);
+    ledger_free(&l);
+}
+
 /* Runs need both the flag and an infer_batch slot, on the engine the pool holds (a decorator
  * around a flagged engine has its own ops: no runs); unknown flag bits are refused. */
 static void test_pool_runs_only_with_flag_and_infer_batch(void **state)
@@ -1955,6 +2007,7 @@ int main(void)
         SWARM_TEST(test_pool_sequential_engine_runs_queued_tasks),
         SWARM_TEST(test_pool_runs_only_with_flag_and_infer_batch),
         SWARM_TEST(test_pool_runs_take_a_fair_share),
+        SWARM_TEST(test_pool_runs_shorter_when_responses_cannot_grow),
         SWARM_TEST(test_pool_runs_stop_deadline_exactly_once),
         POOL_TEST_AS(test_pool_delivers_each_task_once, test_pool_delivers_each_task_once_seq),
         POOL_TEST_AS(test_pool_rapid_alternating_resizes, test_pool_rapid_alternating_resizes_seq),

@@ -1772,6 +1772,31 @@ static void test_pool_fork_child_gets_estate_not_deadlock(void **state)
 
 /* ---- runs: engines with SWARM_ENGINE_F_SEQUENTIAL_BATCH ---------------------------------- */
 
+/* Queues tasks 0..n-1 (the channel must have room). */
+static void queue_tasks(swarm_chan *ch, uint64_t n)
+{
+    for (uint64_t i = 0; i < n; i++) {
+        swarm_task t = task_of(i);
+        assert_int_equal(swarm_chan_send(ch, &t), 0);
+    }
+}
+
+/* A sequential-batch engine, a channel holding tasks 0..n-1 and their ledger. */
+typedef struct run_fx {
+    test_engine te;
+    swarm_engine *e;
+    swarm_chan *ch;
+    ledger l;
+} run_fx;
+
+static void run_fx_init(run_fx *f, uint64_t n)
+{
+    f->e = make_engine_flags(&f->te, 1, SWARM_ENGINE_F_SEQUENTIAL_BATCH);
+    f->ch = make_chan(n);
+    ledger_init(&f->l, n);
+    queue_tasks(f->ch, n);
+}
+
 /* A fast sequential-batch engine gets runs of queued tasks (1 < batch <= 64) through infer_batch:
  * fewer engine calls than tasks, every task delivered once with its own output, and every task
  * counted in the statistics (a run is always timed). */
@@ -1779,24 +1804,17 @@ static void test_pool_sequential_engine_runs_queued_tasks(void **state)
 {
     (void)state;
     enum { N = 5000 };
-    test_engine te;
-    swarm_engine *e = make_engine_flags(&te, 1, SWARM_ENGINE_F_SEQUENTIAL_BATCH);
-    swarm_chan *ch = make_chan(N);
-    ledger l;
-    ledger_init(&l, N);
-    for (uint64_t i = 0; i < N; i++) {
-        swarm_task t = task_of(i);
-        assert_int_equal(swarm_chan_send(ch, &t), 0);
-    }
-    swarm_pool *p = make_pool(ch, e, &l, 1, 1);
+    run_fx f;
+    run_fx_init(&f, N);
+    swarm_pool *p = make_pool(f.ch, f.e, &f.l, 1, 1);
     assert_int_equal(swarm_pool_stop(p, SWARM_WAIT_FOREVER, NULL, 0, NULL), 0);
-    ledger_check(&l, NULL);
-    assert_int_equal(atomic_load(&l.ok), N);
-    uint32_t mb = atomic_load(&l.max_batch);
+    ledger_check(&f.l, NULL);
+    assert_int_equal(atomic_load(&f.l.ok), N);
+    uint32_t mb = atomic_load(&f.l.max_batch);
     if (mb < 2 || mb > 64)
         fail_msg("largest run %u: expected 2..64", mb);
-    assert_true(atomic_load(&te.batch_calls) > 0);
-    assert_int_equal(atomic_load(&te.calls), N); /* infer_batch ran infer once per request */
+    assert_true(atomic_load(&f.te.batch_calls) > 0);
+    assert_int_equal(atomic_load(&f.te.calls), N); /* infer_batch ran infer once per request */
     swarm_pool_stats st = stats_of(p);
     assert_int_equal(st.completed, N);
     assert_int_equal(st.taken, N);
@@ -1809,10 +1827,7 @@ static void test_pool_sequential_engine_runs_queued_tasks(void **state)
     /* Runs are timed whole and count each task; only the single calls between them are
      * sampled, one period (16) at most off. */
     assert_true(count + 16 >= N && count <= N + 16);
-    swarm_pool_destroy(p);
-    swarm_engine_destroy(e);
-    swarm_chan_destroy(ch);
-    ledger_free(&l);
+    teardown(p, f.ch, f.e, &f.l);
 }
 
 /* A run takes at most its share of the queue (queued / target workers): 4 workers starting on
@@ -1822,25 +1837,15 @@ static void test_pool_runs_take_a_fair_share(void **state)
     (void)state;
     enum { N = 120, W = 4 };
     for (int round = 0; round < 20; round++) {
-        test_engine te;
-        swarm_engine *e = make_engine_flags(&te, 1, SWARM_ENGINE_F_SEQUENTIAL_BATCH);
-        swarm_chan *ch = make_chan(N);
-        ledger l;
-        ledger_init(&l, N);
-        for (uint64_t i = 0; i < N; i++) {
-            swarm_task t = task_of(i);
-            assert_int_equal(swarm_chan_send(ch, &t), 0);
-        }
-        swarm_pool *p = make_pool(ch, e, &l, W, 1);
+        run_fx f;
+        run_fx_init(&f, N);
+        swarm_pool *p = make_pool(f.ch, f.e, &f.l, W, 1);
         assert_int_equal(swarm_pool_stop(p, SWARM_WAIT_FOREVER, NULL, 0, NULL), 0);
-        ledger_check(&l, NULL);
-        uint32_t mb = atomic_load(&l.max_batch);
+        ledger_check(&f.l, NULL);
+        uint32_t mb = atomic_load(&f.l.max_batch);
         if (mb > N / W)
             fail_msg("round %d: a run of %u tasks with %d workers on %d queued", round, mb, W, N);
-        swarm_pool_destroy(p);
-        swarm_engine_destroy(e);
-        swarm_chan_destroy(ch);
-        ledger_free(&l);
+        teardown(p, f.ch, f.e, &f.l);
     }
 }
 
@@ -1870,30 +1875,20 @@ static void test_pool_runs_shorter_when_responses_cannot_grow(void **state)
     (void)state;
     enum { N = 3000 };
     atomic_store(&resp_bufs, 0);
-    test_engine te;
-    swarm_engine *e = make_engine_flags(&te, 1, SWARM_ENGINE_F_SEQUENTIAL_BATCH);
-    swarm_chan *ch = make_chan(N);
-    ledger l;
-    ledger_init(&l, N);
-    for (uint64_t i = 0; i < N; i++) {
-        swarm_task t = task_of(i);
-        assert_int_equal(swarm_chan_send(ch, &t), 0);
-    }
+    run_fx f;
+    run_fx_init(&f, N);
     swarm_allocator a = {.alloc = stingy_alloc, .free = stingy_free, .ctx = NULL};
-    swarm_pool_opts po = pool_opts_of(ch, e, &l, 1, 32);
+    swarm_pool_opts po = pool_opts_of(f.ch, f.e, &f.l, 1, 32);
     po.response_capacity = 777;
     po.alloc = &a;
     swarm_pool *p = create_pool(&po);
     assert_int_equal(swarm_pool_stop(p, SWARM_WAIT_FOREVER, NULL, 0, NULL), 0);
-    ledger_check(&l, NULL);
-    assert_int_equal(atomic_load(&l.ok), N);
-    uint32_t mb = atomic_load(&l.max_batch);
+    ledger_check(&f.l, NULL);
+    assert_int_equal(atomic_load(&f.l.ok), N);
+    uint32_t mb = atomic_load(&f.l.max_batch);
     if (mb < 2 || mb > 3)
         fail_msg("largest run %u with 3 responses", mb);
-    swarm_pool_destroy(p);
-    swarm_engine_destroy(e);
-    swarm_chan_destroy(ch);
-    ledger_free(&l);
+    teardown(p, f.ch, f.e, &f.l);
 }
 
 /* Runs need both the flag and an infer_batch slot, on the engine the pool holds (a decorator
@@ -1920,10 +1915,7 @@ static void test_pool_runs_only_with_flag_and_infer_batch(void **state)
         swarm_chan *ch = make_chan(N);
         ledger l;
         ledger_init(&l, N);
-        for (uint64_t i = 0; i < N; i++) {
-            swarm_task t = task_of(i);
-            assert_int_equal(swarm_chan_send(ch, &t), 0);
-        }
+        queue_tasks(ch, N);
         swarm_pool *p = make_pool(ch, e, &l, 1, 1);
         assert_int_equal(swarm_pool_stop(p, SWARM_WAIT_FOREVER, NULL, 0, NULL), 0);
         ledger_check(&l, NULL);
@@ -1931,10 +1923,7 @@ static void test_pool_runs_only_with_flag_and_infer_batch(void **state)
             fail_msg("case %d: a run of %u", c, atomic_load(&l.max_batch));
         assert_int_equal(atomic_load(&te.batch_calls), 0);
         assert_int_equal(stats_of(p).batches, N);
-        swarm_pool_destroy(p);
-        swarm_engine_destroy(e); /* the decorator owns inner */
-        swarm_chan_destroy(ch);
-        ledger_free(&l);
+        teardown(p, ch, e, &l); /* the decorator owns inner */
     }
     swarm_engine_ops ops;
     memset(&ops, 0, sizeof ops);
@@ -1958,16 +1947,9 @@ static void test_pool_runs_stop_deadline_exactly_once(void **state)
     (void)state;
     enum { N = 200000 };
     for (int round = 0; round < 3; round++) {
-        test_engine te;
-        swarm_engine *e = make_engine_flags(&te, 1, SWARM_ENGINE_F_SEQUENTIAL_BATCH);
-        swarm_chan *ch = make_chan(N);
-        ledger l;
-        ledger_init(&l, N);
-        for (uint64_t i = 0; i < N; i++) {
-            swarm_task t = task_of(i);
-            assert_int_equal(swarm_chan_send(ch, &t), 0);
-        }
-        swarm_pool *p = make_pool(ch, e, &l, 2, 1);
+        run_fx f;
+        run_fx_init(&f, N);
+        swarm_pool *p = make_pool(f.ch, f.e, &f.l, 2, 1);
         sleep_ns((1 + round) * MS);
         swarm_task *left = calloc(N, sizeof *left);
         uint8_t *returned = calloc(N, 1);
@@ -1981,17 +1963,14 @@ static void test_pool_runs_stop_deadline_exactly_once(void **state)
             assert_true(left[i].id < N);
             returned[left[i].id]++;
         }
-        ledger_check(&l, returned);
+        ledger_check(&f.l, returned);
         swarm_pool_stats st = stats_of(p);
         assert_int_equal(st.completed + st.failed + n_left, N);
         assert_int_equal(st.taken + n_left, N);
         assert_int_equal(st.live, 0);
         free(left);
         free(returned);
-        swarm_pool_destroy(p);
-        swarm_engine_destroy(e);
-        swarm_chan_destroy(ch);
-        ledger_free(&l);
+        teardown(p, f.ch, f.e, &f.l);
     }
 }
 

@@ -71,7 +71,10 @@ typedef struct swarm_chan_opts {
                                        (7 growing pause bursts, then 3 yields); larger
                                        values are clamped to 1000; UINT32_MAX: never spin.
                                        Timeouts and cancel tokens are honoured while
-                                       spinning */
+                                       spinning. Since 0.3.1 each direction learns: a phase
+                                       (bursts, yields) whose waits keep ending without
+                                       the element is skipped, and tried again every 16th
+                                       wait */
     uint32_t reserved_;           /**< keep 0 */
 } swarm_chan_opts;
 

@@ -1456,9 +1456,15 @@ class Engine(_Handle):
     @classmethod
     def from_python(cls, obj: Any, name: Optional[str] = None, *,
                     allocator: Optional[Allocator] = None,
-                    log_level: Any = ENGINE_LOG_LEVEL) -> "Engine":
+                    log_level: Any = ENGINE_LOG_LEVEL, runs: bool = True) -> "Engine":
         """Wrap a Python object with ``infer(request)`` (see the module docstring) into an
         engine that C threads (pool workers, decorators) can call.
+
+        ``runs`` (default True, for an object without its own ``infer_batch``): the engine is
+        flagged SWARM_ENGINE_F_SEQUENTIAL_BATCH, so a pool may hand it runs of queued tasks in
+        one callback (one GIL acquisition per run; see :mod:`libswarm.pool`). False: one
+        callback per task, the GIL released between tasks (another thread waiting for it gets
+        in sooner), at a higher cost per task.
 
         ``log_level``: the level of the one log line written per failed call (logger
         ``"swarm"``; the traceback only with the first failure of each exception type);
@@ -1482,9 +1488,11 @@ class Engine(_Handle):
         ops.version = ENGINE_OPS_VERSION
         ops.name = st.name.encode()
         ops.infer = _INFER_TRAMP
+        if not isinstance(runs, bool):
+            raise TypeError(f"runs must be a bool, not {type(runs).__name__}")
         if st.has_batch:
             ops.infer_batch = _INFER_BATCH_TRAMP
-        else:
+        elif runs:
             ops.infer_batch = _INFER_RUN_TRAMP
             ops.flags = ENGINE_F_SEQUENTIAL_BATCH
         if st.has_cancel:

@@ -26,6 +26,7 @@ so when its calls are fast (under 20 us) and tasks are queued, a worker hands it
 of them (at most its share of the queue) in one callback: one GIL acquisition per run instead of
 one per task. Each task of a run is still served by its own ``infer`` call with its own outcome;
 its :class:`PoolResult` reports ``batch`` = the run's length and the run's start/end times.
+``Engine.from_python(obj, runs=False)`` turns runs off (one callback per task).
 """
 from __future__ import annotations
 

@@ -170,6 +170,17 @@ class TestPoolRuns(unittest.TestCase):
         self.assertEqual(res[2].output, b"C")
         self.assertIn("UnicodeDecodeError", res[1].error)
 
+    def test_runs_false_gives_one_call_per_task(self):
+        eng = swarm.Engine.from_python(lambda req: b"x", runs=False)
+        pool, futs = queue_then_start(eng, 500, 2)
+        try:
+            self.assertEqual({f.result(60).batch for f in futs.values()}, {1})
+        finally:
+            pool.close()
+            eng.close()
+        with self.assertRaises(TypeError):
+            swarm.Engine.from_python(lambda req: b"", runs=1)
+
     def test_engine_with_its_own_infer_batch_is_not_given_runs(self):
         class Batched:
             def __init__(self):

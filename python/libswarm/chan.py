@@ -536,76 +536,48 @@ class _ChanBase(_Handle):
         finally:
             self._leave()
 
-    def _raw_send_batch(self, elems: int, n: int, timeout: Optional[float],
-                        cancel: Optional[CancelToken]) -> int:
-        """``elems``: the address of n packed elements. Returns the count sent or a negative
-        code; raises Interrupted(count) on Ctrl-C. Call it through _INVOKE."""
-        tns = to_ns(timeout)
-        sent = [0]
+    def _raw_batch(self, send: bool, buf: int, limit: int, want: int, lns: int, tns: int,
+                   cancel: Optional[CancelToken]) -> int:
+        """The blocking send_batch (``send``) or recv_batch of at most ``limit`` elements at
+        the address ``buf``, done once ``want`` have moved (send: all of them; recv: its
+        min_items, ``lns`` its linger). Returns the count moved or a negative code; raises
+        Interrupted(count) on Ctrl-C (the caller keeps what moved). Call it through _INVOKE."""
+        done = [0]
+        es = self._esize
         try:
             p = self._enter()
             try:
                 cp = self._cancel_enter(cancel)
+
+                def one(ns: int) -> int:
+                    d = done[0]
+                    if send:
+                        rc = _INVOKE[_partial(_swarm_chan_send_batch, p, buf + d * es, limit - d,
+                                              ns, cp)]
+                    else:
+                        rc = _INVOKE[_partial(_swarm_chan_recv_batch, p, buf + d * es, limit - d,
+                                              max(want - d, 1), lns, ns, cp)]
+                    if rc > 0:
+                        done[0] += rc
+                    return rc
+
+                def part(ns: int) -> int:
+                    rc = one(ns)
+                    if rc > 0:
+                        return 0 if done[0] >= want else _ETIMEDOUT_   # go on
+                    return rc
                 try:
                     if tns == 0 or not on_main_thread():
-                        rc = _INVOKE[_partial(_swarm_chan_send_batch, p, elems, n, tns, cp)]
-                        sent[0] = max(rc, 0)
-                        return rc
-                    es = self._esize
-
-                    def part(ns: int) -> int:
-                        rc = _INVOKE[_partial(_swarm_chan_send_batch, p, elems + sent[0] * es,
-                                              n - sent[0], ns, cp)]
-                        if rc > 0:
-                            sent[0] += rc
-                            return 0 if sent[0] == n else _ETIMEDOUT_   # go on
-                        return rc
+                        return one(tns)
                     rc = _INVOKE[_partial(sliced, part, tns)]
-                    return sent[0] if sent[0] else rc
+                    return done[0] if done[0] else rc
                 finally:
                     if cancel is not None:
                         cancel._leave()
             finally:
                 self._leave()
         except (Interrupted, KeyboardInterrupt):
-            raise Interrupted(sent[0]) from None
-
-    def _raw_recv_batch(self, out: int, max_items: int, min_items: int, lns: int, tns: int,
-                        cancel: Optional[CancelToken]) -> int:
-        """The blocking recv_batch into the buffer at address ``out`` (arguments validated by
-        _batch_args). Returns the count taken or a negative code; raises Interrupted(count)
-        on Ctrl-C (the caller keeps the elements taken). Call it through _INVOKE."""
-        got = [0]
-        try:
-            p = self._enter()
-            try:
-                cp = self._cancel_enter(cancel)
-                try:
-                    if tns == 0 or not on_main_thread():
-                        rc = _INVOKE[_partial(_swarm_chan_recv_batch, p, out, max_items,
-                                              min_items, lns, tns, cp)]
-                        got[0] = max(rc, 0)
-                        return rc
-                    es = self._esize
-                    want = max(min_items, 1)
-
-                    def part(ns: int) -> int:
-                        g = got[0]
-                        rc = _INVOKE[_partial(_swarm_chan_recv_batch, p, out + g * es,
-                                              max_items - g, max(want - g, 1), lns, ns, cp)]
-                        if rc > 0:
-                            got[0] += rc
-                            return 0 if got[0] >= want else _ETIMEDOUT_
-                        return rc
-                    rc = _INVOKE[_partial(sliced, part, tns)]
-                    return got[0] if got[0] else rc
-                finally:
-                    if cancel is not None:
-                        cancel._leave()
-            finally:
-                self._leave()
-        except (Interrupted, KeyboardInterrupt):
-            raise Interrupted(got[0]) from None
+            raise Interrupted(done[0]) from None
 
     def _fast_failed(self, rc: int) -> bool:
         """After a fast call returned ``rc`` < 0: raise HandleClosed if the channel was
@@ -659,15 +631,15 @@ class _ChanBase(_Handle):
                     if n == max_items or tns == 0 or (n >= min_items and lns == 0):
                         return n
             if got == 0:
-                return _INVOKE[_partial(self._raw_recv_batch, addr, max_items, min_items, lns,
-                                        tns, cancel)]
+                return _INVOKE[_partial(self._raw_batch, False, addr, max_items,
+                                        max(min_items, 1), lns, tns, cancel)]
             # Some taken already: wait for the rest of min_items, or (min reached) for at most
             # the linger, which C counts from the first element, taken just now.
             if got >= min_items:
                 rest_min, tns = 1, (lns if tns < 0 else min(tns, lns))
             else:
                 rest_min = min_items - got
-            rest = _INVOKE[_partial(self._raw_recv_batch, addr + got * self._esize,
+            rest = _INVOKE[_partial(self._raw_batch, False, addr + got * self._esize,
                                     max_items - got, rest_min, lns, tns, cancel)]
             return got + rest if rest > 0 else got
         except Interrupted as it:
@@ -696,8 +668,8 @@ class _ChanBase(_Handle):
                     if rc == _EINVAL and self._cell.value is None:
                         raise self._closed_error()
                     return rc
-            rest = _INVOKE[_partial(self._raw_send_batch, addr + sent * self._esize, k - sent,
-                                    timeout, cancel)]
+            rest = _INVOKE[_partial(self._raw_batch, True, addr + sent * self._esize, k - sent,
+                                    k - sent, 0, tns, cancel)]
             return sent + rest if rest > 0 else (sent if sent else rest)
         except Interrupted as it:
             raise Interrupted(sent + max(it.rc, 0)) from None
